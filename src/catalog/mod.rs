@@ -1,0 +1,269 @@
+//! The merged catalog: every target's tools, prompts, resources and templates under exposed names.
+
+pub mod cursor;
+pub mod fetch;
+pub mod naming;
+
+pub use fetch::TargetItems;
+pub use naming::Namer;
+
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// The four kinds of listed items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    /// `tools/list`.
+    Tools,
+    /// `prompts/list`.
+    Prompts,
+    /// `resources/list`.
+    Resources,
+    /// `resources/templates/list`.
+    Templates,
+}
+
+impl ItemKind {
+    /// Every kind, in slot order.
+    pub const ALL: [ItemKind; 4] = [Self::Tools, Self::Prompts, Self::Resources, Self::Templates];
+
+    /// The list method.
+    pub fn list_method(self) -> &'static str {
+        ["tools/list", "prompts/list", "resources/list", "resources/templates/list"][self.slot()]
+    }
+
+    /// The array key in a list result.
+    pub fn result_key(self) -> &'static str {
+        ["tools", "prompts", "resources", "resourceTemplates"][self.slot()]
+    }
+
+    /// The field that identifies an item.
+    pub fn id_field(self) -> &'static str {
+        ["name", "name", "uri", "uriTemplate"][self.slot()]
+    }
+
+    /// The `list_changed` notification for this kind (templates share the resources one).
+    pub fn list_changed(self) -> &'static str {
+        ["notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed", "notifications/resources/list_changed"][self.slot()]
+    }
+
+    /// The kind listed by `method`.
+    pub fn from_list_method(method: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.list_method() == method)
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// One exposed item and where it comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The name (or URI) clients see.
+    pub exposed: String,
+    /// The target that owns it.
+    pub target: String,
+    /// The target's own name (or URI) for it.
+    pub original: String,
+    /// The item as the target described it, with the exposed name written in.
+    pub item: Value,
+}
+
+/// Two targets exposing the same name: the first keeps it, the other's item is hidden.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collision {
+    /// Which list.
+    pub kind: &'static str,
+    /// The contested exposed name.
+    pub name: String,
+    /// The target that keeps it.
+    pub kept_by: String,
+    /// The target whose item is hidden.
+    pub hidden_from: String,
+}
+
+/// One target's contribution to a merge.
+pub struct MergeInput<'a> {
+    /// Target name.
+    pub target: &'a str,
+    /// Tool namer.
+    pub tools: &'a Namer,
+    /// Prompt namer.
+    pub prompts: &'a Namer,
+    /// What the target listed, or `None` when it could not be reached.
+    pub items: Option<&'a TargetItems>,
+}
+
+/// The merged view clients see.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    lists: [Vec<Entry>; 4],
+    index: [HashMap<String, usize>; 4],
+    /// Every collision found in the last merge.
+    pub collisions: Vec<Collision>,
+    /// Exposed names some client APIs would reject (over 64 characters) or MCP forbids.
+    pub unfriendly_names: Vec<String>,
+    /// Smallest `ttlMs` any target sent.
+    pub ttl_ms: Option<u64>,
+    /// True when any target marked a list `private`.
+    pub private: bool,
+}
+
+impl Catalog {
+    /// Merges targets in config order; `previous` lets an existing owner keep a contested name.
+    pub fn merge(inputs: &[MergeInput<'_>], previous: Option<&Catalog>) -> Self {
+        let mut catalog = Self::default();
+        for kind in ItemKind::ALL {
+            let candidates = inputs.iter().filter_map(|input| Some((input, input.items?))).flat_map(|(input, items)| {
+                items.lists[kind.slot()].iter().filter_map(move |item| expose(kind, input, item))
+            });
+            let mut entries: Vec<Entry> = Vec::new();
+            let mut index: HashMap<String, usize> = HashMap::new();
+            for entry in candidates {
+                let Some(&existing) = index.get(&entry.exposed) else {
+                    index.insert(entry.exposed.clone(), entries.len());
+                    entries.push(entry);
+                    continue;
+                };
+                let previous_owner = previous.and_then(|p| p.lookup(kind, &entry.exposed)).map(|e| e.target.as_str());
+                let (kept, hidden) = if previous_owner == Some(entry.target.as_str()) {
+                    (entry, std::mem::replace(&mut entries[existing], Entry { exposed: String::new(), target: String::new(), original: String::new(), item: Value::Null }))
+                } else {
+                    (entries[existing].clone(), entry)
+                };
+                catalog.collisions.push(Collision { kind: kind.result_key(), name: kept.exposed.clone(), kept_by: kept.target.clone(), hidden_from: hidden.target });
+                entries[existing] = kept;
+            }
+            if matches!(kind, ItemKind::Tools | ItemKind::Prompts) {
+                catalog.unfriendly_names.extend(
+                    entries.iter().filter(|e| !naming::is_valid_exposed_name(&e.exposed) || e.exposed.len() > naming::CLIENT_FRIENDLY_NAME_LEN).map(|e| e.exposed.clone()),
+                );
+            }
+            catalog.lists[kind.slot()] = entries;
+            catalog.index[kind.slot()] = index;
+        }
+        for items in inputs.iter().filter_map(|i| i.items) {
+            if let Some(ttl) = items.ttl_ms {
+                catalog.ttl_ms = Some(catalog.ttl_ms.map_or(ttl, |t| t.min(ttl)));
+            }
+            catalog.private |= items.private;
+        }
+        catalog
+    }
+
+    /// The entry exposed as `name` in a list.
+    pub fn lookup(&self, kind: ItemKind, name: &str) -> Option<&Entry> {
+        self.index[kind.slot()].get(name).map(|&i| &self.lists[kind.slot()][i])
+    }
+
+    /// All entries of a kind, in merged order.
+    pub fn entries(&self, kind: ItemKind) -> &[Entry] {
+        &self.lists[kind.slot()]
+    }
+
+    /// The target that serves `uri`: a listed resource first, then the first matching template.
+    pub fn route_uri(&self, uri: &str) -> Option<&str> {
+        if let Some(entry) = self.lookup(ItemKind::Resources, uri) {
+            return Some(&entry.target);
+        }
+        self.entries(ItemKind::Templates).iter().find(|e| template_matches(&e.original, uri)).map(|e| e.target.as_str())
+    }
+
+    /// True when a kind's list differs between two catalogs (drives `list_changed`).
+    pub fn differs(&self, other: &Catalog, kind: ItemKind) -> bool {
+        self.lists[kind.slot()] != other.lists[kind.slot()]
+    }
+}
+
+fn expose(kind: ItemKind, input: &MergeInput<'_>, item: &Value) -> Option<Entry> {
+    let original = item.get(kind.id_field())?.as_str()?.to_owned();
+    let exposed = match kind {
+        ItemKind::Tools => input.tools.expose(&original)?,
+        ItemKind::Prompts => input.prompts.expose(&original)?,
+        ItemKind::Resources | ItemKind::Templates => original.clone(),
+    };
+    let mut item = item.clone();
+    if let Some(object) = item.as_object_mut() {
+        object.insert(kind.id_field().into(), Value::String(exposed.clone()));
+    }
+    Some(Entry { exposed, target: input.target.to_owned(), original, item })
+}
+
+/// Matches a URI against an RFC 6570 template, treating each `{expression}` as a wildcard.
+pub fn template_matches(template: &str, uri: &str) -> bool {
+    let mut pattern = String::with_capacity(template.len());
+    let mut in_expression = false;
+    for c in template.chars() {
+        match c {
+            '{' => {
+                in_expression = true;
+                pattern.push('*');
+            }
+            '}' => in_expression = false,
+            // Escape glob characters that are literal in the template.
+            '*' | '?' if !in_expression => return literal_prefix_match(template, uri),
+            c if !in_expression => pattern.push(c),
+            _ => {}
+        }
+    }
+    naming::glob_match(&pattern, uri)
+}
+
+fn literal_prefix_match(template: &str, uri: &str) -> bool {
+    let literal = template.split('{').next().unwrap_or(template);
+    !literal.is_empty() && uri.starts_with(literal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::schema::FilterSpec;
+    use serde_json::json;
+
+    fn items(tools: &[&str]) -> TargetItems {
+        let mut items = TargetItems::default();
+        items.lists[0] = tools.iter().map(|n| json!({"name": n, "inputSchema": {"type":"object"}, "x-extra": 1})).collect();
+        items.lists[3] = vec![json!({"uriTemplate": "file:///{path}", "name": "files"})];
+        items
+    }
+
+    #[test]
+    fn prefixes_keep_unknown_fields_and_report_collisions() {
+        let plain = Namer::new("", &FilterSpec::default());
+        let (a, b) = (items(&["add", "echo"]), items(&["echo", "sub"]));
+        let inputs = [
+            MergeInput { target: "a", tools: &plain, prompts: &plain, items: Some(&a) },
+            MergeInput { target: "b", tools: &plain, prompts: &plain, items: Some(&b) },
+        ];
+        let catalog = Catalog::merge(&inputs, None);
+        let names: Vec<_> = catalog.entries(ItemKind::Tools).iter().map(|e| e.exposed.as_str()).collect();
+        assert_eq!(names, ["add", "echo", "sub"]);
+        assert_eq!(catalog.lookup(ItemKind::Tools, "echo").unwrap().target, "a");
+        assert_eq!(catalog.lookup(ItemKind::Tools, "sub").unwrap().item["x-extra"], 1);
+        assert_eq!(catalog.collisions, vec![Collision { kind: "tools", name: "echo".into(), kept_by: "a".into(), hidden_from: "b".into() }]);
+        assert_eq!(catalog.route_uri("file:///etc/x"), Some("a"));
+    }
+
+    #[test]
+    fn an_existing_owner_keeps_its_name_when_a_target_is_added_before_it() {
+        let plain = Namer::new("", &FilterSpec::default());
+        let (old, new) = (items(&["echo"]), items(&["echo"]));
+        let before = Catalog::merge(&[MergeInput { target: "old", tools: &plain, prompts: &plain, items: Some(&old) }], None);
+        let after = Catalog::merge(
+            &[
+                MergeInput { target: "new", tools: &plain, prompts: &plain, items: Some(&new) },
+                MergeInput { target: "old", tools: &plain, prompts: &plain, items: Some(&old) },
+            ],
+            Some(&before),
+        );
+        assert_eq!(after.lookup(ItemKind::Tools, "echo").unwrap().target, "old");
+        assert_eq!(after.collisions[0].hidden_from, "new");
+    }
+
+    #[test]
+    fn templates_match_uris() {
+        assert!(template_matches("users://{id}/profile", "users://42/profile"));
+        assert!(!template_matches("users://{id}/profile", "users://42/settings"));
+    }
+}

@@ -1,0 +1,117 @@
+//! The config: its YAML schema, validation with key paths, loading, and the live watcher.
+
+pub mod duration;
+pub mod schema;
+pub mod validate;
+pub mod watch;
+
+pub use validate::{Config, Problem, TargetConfig};
+
+use std::path::{Path, PathBuf};
+
+/// Why a config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not YAML of the expected shape (unknown keys, wrong types).
+    #[error("config file {path} is not valid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the key path and line.
+        message: String,
+    },
+    /// The file parsed but some values are wrong.
+    #[error("config file {path} has {} problem(s):\n  {}", problems.len(), problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+/// Parses and validates config text; `path` is only used in messages.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let file: schema::ConfigFile = if text.trim().is_empty() {
+        schema::ConfigFile { targets: Vec::new() }
+    } else {
+        yaml_serde::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?
+    };
+    validate::validate(file).map_err(|problems| ConfigError::Invalid {
+        path: path.to_owned(),
+        problems,
+    })
+}
+
+/// Reads, parses and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<(Config, String), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let config = parse(&text, path)?;
+    Ok((config, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> String {
+        parse(text, Path::new("c.yaml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn accepts_the_design_example_and_fills_defaults() {
+        let config = parse(
+            "targets:\n  - name: math\n    url: http://math:8080/mcp\n    tools: { allow: [\"add\", \"mul*\"], rename: { add: plus } }\n    timeout: 5s\n  - name: date\n    url: https://date/mcp\n    prefix: \"\"\n    protocol: legacy\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        assert_eq!(config.targets[0].prefix, "math");
+        assert_eq!(config.targets[0].timeout, std::time::Duration::from_secs(5));
+        assert_eq!(config.targets[1].prefix, "");
+        assert_eq!(config.targets[1].timeout, validate::DEFAULT_TIMEOUT);
+        assert_eq!(config.targets[1].protocol, schema::ProtocolChoice::Legacy);
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let message = errors("targets:\n  - name: a\n    url: http://a/mcp\n    colour: red\n");
+        assert!(message.contains("targets[0]"), "{message}");
+        assert!(message.contains("colour"), "{message}");
+    }
+
+    #[test]
+    fn semantic_problems_name_their_paths() {
+        let message = errors(
+            "targets:\n  - name: a\n    url: http://a/mcp\n  - name: a\n    url: ftp://b\n    timeout: 3\n  - name: Bad_Name\n    url: https://c/mcp\n    tls: { cert: /nonexistent/tls.crt }\n",
+        );
+        for expected in [
+            "targets[1].name: `a` is used by an earlier target",
+            "targets[1].url: `ftp://b` must start with http:// or https://",
+            "targets[1].timeout: `3` has no unit",
+            "targets[2].name: `Bad_Name` is not a DNS label",
+            "targets[2].tls.cert: cannot read `/nonexistent/tls.crt`",
+            "targets[2].tls: `cert` and `key` go together",
+        ] {
+            assert!(message.contains(expected), "missing {expected:?} in:\n{message}");
+        }
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_config() {
+        assert!(parse("", Path::new("c.yaml")).unwrap().targets.is_empty());
+    }
+}

@@ -1,0 +1,105 @@
+//! The config file as users write it (YAML, camelCase keys, unknown keys rejected).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The whole config file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Upstream MCP servers, in priority order (the first one keeps a contested name).
+    #[serde(default)]
+    pub targets: Vec<TargetSpec>,
+}
+
+/// One upstream MCP server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetSpec {
+    /// DNS-label style name, unique in the file.
+    pub name: String,
+    /// Streamable HTTP endpoint of the server.
+    pub url: String,
+    /// Prefix joined to exposed names with `_`; defaults to the name, `""` keeps names as they are.
+    pub prefix: Option<String>,
+    /// TLS files for an `https` URL.
+    pub tls: Option<TlsSpec>,
+    /// Credentials presented to the server.
+    pub auth: Option<AuthSpec>,
+    /// Which tools are exposed and under what names.
+    #[serde(default)]
+    pub tools: FilterSpec,
+    /// Which prompts are exposed and under what names.
+    #[serde(default)]
+    pub prompts: FilterSpec,
+    /// Per-request deadline, e.g. `30s` (progress notifications extend it).
+    pub timeout: Option<String>,
+    /// Which protocol era to speak; `auto` probes.
+    #[serde(default)]
+    pub protocol: ProtocolChoice,
+}
+
+/// TLS settings: a CA bundle to trust, and optionally a client certificate for mTLS.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// PEM bundle of trusted CAs; the system roots are used when absent.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain (mTLS).
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+    /// Name to verify in the server certificate, when it differs from the URL host.
+    pub server_name: Option<String>,
+}
+
+/// Outbound credentials for one target.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum AuthSpec {
+    /// A projected ServiceAccount token, sent as a bearer token.
+    ServiceAccountToken {
+        /// The audience the token was minted for (documented; the kubelet enforces it).
+        audience: String,
+        /// Where the token file is; defaults to the injected projection.
+        path: Option<PathBuf>,
+    },
+    /// A header whose value is read from a file (a mounted Secret).
+    Header {
+        /// Header name, e.g. `Authorization` or `X-Api-Key`.
+        name: String,
+        /// File holding the value; re-read when it changes.
+        value_file: PathBuf,
+    },
+    /// Forward the agent's own `Authorization` header (off unless asked for).
+    Passthrough(bool),
+}
+
+/// Allow/deny glob lists and a rename table for one kind of item.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    /// Globs (`*`, `?`) of upstream names to expose; empty means all.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Globs of upstream names to hide; wins over `allow`.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Upstream name to the name used before prefixing.
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+}
+
+/// Which protocol era a target speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolChoice {
+    /// Probe with `server/discover`, fall back to `initialize`.
+    #[default]
+    Auto,
+    /// Always speak 2026-07-28.
+    Modern,
+    /// Always speak the 2025 session protocol.
+    Legacy,
+}

@@ -1,0 +1,211 @@
+//! Turns a parsed [`ConfigFile`] into a checked [`Config`], naming the key path of every problem.
+
+use super::duration::parse_duration;
+use super::schema::{AuthSpec, ConfigFile, FilterSpec, ProtocolChoice, TargetSpec, TlsSpec};
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Deadline used when a target sets none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A config that passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Targets in priority order.
+    pub targets: Vec<TargetConfig>,
+}
+
+/// One checked target with its defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConfig {
+    /// Unique DNS-label name.
+    pub name: String,
+    /// Endpoint URL.
+    pub url: http::Uri,
+    /// Prefix for exposed names (may be empty).
+    pub prefix: String,
+    /// TLS files, for `https` targets.
+    pub tls: Option<TlsSpec>,
+    /// Outbound credentials.
+    pub auth: Option<AuthSpec>,
+    /// Tool filter and renames.
+    pub tools: FilterSpec,
+    /// Prompt filter and renames.
+    pub prompts: FilterSpec,
+    /// Per-request deadline.
+    pub timeout: Duration,
+    /// Pinned or probed protocol era.
+    pub protocol: ProtocolChoice,
+}
+
+/// One thing wrong with the config, at a key path such as `targets[1].url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where in the file.
+    pub path: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Checks every target and returns all problems found, not just the first.
+pub fn validate(file: ConfigFile) -> Result<Config, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut seen_names = HashSet::new();
+    let mut targets = Vec::with_capacity(file.targets.len());
+    for (index, spec) in file.targets.into_iter().enumerate() {
+        let mut report = |key: &str, message: String| {
+            problems.push(Problem {
+                path: format!("targets[{index}]{}{key}", if key.is_empty() { "" } else { "." }),
+                message,
+            })
+        };
+        if !seen_names.insert(spec.name.clone()) {
+            report("name", format!("`{}` is used by an earlier target", spec.name));
+        }
+        if let Some(target) = check_target(spec, &mut report) {
+            targets.push(target);
+        }
+    }
+    if problems.is_empty() {
+        Ok(Config { targets })
+    } else {
+        Err(problems)
+    }
+}
+
+fn check_target(spec: TargetSpec, report: &mut impl FnMut(&str, String)) -> Option<TargetConfig> {
+    let mut failed = false;
+    let mut fail = |key: &str, message: String| {
+        failed = true;
+        report(key, message)
+    };
+    if !is_dns_label(&spec.name) {
+        fail(
+            "name",
+            format!(
+                "`{}` is not a DNS label (1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit)",
+                spec.name
+            ),
+        );
+    }
+    let url = check_url(&spec.url, spec.tls.is_some()).map_err(|m| fail("url", m)).ok();
+    let prefix = spec.prefix.clone().unwrap_or_else(|| spec.name.clone());
+    if prefix.len() > 64 || !prefix.chars().all(is_name_char) {
+        fail("prefix", format!("`{prefix}` may only hold A-Z, a-z, 0-9, '_', '.', '-' (at most 64)"));
+    }
+    if let Some(tls) = &spec.tls {
+        check_tls(tls, &mut fail);
+    }
+    if let Some(auth) = &spec.auth {
+        check_auth(auth, &mut fail);
+    }
+    check_filter("tools", &spec.tools, &mut fail);
+    check_filter("prompts", &spec.prompts, &mut fail);
+    let timeout = match &spec.timeout {
+        None => Some(DEFAULT_TIMEOUT),
+        Some(text) => parse_duration(text).map_err(|m| fail("timeout", m)).ok(),
+    };
+    if failed {
+        return None;
+    }
+    Some(TargetConfig {
+        name: spec.name,
+        url: url?,
+        prefix,
+        tls: spec.tls,
+        auth: spec.auth,
+        tools: spec.tools,
+        prompts: spec.prompts,
+        timeout: timeout?,
+        protocol: spec.protocol,
+    })
+}
+
+fn check_url(text: &str, has_tls: bool) -> Result<http::Uri, String> {
+    let url: http::Uri = text.parse().map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    match url.scheme_str() {
+        Some("http") if has_tls => Err("`tls` is set but the URL is not https".into()),
+        Some("http") | Some("https") => match url.host() {
+            Some(host) if !host.is_empty() => Ok(url),
+            _ => Err(format!("`{text}` has no host")),
+        },
+        _ => Err(format!("`{text}` must start with http:// or https://")),
+    }
+}
+
+fn check_tls(tls: &TlsSpec, fail: &mut impl FnMut(&str, String)) {
+    for (key, path) in [("tls.ca", &tls.ca), ("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+        if let Some(path) = path {
+            check_readable(path).unwrap_or_else(|m| fail(key, m));
+        }
+    }
+    if tls.cert.is_some() != tls.key.is_some() {
+        fail("tls", "`cert` and `key` go together: set both for mTLS, or neither".into());
+    }
+    if let Some(name) = &tls.server_name
+        && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
+    {
+        fail("tls.serverName", format!("`{name}` is not a DNS name or IP address"));
+    }
+}
+
+fn check_auth(auth: &AuthSpec, fail: &mut impl FnMut(&str, String)) {
+    match auth {
+        AuthSpec::ServiceAccountToken { audience, .. } if audience.is_empty() => {
+            fail("auth.serviceAccountToken.audience", "must not be empty".into())
+        }
+        AuthSpec::Header { name, value_file } => {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                fail("auth.header.name", format!("`{name}` is not a valid HTTP header name"));
+            }
+            check_readable(value_file).unwrap_or_else(|m| fail("auth.header.valueFile", m));
+        }
+        _ => {}
+    }
+}
+
+fn check_filter(kind: &str, filter: &FilterSpec, fail: &mut impl FnMut(&str, String)) {
+    for (list, globs) in [("allow", &filter.allow), ("deny", &filter.deny)] {
+        for (i, glob) in globs.iter().enumerate() {
+            if glob.is_empty() {
+                fail(&format!("{kind}.{list}[{i}]"), "an empty pattern matches nothing".into());
+            }
+        }
+    }
+    for (from, to) in &filter.rename {
+        if to.is_empty() || to.len() > 128 || !to.chars().all(is_name_char) {
+            fail(
+                &format!("{kind}.rename.{from}"),
+                format!("`{to}` may only hold A-Z, a-z, 0-9, '_', '.', '-' (1 to 128)"),
+            );
+        }
+    }
+}
+
+fn check_readable(path: &Path) -> Result<(), String> {
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+}
+
+fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// Characters MCP clients accept in tool and prompt names.
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}

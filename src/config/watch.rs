@@ -1,0 +1,1 @@
+//! Watches the config directory and reports each new version of the file.

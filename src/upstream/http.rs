@@ -1,0 +1,39 @@
+//! The pooled hyper client used to reach one target (HTTP/1.1 and HTTP/2, optional TLS).
+
+use crate::config::schema::TlsSpec;
+use crate::upstream::tls::{self, TlsError};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+/// A pooled client: connections (and TLS sessions) are reused across calls.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds the client for a target from its TLS settings.
+pub fn build_client(tls: Option<&TlsSpec>) -> Result<HttpClient, TlsError> {
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_keepalive(Some(Duration::from_secs(30)));
+    tcp.set_connect_timeout(Some(Duration::from_secs(5)));
+    let builder = HttpsConnectorBuilder::new()
+        .with_tls_config(tls::client_config(tls)?)
+        .https_or_http();
+    // Validation already checked the name; an unparsable one falls back to the URL host.
+    let fixed_name = tls
+        .and_then(|t| t.server_name.clone())
+        .and_then(|n| rustls_pki_types::ServerName::try_from(n).ok());
+    let builder = match fixed_name {
+        Some(name) => builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name)),
+        None => builder,
+    };
+    let connector = builder.enable_http1().enable_http2().wrap_connector(tcp);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(connector))
+}

@@ -1,0 +1,121 @@
+//! A legacy (session-era) connection to one target: `initialize`, the session header, and transparent re-initialization.
+
+use crate::upstream::error::UpstreamError;
+use crate::upstream::reply::{MessageStream, Reply};
+use crate::upstream::target::{Outbound, Target};
+use crate::upstream::{LEGACY_VERSIONS, LATEST_LEGACY_VERSION, final_response};
+use http::HeaderValue;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::sync::RwLock;
+
+/// An upstream session: what was negotiated, and a generation that grows with each re-initialization.
+#[derive(Debug, Clone)]
+struct Negotiated {
+    session_id: Option<String>,
+    protocol_version: String,
+    generation: u64,
+}
+
+/// One session with a legacy target.
+pub struct LegacySession {
+    target: Arc<Target>,
+    initialize_params: Value,
+    negotiated: RwLock<Negotiated>,
+}
+
+impl LegacySession {
+    /// Opens a session with `initialize` (using the downstream client's params) and `notifications/initialized`.
+    pub async fn connect(target: Arc<Target>, initialize_params: Value) -> Result<Arc<Self>, UpstreamError> {
+        let negotiated = initialize(&target, &initialize_params, 0).await?;
+        Ok(Arc::new(Self { target, initialize_params, negotiated: RwLock::new(negotiated) }))
+    }
+
+    /// The target behind the session.
+    pub fn target(&self) -> &Arc<Target> {
+        &self.target
+    }
+
+    /// Sends one message in the session; a 404 (the target forgot the session, e.g. it restarted)
+    /// re-initializes and retries once. The retry is safe for every method: a 404 means the target
+    /// rejected the request before acting on it.
+    pub async fn send(&self, message: &Value, authorization: Option<&HeaderValue>) -> Result<Reply, UpstreamError> {
+        let current = self.negotiated.read().await.clone();
+        match self.send_in(&current, message, authorization).await {
+            Err(UpstreamError::SessionExpired { .. }) => {
+                let renewed = self.renew(current.generation).await?;
+                self.send_in(&renewed, message, authorization).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_in(&self, negotiated: &Negotiated, message: &Value, authorization: Option<&HeaderValue>) -> Result<Reply, UpstreamError> {
+        let out = Outbound {
+            protocol_version: Some(&negotiated.protocol_version),
+            session_id: negotiated.session_id.as_deref(),
+            method_headers: false,
+            authorization,
+        };
+        self.target.post(message, &out).await
+    }
+
+    /// Re-initializes unless another task already did since `seen_generation`.
+    async fn renew(&self, seen_generation: u64) -> Result<Negotiated, UpstreamError> {
+        let mut negotiated = self.negotiated.write().await;
+        if negotiated.generation == seen_generation {
+            tracing::info!(target_name = self.target.name(), "upstream session expired; re-initializing");
+            *negotiated = initialize(&self.target, &self.initialize_params, seen_generation + 1).await?;
+        }
+        Ok(negotiated.clone())
+    }
+
+    /// Opens the session's GET stream for server-initiated messages; re-initializes once on 404.
+    pub async fn open_stream(&self) -> Result<Option<MessageStream>, UpstreamError> {
+        let current = self.negotiated.read().await.clone();
+        let open = |n: Negotiated| async move {
+            let out = Outbound { protocol_version: Some(&n.protocol_version), session_id: n.session_id.as_deref(), ..Default::default() };
+            self.target.open_stream(&out).await
+        };
+        match open(current.clone()).await {
+            Err(UpstreamError::SessionExpired { .. }) => open(self.renew(current.generation).await?).await,
+            other => other,
+        }
+    }
+
+    /// Ends the session with DELETE.
+    pub async fn close(&self) {
+        let negotiated = self.negotiated.read().await.clone();
+        if negotiated.session_id.is_some() {
+            let out = Outbound { protocol_version: Some(&negotiated.protocol_version), session_id: negotiated.session_id.as_deref(), ..Default::default() };
+            self.target.delete_session(&out).await;
+        }
+    }
+}
+
+async fn initialize(target: &Target, params: &Value, generation: u64) -> Result<Negotiated, UpstreamError> {
+    let id = target.next_request_id();
+    let request = json!({ "jsonrpc": "2.0", "id": id, "method": "initialize", "params": params });
+    let requested = params.get("protocolVersion").and_then(Value::as_str).unwrap_or(LATEST_LEGACY_VERSION);
+    let out = Outbound { protocol_version: Some(requested), ..Default::default() };
+    let (reply, session_id) = target.post_with_session_id(&request, &out).await?;
+    let response = final_response(reply, &id, target.name()).await?;
+    if let Some((code, message)) = crate::jsonrpc::error_of(&response) {
+        return Err(UpstreamError::Status { target: target.name().into(), status: 200, body: format!("initialize failed ({code}): {message}") });
+    }
+    let protocol_version = response
+        .pointer("/result/protocolVersion")
+        .and_then(Value::as_str)
+        .filter(|v| LEGACY_VERSIONS.contains(v))
+        .ok_or_else(|| UpstreamError::Garbage { target: target.name().into(), reason: "initialize result has no supported protocolVersion".into() })?
+        .to_owned();
+    let negotiated = Negotiated { session_id, protocol_version, generation };
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    let out = Outbound {
+        protocol_version: Some(&negotiated.protocol_version),
+        session_id: negotiated.session_id.as_deref(),
+        ..Default::default()
+    };
+    target.post(&initialized, &out).await?;
+    Ok(negotiated)
+}

@@ -1,0 +1,307 @@
+//! One configured target: its pooled client, credentials, protocol era and shared legacy session.
+
+use crate::config::TargetConfig;
+use crate::config::schema::ProtocolChoice;
+use crate::upstream::credentials::Credentials;
+use crate::upstream::error::UpstreamError;
+use crate::upstream::http::{HttpClient, build_client};
+use crate::upstream::reply::{MessageStream, Reply};
+use crate::upstream::session::LegacySession;
+use crate::upstream::tls::FileStamps;
+use crate::upstream::{MODERN_VERSION, mcp_headers};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Largest single JSON answer read from a target.
+const MAX_JSON_REPLY: usize = 64 * 1024 * 1024;
+
+/// Which protocol revision a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// 2026-07-28: stateless, per-request `_meta`.
+    Modern,
+    /// 2025 revisions: `initialize` and sessions.
+    Legacy,
+}
+
+/// Per-POST header values that depend on the caller.
+#[derive(Default)]
+pub struct Outbound<'a> {
+    /// `MCP-Protocol-Version` to send.
+    pub protocol_version: Option<&'a str>,
+    /// `Mcp-Session-Id` to send.
+    pub session_id: Option<&'a str>,
+    /// Send `Mcp-Method`/`Mcp-Name` (modern era).
+    pub method_headers: bool,
+    /// The agent's `Authorization`, forwarded only when the target asks for passthrough.
+    pub authorization: Option<&'a HeaderValue>,
+}
+
+/// A configured upstream MCP server.
+pub struct Target {
+    /// Its checked config.
+    pub config: TargetConfig,
+    client: RwLock<(HttpClient, FileStamps)>,
+    credentials: Credentials,
+    era: tokio::sync::Mutex<Option<Era>>,
+    control: tokio::sync::Mutex<Option<Arc<LegacySession>>>,
+    next_id: AtomicU64,
+}
+
+impl Target {
+    /// Creates the target and its connection pool (no connection is opened yet).
+    pub fn new(config: TargetConfig) -> Result<Arc<Self>, UpstreamError> {
+        let client = build_client(config.tls.as_ref()).map_err(|e| UpstreamError::Setup {
+            target: config.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let stamps = FileStamps::read(config.tls.as_ref());
+        let era = match config.protocol {
+            ProtocolChoice::Modern => Some(Era::Modern),
+            ProtocolChoice::Legacy => Some(Era::Legacy),
+            ProtocolChoice::Auto => None,
+        };
+        Ok(Arc::new(Self {
+            credentials: Credentials::new(config.auth.as_ref()),
+            config,
+            client: RwLock::new((client, stamps)),
+            era: tokio::sync::Mutex::new(era),
+            control: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(1),
+        }))
+    }
+
+    /// The target's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// A fresh id for a request mcplex sends to this target.
+    pub fn next_request_id(&self) -> Value {
+        json!(format!("mcplex-{}", self.next_id.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// Rebuilds the connection pool when the TLS files changed; old connections finish as they are.
+    pub fn reload_tls_if_changed(&self) -> Result<bool, UpstreamError> {
+        let stamps = FileStamps::read(self.config.tls.as_ref());
+        if self.client.read().map(|c| c.1 == stamps).unwrap_or(false) {
+            return Ok(false);
+        }
+        let client = build_client(self.config.tls.as_ref())
+            .map_err(|e| UpstreamError::Setup { target: self.config.name.clone(), reason: e.to_string() })?;
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = (client, stamps);
+        Ok(true)
+    }
+
+    fn client(&self) -> HttpClient {
+        self.client.read().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    /// POSTs one message and classifies the answer.
+    pub async fn post(&self, message: &Value, out: &Outbound<'_>) -> Result<Reply, UpstreamError> {
+        self.post_with_session_id(message, out).await.map(|(reply, _)| reply)
+    }
+
+    /// POSTs one message; also returns the `Mcp-Session-Id` the target assigned, if any.
+    pub async fn post_with_session_id(&self, message: &Value, out: &Outbound<'_>) -> Result<(Reply, Option<String>), UpstreamError> {
+        let body = serde_json::to_vec(message).unwrap_or_default();
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(self.config.url.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream");
+        let headers = request.headers_mut().expect("builder has no error yet");
+        self.add_common_headers(headers, out)?;
+        if out.method_headers {
+            mcp_headers::add(headers, message);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        let response = tokio::time::timeout(self.config.timeout, self.client().request(request))
+            .await
+            .map_err(|_| self.timeout())?
+            .map_err(|e| self.unreachable(error_chain(&e)))?;
+        let session_id = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok((self.classify(response, out.session_id.is_some()).await?, session_id))
+    }
+
+    /// Opens the legacy GET stream of a session; `None` when the target offers none (405).
+    pub async fn open_stream(&self, out: &Outbound<'_>) -> Result<Option<MessageStream>, UpstreamError> {
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(self.config.url.clone())
+            .header(header::ACCEPT, "text/event-stream");
+        self.add_common_headers(request.headers_mut().expect("builder has no error yet"), out)?;
+        let request = request.body(Full::new(Bytes::new())).map_err(|e| self.unreachable(e.to_string()))?;
+        let response = self.client().request(request).await.map_err(|e| self.unreachable(error_chain(&e)))?;
+        match response.status() {
+            StatusCode::OK if is_event_stream(response.headers()) => {
+                Ok(Some(MessageStream::new(self.name(), response.into_body())))
+            }
+            StatusCode::NOT_FOUND if out.session_id.is_some() => Err(UpstreamError::SessionExpired { target: self.name().into() }),
+            StatusCode::METHOD_NOT_ALLOWED => Ok(None),
+            status => Err(UpstreamError::Status { target: self.name().into(), status: status.as_u16(), body: String::new() }),
+        }
+    }
+
+    /// Ends a legacy session with DELETE; errors are ignored (the target may be gone).
+    pub async fn delete_session(&self, out: &Outbound<'_>) {
+        let mut request = Request::builder().method(Method::DELETE).uri(self.config.url.clone());
+        if self.add_common_headers(request.headers_mut().expect("builder has no error yet"), out).is_err() {
+            return;
+        }
+        if let Ok(request) = request.body(Full::new(Bytes::new())) {
+            let _ = tokio::time::timeout(self.config.timeout, self.client().request(request)).await;
+        }
+    }
+
+    fn add_common_headers(&self, headers: &mut HeaderMap, out: &Outbound<'_>) -> Result<(), UpstreamError> {
+        if let Some(version) = out.protocol_version.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert("mcp-protocol-version", version);
+        }
+        if let Some(id) = out.session_id.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert("mcp-session-id", id);
+        }
+        match self.credentials.header() {
+            Ok(Some((name, value))) => {
+                headers.insert(name, value);
+            }
+            Ok(None) => {
+                if self.credentials.passthrough()
+                    && let Some(value) = out.authorization
+                {
+                    headers.insert(header::AUTHORIZATION, value.clone());
+                }
+            }
+            Err(reason) => return Err(UpstreamError::Setup { target: self.name().into(), reason }),
+        }
+        Ok(())
+    }
+
+    async fn classify(&self, response: http::Response<hyper::body::Incoming>, in_session: bool) -> Result<Reply, UpstreamError> {
+        let status = response.status();
+        if status == StatusCode::ACCEPTED {
+            return Ok(Reply::Accepted);
+        }
+        if status == StatusCode::NOT_FOUND && in_session {
+            return Err(UpstreamError::SessionExpired { target: self.name().into() });
+        }
+        if status.is_success() && is_event_stream(response.headers()) {
+            return Ok(Reply::Stream(MessageStream::new(self.name(), response.into_body())));
+        }
+        let bytes = tokio::time::timeout(self.config.timeout, Limited::new(response.into_body(), MAX_JSON_REPLY).collect())
+            .await
+            .map_err(|_| self.timeout())?
+            .map_err(|e| self.unreachable(format!("reading the answer failed: {e}")))?
+            .to_bytes();
+        match serde_json::from_slice::<Value>(&bytes) {
+            // Modern targets answer errors with 4xx and a JSON-RPC body; the body is what matters.
+            Ok(value) if value.get("result").is_some() || value.get("error").is_some() => Ok(Reply::Single(value)),
+            _ if status.is_success() && bytes.is_empty() => Ok(Reply::Accepted),
+            Ok(_) if status.is_success() => Err(UpstreamError::Garbage { target: self.name().into(), reason: "the JSON answer has neither `result` nor `error`".into() }),
+            Err(e) if status.is_success() => Err(UpstreamError::Garbage { target: self.name().into(), reason: format!("the answer is not JSON: {e}") }),
+            _ => Err(UpstreamError::Status {
+                target: self.name().into(),
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            }),
+        }
+    }
+
+    /// The target's era: pinned by config, or probed once with `server/discover` and remembered.
+    pub async fn era(&self) -> Result<Era, UpstreamError> {
+        let mut era = self.era.lock().await;
+        if let Some(known) = *era {
+            return Ok(known);
+        }
+        let probed = self.probe().await?;
+        tracing::info!(target_name = self.name(), era = ?probed, "target protocol era detected");
+        *era = Some(probed);
+        Ok(probed)
+    }
+
+    async fn probe(&self) -> Result<Era, UpstreamError> {
+        let discover = json!({
+            "jsonrpc": "2.0",
+            "id": self.next_request_id(),
+            "method": "server/discover",
+            "params": { "_meta": crate::upstream::mcplex_client_meta() },
+        });
+        let out = Outbound { protocol_version: Some(MODERN_VERSION), method_headers: true, ..Default::default() };
+        let answer = match self.post(&discover, &out).await {
+            Ok(Reply::Single(value)) => Some(value),
+            Ok(Reply::Stream(mut stream)) => match stream.next().await {
+                Some(Ok(value)) => Some(value),
+                _ => None,
+            },
+            Ok(Reply::Accepted) => None,
+            Err(UpstreamError::Status { status, .. }) if (400..500).contains(&status) => None,
+            Err(e) => return Err(e),
+        };
+        let speaks_modern = answer.as_ref().is_some_and(|a| {
+            a.pointer("/result/supportedVersions")
+                .and_then(Value::as_array)
+                .is_some_and(|v| v.iter().any(|v| v.as_str().is_some_and(|v| v >= MODERN_VERSION)))
+                || crate::jsonrpc::error_of(a).is_some_and(|(code, _)| {
+                    code == crate::jsonrpc::HEADER_MISMATCH || code == crate::jsonrpc::MISSING_CLIENT_CAPABILITY
+                })
+        });
+        Ok(if speaks_modern { Era::Modern } else { Era::Legacy })
+    }
+
+    /// Forgets the probed era so the next use probes again (after the target restarted).
+    pub async fn forget_era(&self) {
+        if self.config.protocol == ProtocolChoice::Auto {
+            *self.era.lock().await = None;
+        }
+    }
+
+    /// The session shared by catalog fetches and modern clients when this target is legacy.
+    pub async fn control_session(self: &Arc<Self>) -> Result<Arc<LegacySession>, UpstreamError> {
+        let mut control = self.control.lock().await;
+        if let Some(session) = control.as_ref() {
+            return Ok(session.clone());
+        }
+        let session = LegacySession::connect(self.clone(), crate::upstream::mcplex_initialize_params()).await?;
+        *control = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Ends the shared session, if one is open.
+    pub async fn close(&self) {
+        if let Some(session) = self.control.lock().await.take() {
+            session.close().await;
+        }
+    }
+
+    fn unreachable(&self, reason: String) -> UpstreamError {
+        UpstreamError::Unreachable { target: self.name().into(), reason }
+    }
+
+    fn timeout(&self) -> UpstreamError {
+        UpstreamError::Timeout { target: self.name().into(), after: self.config.timeout }
+    }
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

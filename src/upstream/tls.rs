@@ -1,0 +1,105 @@
+//! rustls client configs for targets: CA bundle, optional client certificate, and change detection.
+
+use crate::config::schema::TlsSpec;
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Why a target's TLS settings could not be turned into a client config.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or held no usable item.
+    #[error("{what} file {path}: {reason}")]
+    Pem {
+        /// What the file should hold.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// rustls refused the certificate or key.
+    #[error("rustls rejected the TLS settings: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Installs the one crypto provider the whole process uses (aws-lc-rs); safe to call twice.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Builds the client config for a target; `None` means system roots and no client certificate.
+pub fn client_config(tls: Option<&TlsSpec>) -> Result<rustls::ClientConfig, TlsError> {
+    install_crypto_provider();
+    let roots = match tls.and_then(|t| t.ca.as_deref()) {
+        Some(ca) => roots_from_file(ca)?,
+        None => system_roots(),
+    };
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match tls.and_then(|t| t.cert.as_deref().zip(t.key.as_deref())) {
+        Some((cert, key)) => {
+            let chain = read_certs(cert, "client certificate")?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Pem {
+                what: "private key",
+                path: key.to_owned(),
+                reason: e.to_string(),
+            })?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(config)
+}
+
+fn roots_from_file(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(path, "CA bundle")? {
+        roots.add(cert).map_err(|e| TlsError::Pem {
+            what: "CA bundle",
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(roots)
+}
+
+fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem_error = |reason: String| TlsError::Pem { what, path: path.to_owned(), reason };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_error(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(pem_error("holds no CERTIFICATE block".into()));
+    }
+    Ok(certs)
+}
+
+fn system_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(found.certs);
+    roots
+}
+
+/// Modification times of a target's TLS files, compared to notice rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FileStamps(Vec<Option<SystemTime>>);
+
+impl FileStamps {
+    /// Reads the current modification times of every file named in `tls`.
+    pub fn read(tls: Option<&TlsSpec>) -> Self {
+        let Some(tls) = tls else { return Self::default() };
+        let stamp = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        };
+        Self(vec![stamp(&tls.ca), stamp(&tls.cert), stamp(&tls.key)])
+    }
+}
+
+/// A shared, immutable client config.
+pub type SharedClientConfig = Arc<rustls::ClientConfig>;
