@@ -13,13 +13,15 @@ pub const INVALID_PARAMS: i64 = -32602;
 /// Something failed inside mcplex.
 pub const INTERNAL_ERROR: i64 = -32603;
 /// A target could not be reached or answered badly (the message names it).
-pub const TARGET_UNAVAILABLE: i64 = -32001;
+pub const TARGET_UNAVAILABLE: i64 = -32030;
 /// A target did not answer within its timeout.
-pub const TARGET_TIMEOUT: i64 = -32002;
+pub const TARGET_TIMEOUT: i64 = -32031;
 /// Modern era: an `Mcp-*` header disagrees with the body.
 pub const HEADER_MISMATCH: i64 = -32020;
 /// Modern era: a request lacks required `_meta`.
 pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+/// The request names a protocol version mcplex does not speak.
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
 /// What kind of JSON-RPC message an object is.
 #[derive(Debug, Clone, PartialEq)]

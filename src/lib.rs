@@ -1,9 +1,17 @@
 //! mcplex: one MCP endpoint on loopback that multiplexes many upstream MCP servers, in both protocol eras.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod app;
 pub mod catalog;
 pub mod config;
+pub mod demo;
+pub mod downstream;
+pub mod examples;
+pub mod hub;
 pub mod jsonrpc;
 pub mod mcp_headers;
+pub mod serve;
+pub mod server_tls;
 pub mod sse;
 pub mod upstream;

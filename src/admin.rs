@@ -1,0 +1,73 @@
+//! The admin endpoint (never MCP): `/healthz`, `/readyz`, `/status` (JSON) and `/metrics` (Prometheus).
+
+use crate::catalog::ItemKind;
+use crate::downstream::Endpoint;
+use crate::downstream::respond::{self, Body};
+use http::{Request, Response, StatusCode};
+use serde_json::json;
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// Answers one admin request.
+pub async fn handle(endpoint: Arc<Endpoint>, request: Request<hyper::body::Incoming>) -> Response<Body> {
+    let hub = &endpoint.hub;
+    match request.uri().path() {
+        "/healthz" => respond::plain(StatusCode::OK, "ok"),
+        "/readyz" if hub.is_ready() => respond::plain(StatusCode::OK, "ready"),
+        "/readyz" => respond::plain(StatusCode::SERVICE_UNAVAILABLE, "not ready: the config is not loaded yet"),
+        "/status" => respond::json_with_status(StatusCode::OK, &status(&endpoint)),
+        "/metrics" => {
+            let mut response = respond::plain(StatusCode::OK, &metrics(&endpoint));
+            response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+            response
+        }
+        _ => respond::plain(StatusCode::NOT_FOUND, "not found: try /healthz, /readyz, /status or /metrics"),
+    }
+}
+
+fn status(endpoint: &Endpoint) -> serde_json::Value {
+    let snapshot = endpoint.hub.snapshot();
+    let targets: Vec<_> = snapshot
+        .slots
+        .iter()
+        .map(|slot| {
+            json!({
+                "name": slot.name,
+                "url": slot.target.as_ref().map(|t| t.config.url.to_string()),
+                "up": slot.items.is_some(),
+                "error": slot.error,
+                "tools": slot.items.as_ref().map_or(0, |i| i.lists[0].len()),
+                "prompts": slot.items.as_ref().map_or(0, |i| i.lists[1].len()),
+                "resources": slot.items.as_ref().map_or(0, |i| i.lists[2].len()),
+                "fetchedSecondsAgo": slot.fetched_at.elapsed().as_secs(),
+            })
+        })
+        .collect();
+    let collisions: Vec<_> = snapshot.catalog.collisions.iter().map(|c| json!({"kind": c.kind, "name": c.name, "keptBy": c.kept_by, "hiddenFrom": c.hidden_from})).collect();
+    json!({
+        "ready": endpoint.hub.is_ready(),
+        "generation": snapshot.generation,
+        "sessions": endpoint.sessions.len(),
+        "targets": targets,
+        "collisions": collisions,
+        "unfriendlyNames": snapshot.catalog.unfriendly_names,
+    })
+}
+
+fn metrics(endpoint: &Endpoint) -> String {
+    let snapshot = endpoint.hub.snapshot();
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP mcplex_ready 1 once the config is loaded and the catalog built.\n# TYPE mcplex_ready gauge\nmcplex_ready {}", u8::from(endpoint.hub.is_ready()));
+    let _ = writeln!(out, "# HELP mcplex_sessions Open session-era client sessions.\n# TYPE mcplex_sessions gauge\nmcplex_sessions {}", endpoint.sessions.len());
+    let _ = writeln!(out, "# HELP mcplex_target_up 1 when the target's lists were fetched.\n# TYPE mcplex_target_up gauge");
+    for slot in &snapshot.slots {
+        let _ = writeln!(out, "mcplex_target_up{{target=\"{}\"}} {}", slot.name, u8::from(slot.items.is_some()));
+    }
+    let _ = writeln!(out, "# HELP mcplex_catalog_items Items exposed after merging.\n# TYPE mcplex_catalog_items gauge");
+    for kind in ItemKind::ALL {
+        let _ = writeln!(out, "mcplex_catalog_items{{kind=\"{}\"}} {}", kind.result_key(), snapshot.catalog.entries(kind).len());
+    }
+    let _ = writeln!(out, "# HELP mcplex_name_collisions Items hidden because an earlier target has the name.\n# TYPE mcplex_name_collisions gauge\nmcplex_name_collisions {}", snapshot.catalog.collisions.len());
+    let _ = writeln!(out, "# HELP mcplex_config_generation Catalog swaps since start.\n# TYPE mcplex_config_generation counter\nmcplex_config_generation {}", snapshot.generation);
+    out
+}

@@ -1,0 +1,185 @@
+//! The running sidecar: listeners, the config watcher, background upkeep, and graceful stop.
+
+use crate::config::{self, ConfigError, watch};
+use crate::downstream::Endpoint;
+use crate::downstream::handler::DEFAULT_MAX_BODY;
+use crate::hub::Hub;
+use crate::serve::serve;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The MCP endpoint's fixed address (DESIGN §2).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:15301";
+/// The admin endpoint's fixed address (DESIGN §2).
+pub const DEFAULT_ADMIN: &str = "0.0.0.0:15302";
+
+/// How the sidecar runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The config file (inside the mounted ConfigMap directory).
+    pub config_path: PathBuf,
+    /// MCP endpoint address; must be loopback.
+    pub listen: SocketAddr,
+    /// Admin endpoint address.
+    pub admin: SocketAddr,
+    /// Items per page of merged lists.
+    pub page_size: usize,
+    /// Request body limit in bytes.
+    pub max_body: usize,
+    /// How long in-flight calls may take to finish at shutdown.
+    pub drain: Duration,
+    /// Session-era sessions idle this long are ended.
+    pub session_idle: Duration,
+}
+
+impl Options {
+    /// Defaults for a config file.
+    pub fn new(config_path: PathBuf) -> Self {
+        Self {
+            config_path,
+            listen: DEFAULT_LISTEN.parse().expect("constant address"),
+            admin: DEFAULT_ADMIN.parse().expect("constant address"),
+            page_size: 500,
+            max_body: DEFAULT_MAX_BODY,
+            drain: Duration::from_secs(20),
+            session_idle: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The first config is unusable (later bad configs are only reported).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The MCP endpoint was asked to listen beyond loopback.
+    #[error("the MCP endpoint must listen on loopback only, not {0}")]
+    NotLoopback(SocketAddr),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The config directory cannot be watched.
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
+}
+
+/// A started sidecar.
+pub struct Sidecar {
+    /// Where MCP is served.
+    pub mcp_addr: SocketAddr,
+    /// Where admin is served.
+    pub admin_addr: SocketAddr,
+    /// The endpoint state (sessions, hub).
+    pub endpoint: Arc<Endpoint>,
+    shutdown: CancellationToken,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl Sidecar {
+    /// Loads the config, binds both listeners, builds the catalog and starts watching.
+    pub async fn start(options: Options) -> Result<Self, StartError> {
+        crate::upstream::tls::install_crypto_provider();
+        if !options.listen.ip().is_loopback() {
+            return Err(StartError::NotLoopback(options.listen));
+        }
+        let (config, text) = config::load(&options.config_path)?;
+        let bind = |addr: SocketAddr| async move { TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source }) };
+        let mcp_listener = bind(options.listen).await?;
+        let admin_listener = bind(options.admin).await?;
+        let mcp_addr = mcp_listener.local_addr().map_err(|source| StartError::Bind { addr: options.listen, source })?;
+        let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind { addr: options.admin, source })?;
+        let hub = Hub::new(options.page_size);
+        let endpoint = Endpoint::new(hub.clone(), options.max_body);
+        let shutdown = CancellationToken::new();
+        let mcp_endpoint = endpoint.clone();
+        let admin_endpoint = endpoint.clone();
+        let servers = vec![
+            tokio::spawn(serve(mcp_listener, None, move |r| mcp_endpoint.clone().handle(r), shutdown.clone(), options.drain)),
+            tokio::spawn(serve(admin_listener, None, move |r| crate::admin::handle(admin_endpoint.clone(), r), shutdown.clone(), Duration::from_secs(1))),
+        ];
+        tracing::info!(%mcp_addr, %admin_addr, config = %options.config_path.display(), "mcplex listening");
+        hub.apply(config).await;
+        let apply_hub = hub.clone();
+        watch::spawn(
+            options.config_path.clone(),
+            text,
+            move |config| {
+                let hub = apply_hub.clone();
+                Box::pin(async move {
+                    tracing::info!(targets = config.targets.len(), "config changed; applying");
+                    hub.apply(config).await;
+                })
+            },
+            |error| tracing::error!(%error, "config change rejected; the last good config stays live"),
+            shutdown.clone(),
+        )?;
+        tokio::spawn(upkeep(endpoint.clone(), options.session_idle, shutdown.clone()));
+        Ok(Self { mcp_addr, admin_addr, endpoint, shutdown, servers })
+    }
+
+    /// Stops accepting, lets in-flight calls finish (bounded by the drain time), ends upstream sessions.
+    pub async fn stop(self) {
+        tracing::info!("shutting down: no new connections; draining in-flight calls");
+        self.shutdown.cancel();
+        for server in self.servers {
+            let _ = server.await;
+        }
+        self.endpoint.close_all().await;
+        for slot in &self.endpoint.hub.snapshot().slots {
+            if let Some(target) = &slot.target {
+                target.close().await;
+            }
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Retries down targets, honours cache hints, re-reads rotated TLS files and ends idle sessions.
+async fn upkeep(endpoint: Arc<Endpoint>, session_idle: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let hub = &endpoint.hub;
+        for slot in &hub.snapshot().slots {
+            if let Some(target) = &slot.target {
+                match target.reload_tls_if_changed() {
+                    Ok(true) => tracing::info!(target_name = %slot.name, "TLS files changed; new connections use them"),
+                    Ok(false) => {}
+                    Err(error) => tracing::warn!(%error, "TLS files changed but cannot be used; keeping the old ones"),
+                }
+            }
+        }
+        hub.refresh_stale().await;
+        for session in endpoint.sessions.expire(session_idle) {
+            tracing::info!(session = %session.id, "session ended after being idle");
+            session.close().await;
+        }
+    }
+}
+
+/// Waits for SIGTERM (how Kubernetes stops a container) or Ctrl-C.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
