@@ -233,13 +233,13 @@ async fn route(incoming: Incoming) -> Response<Body> {
     let Some(target) = snapshot.target(&destination.target).cloned() else {
         return respond::json(era, &jsonrpc::error(Some(client_id), jsonrpc::TARGET_UNAVAILABLE, format!("target `{}` is not configured any more", destination.target)));
     };
-    if incoming.client.era() == ClientEra::Legacy && matches!(incoming.message.method(), "resources/subscribe" | "resources/unsubscribe") && target.era().await.ok() == Some(upstream::Era::Modern) {
-        return respond::json(era, &jsonrpc::error(Some(client_id), jsonrpc::METHOD_NOT_FOUND, format!("target `{}` speaks 2026-07-28, where resources/subscribe was replaced by subscriptions/listen; bridging the two is not supported yet", target.name())));
-    }
     let channel = match incoming.client.channel(&incoming.hub, &target).await {
         Ok(channel) => channel,
         Err(error) => return respond::json(era, &relay::upstream_error(&client_id, &error)),
     };
+    if matches!(incoming.message.method(), "resources/subscribe" | "resources/unsubscribe") && channel.era() == upstream::Era::Modern {
+        return respond::json(era, &jsonrpc::error(Some(client_id), jsonrpc::METHOD_NOT_FOUND, format!("target `{}` speaks only 2026-07-28, where resources/subscribe was replaced by subscriptions/listen; bridging the two is not supported yet", target.name())));
+    }
     let mut message = Value::Object(incoming.message.body);
     if let Some((field, original)) = destination.rewrite {
         let holder = if message["method"] == "completion/complete" { &mut message["params"]["ref"] } else { &mut message["params"] };

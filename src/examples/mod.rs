@@ -1,6 +1,7 @@
 //! Example upstream MCP servers (`math`, `date`) written with rmcp, for the demo and the Kubernetes examples.
 
 pub mod date;
+pub mod everything;
 pub mod math;
 
 use crate::serve::serve;
@@ -13,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Serves an rmcp handler over Streamable HTTP at `/mcp` (any Host: Kubernetes calls it by Service name).
-pub async fn serve_handler<S>(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, make: fn() -> S, shutdown: CancellationToken)
+pub async fn serve_handler<S>(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, make: impl Fn() -> S + Send + Sync + 'static, shutdown: CancellationToken)
 where
     S: ServerHandler + Send + 'static,
 {
@@ -43,6 +44,8 @@ pub enum Example {
     Math,
     /// today, now, days_between.
     Date,
+    /// Every MCP feature, under the conformance suite's fixture names.
+    Everything,
 }
 
 /// Serves the chosen example until `shutdown`.
@@ -50,5 +53,9 @@ pub async fn run(example: Example, listener: TcpListener, tls: Option<Arc<rustls
     match example {
         Example::Math => serve_handler(listener, tls, math::Math::new, shutdown).await,
         Example::Date => serve_handler(listener, tls, date::Date::new, shutdown).await,
+        Example::Everything => {
+            let server = everything::Everything::new();
+            serve_handler(listener, tls, move || server.clone(), shutdown).await
+        }
     }
 }

@@ -51,13 +51,16 @@ pub enum Channel {
 }
 
 impl Channel {
-    /// Opens a channel; a legacy target gets its own session when `dedicated`, else the shared one.
+    /// Opens a channel. A session-era client (`dedicated`) gets its own upstream session whenever the
+    /// target speaks the session protocol, so server requests and subscriptions reach it; others
+    /// use stateless requests, or the target's shared session when it speaks nothing else.
     pub async fn open(target: &Arc<Target>, context: &Arc<ClientContext>, dedicated: bool) -> Result<Self, UpstreamError> {
-        match target.era().await? {
+        let dialects = target.dialects().await?;
+        if dedicated && dialects.legacy {
+            return Ok(Self::Legacy(LegacySession::connect(target.clone(), context.initialize_params()).await?));
+        }
+        match dialects.preferred() {
             Era::Modern => Ok(Self::Modern { target: target.clone(), context: context.clone() }),
-            Era::Legacy if dedicated => {
-                Ok(Self::Legacy(LegacySession::connect(target.clone(), context.initialize_params()).await?))
-            }
             Era::Legacy => Ok(Self::Legacy(target.control_session().await?)),
         }
     }

@@ -35,6 +35,10 @@ impl MessageStream {
     pub async fn next(&mut self) -> Option<Result<Value, UpstreamError>> {
         loop {
             if let Some(text) = self.ready.pop_front() {
+                // Priming events (SEP-1699) carry an id and an empty data line: nothing to relay.
+                if text.trim().is_empty() {
+                    continue;
+                }
                 return Some(serde_json::from_str(&text).map_err(|e| self.garbage(format!("an SSE event is not JSON: {e}"))));
             }
             let frame = match self.body.frame().await? {

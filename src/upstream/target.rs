@@ -28,6 +28,22 @@ pub enum Era {
     Legacy,
 }
 
+/// Which eras a target speaks (a target may speak both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialects {
+    /// Answers 2026-07-28 requests.
+    pub modern: bool,
+    /// Accepts `initialize` and sessions.
+    pub legacy: bool,
+}
+
+impl Dialects {
+    /// The era mcplex uses for its own requests: modern when possible (stateless, cheaper).
+    pub fn preferred(self) -> Era {
+        if self.modern { Era::Modern } else { Era::Legacy }
+    }
+}
+
 /// Per-POST header values that depend on the caller.
 #[derive(Default)]
 pub struct Outbound<'a> {
@@ -47,7 +63,7 @@ pub struct Target {
     pub config: TargetConfig,
     client: RwLock<(HttpClient, FileStamps)>,
     credentials: Credentials,
-    era: tokio::sync::Mutex<Option<Era>>,
+    dialects: tokio::sync::Mutex<Option<Dialects>>,
     control: tokio::sync::Mutex<Option<Arc<LegacySession>>>,
     next_id: AtomicU64,
 }
@@ -60,16 +76,12 @@ impl Target {
             reason: e.to_string(),
         })?;
         let stamps = FileStamps::read(config.tls.as_ref());
-        let era = match config.protocol {
-            ProtocolChoice::Modern => Some(Era::Modern),
-            ProtocolChoice::Legacy => Some(Era::Legacy),
-            ProtocolChoice::Auto => None,
-        };
+        let dialects = pinned_dialects(config.protocol);
         Ok(Arc::new(Self {
             credentials: Credentials::new(config.auth.as_ref()),
             config,
             client: RwLock::new((client, stamps)),
-            era: tokio::sync::Mutex::new(era),
+            dialects: tokio::sync::Mutex::new(dialects),
             control: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
         }))
@@ -213,19 +225,24 @@ impl Target {
         }
     }
 
-    /// The target's era: pinned by config, or probed once with `server/discover` and remembered.
+    /// The era mcplex prefers for this target.
     pub async fn era(&self) -> Result<Era, UpstreamError> {
-        let mut era = self.era.lock().await;
-        if let Some(known) = *era {
+        Ok(self.dialects().await?.preferred())
+    }
+
+    /// The eras the target speaks: pinned by config, or probed once with `server/discover` and remembered.
+    pub async fn dialects(&self) -> Result<Dialects, UpstreamError> {
+        let mut dialects = self.dialects.lock().await;
+        if let Some(known) = *dialects {
             return Ok(known);
         }
         let probed = self.probe().await?;
-        tracing::info!(target_name = self.name(), era = ?probed, "target protocol era detected");
-        *era = Some(probed);
+        tracing::info!(target_name = self.name(), modern = probed.modern, legacy = probed.legacy, "target protocol eras detected");
+        *dialects = Some(probed);
         Ok(probed)
     }
 
-    async fn probe(&self) -> Result<Era, UpstreamError> {
+    async fn probe(&self) -> Result<Dialects, UpstreamError> {
         let discover = json!({
             "jsonrpc": "2.0",
             "id": self.next_request_id(),
@@ -243,21 +260,25 @@ impl Target {
             Err(UpstreamError::Status { status, .. }) if (400..500).contains(&status) => None,
             Err(e) => return Err(e),
         };
-        let speaks_modern = answer.as_ref().is_some_and(|a| {
-            a.pointer("/result/supportedVersions")
-                .and_then(Value::as_array)
-                .is_some_and(|v| v.iter().any(|v| v.as_str().is_some_and(|v| v >= MODERN_VERSION)))
-                || crate::jsonrpc::error_of(a).is_some_and(|(code, _)| {
-                    code == crate::jsonrpc::HEADER_MISMATCH || code == crate::jsonrpc::MISSING_CLIENT_CAPABILITY
-                })
-        });
-        Ok(if speaks_modern { Era::Modern } else { Era::Legacy })
+        let legacy_only = Dialects { modern: false, legacy: true };
+        let Some(answer) = answer else { return Ok(legacy_only) };
+        if let Some(versions) = answer.pointer("/result/supportedVersions").and_then(Value::as_array) {
+            let versions: Vec<&str> = versions.iter().filter_map(Value::as_str).collect();
+            return Ok(Dialects {
+                modern: versions.iter().any(|v| *v >= MODERN_VERSION),
+                legacy: versions.iter().any(|v| crate::upstream::LEGACY_VERSIONS.contains(v)),
+            });
+        }
+        // A modern-only rejection still proves the target speaks 2026-07-28.
+        let modern_rejection = crate::jsonrpc::error_of(&answer)
+            .is_some_and(|(code, _)| code == crate::jsonrpc::HEADER_MISMATCH || code == crate::jsonrpc::MISSING_CLIENT_CAPABILITY);
+        Ok(if modern_rejection { Dialects { modern: true, legacy: false } } else { legacy_only })
     }
 
-    /// Forgets the probed era so the next use probes again (after the target restarted).
+    /// Forgets the probed eras so the next use probes again (after the target restarted).
     pub async fn forget_era(&self) {
         if self.config.protocol == ProtocolChoice::Auto {
-            *self.era.lock().await = None;
+            *self.dialects.lock().await = None;
         }
     }
 
@@ -285,6 +306,14 @@ impl Target {
 
     fn timeout(&self) -> UpstreamError {
         UpstreamError::Timeout { target: self.name().into(), after: self.config.timeout }
+    }
+}
+
+fn pinned_dialects(choice: ProtocolChoice) -> Option<Dialects> {
+    match choice {
+        ProtocolChoice::Modern => Some(Dialects { modern: true, legacy: false }),
+        ProtocolChoice::Legacy => Some(Dialects { modern: false, legacy: true }),
+        ProtocolChoice::Auto => None,
     }
 }
 
