@@ -40,17 +40,18 @@ async fn fetch_list(channel: &Channel, kind: ItemKind, hints: &mut TargetItems) 
         };
         let request = json!({ "jsonrpc": "2.0", "id": id, "method": kind.list_method(), "params": params });
         let response = final_response(channel.send(request, None).await?, &id, target.name()).await?;
+        // One broken list must not hide the target's other lists: report it and carry on.
         if let Some((code, message)) = jsonrpc::error_of(&response) {
-            if code == jsonrpc::METHOD_NOT_FOUND {
-                return Ok(all);
+            if code != jsonrpc::METHOD_NOT_FOUND {
+                tracing::warn!(target_name = target.name(), list = kind.list_method(), code, message, "list failed; treating it as empty");
             }
-            return Err(UpstreamError::Garbage { target: target.name().into(), reason: format!("{} failed ({code}): {message}", kind.list_method()) });
+            return Ok(all);
         }
         let result = response.get("result").cloned().unwrap_or_default();
-        let page = result.get(kind.result_key()).and_then(Value::as_array).ok_or_else(|| UpstreamError::Garbage {
-            target: target.name().into(),
-            reason: format!("{} result has no `{}` array", kind.list_method(), kind.result_key()),
-        })?;
+        let Some(page) = result.get(kind.result_key()).and_then(Value::as_array) else {
+            tracing::warn!(target_name = target.name(), list = kind.list_method(), "list result has no `{}` array; treating it as empty", kind.result_key());
+            return Ok(all);
+        };
         all.extend(page.iter().filter(|item| item.get(kind.id_field()).is_some_and(Value::is_string)).cloned());
         if let Some(ttl) = result.get("ttlMs").and_then(Value::as_u64) {
             hints.ttl_ms = Some(hints.ttl_ms.map_or(ttl, |t| t.min(ttl)));

@@ -241,7 +241,13 @@ mod tests {
         assert_eq!(names, ["add", "echo", "sub"]);
         assert_eq!(catalog.lookup(ItemKind::Tools, "echo").unwrap().target, "a");
         assert_eq!(catalog.lookup(ItemKind::Tools, "sub").unwrap().item["x-extra"], 1);
-        assert_eq!(catalog.collisions, vec![Collision { kind: "tools", name: "echo".into(), kept_by: "a".into(), hidden_from: "b".into() }]);
+        assert_eq!(
+            catalog.collisions,
+            vec![
+                Collision { kind: "tools", name: "echo".into(), kept_by: "a".into(), hidden_from: "b".into() },
+                Collision { kind: "resourceTemplates", name: "file:///{path}".into(), kept_by: "a".into(), hidden_from: "b".into() },
+            ]
+        );
         assert_eq!(catalog.route_uri("file:///etc/x"), Some("a"));
     }
 

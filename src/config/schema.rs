@@ -54,26 +54,36 @@ pub struct TlsSpec {
     pub server_name: Option<String>,
 }
 
-/// Outbound credentials for one target.
+/// Outbound credentials for one target: set exactly one of the fields.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// A projected ServiceAccount token, sent as a bearer token.
+    pub service_account_token: Option<ServiceAccountTokenAuth>,
+    /// A header whose value is read from a file (a mounted Secret).
+    pub header: Option<HeaderAuth>,
+    /// Forward the agent's own `Authorization` header (off unless asked for).
+    pub passthrough: Option<bool>,
+}
+
+/// A projected ServiceAccount token.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub enum AuthSpec {
-    /// A projected ServiceAccount token, sent as a bearer token.
-    ServiceAccountToken {
-        /// The audience the token was minted for (documented; the kubelet enforces it).
-        audience: String,
-        /// Where the token file is; defaults to the injected projection.
-        path: Option<PathBuf>,
-    },
-    /// A header whose value is read from a file (a mounted Secret).
-    Header {
-        /// Header name, e.g. `Authorization` or `X-Api-Key`.
-        name: String,
-        /// File holding the value; re-read when it changes.
-        value_file: PathBuf,
-    },
-    /// Forward the agent's own `Authorization` header (off unless asked for).
-    Passthrough(bool),
+pub struct ServiceAccountTokenAuth {
+    /// The audience the token was minted for (the kubelet enforces it when it projects the token).
+    pub audience: String,
+    /// Where the token file is; defaults to the injected projection.
+    pub path: Option<PathBuf>,
+}
+
+/// A header read from a file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HeaderAuth {
+    /// Header name, e.g. `Authorization` or `X-Api-Key`.
+    pub name: String,
+    /// File holding the value; re-read periodically.
+    pub value_file: PathBuf,
 }
 
 /// Allow/deny glob lists and a rename table for one kind of item.

@@ -158,17 +158,20 @@ fn check_tls(tls: &TlsSpec, fail: &mut impl FnMut(&str, String)) {
 }
 
 fn check_auth(auth: &AuthSpec, fail: &mut impl FnMut(&str, String)) {
-    match auth {
-        AuthSpec::ServiceAccountToken { audience, .. } if audience.is_empty() => {
-            fail("auth.serviceAccountToken.audience", "must not be empty".into())
+    let chosen = usize::from(auth.service_account_token.is_some()) + usize::from(auth.header.is_some()) + usize::from(auth.passthrough.is_some());
+    if chosen != 1 {
+        fail("auth", "set exactly one of serviceAccountToken, header, passthrough".into());
+    }
+    if let Some(token) = &auth.service_account_token
+        && token.audience.is_empty()
+    {
+        fail("auth.serviceAccountToken.audience", "must not be empty".into());
+    }
+    if let Some(header) = &auth.header {
+        if http::HeaderName::from_bytes(header.name.as_bytes()).is_err() {
+            fail("auth.header.name", format!("`{}` is not a valid HTTP header name", header.name));
         }
-        AuthSpec::Header { name, value_file } => {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                fail("auth.header.name", format!("`{name}` is not a valid HTTP header name"));
-            }
-            check_readable(value_file).unwrap_or_else(|m| fail("auth.header.valueFile", m));
-        }
-        _ => {}
+        check_readable(&header.value_file).unwrap_or_else(|m| fail("auth.header.valueFile", m));
     }
 }
 

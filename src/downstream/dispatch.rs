@@ -153,7 +153,7 @@ async fn list(incoming: &Incoming, kind: ItemKind) -> Result<Value, String> {
     }
     if incoming.client.era() == ClientEra::Modern {
         result.insert("ttlMs".into(), json!(snapshot.catalog.ttl_ms.unwrap_or(DEFAULT_LIST_TTL_MS)));
-        result.insert("cacheScope".into(), json!(if snapshot.catalog.private { "private" } else { "shared" }));
+        result.insert("cacheScope".into(), json!(if snapshot.catalog.private { "private" } else { "public" }));
     }
     Ok(Value::Object(result))
 }

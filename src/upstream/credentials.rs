@@ -22,18 +22,14 @@ pub struct Credentials {
 impl Credentials {
     /// Prepares the credential named by the target's `auth`.
     pub fn new(auth: Option<&AuthSpec>) -> Self {
-        let source = match auth {
-            Some(AuthSpec::ServiceAccountToken { path, .. }) => Some((
-                http::header::AUTHORIZATION,
-                path.clone().unwrap_or_else(|| DEFAULT_TOKEN_PATH.into()),
-                "Bearer ",
-            )),
-            Some(AuthSpec::Header { name, value_file }) => {
-                HeaderName::from_bytes(name.as_bytes()).ok().map(|n| (n, value_file.clone(), ""))
-            }
-            _ => None,
-        };
-        Self { source, passthrough: matches!(auth, Some(AuthSpec::Passthrough(true))), cached: Mutex::new(None) }
+        let token = auth.and_then(|a| a.service_account_token.as_ref()).map(|token| {
+            (http::header::AUTHORIZATION, token.path.clone().unwrap_or_else(|| DEFAULT_TOKEN_PATH.into()), "Bearer ")
+        });
+        let header = auth
+            .and_then(|a| a.header.as_ref())
+            .and_then(|h| HeaderName::from_bytes(h.name.as_bytes()).ok().map(|name| (name, h.value_file.clone(), "")));
+        let passthrough = auth.and_then(|a| a.passthrough).unwrap_or(false);
+        Self { source: token.or(header), passthrough, cached: Mutex::new(None) }
     }
 
     /// True when the agent's own `Authorization` header should be forwarded.

@@ -1,0 +1,257 @@
+//! Shared helpers: real servers on ephemeral loopback ports, the sidecar in-process, rmcp clients.
+
+#![allow(dead_code, deprecated)]
+
+use mcplex::app::{Options, Sidecar};
+use mcplex::examples::everything::{Everything, Versions};
+use mcplex::examples::{self, Example};
+use rmcp::model::*;
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// An upstream MCP server running in this process.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// Stops the server and waits until its port is closed.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the `everything` server, speaking the given revisions, on `addr` (port 0 for any).
+pub async fn everything_at(addr: &str, versions: Versions) -> Upstream {
+    let listener = TcpListener::bind(addr).await.expect("bind upstream");
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let server = Everything::with_versions(versions);
+    let task = tokio::spawn(examples::serve_handler(listener, None, move || server.clone(), stop.clone()));
+    Upstream { addr, stop, task }
+}
+
+/// The `everything` server on an ephemeral port.
+pub async fn everything(versions: Versions) -> Upstream {
+    everything_at("127.0.0.1:0", versions).await
+}
+
+/// The math or date example on an ephemeral port.
+pub async fn example(which: Example) -> Upstream {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(examples::run(which, listener, None, stop.clone()));
+    Upstream { addr, stop, task }
+}
+
+/// A sidecar with its config in a temp directory.
+pub struct Harness {
+    pub sidecar: Sidecar,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Harness {
+    pub async fn start(config: &str) -> Self {
+        Self::start_with(config, |_| {}).await
+    }
+
+    pub async fn start_with(config: &str, tune: impl FnOnce(&mut Options)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut options = Options::new(config_path.clone());
+        options.listen = "127.0.0.1:0".parse().unwrap();
+        options.admin = "127.0.0.1:0".parse().unwrap();
+        options.drain = Duration::from_secs(5);
+        tune(&mut options);
+        let sidecar = Sidecar::start(options).await.expect("sidecar starts");
+        Self { sidecar, dir, config_path }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.sidecar.mcp_addr)
+    }
+
+    pub fn admin(&self, path: &str) -> String {
+        format!("http://{}{path}", self.sidecar.admin_addr)
+    }
+
+    pub async fn legacy_client(&self) -> RunningService<RoleClient, Recorder> {
+        legacy_client(&self.url(), Recorder::default()).await
+    }
+
+    pub async fn modern_client(&self) -> RunningService<RoleClient, Recorder> {
+        modern_client(&self.url(), Recorder::default()).await
+    }
+
+    pub async fn status(&self) -> Value {
+        reqwest::get(self.admin("/status")).await.unwrap().json().await.unwrap()
+    }
+}
+
+/// A config YAML listing `(name, url, extra yaml lines)` targets.
+pub fn config(targets: &[(&str, &str, &str)]) -> String {
+    let mut yaml = String::from("targets:\n");
+    for (name, url, extra) in targets {
+        yaml.push_str(&format!("  - name: {name}\n    url: {url}\n"));
+        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+            yaml.push_str(&format!("    {line}\n"));
+        }
+    }
+    yaml
+}
+
+/// A client handler that answers sampling and elicitation and records every notification.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub events: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Recorder {
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    fn record(&self, kind: &str, value: Value) {
+        self.events.lock().unwrap().push(json!({ "kind": kind, "value": value }));
+    }
+
+    /// Waits until an event of `kind` was recorded, or fails after 5 s.
+    pub async fn wait_for(&self, kind: &str) -> Value {
+        for _ in 0..100 {
+            if let Some(event) = self.events().into_iter().find(|e| e["kind"] == kind) {
+                return event["value"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no `{kind}` event within 5 s; got {:?}", self.events());
+    }
+}
+
+impl ClientHandler for Recorder {
+    fn get_info(&self) -> ClientConfig {
+        serde_json::from_value(json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": { "sampling": {}, "elicitation": {}, "roots": { "listChanged": true } },
+            "clientInfo": { "name": "mcplex-test-client", "version": "1.0.0" }
+        }))
+        .unwrap()
+    }
+
+    async fn create_message(&self, params: CreateMessageRequestParams, _context: RequestContext<RoleClient>) -> Result<CreateMessageResult, ErrorData> {
+        self.record("sampling", serde_json::to_value(&params).unwrap());
+        Ok(serde_json::from_value(json!({ "role": "assistant", "content": { "type": "text", "text": "sampled answer" }, "model": "test-model", "stopReason": "endTurn" })).unwrap())
+    }
+
+    async fn create_elicitation(&self, request: ElicitRequestParams, _context: RequestContext<RoleClient>) -> Result<ElicitResult, ErrorData> {
+        self.record("elicitation", serde_json::to_value(&request).unwrap());
+        Ok(serde_json::from_value(json!({ "action": "accept", "content": { "username": "ada", "email": "ada@example.com" } })).unwrap())
+    }
+
+    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+        self.record("progress", serde_json::to_value(&params).unwrap());
+    }
+
+    async fn on_logging_message(&self, params: LoggingMessageNotificationParam, _context: NotificationContext<RoleClient>) {
+        self.record("log", serde_json::to_value(&params).unwrap());
+    }
+
+    async fn on_resource_updated(&self, params: ResourceUpdatedNotificationParam, _context: NotificationContext<RoleClient>) {
+        self.record("resource_updated", serde_json::to_value(&params).unwrap());
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.record("tools_list_changed", Value::Null);
+    }
+}
+
+pub async fn legacy_client(url: &str, handler: Recorder) -> RunningService<RoleClient, Recorder> {
+    let transport = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+    handler.serve(transport).await.expect("legacy client connects")
+}
+
+pub async fn modern_client(url: &str, handler: Recorder) -> RunningService<RoleClient, Recorder> {
+    use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+    let transport = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+    handler
+        .serve_with_lifecycle(transport, ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] })
+        .await
+        .expect("modern client connects")
+}
+
+/// Calls a tool and returns the text of its first content block.
+pub async fn call_text(client: &RunningService<RoleClient, Recorder>, name: &str, arguments: Value) -> String {
+    let result = call(client, name, arguments).await.unwrap_or_else(|e| panic!("call {name}: {e}"));
+    first_text(&result)
+}
+
+pub async fn call(client: &RunningService<RoleClient, Recorder>, name: &str, arguments: Value) -> Result<CallToolResult, rmcp::ServiceError> {
+    let mut params = CallToolRequestParams::new(name.to_owned());
+    if let Value::Object(map) = arguments {
+        params = params.with_arguments(map);
+    }
+    client.call_tool(params).await
+}
+
+pub fn first_text(result: &CallToolResult) -> String {
+    serde_json::to_value(result).unwrap()["content"][0]["text"].as_str().unwrap_or_default().to_owned()
+}
+
+pub async fn tool_names(client: &RunningService<RoleClient, Recorder>) -> Vec<String> {
+    let mut names: Vec<String> = client.list_all_tools().await.expect("tools/list").into_iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    names
+}
+
+/// A raw JSON-RPC POST; returns status, headers and body text.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let client = reqwest::Client::new();
+    let mut request = client.post(url).header("content-type", "application/json").header("accept", "application/json, text/event-stream").body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("POST");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+/// Headers a modern client sends for `method` (and `name`, when the method has one).
+pub fn modern_headers<'a>(method: &'a str, name: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![("mcp-protocol-version", "2026-07-28"), ("mcp-method", method)];
+    if let Some(name) = name {
+        headers.push(("mcp-name", name));
+    }
+    headers
+}
+
+/// The `_meta` a modern request carries.
+pub fn modern_meta() -> Value {
+    json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "1" } })
+}
+
+/// The JSON-RPC message in a body that is either JSON or SSE (the last data event).
+pub fn message_of(body: &str) -> Value {
+    if let Ok(value) = serde_json::from_str(body) {
+        return value;
+    }
+    body.lines().filter_map(|l| l.strip_prefix("data: ")).filter(|d| !d.trim().is_empty()).last().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null)
+}

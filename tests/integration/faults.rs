@@ -1,0 +1,142 @@
+//! Failure isolation: dead, silent, garbage-speaking and restarting targets.
+
+use crate::common::*;
+use mcplex::examples::Example;
+use mcplex::examples::everything::Versions;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A port that refuses connections (bound, then closed).
+async fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}/mcp")
+}
+
+/// A server that accepts connections and never answers.
+async fn silent_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{addr}/mcp")
+}
+
+/// A server that answers every request with 200 and a body that is not JSON.
+async fn garbage_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 65536];
+                while let Ok(n) = socket.read(&mut buffer).await {
+                    if n == 0 {
+                        return;
+                    }
+                    let body = "this is { not json";
+                    let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                    if socket.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}/mcp")
+}
+
+#[tokio::test]
+async fn bad_targets_only_lose_their_own_items_and_calls_name_them() {
+    let math = example(Example::Math).await;
+    let yaml = config(&[
+        ("math", &math.url(), ""),
+        ("dead", &dead_url().await, "protocol: modern"),
+        ("silent", &silent_url().await, "timeout: 300ms\nprotocol: modern"),
+        ("garbage", &garbage_url().await, "protocol: modern"),
+    ]);
+    let started = Instant::now();
+    let harness = Harness::start(&yaml).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "start-up waited on a bad target: {:?}", started.elapsed());
+    let client = harness.modern_client().await;
+    let names = tool_names(&client).await;
+    assert_eq!(names, vec!["math_add", "math_divide", "math_multiply", "math_subtract"]);
+    let status = harness.status().await;
+    for (index, name) in ["dead", "silent", "garbage"].iter().enumerate() {
+        let target = &status["targets"][index + 1];
+        assert_eq!(target["name"], *name);
+        assert_eq!(target["up"], false, "{status}");
+        assert!(target["error"].as_str().unwrap().contains(&format!("target `{name}`")), "{status}");
+    }
+    // Calls to the healthy target still work while the others fail.
+    assert_eq!(call_text(&client, "math_multiply", json!({"a": 6, "b": 7})).await, "42");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_call_to_a_target_that_dies_gets_an_error_naming_it() {
+    let upstream = everything(Versions::All).await;
+    let harness = Harness::start(&config(&[("flaky", &upstream.url(), "timeout: 2s")])).await;
+    let client = harness.legacy_client().await;
+    assert_eq!(call_text(&client, "flaky_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    upstream.shutdown().await;
+    let error = call(&client, "flaky_test_simple_text", json!({})).await.expect_err("the target is gone");
+    assert!(error.to_string().contains("target `flaky`"), "{error}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_call_times_out_by_the_target_timeout_and_others_carry_on() {
+    let math = example(Example::Math).await;
+    let slow = everything(Versions::All).await;
+    let harness = Harness::start(&config(&[("math", &math.url(), ""), ("slow", &slow.url(), "timeout: 300ms")])).await;
+    let client = harness.modern_client().await;
+    let started = Instant::now();
+    // No progress token: nothing extends the deadline.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow_slow", "arguments": {"ms": 3000}, "_meta": modern_meta()}}).to_string();
+    let (url, headers) = (harness.url(), modern_headers("tools/call", Some("slow_slow")));
+    let (slow_result, fast) = tokio::join!(post(&url, &headers, &body), call_text(&client, "math_add", json!({"a": 1, "b": 1})));
+    assert_eq!(fast, "2");
+    let error = message_of(&slow_result.2)["error"].clone();
+    assert_eq!(error["code"], -32031, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("target `slow` did not answer within 300ms"), "{error}");
+    assert!(started.elapsed() < Duration::from_millis(2000), "{:?}", started.elapsed());
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restarted_target_is_reinitialized_transparently() {
+    let upstream = everything(Versions::LegacyOnly).await;
+    let addr = upstream.addr.to_string();
+    let harness = Harness::start(&config(&[("e", &upstream.url(), "")])).await;
+    let client = harness.legacy_client().await;
+    assert_eq!(call_text(&client, "e_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    upstream.shutdown().await;
+    // Same port, new process state: the old upstream session id is unknown there (HTTP 404).
+    let _restarted = everything_at(&addr, Versions::LegacyOnly).await;
+    assert_eq!(call_text(&client, "e_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_target_that_was_down_joins_when_it_comes_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let math = example(Example::Math).await;
+    let harness = Harness::start(&config(&[("math", &math.url(), ""), ("late", &format!("http://{addr}/mcp"), "")])).await;
+    let client = harness.legacy_client().await;
+    assert!(!tool_names(&client).await.iter().any(|n| n.starts_with("late_")));
+    let _late = everything_at(&addr, Versions::All).await;
+    client.service().wait_for("tools_list_changed").await;
+    assert!(tool_names(&client).await.contains(&"late_test_simple_text".to_string()));
+    assert_eq!(call_text(&client, "late_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    client.cancel().await.unwrap();
+}

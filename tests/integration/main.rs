@@ -1,0 +1,10 @@
+//! Integration tests: real MCP servers and clients on loopback, the sidecar in between.
+
+mod catalog;
+mod common;
+mod config_live;
+mod eras;
+mod faults;
+mod interactive;
+mod security;
+mod tls;

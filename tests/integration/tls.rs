@@ -1,0 +1,91 @@
+//! Upstream TLS and mTLS with certificates made for the test, and rotation of the client certificate.
+
+use crate::common::*;
+use mcplex::examples::everything::Everything;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Self { ca: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
+    }
+
+    /// Writes `<name>.crt` and `<name>.key` for a leaf with the given names and usage.
+    fn leaf(&self, dir: &Path, name: &str, sans: &[&str], usage: ExtendedKeyUsagePurpose) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+
+    fn write_ca(&self, path: &Path) {
+        std::fs::write(path, self.ca.pem()).unwrap();
+    }
+}
+
+async fn mtls_server(dir: &Path, pki: &Pki) -> String {
+    pki.leaf(dir, "server", &["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+    pki.write_ca(&dir.join("server-trusts.crt"));
+    let tls = mcplex::server_tls::server_config(&dir.join("server.crt"), &dir.join("server.key"), Some(&dir.join("server-trusts.crt"))).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Everything::new();
+    tokio::spawn(mcplex::examples::serve_handler(listener, Some(tls), move || server.clone(), CancellationToken::new()));
+    format!("https://127.0.0.1:{}/mcp", addr.port())
+}
+
+#[tokio::test]
+async fn mtls_targets_work_and_a_missing_client_certificate_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let url = mtls_server(dir.path(), &pki).await;
+    pki.write_ca(&dir.path().join("ca.crt"));
+    pki.leaf(dir.path(), "client", &["agent"], ExtendedKeyUsagePurpose::ClientAuth);
+    let d = dir.path().display();
+    let yaml = config(&[
+        ("secure", &url, &format!("tls: {{ ca: {d}/ca.crt, cert: {d}/client.crt, key: {d}/client.key }}")),
+        ("anonymous", &url, &format!("tls: {{ ca: {d}/ca.crt }}\ntimeout: 2s")),
+    ]);
+    let harness = Harness::start(&yaml).await;
+    let client = harness.legacy_client().await;
+    assert_eq!(call_text(&client, "secure_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    let status = harness.status().await;
+    assert_eq!(status["targets"][1]["up"], false, "{status}");
+    assert!(status["targets"][1]["error"].as_str().unwrap().contains("target `anonymous`"), "{status}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rotated_client_certificate_is_picked_up_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let url = mtls_server(dir.path(), &pki).await;
+    pki.write_ca(&dir.path().join("ca.crt"));
+    // Start with a client certificate from a CA the server does not trust.
+    Pki::new().leaf(dir.path(), "client", &["agent"], ExtendedKeyUsagePurpose::ClientAuth);
+    let d = dir.path().display();
+    let harness = Harness::start(&config(&[("secure", &url, &format!("tls: {{ ca: {d}/ca.crt, cert: {d}/client.crt, key: {d}/client.key }}"))])).await;
+    assert_eq!(harness.status().await["targets"][0]["up"], false);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    pki.leaf(dir.path(), "client", &["agent"], ExtendedKeyUsagePurpose::ClientAuth);
+    let started = Instant::now();
+    while harness.status().await["targets"][0]["up"] != true {
+        assert!(started.elapsed() < Duration::from_secs(10), "the new certificate was not used: {}", harness.status().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = harness.modern_client().await;
+    assert_eq!(call_text(&client, "secure_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    client.cancel().await.unwrap();
+}
