@@ -14,14 +14,23 @@ pub async fn handle(endpoint: Arc<Endpoint>, request: Request<hyper::body::Incom
     match request.uri().path() {
         "/healthz" => respond::plain(StatusCode::OK, "ok"),
         "/readyz" if hub.is_ready() => respond::plain(StatusCode::OK, "ready"),
-        "/readyz" => respond::plain(StatusCode::SERVICE_UNAVAILABLE, "not ready: the config is not loaded yet"),
+        "/readyz" => respond::plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the config is not loaded yet",
+        ),
         "/status" => respond::json_with_status(StatusCode::OK, &status(&endpoint)),
         "/metrics" => {
             let mut response = respond::plain(StatusCode::OK, &metrics(&endpoint));
-            response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
             response
         }
-        _ => respond::plain(StatusCode::NOT_FOUND, "not found: try /healthz, /readyz, /status or /metrics"),
+        _ => respond::plain(
+            StatusCode::NOT_FOUND,
+            "not found: try /healthz, /readyz, /status or /metrics",
+        ),
     }
 }
 
@@ -43,7 +52,12 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
             })
         })
         .collect();
-    let collisions: Vec<_> = snapshot.catalog.collisions.iter().map(|c| json!({"kind": c.kind, "name": c.name, "keptBy": c.kept_by, "hiddenFrom": c.hidden_from})).collect();
+    let collisions: Vec<_> = snapshot
+        .catalog
+        .collisions
+        .iter()
+        .map(|c| json!({"kind": c.kind, "name": c.name, "keptBy": c.kept_by, "hiddenFrom": c.hidden_from}))
+        .collect();
     json!({
         "ready": endpoint.hub.is_ready(),
         "generation": snapshot.generation,
@@ -57,17 +71,49 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
 fn metrics(endpoint: &Endpoint) -> String {
     let snapshot = endpoint.hub.snapshot();
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP mcplex_ready 1 once the config is loaded and the catalog built.\n# TYPE mcplex_ready gauge\nmcplex_ready {}", u8::from(endpoint.hub.is_ready()));
-    let _ = writeln!(out, "# HELP mcplex_sessions Open session-era client sessions.\n# TYPE mcplex_sessions gauge\nmcplex_sessions {}", endpoint.sessions.len());
-    let _ = writeln!(out, "# HELP mcplex_target_up 1 when the target's lists were fetched.\n# TYPE mcplex_target_up gauge");
+    let _ = writeln!(
+        out,
+        "# HELP mcplex_ready 1 once the config is loaded and the catalog built.\n# TYPE mcplex_ready gauge\nmcplex_ready {}",
+        u8::from(endpoint.hub.is_ready())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mcplex_sessions Open session-era client sessions.\n# TYPE mcplex_sessions gauge\nmcplex_sessions {}",
+        endpoint.sessions.len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mcplex_target_up 1 when the target's lists were fetched.\n# TYPE mcplex_target_up gauge"
+    );
     for slot in &snapshot.slots {
-        let _ = writeln!(out, "mcplex_target_up{{target=\"{}\"}} {}", slot.name, u8::from(slot.items.is_some()));
+        let _ = writeln!(
+            out,
+            "mcplex_target_up{{target=\"{}\"}} {}",
+            slot.name,
+            u8::from(slot.items.is_some())
+        );
     }
-    let _ = writeln!(out, "# HELP mcplex_catalog_items Items exposed after merging.\n# TYPE mcplex_catalog_items gauge");
+    let _ = writeln!(
+        out,
+        "# HELP mcplex_catalog_items Items exposed after merging.\n# TYPE mcplex_catalog_items gauge"
+    );
     for kind in ItemKind::ALL {
-        let _ = writeln!(out, "mcplex_catalog_items{{kind=\"{}\"}} {}", kind.result_key(), snapshot.catalog.entries(kind).len());
+        let _ = writeln!(
+            out,
+            "mcplex_catalog_items{{kind=\"{}\"}} {}",
+            kind.result_key(),
+            snapshot.catalog.entries(kind).len()
+        );
     }
-    let _ = writeln!(out, "# HELP mcplex_name_collisions Items hidden because an earlier target has the name.\n# TYPE mcplex_name_collisions gauge\nmcplex_name_collisions {}", snapshot.catalog.collisions.len());
-    let _ = writeln!(out, "# HELP mcplex_config_generation Catalog swaps since start.\n# TYPE mcplex_config_generation counter\nmcplex_config_generation {}", snapshot.generation);
+    let _ = writeln!(
+        out,
+        "# HELP mcplex_name_collisions Items hidden because an earlier target has the name.\n# TYPE mcplex_name_collisions gauge\nmcplex_name_collisions {}",
+        snapshot.catalog.collisions.len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mcplex_config_generation Catalog swaps since start.\n# TYPE mcplex_config_generation counter\nmcplex_config_generation {}",
+        snapshot.generation
+    );
     out
 }

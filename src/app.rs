@@ -94,19 +94,41 @@ impl Sidecar {
             return Err(StartError::NotLoopback(options.listen));
         }
         let (config, text) = config::load(&options.config_path)?;
-        let bind = |addr: SocketAddr| async move { TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source }) };
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
         let mcp_listener = bind(options.listen).await?;
         let admin_listener = bind(options.admin).await?;
-        let mcp_addr = mcp_listener.local_addr().map_err(|source| StartError::Bind { addr: options.listen, source })?;
-        let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind { addr: options.admin, source })?;
+        let mcp_addr = mcp_listener.local_addr().map_err(|source| StartError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+        let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
+            addr: options.admin,
+            source,
+        })?;
         let hub = Hub::new(options.page_size);
         let endpoint = Endpoint::new(hub.clone(), options.max_body);
         let shutdown = CancellationToken::new();
         let mcp_endpoint = endpoint.clone();
         let admin_endpoint = endpoint.clone();
         let servers = vec![
-            tokio::spawn(serve(mcp_listener, None, move |r| mcp_endpoint.clone().handle(r), shutdown.clone(), options.drain)),
-            tokio::spawn(serve(admin_listener, None, move |r| crate::admin::handle(admin_endpoint.clone(), r), shutdown.clone(), Duration::from_secs(1))),
+            tokio::spawn(serve(
+                mcp_listener,
+                None,
+                move |r| mcp_endpoint.clone().handle(r),
+                shutdown.clone(),
+                options.drain,
+            )),
+            tokio::spawn(serve(
+                admin_listener,
+                None,
+                move |r| crate::admin::handle(admin_endpoint.clone(), r),
+                shutdown.clone(),
+                Duration::from_secs(1),
+            )),
         ];
         tracing::info!(%mcp_addr, %admin_addr, config = %options.config_path.display(), "mcplex listening");
         hub.apply(config).await;
@@ -125,7 +147,13 @@ impl Sidecar {
             shutdown.clone(),
         )?;
         tokio::spawn(upkeep(endpoint.clone(), options.session_idle, shutdown.clone()));
-        Ok(Self { mcp_addr, admin_addr, endpoint, shutdown, servers })
+        Ok(Self {
+            mcp_addr,
+            admin_addr,
+            endpoint,
+            shutdown,
+            servers,
+        })
     }
 
     /// Stops accepting, lets in-flight calls finish (bounded by the drain time), ends upstream sessions.

@@ -11,7 +11,9 @@ pub async fn run(listen: SocketAddr, admin: SocketAddr) -> Result<(), String> {
     let servers = CancellationToken::new();
     let mut urls = Vec::new();
     for example in [Example::Math, Example::Date] {
-        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("cannot start the {example:?} example server: {e}"))?;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot start the {example:?} example server: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         urls.push(format!("http://{addr}/mcp"));
         tokio::spawn(examples::run(example, listener, None, servers.clone()));

@@ -62,7 +62,12 @@ pub struct Hub {
 impl Hub {
     /// An empty hub; it becomes ready with the first [`Hub::apply`].
     pub fn new(page_size: usize) -> Arc<Self> {
-        let empty = Snapshot { config: Config { targets: Vec::new() }, slots: Vec::new(), catalog: Catalog::default(), generation: 0 };
+        let empty = Snapshot {
+            config: Config { targets: Vec::new() },
+            slots: Vec::new(),
+            catalog: Catalog::default(),
+            generation: 0,
+        };
         Arc::new(Self {
             snapshot: RwLock::new(Arc::new(empty)),
             refresh_lock: tokio::sync::Mutex::new(()),
@@ -96,7 +101,9 @@ impl Hub {
         let mut slots = Vec::with_capacity(config.targets.len());
         let mut to_fetch = Vec::new();
         for target_config in &config.targets {
-            let reusable = kept.get(target_config.name.as_str()).filter(|s| s.target.as_ref().is_some_and(|t| t.config == *target_config));
+            let reusable = kept
+                .get(target_config.name.as_str())
+                .filter(|s| s.target.as_ref().is_some_and(|t| t.config == *target_config));
             if let Some(slot) = reusable {
                 slots.push((*slot).clone());
                 kept.remove(target_config.name.as_str());
@@ -111,11 +118,24 @@ impl Hub {
             if target.is_some() {
                 to_fetch.push(slots.len());
             }
-            slots.push(TargetSlot { target, name: target_config.name.clone(), tools, prompts, items: None, error, fetched_at: Instant::now() });
+            slots.push(TargetSlot {
+                target,
+                name: target_config.name.clone(),
+                tools,
+                prompts,
+                items: None,
+                error,
+                fetched_at: Instant::now(),
+            });
         }
         fetch_slots(&mut slots, &to_fetch).await;
         let removed: Vec<Arc<Target>> = kept.values().filter_map(|s| s.target.clone()).collect();
-        tracing::info!(targets = slots.len(), added_or_changed = to_fetch.len(), removed = removed.len(), "config applied");
+        tracing::info!(
+            targets = slots.len(),
+            added_or_changed = to_fetch.len(),
+            removed = removed.len(),
+            "config applied"
+        );
         self.publish(&old, config, slots);
         self.ready.store(true, Ordering::Release);
         tokio::spawn(async move {
@@ -130,7 +150,12 @@ impl Hub {
         let _guard = self.refresh_lock.lock().await;
         let old = self.snapshot();
         let mut slots = old.slots.clone();
-        let chosen: Vec<usize> = slots.iter().enumerate().filter(|(_, s)| s.target.is_some() && select(s)).map(|(i, _)| i).collect();
+        let chosen: Vec<usize> = slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.target.is_some() && select(s))
+            .map(|(i, _)| i)
+            .collect();
         if chosen.is_empty() {
             return;
         }
@@ -145,23 +170,54 @@ impl Hub {
 
     /// Re-fetches targets that are down or whose cache hint expired.
     pub async fn refresh_stale(&self) {
-        self.refresh(|s| s.error.is_some() || s.items.as_ref().and_then(|i| i.ttl_ms).is_some_and(|ttl| s.fetched_at.elapsed() >= Duration::from_millis(ttl))).await;
+        self.refresh(|s| {
+            s.error.is_some()
+                || s.items
+                    .as_ref()
+                    .and_then(|i| i.ttl_ms)
+                    .is_some_and(|ttl| s.fetched_at.elapsed() >= Duration::from_millis(ttl))
+        })
+        .await;
     }
 
     fn publish(&self, old: &Snapshot, config: Config, slots: Vec<TargetSlot>) {
-        let inputs: Vec<MergeInput<'_>> =
-            slots.iter().map(|s| MergeInput { target: &s.name, tools: &s.tools, prompts: &s.prompts, items: s.items.as_ref() }).collect();
+        let inputs: Vec<MergeInput<'_>> = slots
+            .iter()
+            .map(|s| MergeInput {
+                target: &s.name,
+                tools: &s.tools,
+                prompts: &s.prompts,
+                items: s.items.as_ref(),
+            })
+            .collect();
         let catalog = Catalog::merge(&inputs, Some(&old.catalog));
-        for collision in catalog.collisions.iter().filter(|c| !old.catalog.collisions.contains(c)) {
+        for collision in catalog
+            .collisions
+            .iter()
+            .filter(|c| !old.catalog.collisions.contains(c))
+        {
             tracing::warn!(kind = collision.kind, name = %collision.name, kept_by = %collision.kept_by, hidden_from = %collision.hidden_from, "name collision: the item of the later target is hidden");
         }
-        for name in catalog.unfriendly_names.iter().filter(|n| !old.catalog.unfriendly_names.contains(n)) {
+        for name in catalog
+            .unfriendly_names
+            .iter()
+            .filter(|n| !old.catalog.unfriendly_names.contains(n))
+        {
             tracing::warn!(%name, "exposed name is longer than 64 characters or has characters some clients reject");
         }
-        let mut changed_notifications: Vec<&str> = ItemKind::ALL.iter().filter(|k| catalog.differs(&old.catalog, **k)).map(|k| k.list_changed()).collect();
+        let mut changed_notifications: Vec<&str> = ItemKind::ALL
+            .iter()
+            .filter(|k| catalog.differs(&old.catalog, **k))
+            .map(|k| k.list_changed())
+            .collect();
         changed_notifications.dedup();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let snapshot = Arc::new(Snapshot { config, slots, catalog, generation });
+        let snapshot = Arc::new(Snapshot {
+            config,
+            slots,
+            catalog,
+            generation,
+        });
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = snapshot;
         for method in changed_notifications {
             let _ = self.changes.send(json!({ "jsonrpc": "2.0", "method": method }));
@@ -173,7 +229,9 @@ async fn fetch_slots(slots: &mut [TargetSlot], chosen: &[usize]) {
     let fetches = chosen.iter().map(|&i| {
         let target = slots[i].target.clone();
         async move {
-            let Some(target) = target else { return (i, Err("target has no client".to_string())) };
+            let Some(target) = target else {
+                return (i, Err("target has no client".to_string()));
+            };
             (i, fetch_target(&target).await.map_err(|e| e.to_string()))
         }
     });
@@ -208,7 +266,10 @@ async fn fetch_target(target: &Arc<Target>) -> Result<TargetItems, UpstreamError
     };
     let result = match tokio::time::timeout(target.config.timeout, attempt).await {
         Ok(result) => result,
-        Err(_) => Err(UpstreamError::Timeout { target: target.name().into(), after: target.config.timeout }),
+        Err(_) => Err(UpstreamError::Timeout {
+            target: target.name().into(),
+            after: target.config.timeout,
+        }),
     };
     if let Err(e) = &result
         && e.is_unreachable()

@@ -61,7 +61,10 @@ impl Message {
             } else {
                 "a JSON-RPC message must be a JSON object"
             };
-            return Err(Invalid { id: None, reason: reason.into() });
+            return Err(Invalid {
+                id: None,
+                reason: reason.into(),
+            });
         };
         let id = body.get("id").cloned();
         let id_ok = matches!(id, Some(Value::String(_)) | Some(Value::Number(_)));
@@ -79,10 +82,12 @@ impl Message {
             Some(Value::String(_)) if id_ok => Kind::Request,
             Some(Value::String(_)) => Kind::Notification,
             Some(_) => return Err(invalid("`method` must be a string")),
-            None if id_ok && (body.contains_key("result") ^ body.contains_key("error")) => {
-                Kind::Response
+            None if id_ok && (body.contains_key("result") ^ body.contains_key("error")) => Kind::Response,
+            None => {
+                return Err(invalid(
+                    "a message needs a `method`, or an `id` with exactly one of `result` and `error`",
+                ));
             }
-            None => return Err(invalid("a message needs a `method`, or an `id` with exactly one of `result` and `error`")),
         };
         if let Some(params) = body.get("params")
             && !params.is_object()
@@ -115,10 +120,7 @@ impl Message {
 
     /// Mutable `params`, created as `{}` when absent.
     pub fn params_mut(&mut self) -> &mut Map<String, Value> {
-        let params = self
-            .body
-            .entry("params")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let params = self.body.entry("params").or_insert_with(|| Value::Object(Map::new()));
         if !params.is_object() {
             *params = Value::Object(Map::new());
         }
@@ -160,9 +162,18 @@ mod tests {
 
     #[test]
     fn classifies_the_three_kinds() {
-        assert_eq!(classify(json!({"jsonrpc":"2.0","id":1,"method":"ping"})), Ok(Kind::Request));
-        assert_eq!(classify(json!({"jsonrpc":"2.0","method":"notifications/initialized"})), Ok(Kind::Notification));
-        assert_eq!(classify(json!({"jsonrpc":"2.0","id":"a","result":{}})), Ok(Kind::Response));
+        assert_eq!(
+            classify(json!({"jsonrpc":"2.0","id":1,"method":"ping"})),
+            Ok(Kind::Request)
+        );
+        assert_eq!(
+            classify(json!({"jsonrpc":"2.0","method":"notifications/initialized"})),
+            Ok(Kind::Notification)
+        );
+        assert_eq!(
+            classify(json!({"jsonrpc":"2.0","id":"a","result":{}})),
+            Ok(Kind::Response)
+        );
     }
 
     #[test]
@@ -171,8 +182,18 @@ mod tests {
         assert!(err.reason.contains("batches"));
         let err = classify(json!({"jsonrpc":"1.0","id":3,"method":"x"})).unwrap_err();
         assert_eq!(err.id, Some(json!(3)));
-        assert!(classify(json!({"jsonrpc":"2.0","id":{},"method":"x"})).unwrap_err().reason.contains("`id`"));
-        assert!(classify(json!({"jsonrpc":"2.0","id":1,"method":"x","params":3})).unwrap_err().reason.contains("params"));
+        assert!(
+            classify(json!({"jsonrpc":"2.0","id":{},"method":"x"}))
+                .unwrap_err()
+                .reason
+                .contains("`id`")
+        );
+        assert!(
+            classify(json!({"jsonrpc":"2.0","id":1,"method":"x","params":3}))
+                .unwrap_err()
+                .reason
+                .contains("params")
+        );
         assert!(classify(json!({"jsonrpc":"2.0","id":1,"result":{},"error":{}})).is_err());
     }
 }

@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "mcplex", version, about = "One MCP endpoint on loopback in front of many MCP servers")]
+#[command(
+    name = "mcplex",
+    version,
+    about = "One MCP endpoint on loopback in front of many MCP servers"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -103,7 +107,13 @@ fn main() -> ExitCode {
 
 async fn execute(command: Command) -> Result<(), String> {
     match command {
-        Command::Run { config, listen, admin, page_size, drain_seconds } => {
+        Command::Run {
+            config,
+            listen,
+            admin,
+            page_size,
+            drain_seconds,
+        } => {
             let mut options = Options::new(config);
             options.listen = listen;
             options.admin = admin;
@@ -118,18 +128,35 @@ async fn execute(command: Command) -> Result<(), String> {
             let (config, _) = mcplex::config::load(&path).map_err(|e| e.to_string())?;
             println!("{}: OK ({} target(s))", path.display(), config.targets.len());
             for target in &config.targets {
-                let prefix = if target.prefix.is_empty() { "(none)".to_string() } else { target.prefix.clone() };
-                println!("  {}  {}  prefix {}  timeout {:?}  protocol {:?}", target.name, target.url, prefix, target.timeout, target.protocol);
+                let prefix = if target.prefix.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    target.prefix.clone()
+                };
+                println!(
+                    "  {}  {}  prefix {}  timeout {:?}  protocol {:?}",
+                    target.name, target.url, prefix, target.timeout, target.protocol
+                );
             }
             Ok(())
         }
         Command::Demo { listen, admin } => mcplex::demo::run(listen, admin).await,
-        Command::ExampleServer { which, listen, tls_cert, tls_key, client_ca } => {
+        Command::ExampleServer {
+            which,
+            listen,
+            tls_cert,
+            tls_key,
+            client_ca,
+        } => {
             let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => Some(mcplex::server_tls::server_config(&cert, &key, client_ca.as_deref()).map_err(|e| e.to_string())?),
+                (Some(cert), Some(key)) => Some(
+                    mcplex::server_tls::server_config(&cert, &key, client_ca.as_deref()).map_err(|e| e.to_string())?,
+                ),
                 _ => None,
             };
-            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             tracing::info!(example = ?which, %listen, tls = tls.is_some(), "example MCP server listening at /mcp");
             let shutdown = CancellationToken::new();
             let stop = shutdown.clone();
@@ -144,8 +171,11 @@ async fn execute(command: Command) -> Result<(), String> {
 }
 
 fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -20,7 +20,9 @@ pub fn name_field(method: &str) -> Option<&'static str> {
 
 /// Adds `Mcp-Method` and, where the method has one, `Mcp-Name` for a request body.
 pub fn add(headers: &mut HeaderMap, message: &Value) {
-    let Some(method) = message.get("method").and_then(Value::as_str) else { return };
+    let Some(method) = message.get("method").and_then(Value::as_str) else {
+        return;
+    };
     if let Ok(value) = HeaderValue::from_str(method) {
         headers.insert("mcp-method", value);
     }
@@ -32,11 +34,15 @@ pub fn add(headers: &mut HeaderMap, message: &Value) {
 
 /// Checks the headers a modern client sent against its body; the error says which header is wrong.
 pub fn check(headers: &HeaderMap, message: &Value) -> Result<(), String> {
-    let Some(method) = message.get("method").and_then(Value::as_str) else { return Ok(()) };
+    let Some(method) = message.get("method").and_then(Value::as_str) else {
+        return Ok(());
+    };
     match single(headers, "mcp-method")? {
         None => return Err("missing required Mcp-Method header".into()),
         Some(value) if value != method => {
-            return Err(format!("Mcp-Method header `{value}` does not match body method `{method}`"));
+            return Err(format!(
+                "Mcp-Method header `{value}` does not match body method `{method}`"
+            ));
         }
         Some(_) => {}
     }
@@ -51,7 +57,9 @@ pub fn check(headers: &HeaderMap, message: &Value) -> Result<(), String> {
             if decoded == expected {
                 Ok(())
             } else {
-                Err(format!("Mcp-Name header `{decoded}` does not match body {field} `{expected}`"))
+                Err(format!(
+                    "Mcp-Name header `{decoded}` does not match body {field} `{expected}`"
+                ))
             }
         }
     }
@@ -63,16 +71,19 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Str
     if values.next().is_some() {
         return Err(format!("duplicate {name} header"));
     }
-    value.to_str().map(Some).map_err(|_| format!("{name} header holds invalid characters"))
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| format!("{name} header holds invalid characters"))
 }
 
 /// Encodes a header value, wrapping it in Base64 when it is not plain visible ASCII.
 pub fn encode(value: &str) -> String {
-    let plain = value.bytes().all(|b| (0x20..=0x7e).contains(&b))
-        && !value.starts_with([' ', '\t'])
-        && !value.ends_with([' ', '\t'])
-        && !(value.starts_with(BASE64_PREFIX) && value.ends_with(BASE64_SUFFIX));
-    if plain || value.is_empty() {
+    let needs_wrapping = value.bytes().any(|b| !(0x20..=0x7e).contains(&b))
+        || value.starts_with([' ', '\t'])
+        || value.ends_with([' ', '\t'])
+        || (value.starts_with(BASE64_PREFIX) && value.ends_with(BASE64_SUFFIX));
+    if !needs_wrapping || value.is_empty() {
         value.to_owned()
     } else {
         format!("{BASE64_PREFIX}{}{BASE64_SUFFIX}", BASE64_STANDARD.encode(value))
@@ -80,7 +91,10 @@ pub fn encode(value: &str) -> String {
 }
 
 fn decode(value: &str) -> Option<String> {
-    match value.strip_prefix(BASE64_PREFIX).and_then(|v| v.strip_suffix(BASE64_SUFFIX)) {
+    match value
+        .strip_prefix(BASE64_PREFIX)
+        .and_then(|v| v.strip_suffix(BASE64_SUFFIX))
+    {
         Some(inner) => String::from_utf8(BASE64_STANDARD.decode(inner).ok()?).ok(),
         None => Some(value.to_owned()),
     }
@@ -105,11 +119,23 @@ mod tests {
     fn mismatches_are_named() {
         let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add"}});
         let mut headers = HeaderMap::new();
-        assert!(check(&headers, &body).unwrap_err().contains("missing required Mcp-Method"));
+        assert!(
+            check(&headers, &body)
+                .unwrap_err()
+                .contains("missing required Mcp-Method")
+        );
         headers.insert("mcp-method", HeaderValue::from_static("tools/list"));
-        assert!(check(&headers, &body).unwrap_err().contains("does not match body method"));
+        assert!(
+            check(&headers, &body)
+                .unwrap_err()
+                .contains("does not match body method")
+        );
         headers.insert("mcp-method", HeaderValue::from_static("tools/call"));
-        assert!(check(&headers, &body).unwrap_err().contains("missing required Mcp-Name"));
+        assert!(
+            check(&headers, &body)
+                .unwrap_err()
+                .contains("missing required Mcp-Name")
+        );
         headers.insert("mcp-name", HeaderValue::from_static("sub"));
         assert!(check(&headers, &body).unwrap_err().contains("`sub` does not match"));
     }

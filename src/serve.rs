@@ -14,8 +14,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Serves `handler` on `listener` until `shutdown`, then waits up to `drain` for open requests.
-pub async fn serve<H, F, B>(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, handler: H, shutdown: CancellationToken, drain: Duration)
-where
+pub async fn serve<H, F, B>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handler: H,
+    shutdown: CancellationToken,
+    drain: Duration,
+) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<B>> + Send + 'static,
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -47,9 +52,25 @@ where
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let result = match acceptor {
-                None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await,
+                None => {
+                    watcher
+                        .watch(
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .into_owned(),
+                        )
+                        .await
+                }
                 Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned()).await,
+                    Ok(Ok(tls)) => {
+                        watcher
+                            .watch(
+                                builder
+                                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                                    .into_owned(),
+                            )
+                            .await
+                    }
                     Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
                     Err(_) => return tracing::debug!("TLS handshake timed out"),
                 },

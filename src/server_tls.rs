@@ -16,9 +16,17 @@ pub struct ServerTlsError {
 }
 
 /// Builds a server config; with `client_ca`, clients must present a certificate it signed (mTLS).
-pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
     crate::upstream::tls::install_crypto_provider();
-    let fail = |what: &'static str, path: &Path, reason: String| ServerTlsError { what, path: path.display().to_string(), reason };
+    let fail = |what: &'static str, path: &Path, reason: String| ServerTlsError {
+        what,
+        path: path.display().to_string(),
+        reason,
+    };
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| fail("certificate", cert, e.to_string()))?;
@@ -28,14 +36,20 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_file_iter(ca).map_err(|e| fail("client CA", ca, e.to_string()))? {
-                roots.add(cert.map_err(|e| fail("client CA", ca, e.to_string()))?).map_err(|e| fail("client CA", ca, e.to_string()))?;
+                roots
+                    .add(cert.map_err(|e| fail("client CA", ca, e.to_string()))?)
+                    .map_err(|e| fail("client CA", ca, e.to_string()))?;
             }
-            let verifier = WebPkiClientVerifier::builder(Arc::new(roots)).build().map_err(|e| fail("client CA", ca, e.to_string()))?;
+            let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .map_err(|e| fail("client CA", ca, e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(chain, private_key).map_err(|e| fail("certificate and key", cert, e.to_string()))?;
+    let mut config = builder
+        .with_single_cert(chain, private_key)
+        .map_err(|e| fail("certificate and key", cert, e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

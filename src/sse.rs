@@ -96,7 +96,11 @@ mod tests {
 
     #[test]
     fn joins_data_lines_across_chunks_and_skips_comments() {
-        let events = decode(&[b": ping\n\nevent: mess", b"age\r\nid: 7\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n", b"data: x\n\n"]);
+        let events = decode(&[
+            b": ping\n\nevent: mess",
+            b"age\r\nid: 7\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n",
+            b"data: x\n\n",
+        ]);
         assert_eq!(events, vec!["{\"a\":\n1}".to_string(), "x".to_string()]);
     }
 

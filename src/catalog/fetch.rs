@@ -43,16 +43,31 @@ async fn fetch_list(channel: &Channel, kind: ItemKind, hints: &mut TargetItems) 
         // One broken list must not hide the target's other lists: report it and carry on.
         if let Some((code, message)) = jsonrpc::error_of(&response) {
             if code != jsonrpc::METHOD_NOT_FOUND {
-                tracing::warn!(target_name = target.name(), list = kind.list_method(), code, message, "list failed; treating it as empty");
+                tracing::warn!(
+                    target_name = target.name(),
+                    list = kind.list_method(),
+                    code,
+                    message,
+                    "list failed; treating it as empty"
+                );
             }
             return Ok(all);
         }
         let result = response.get("result").cloned().unwrap_or_default();
         let Some(page) = result.get(kind.result_key()).and_then(Value::as_array) else {
-            tracing::warn!(target_name = target.name(), list = kind.list_method(), "list result has no `{}` array; treating it as empty", kind.result_key());
+            tracing::warn!(
+                target_name = target.name(),
+                list = kind.list_method(),
+                "list result has no `{}` array; treating it as empty",
+                kind.result_key()
+            );
             return Ok(all);
         };
-        all.extend(page.iter().filter(|item| item.get(kind.id_field()).is_some_and(Value::is_string)).cloned());
+        all.extend(
+            page.iter()
+                .filter(|item| item.get(kind.id_field()).is_some_and(Value::is_string))
+                .cloned(),
+        );
         if let Some(ttl) = result.get("ttlMs").and_then(Value::as_u64) {
             hints.ttl_ms = Some(hints.ttl_ms.map_or(ttl, |t| t.min(ttl)));
         }
@@ -62,6 +77,10 @@ async fn fetch_list(channel: &Channel, kind: ItemKind, hints: &mut TargetItems) 
             _ => return Ok(all),
         }
     }
-    tracing::warn!(target_name = target.name(), list = kind.list_method(), "list still had more pages after {MAX_PAGES}; the rest is left out");
+    tracing::warn!(
+        target_name = target.name(),
+        list = kind.list_method(),
+        "list still had more pages after {MAX_PAGES}; the rest is left out"
+    );
     Ok(all)
 }

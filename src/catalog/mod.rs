@@ -29,7 +29,12 @@ impl ItemKind {
 
     /// The list method.
     pub fn list_method(self) -> &'static str {
-        ["tools/list", "prompts/list", "resources/list", "resources/templates/list"][self.slot()]
+        [
+            "tools/list",
+            "prompts/list",
+            "resources/list",
+            "resources/templates/list",
+        ][self.slot()]
     }
 
     /// The array key in a list result.
@@ -44,7 +49,12 @@ impl ItemKind {
 
     /// The `list_changed` notification for this kind (templates share the resources one).
     pub fn list_changed(self) -> &'static str {
-        ["notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed", "notifications/resources/list_changed"][self.slot()]
+        [
+            "notifications/tools/list_changed",
+            "notifications/prompts/list_changed",
+            "notifications/resources/list_changed",
+            "notifications/resources/list_changed",
+        ][self.slot()]
     }
 
     /// The kind listed by `method`.
@@ -115,9 +125,15 @@ impl Catalog {
     pub fn merge(inputs: &[MergeInput<'_>], previous: Option<&Catalog>) -> Self {
         let mut catalog = Self::default();
         for kind in ItemKind::ALL {
-            let candidates = inputs.iter().filter_map(|input| Some((input, input.items?))).flat_map(|(input, items)| {
-                items.lists[kind.slot()].iter().filter_map(move |item| expose(kind, input, item))
-            });
+            let candidates =
+                inputs
+                    .iter()
+                    .filter_map(|input| Some((input, input.items?)))
+                    .flat_map(|(input, items)| {
+                        items.lists[kind.slot()]
+                            .iter()
+                            .filter_map(move |item| expose(kind, input, item))
+                    });
             let mut entries: Vec<Entry> = Vec::new();
             let mut index: HashMap<String, usize> = HashMap::new();
             for entry in candidates {
@@ -126,18 +142,42 @@ impl Catalog {
                     entries.push(entry);
                     continue;
                 };
-                let previous_owner = previous.and_then(|p| p.lookup(kind, &entry.exposed)).map(|e| e.target.as_str());
+                let previous_owner = previous
+                    .and_then(|p| p.lookup(kind, &entry.exposed))
+                    .map(|e| e.target.as_str());
                 let (kept, hidden) = if previous_owner == Some(entry.target.as_str()) {
-                    (entry, std::mem::replace(&mut entries[existing], Entry { exposed: String::new(), target: String::new(), original: String::new(), item: Value::Null }))
+                    (
+                        entry,
+                        std::mem::replace(
+                            &mut entries[existing],
+                            Entry {
+                                exposed: String::new(),
+                                target: String::new(),
+                                original: String::new(),
+                                item: Value::Null,
+                            },
+                        ),
+                    )
                 } else {
                     (entries[existing].clone(), entry)
                 };
-                catalog.collisions.push(Collision { kind: kind.result_key(), name: kept.exposed.clone(), kept_by: kept.target.clone(), hidden_from: hidden.target });
+                catalog.collisions.push(Collision {
+                    kind: kind.result_key(),
+                    name: kept.exposed.clone(),
+                    kept_by: kept.target.clone(),
+                    hidden_from: hidden.target,
+                });
                 entries[existing] = kept;
             }
             if matches!(kind, ItemKind::Tools | ItemKind::Prompts) {
                 catalog.unfriendly_names.extend(
-                    entries.iter().filter(|e| !naming::is_valid_exposed_name(&e.exposed) || e.exposed.len() > naming::CLIENT_FRIENDLY_NAME_LEN).map(|e| e.exposed.clone()),
+                    entries
+                        .iter()
+                        .filter(|e| {
+                            !naming::is_valid_exposed_name(&e.exposed)
+                                || e.exposed.len() > naming::CLIENT_FRIENDLY_NAME_LEN
+                        })
+                        .map(|e| e.exposed.clone()),
                 );
             }
             catalog.lists[kind.slot()] = entries;
@@ -167,7 +207,10 @@ impl Catalog {
         if let Some(entry) = self.lookup(ItemKind::Resources, uri) {
             return Some(&entry.target);
         }
-        self.entries(ItemKind::Templates).iter().find(|e| template_matches(&e.original, uri)).map(|e| e.target.as_str())
+        self.entries(ItemKind::Templates)
+            .iter()
+            .find(|e| template_matches(&e.original, uri))
+            .map(|e| e.target.as_str())
     }
 
     /// True when a kind's list differs between two catalogs (drives `list_changed`).
@@ -187,7 +230,12 @@ fn expose(kind: ItemKind, input: &MergeInput<'_>, item: &Value) -> Option<Entry>
     if let Some(object) = item.as_object_mut() {
         object.insert(kind.id_field().into(), Value::String(exposed.clone()));
     }
-    Some(Entry { exposed, target: input.target.to_owned(), original, item })
+    Some(Entry {
+        exposed,
+        target: input.target.to_owned(),
+        original,
+        item,
+    })
 }
 
 /// Matches a URI against an RFC 6570 template, treating each `{expression}` as a wildcard.
@@ -223,7 +271,10 @@ mod tests {
 
     fn items(tools: &[&str]) -> TargetItems {
         let mut items = TargetItems::default();
-        items.lists[0] = tools.iter().map(|n| json!({"name": n, "inputSchema": {"type":"object"}, "x-extra": 1})).collect();
+        items.lists[0] = tools
+            .iter()
+            .map(|n| json!({"name": n, "inputSchema": {"type":"object"}, "x-extra": 1}))
+            .collect();
         items.lists[3] = vec![json!({"uriTemplate": "file:///{path}", "name": "files"})];
         items
     }
@@ -233,19 +284,43 @@ mod tests {
         let plain = Namer::new("", &FilterSpec::default());
         let (a, b) = (items(&["add", "echo"]), items(&["echo", "sub"]));
         let inputs = [
-            MergeInput { target: "a", tools: &plain, prompts: &plain, items: Some(&a) },
-            MergeInput { target: "b", tools: &plain, prompts: &plain, items: Some(&b) },
+            MergeInput {
+                target: "a",
+                tools: &plain,
+                prompts: &plain,
+                items: Some(&a),
+            },
+            MergeInput {
+                target: "b",
+                tools: &plain,
+                prompts: &plain,
+                items: Some(&b),
+            },
         ];
         let catalog = Catalog::merge(&inputs, None);
-        let names: Vec<_> = catalog.entries(ItemKind::Tools).iter().map(|e| e.exposed.as_str()).collect();
+        let names: Vec<_> = catalog
+            .entries(ItemKind::Tools)
+            .iter()
+            .map(|e| e.exposed.as_str())
+            .collect();
         assert_eq!(names, ["add", "echo", "sub"]);
         assert_eq!(catalog.lookup(ItemKind::Tools, "echo").unwrap().target, "a");
         assert_eq!(catalog.lookup(ItemKind::Tools, "sub").unwrap().item["x-extra"], 1);
         assert_eq!(
             catalog.collisions,
             vec![
-                Collision { kind: "tools", name: "echo".into(), kept_by: "a".into(), hidden_from: "b".into() },
-                Collision { kind: "resourceTemplates", name: "file:///{path}".into(), kept_by: "a".into(), hidden_from: "b".into() },
+                Collision {
+                    kind: "tools",
+                    name: "echo".into(),
+                    kept_by: "a".into(),
+                    hidden_from: "b".into()
+                },
+                Collision {
+                    kind: "resourceTemplates",
+                    name: "file:///{path}".into(),
+                    kept_by: "a".into(),
+                    hidden_from: "b".into()
+                },
             ]
         );
         assert_eq!(catalog.route_uri("file:///etc/x"), Some("a"));
@@ -255,11 +330,29 @@ mod tests {
     fn an_existing_owner_keeps_its_name_when_a_target_is_added_before_it() {
         let plain = Namer::new("", &FilterSpec::default());
         let (old, new) = (items(&["echo"]), items(&["echo"]));
-        let before = Catalog::merge(&[MergeInput { target: "old", tools: &plain, prompts: &plain, items: Some(&old) }], None);
+        let before = Catalog::merge(
+            &[MergeInput {
+                target: "old",
+                tools: &plain,
+                prompts: &plain,
+                items: Some(&old),
+            }],
+            None,
+        );
         let after = Catalog::merge(
             &[
-                MergeInput { target: "new", tools: &plain, prompts: &plain, items: Some(&new) },
-                MergeInput { target: "old", tools: &plain, prompts: &plain, items: Some(&old) },
+                MergeInput {
+                    target: "new",
+                    tools: &plain,
+                    prompts: &plain,
+                    items: Some(&new),
+                },
+                MergeInput {
+                    target: "old",
+                    tools: &plain,
+                    prompts: &plain,
+                    items: Some(&old),
+                },
             ],
             Some(&before),
         );

@@ -12,7 +12,10 @@ pub struct Namer {
 impl Namer {
     /// A namer for one target and item kind.
     pub fn new(prefix: &str, filter: &FilterSpec) -> Self {
-        Self { prefix: prefix.to_owned(), filter: filter.clone() }
+        Self {
+            prefix: prefix.to_owned(),
+            filter: filter.clone(),
+        }
     }
 
     /// The exposed name of `original`, or `None` when the filter hides it.
@@ -22,7 +25,11 @@ impl Namer {
             return None;
         }
         let base = self.filter.rename.get(original).map_or(original, String::as_str);
-        Some(if self.prefix.is_empty() { base.to_owned() } else { format!("{}_{base}", self.prefix) })
+        Some(if self.prefix.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{}_{base}", self.prefix)
+        })
     }
 }
 

@@ -96,10 +96,15 @@ fn check_target(spec: TargetSpec, report: &mut impl FnMut(&str, String)) -> Opti
             ),
         );
     }
-    let url = check_url(&spec.url, spec.tls.is_some()).map_err(|m| fail("url", m)).ok();
+    let url = check_url(&spec.url, spec.tls.is_some())
+        .map_err(|m| fail("url", m))
+        .ok();
     let prefix = spec.prefix.clone().unwrap_or_else(|| spec.name.clone());
     if prefix.len() > 64 || !prefix.chars().all(is_name_char) {
-        fail("prefix", format!("`{prefix}` may only hold A-Z, a-z, 0-9, '_', '.', '-' (at most 64)"));
+        fail(
+            "prefix",
+            format!("`{prefix}` may only hold A-Z, a-z, 0-9, '_', '.', '-' (at most 64)"),
+        );
     }
     if let Some(tls) = &spec.tls {
         check_tls(tls, &mut fail);
@@ -148,7 +153,10 @@ fn check_tls(tls: &TlsSpec, fail: &mut impl FnMut(&str, String)) {
         }
     }
     if tls.cert.is_some() != tls.key.is_some() {
-        fail("tls", "`cert` and `key` go together: set both for mTLS, or neither".into());
+        fail(
+            "tls",
+            "`cert` and `key` go together: set both for mTLS, or neither".into(),
+        );
     }
     if let Some(name) = &tls.server_name
         && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
@@ -158,9 +166,14 @@ fn check_tls(tls: &TlsSpec, fail: &mut impl FnMut(&str, String)) {
 }
 
 fn check_auth(auth: &AuthSpec, fail: &mut impl FnMut(&str, String)) {
-    let chosen = usize::from(auth.service_account_token.is_some()) + usize::from(auth.header.is_some()) + usize::from(auth.passthrough.is_some());
+    let chosen = usize::from(auth.service_account_token.is_some())
+        + usize::from(auth.header.is_some())
+        + usize::from(auth.passthrough.is_some());
     if chosen != 1 {
-        fail("auth", "set exactly one of serviceAccountToken, header, passthrough".into());
+        fail(
+            "auth",
+            "set exactly one of serviceAccountToken, header, passthrough".into(),
+        );
     }
     if let Some(token) = &auth.service_account_token
         && token.audience.is_empty()
@@ -169,7 +182,10 @@ fn check_auth(auth: &AuthSpec, fail: &mut impl FnMut(&str, String)) {
     }
     if let Some(header) = &auth.header {
         if http::HeaderName::from_bytes(header.name.as_bytes()).is_err() {
-            fail("auth.header.name", format!("`{}` is not a valid HTTP header name", header.name));
+            fail(
+                "auth.header.name",
+                format!("`{}` is not a valid HTTP header name", header.name),
+            );
         }
         check_readable(&header.value_file).unwrap_or_else(|m| fail("auth.header.valueFile", m));
     }
@@ -179,7 +195,10 @@ fn check_filter(kind: &str, filter: &FilterSpec, fail: &mut impl FnMut(&str, Str
     for (list, globs) in [("allow", &filter.allow), ("deny", &filter.deny)] {
         for (i, glob) in globs.iter().enumerate() {
             if glob.is_empty() {
-                fail(&format!("{kind}.{list}[{i}]"), "an empty pattern matches nothing".into());
+                fail(
+                    &format!("{kind}.{list}[{i}]"),
+                    "an empty pattern matches nothing".into(),
+                );
             }
         }
     }
@@ -203,7 +222,9 @@ fn is_dns_label(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
 }

@@ -39,14 +39,26 @@ pub fn spawn(
     reject: impl Fn(ConfigError) + Send + 'static,
     shutdown: CancellationToken,
 ) -> Result<(), WatchError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned();
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
         // Errors (such as an inotify overflow) also trigger a re-read: content is compared anyway.
         let _ = tx.try_send(());
     })
-    .map_err(|source| WatchError::Notify { dir: dir.clone(), source })?;
-    watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|source| WatchError::Notify { dir: dir.clone(), source })?;
+    .map_err(|source| WatchError::Notify {
+        dir: dir.clone(),
+        source,
+    })?;
+    watcher
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(|source| WatchError::Notify {
+            dir: dir.clone(),
+            source,
+        })?;
     tokio::spawn(async move {
         let _watcher = watcher;
         let mut last = current;
@@ -66,7 +78,10 @@ pub fn spawn(
                 Err(source) => {
                     // During a swap the link can be briefly missing; the next event or tick re-reads.
                     if last != "\0unreadable" {
-                        reject(ConfigError::Read { path: path.clone(), source });
+                        reject(ConfigError::Read {
+                            path: path.clone(),
+                            source,
+                        });
                         last = "\0unreadable".into();
                     }
                     continue;

@@ -83,13 +83,34 @@ async fn request(incoming: Incoming) -> Response<Body> {
             answer(json!({}))
         }
         "subscriptions/listen" => crate::downstream::listen::listen(incoming).await,
-        method if ItemKind::from_list_method(method).is_some() => match list(&incoming, ItemKind::from_list_method(method).unwrap_or(ItemKind::Tools)).await {
-            Ok(result) => answer(result),
-            Err(message) => respond::json(era, &jsonrpc::error(Some(id), jsonrpc::INVALID_PARAMS, message)),
-        },
-        "tools/call" | "prompts/get" | "completion/complete" | "resources/read" | "resources/subscribe" | "resources/unsubscribe" => route(incoming).await,
-        "initialize" => respond::json(era, &jsonrpc::error(Some(id), jsonrpc::INVALID_REQUEST, "this session is already initialized")),
-        method => respond::json(era, &jsonrpc::error(Some(id), jsonrpc::METHOD_NOT_FOUND, format!("method `{method}` is not supported by mcplex"))),
+        method if ItemKind::from_list_method(method).is_some() => {
+            match list(&incoming, ItemKind::from_list_method(method).unwrap_or(ItemKind::Tools)).await {
+                Ok(result) => answer(result),
+                Err(message) => respond::json(era, &jsonrpc::error(Some(id), jsonrpc::INVALID_PARAMS, message)),
+            }
+        }
+        "tools/call"
+        | "prompts/get"
+        | "completion/complete"
+        | "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe" => route(incoming).await,
+        "initialize" => respond::json(
+            era,
+            &jsonrpc::error(
+                Some(id),
+                jsonrpc::INVALID_REQUEST,
+                "this session is already initialized",
+            ),
+        ),
+        method => respond::json(
+            era,
+            &jsonrpc::error(
+                Some(id),
+                jsonrpc::METHOD_NOT_FOUND,
+                format!("method `{method}` is not supported by mcplex"),
+            ),
+        ),
     }
 }
 
@@ -130,7 +151,10 @@ fn discover_result(hub: &Hub) -> Value {
 /// Short instructions naming the targets behind mcplex.
 pub fn instructions(snapshot: &Snapshot) -> String {
     let names: Vec<&str> = snapshot.slots.iter().map(|s| s.name.as_str()).collect();
-    format!("mcplex multiplexes these MCP servers: {}. Tool and prompt names carry the server's prefix.", names.join(", "))
+    format!(
+        "mcplex multiplexes these MCP servers: {}. Tool and prompt names carry the server's prefix.",
+        names.join(", ")
+    )
 }
 
 async fn list(incoming: &Incoming, kind: ItemKind) -> Result<Value, String> {
@@ -145,15 +169,26 @@ async fn list(incoming: &Incoming, kind: ItemKind) -> Result<Value, String> {
         None => 0,
     };
     let end = (offset + hub.page_size).min(entries.len());
-    let page: Vec<Value> = entries.get(offset.min(end)..end).unwrap_or_default().iter().map(|e| e.item.clone()).collect();
+    let page: Vec<Value> = entries
+        .get(offset.min(end)..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|e| e.item.clone())
+        .collect();
     let mut result = Map::new();
     result.insert(kind.result_key().into(), Value::Array(page));
     if end < entries.len() {
         result.insert("nextCursor".into(), json!(cursor::encode(end)));
     }
     if incoming.client.era() == ClientEra::Modern {
-        result.insert("ttlMs".into(), json!(snapshot.catalog.ttl_ms.unwrap_or(DEFAULT_LIST_TTL_MS)));
-        result.insert("cacheScope".into(), json!(if snapshot.catalog.private { "private" } else { "public" }));
+        result.insert(
+            "ttlMs".into(),
+            json!(snapshot.catalog.ttl_ms.unwrap_or(DEFAULT_LIST_TTL_MS)),
+        );
+        result.insert(
+            "cacheScope".into(),
+            json!(if snapshot.catalog.private { "private" } else { "public" }),
+        );
     }
     Ok(Value::Object(result))
 }
@@ -163,13 +198,26 @@ const DEFAULT_LIST_TTL_MS: u64 = 10_000;
 
 fn has_expired_ttl(snapshot: &Snapshot) -> bool {
     snapshot.slots.iter().any(|s| {
-        s.items.as_ref().and_then(|i| i.ttl_ms).is_some_and(|ttl| s.fetched_at.elapsed().as_millis() >= u128::from(ttl))
+        s.items
+            .as_ref()
+            .and_then(|i| i.ttl_ms)
+            .is_some_and(|ttl| s.fetched_at.elapsed().as_millis() >= u128::from(ttl))
     })
 }
 
 async fn set_level(incoming: &Incoming) {
-    let Client::Legacy(session) = &incoming.client else { return };
-    let Some(level) = incoming.message.body.get("params").and_then(|p| p.get("level")).cloned() else { return };
+    let Client::Legacy(session) = &incoming.client else {
+        return;
+    };
+    let Some(level) = incoming
+        .message
+        .body
+        .get("params")
+        .and_then(|p| p.get("level"))
+        .cloned()
+    else {
+        return;
+    };
     session.set_log_level(level.clone());
     for channel in session.open_channels().await {
         let request = json!({ "jsonrpc": "2.0", "id": channel.target().next_request_id(), "method": "logging/setLevel", "params": { "level": level } });
@@ -191,12 +239,22 @@ fn destination(snapshot: &Snapshot, message: &Message) -> Result<Destination, St
         snapshot
             .catalog
             .lookup(kind, name)
-            .map(|e| Destination { target: e.target.clone(), rewrite: Some(("name", e.original.clone())) })
+            .map(|e| Destination {
+                target: e.target.clone(),
+                rewrite: Some(("name", e.original.clone())),
+            })
             .ok_or_else(|| format!("unknown {what} `{name}`"))
     };
     let by_uri = |uri: Option<&str>| {
         let uri = uri.ok_or("params.uri is required")?;
-        snapshot.catalog.route_uri(uri).map(|t| Destination { target: t.to_owned(), rewrite: None }).ok_or_else(|| format!("no target serves resource `{uri}`"))
+        snapshot
+            .catalog
+            .route_uri(uri)
+            .map(|t| Destination {
+                target: t.to_owned(),
+                rewrite: None,
+            })
+            .ok_or_else(|| format!("no target serves resource `{uri}`"))
     };
     match message.method() {
         "tools/call" => named(ItemKind::Tools, message.param_str("name"), "tool"),
@@ -204,7 +262,11 @@ fn destination(snapshot: &Snapshot, message: &Message) -> Result<Destination, St
         "completion/complete" => {
             let reference = message.body.get("params").and_then(|p| p.get("ref"));
             match reference.and_then(|r| r.get("type")).and_then(Value::as_str) {
-                Some("ref/prompt") => named(ItemKind::Prompts, reference.and_then(|r| r.get("name")).and_then(Value::as_str), "prompt"),
+                Some("ref/prompt") => named(
+                    ItemKind::Prompts,
+                    reference.and_then(|r| r.get("name")).and_then(Value::as_str),
+                    "prompt",
+                ),
                 Some("ref/resource") => by_uri(reference.and_then(|r| r.get("uri")).and_then(Value::as_str)),
                 _ => Err("params.ref must be a ref/prompt or ref/resource".into()),
             }
@@ -231,18 +293,43 @@ async fn route(incoming: Incoming) -> Response<Body> {
     };
     let snapshot = incoming.hub.snapshot();
     let Some(target) = snapshot.target(&destination.target).cloned() else {
-        return respond::json(era, &jsonrpc::error(Some(client_id), jsonrpc::TARGET_UNAVAILABLE, format!("target `{}` is not configured any more", destination.target)));
+        return respond::json(
+            era,
+            &jsonrpc::error(
+                Some(client_id),
+                jsonrpc::TARGET_UNAVAILABLE,
+                format!("target `{}` is not configured any more", destination.target),
+            ),
+        );
     };
     let channel = match incoming.client.channel(&incoming.hub, &target).await {
         Ok(channel) => channel,
         Err(error) => return respond::json(era, &relay::upstream_error(&client_id, &error)),
     };
-    if matches!(incoming.message.method(), "resources/subscribe" | "resources/unsubscribe") && channel.era() == upstream::Era::Modern {
-        return respond::json(era, &jsonrpc::error(Some(client_id), jsonrpc::METHOD_NOT_FOUND, format!("target `{}` speaks only 2026-07-28, where resources/subscribe was replaced by subscriptions/listen; bridging the two is not supported yet", target.name())));
+    if matches!(
+        incoming.message.method(),
+        "resources/subscribe" | "resources/unsubscribe"
+    ) && channel.era() == upstream::Era::Modern
+    {
+        return respond::json(
+            era,
+            &jsonrpc::error(
+                Some(client_id),
+                jsonrpc::METHOD_NOT_FOUND,
+                format!(
+                    "target `{}` speaks only 2026-07-28, where resources/subscribe was replaced by subscriptions/listen; bridging the two is not supported yet",
+                    target.name()
+                ),
+            ),
+        );
     }
     let mut message = Value::Object(incoming.message.body);
     if let Some((field, original)) = destination.rewrite {
-        let holder = if message["method"] == "completion/complete" { &mut message["params"]["ref"] } else { &mut message["params"] };
+        let holder = if message["method"] == "completion/complete" {
+            &mut message["params"]["ref"]
+        } else {
+            &mut message["params"]
+        };
         holder[field] = json!(original);
     }
     message["id"] = target.next_request_id();
@@ -258,11 +345,17 @@ async fn route(incoming: Incoming) -> Response<Body> {
 }
 
 async fn notification(incoming: Incoming) {
-    let Client::Legacy(session) = &incoming.client else { return };
+    let Client::Legacy(session) = &incoming.client else {
+        return;
+    };
     match incoming.message.method() {
         "notifications/cancelled" => {
-            let Some(request_id) = incoming.message.body.get("params").and_then(|p| p.get("requestId")) else { return };
-            let Some((channel, upstream_id)) = session.call_of(request_id) else { return };
+            let Some(request_id) = incoming.message.body.get("params").and_then(|p| p.get("requestId")) else {
+                return;
+            };
+            let Some((channel, upstream_id)) = session.call_of(request_id) else {
+                return;
+            };
             let mut message = Value::Object(incoming.message.body.clone());
             message["params"]["requestId"] = upstream_id;
             let _ = channel.send(message, None).await;
@@ -277,7 +370,9 @@ async fn notification(incoming: Incoming) {
 }
 
 async fn client_response(incoming: Incoming) {
-    let Client::Legacy(session) = &incoming.client else { return };
+    let Client::Legacy(session) = &incoming.client else {
+        return;
+    };
     let Some(id) = incoming.message.id() else { return };
     let Some(pending) = session.take_server_request(id) else {
         tracing::debug!(session = %session.id, %id, "client answered a request mcplex does not know; ignored");

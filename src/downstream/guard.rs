@@ -27,7 +27,9 @@ pub fn check(uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("(not text)");
-        let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+        let authority = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
         if !authority.is_some_and(is_loopback_authority) {
             return Err(Refusal::Origin(origin.to_owned()));
         }
@@ -71,10 +73,24 @@ mod tests {
         for ok in ["127.0.0.1:15301", "localhost", "[::1]:80", "127.0.0.2", "LOCALHOST:1"] {
             assert_eq!(check(&uri, &headers(ok, Some("http://localhost:6274"))), Ok(()), "{ok}");
         }
-        for bad in ["evil.example", "evil.example:15301", "127.0.0.1.evil.example", "[::2]:1"] {
-            assert!(matches!(check(&uri, &headers(bad, None)), Err(Refusal::Host(_))), "{bad}");
+        for bad in [
+            "evil.example",
+            "evil.example:15301",
+            "127.0.0.1.evil.example",
+            "[::2]:1",
+        ] {
+            assert!(
+                matches!(check(&uri, &headers(bad, None)), Err(Refusal::Host(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(check(&uri, &headers("localhost", Some("https://evil.example"))), Err(Refusal::Origin(_))));
-        assert!(matches!(check(&uri, &headers("localhost", Some("null"))), Err(Refusal::Origin(_))));
+        assert!(matches!(
+            check(&uri, &headers("localhost", Some("https://evil.example"))),
+            Err(Refusal::Origin(_))
+        ));
+        assert!(matches!(
+            check(&uri, &headers("localhost", Some("null"))),
+            Err(Refusal::Origin(_))
+        ));
     }
 }

@@ -22,7 +22,13 @@ const LIST_FLAGS: [(&str, &str); 3] = [
 /// Opens the merged subscription stream; it lives until the client closes it.
 pub async fn listen(incoming: Incoming) -> Response<Body> {
     let subscription_id = incoming.message.id().cloned().unwrap_or(Value::Null);
-    let requested = incoming.message.body.get("params").and_then(|p| p.get("notifications")).cloned().unwrap_or_else(|| json!({}));
+    let requested = incoming
+        .message
+        .body
+        .get("params")
+        .and_then(|p| p.get("notifications"))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let mut accepted = Map::new();
     let mut wanted_methods = Vec::new();
     for (flag, method) in LIST_FLAGS {
@@ -37,7 +43,10 @@ pub async fn listen(incoming: Incoming) -> Response<Body> {
         .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     let upstreams = open_upstream_listens(&incoming, &uris).await;
-    let accepted_uris: Vec<Value> = upstreams.iter().flat_map(|(_, uris, _)| uris.iter().map(|u| json!(u))).collect();
+    let accepted_uris: Vec<Value> = upstreams
+        .iter()
+        .flat_map(|(_, uris, _)| uris.iter().map(|u| json!(u)))
+        .collect();
     if !accepted_uris.is_empty() {
         accepted.insert("resourceSubscriptions".into(), Value::Array(accepted_uris));
     }
@@ -49,7 +58,9 @@ pub async fn listen(incoming: Incoming) -> Response<Body> {
         let merged_tx = merged_tx.clone();
         tokio::spawn(async move {
             while let Some(Ok(message)) = stream.next().await {
-                if message.get("method").and_then(Value::as_str) == Some("notifications/resources/updated") && merged_tx.send(message).await.is_err() {
+                if message.get("method").and_then(Value::as_str) == Some("notifications/resources/updated")
+                    && merged_tx.send(message).await.is_err()
+                {
                     return;
                 }
             }
@@ -73,7 +84,11 @@ pub async fn listen(incoming: Incoming) -> Response<Body> {
                 }
             };
             message["params"]["_meta"][SUBSCRIPTION_ID] = subscription_id.clone();
-            if tx.send(encode_event(&serde_json::to_vec(&message).unwrap_or_default())).await.is_err() {
+            if tx
+                .send(encode_event(&serde_json::to_vec(&message).unwrap_or_default()))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -90,14 +105,18 @@ async fn open_upstream_listens(incoming: &Incoming, uris: &[String]) -> Vec<(Str
             by_target.entry(target.to_owned()).or_default().push(uri.clone());
         }
     }
-    let Client::Modern(context) = &incoming.client else { return Vec::new() };
+    let Client::Modern(context) = &incoming.client else {
+        return Vec::new();
+    };
     let mut streams = Vec::new();
     for (name, uris) in by_target {
         let Some(target) = snapshot.target(&name) else { continue };
         if target.era().await.ok() != Some(Era::Modern) {
             continue;
         }
-        let Ok(channel) = Channel::open(target, context, false).await else { continue };
+        let Ok(channel) = Channel::open(target, context, false).await else {
+            continue;
+        };
         let request = json!({ "jsonrpc": "2.0", "id": target.next_request_id(), "method": "subscriptions/listen", "params": { "notifications": { "resourceSubscriptions": uris } } });
         match channel.send(request, None).await {
             Ok(Reply::Stream(stream)) => streams.push((name, uris, stream)),

@@ -8,7 +8,12 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// Reads the upstream GET stream for as long as the client session lives, reconnecting with backoff.
-pub async fn pump_session_stream(session: Weak<Session>, hub: Arc<Hub>, channel: Channel, upstream: Arc<LegacySession>) {
+pub async fn pump_session_stream(
+    session: Weak<Session>,
+    hub: Arc<Hub>,
+    channel: Channel,
+    upstream: Arc<LegacySession>,
+) {
     let target = upstream.target().name().to_owned();
     let mut backoff = Duration::from_millis(250);
     loop {
@@ -39,6 +44,10 @@ fn deliver(session: &Arc<Session>, hub: &Arc<Hub>, channel: &Channel, target: &s
         tokio::spawn(async move { hub.refresh_target(&target).await });
         return;
     }
-    let message = if message.get("id").is_some() && !method.is_empty() { session.register_server_request(channel, message) } else { message };
+    let message = if message.get("id").is_some() && !method.is_empty() {
+        session.register_server_request(channel, message)
+    } else {
+        message
+    };
     session.push_to_stream(message);
 }

@@ -40,7 +40,10 @@ pub async fn forward(forward: Forward) -> Response<Body> {
     if let Some(session) = &forward.session {
         session.start_call(&forward.client_id, &forward.channel, &upstream_id);
     }
-    let reply = forward.channel.send(forward.message.clone(), forward.authorization.as_ref()).await;
+    let reply = forward
+        .channel
+        .send(forward.message.clone(), forward.authorization.as_ref())
+        .await;
     match reply {
         Ok(Reply::Single(response)) => {
             finish(&forward);
@@ -53,7 +56,10 @@ pub async fn forward(forward: Forward) -> Response<Body> {
         }
         Ok(Reply::Accepted) => {
             finish(&forward);
-            let error = UpstreamError::Garbage { target: target.name().into(), reason: "a request was answered with 202 and no response".into() };
+            let error = UpstreamError::Garbage {
+                target: target.name().into(),
+                reason: "a request was answered with 202 and no response".into(),
+            };
             respond::json(forward.era, &upstream_error(&forward.client_id, &error))
         }
         Err(error) => {
@@ -101,7 +107,12 @@ async fn relay_stream(forward: Forward, mut stream: MessageStream, upstream_id: 
         // Any message from the target (progress included) restarts the deadline.
         waited = Duration::ZERO;
         let message = match next {
-            None => break Err(UpstreamError::Garbage { target: target.name().into(), reason: "the stream ended before the response".into() }),
+            None => {
+                break Err(UpstreamError::Garbage {
+                    target: target.name().into(),
+                    reason: "the stream ended before the response".into(),
+                });
+            }
             Some(Err(error)) => break Err(error),
             Some(Ok(message)) => message,
         };
@@ -112,14 +123,21 @@ async fn relay_stream(forward: Forward, mut stream: MessageStream, upstream_id: 
             match &forward.session {
                 Some(session) => session.register_server_request(&forward.channel, message),
                 None => {
-                    tracing::warn!(target_name = target.name(), "a target sent a request to a client that cannot answer it; dropped");
+                    tracing::warn!(
+                        target_name = target.name(),
+                        "a target sent a request to a client that cannot answer it; dropped"
+                    );
                     continue;
                 }
             }
         } else {
             message
         };
-        if tx.send(encode_event(&serde_json::to_vec(&outgoing).unwrap_or_default())).await.is_err() {
+        if tx
+            .send(encode_event(&serde_json::to_vec(&outgoing).unwrap_or_default()))
+            .await
+            .is_err()
+        {
             break Ok(None);
         }
         if is_final {
@@ -132,7 +150,11 @@ async fn relay_stream(forward: Forward, mut stream: MessageStream, upstream_id: 
         Ok(None) => cancel_upstream(&forward, &upstream_id).await,
         Err(error) => {
             tracing::warn!(target_name = target.name(), %error, "streamed call failed");
-            let _ = tx.send(encode_event(&serde_json::to_vec(&upstream_error(&forward.client_id, &error)).unwrap_or_default())).await;
+            let _ = tx
+                .send(encode_event(
+                    &serde_json::to_vec(&upstream_error(&forward.client_id, &error)).unwrap_or_default(),
+                ))
+                .await;
             if error.is_unreachable() {
                 cancel_upstream(&forward, &upstream_id).await;
             }

@@ -27,7 +27,11 @@ pub enum ClientEra {
 pub fn json(era: ClientEra, message: &Value) -> Response<Body> {
     let status = match (era, jsonrpc::error_of(message)) {
         (ClientEra::Modern, Some((code, _))) => match code {
-            jsonrpc::HEADER_MISMATCH | jsonrpc::MISSING_CLIENT_CAPABILITY | jsonrpc::UNSUPPORTED_PROTOCOL_VERSION | jsonrpc::PARSE_ERROR | jsonrpc::INVALID_REQUEST => StatusCode::BAD_REQUEST,
+            jsonrpc::HEADER_MISMATCH
+            | jsonrpc::MISSING_CLIENT_CAPABILITY
+            | jsonrpc::UNSUPPORTED_PROTOCOL_VERSION
+            | jsonrpc::PARSE_ERROR
+            | jsonrpc::INVALID_REQUEST => StatusCode::BAD_REQUEST,
             jsonrpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
             _ => StatusCode::OK,
         },
@@ -68,16 +72,24 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 pub fn plain(status: StatusCode, text: &str) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(format!("{text}\n"))).boxed_unsync());
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
 /// An SSE response whose events come from `events` (already encoded).
 pub fn sse(events: mpsc::Receiver<Bytes>) -> Response<Body> {
-    let stream = futures_util::stream::unfold(events, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx)) });
+    let stream = futures_util::stream::unfold(events, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
     let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream.boxed())));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/event-stream"),
+    );
     headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache"));
     response
 }

@@ -82,7 +82,12 @@ impl Session {
             let _ = channel.send(set_level, None).await;
         }
         if let Channel::Legacy(upstream) = &channel {
-            let pump = tokio::spawn(crate::downstream::pump::pump_session_stream(Arc::downgrade(self), hub.clone(), channel.clone(), upstream.clone()));
+            let pump = tokio::spawn(crate::downstream::pump::pump_session_stream(
+                Arc::downgrade(self),
+                hub.clone(),
+                channel.clone(),
+                upstream.clone(),
+            ));
             lock(&self.pumps).push(pump);
         }
         channels.insert(target.name().to_owned(), channel.clone());
@@ -103,7 +108,13 @@ impl Session {
     pub fn register_server_request(&self, channel: &Channel, mut request: Value) -> Value {
         let id = format!("mcplex-s{}", self.next_server_request.fetch_add(1, Ordering::Relaxed));
         if let Some(upstream_id) = request.get("id").cloned() {
-            lock(&self.server_requests).insert(id.clone(), PendingServerRequest { channel: channel.clone(), upstream_id });
+            lock(&self.server_requests).insert(
+                id.clone(),
+                PendingServerRequest {
+                    channel: channel.clone(),
+                    upstream_id,
+                },
+            );
             request["id"] = json!(id);
         }
         request
@@ -156,7 +167,12 @@ impl Session {
 
     /// The era of each open channel, for `/status`.
     pub async fn channel_eras(&self) -> Vec<(String, Era)> {
-        self.channels.lock().await.iter().map(|(name, c)| (name.clone(), c.era())).collect()
+        self.channels
+            .lock()
+            .await
+            .iter()
+            .map(|(name, c)| (name.clone(), c.era()))
+            .collect()
     }
 }
 
@@ -204,7 +220,11 @@ impl SessionStore {
     /// Removes sessions idle for longer than `idle`, returning them so they can be closed.
     pub fn expire(&self, idle: std::time::Duration) -> Vec<Arc<Session>> {
         let mut sessions = lock(&self.sessions);
-        let expired: Vec<String> = sessions.iter().filter(|(_, s)| s.last_used().elapsed() > idle).map(|(id, _)| id.clone()).collect();
+        let expired: Vec<String> = sessions
+            .iter()
+            .filter(|(_, s)| s.last_used().elapsed() > idle)
+            .map(|(id, _)| id.clone())
+            .collect();
         expired.into_iter().filter_map(|id| sessions.remove(&id)).collect()
     }
 }

@@ -32,7 +32,9 @@ pub struct Date {
 impl Date {
     /// A new server with its tools registered.
     pub fn new() -> Self {
-        Self { tool_router: Self::tool_router() }
+        Self {
+            tool_router: Self::tool_router(),
+        }
     }
 }
 
@@ -51,7 +53,8 @@ fn refuse(message: String) -> CallToolResult {
 }
 
 fn parse_date(field: &str, value: &str) -> Result<NaiveDate, CallToolResult> {
-    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|e| refuse(format!("{field} `{value}` is not a YYYY-MM-DD date: {e}")))
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|e| refuse(format!("{field} `{value}` is not a YYYY-MM-DD date: {e}")))
 }
 
 #[tool_router]

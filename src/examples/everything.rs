@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// A 1x1 red PNG.
-pub const PNG_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==";
+pub const PNG_BASE64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==";
 /// A 44-byte silent WAV header with no samples.
 pub const WAV_BASE64: &str = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA=";
 
@@ -42,7 +43,10 @@ impl Everything {
 
     /// A server limited to `versions`.
     pub fn with_versions(versions: Versions) -> Self {
-        Self { versions, extra_tool: Arc::new(AtomicBool::new(false)) }
+        Self {
+            versions,
+            extra_tool: Arc::new(AtomicBool::new(false)),
+        }
     }
 }
 
@@ -61,7 +65,10 @@ fn no_args() -> Value {
 }
 
 fn string_args(names: &[&str]) -> Value {
-    let properties: serde_json::Map<String, Value> = names.iter().map(|n| ((*n).to_string(), json!({ "type": "string" }))).collect();
+    let properties: serde_json::Map<String, Value> = names
+        .iter()
+        .map(|n| ((*n).to_string(), json!({ "type": "string" })))
+        .collect();
     json!({ "type": "object", "properties": properties, "required": names })
 }
 
@@ -71,14 +78,30 @@ fn tools(extra: bool) -> Vec<Value> {
         tool("test_image_content", "Returns an image", no_args()),
         tool("test_audio_content", "Returns audio", no_args()),
         tool("test_embedded_resource", "Returns an embedded resource", no_args()),
-        tool("test_multiple_content_types", "Returns text, image and resource", no_args()),
-        tool("test_tool_with_logging", "Sends three log messages while it runs", no_args()),
+        tool(
+            "test_multiple_content_types",
+            "Returns text, image and resource",
+            no_args(),
+        ),
+        tool(
+            "test_tool_with_logging",
+            "Sends three log messages while it runs",
+            no_args(),
+        ),
         tool("test_error_handling", "Always fails with isError", no_args()),
         tool("test_tool_with_progress", "Reports progress 0, 50, 100", no_args()),
         tool("test_sampling", "Asks the client's LLM", string_args(&["prompt"])),
         tool("test_elicitation", "Asks the user", string_args(&["message"])),
-        tool("test_elicitation_sep1034_defaults", "Elicitation with defaults", no_args()),
-        tool("test_elicitation_sep1330_enums", "Elicitation with every enum form", no_args()),
+        tool(
+            "test_elicitation_sep1034_defaults",
+            "Elicitation with defaults",
+            no_args(),
+        ),
+        tool(
+            "test_elicitation_sep1330_enums",
+            "Elicitation with every enum form",
+            no_args(),
+        ),
         json!({
             "name": "json_schema_2020_12_tool",
             "description": "Tool with JSON Schema 2020-12 features",
@@ -90,9 +113,21 @@ fn tools(extra: bool) -> Vec<Value> {
                 "additionalProperties": false
             }
         }),
-        tool("echo", "Returns its arguments and request _meta as JSON text", json!({ "type": "object" })),
-        tool("slow", "Sleeps `ms` milliseconds, reporting progress every 100 ms", json!({ "type": "object", "properties": { "ms": { "type": "integer" } } })),
-        tool("toggle_extra_tool", "Adds or removes the `extra` tool and announces list_changed", no_args()),
+        tool(
+            "echo",
+            "Returns its arguments and request _meta as JSON text",
+            json!({ "type": "object" }),
+        ),
+        tool(
+            "slow",
+            "Sleeps `ms` milliseconds, reporting progress every 100 ms",
+            json!({ "type": "object", "properties": { "ms": { "type": "integer" } } }),
+        ),
+        tool(
+            "toggle_extra_tool",
+            "Adds or removes the `extra` tool and announces list_changed",
+            no_args(),
+        ),
     ];
     if extra {
         tools.push(tool("extra", "Present only after toggle_extra_tool", no_args()));
@@ -121,7 +156,8 @@ fn resources() -> Value {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ErrorData> {
-    serde_json::from_value(value).map_err(|e| ErrorData::internal_error(format!("fixture built an invalid result: {e}"), None))
+    serde_json::from_value(value)
+        .map_err(|e| ErrorData::internal_error(format!("fixture built an invalid result: {e}"), None))
 }
 
 fn text_result(text: impl Into<String>) -> CallToolResult {
@@ -129,34 +165,73 @@ fn text_result(text: impl Into<String>) -> CallToolResult {
 }
 
 fn argument<'a>(request: &'a CallToolRequestParams, key: &str) -> &'a str {
-    request.arguments.as_ref().and_then(|a| a.get(key)).and_then(Value::as_str).unwrap_or("")
+    request
+        .arguments
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 impl Everything {
-    async fn run_tool(&self, request: &CallToolRequestParams, context: &RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
+    async fn run_tool(
+        &self,
+        request: &CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
         let peer = &context.peer;
         Ok(match request.name.as_ref() {
             "test_simple_text" => text_result("This is a simple text response for testing."),
-            "test_image_content" => from_json(json!({ "content": [{ "type": "image", "data": PNG_BASE64, "mimeType": "image/png" }] }))?,
-            "test_audio_content" => from_json(json!({ "content": [{ "type": "audio", "data": WAV_BASE64, "mimeType": "audio/wav" }] }))?,
-            "test_embedded_resource" => from_json(json!({ "content": [{ "type": "resource", "resource": { "uri": "test://embedded-resource", "mimeType": "text/plain", "text": "This is an embedded resource content." } }] }))?,
+            "test_image_content" => {
+                from_json(json!({ "content": [{ "type": "image", "data": PNG_BASE64, "mimeType": "image/png" }] }))?
+            }
+            "test_audio_content" => {
+                from_json(json!({ "content": [{ "type": "audio", "data": WAV_BASE64, "mimeType": "audio/wav" }] }))?
+            }
+            "test_embedded_resource" => from_json(
+                json!({ "content": [{ "type": "resource", "resource": { "uri": "test://embedded-resource", "mimeType": "text/plain", "text": "This is an embedded resource content." } }] }),
+            )?,
             "test_multiple_content_types" => from_json(json!({ "content": [
                 { "type": "text", "text": "Multiple content types test:" },
                 { "type": "image", "data": PNG_BASE64, "mimeType": "image/png" },
                 { "type": "resource", "resource": { "uri": "test://mixed-content-resource", "mimeType": "application/json", "text": "{\"test\":\"data\",\"value\":123}" } }
             ] }))?,
             "test_tool_with_logging" => {
-                for (i, message) in ["Tool execution started", "Tool processing data", "Tool execution completed"].into_iter().enumerate() {
+                for (i, message) in [
+                    "Tool execution started",
+                    "Tool processing data",
+                    "Tool execution completed",
+                ]
+                .into_iter()
+                .enumerate()
+                {
                     if i > 0 {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                    let _ = peer.notify_logging_message(from_json(json!({ "level": "info", "logger": "everything", "data": message }))?).await;
+                    let _ = peer
+                        .notify_logging_message(from_json(
+                            json!({ "level": "info", "logger": "everything", "data": message }),
+                        )?)
+                        .await;
                 }
                 text_result("Logging tool finished")
             }
-            "test_error_handling" => CallToolResult::error(vec![ContentBlock::text("This tool intentionally returns an error for testing")]),
+            "test_error_handling" => CallToolResult::error(vec![ContentBlock::text(
+                "This tool intentionally returns an error for testing",
+            )]),
             "test_tool_with_progress" | "slow" => {
-                let steps: u64 = if request.name == "slow" { (request.arguments.as_ref().and_then(|a| a.get("ms")).and_then(Value::as_u64).unwrap_or(100) / 100).max(1) } else { 2 };
+                let steps: u64 = if request.name == "slow" {
+                    (request
+                        .arguments
+                        .as_ref()
+                        .and_then(|a| a.get("ms"))
+                        .and_then(Value::as_u64)
+                        .unwrap_or(100)
+                        / 100)
+                        .max(1)
+                } else {
+                    2
+                };
                 let token = context.meta.get_progress_token();
                 for step in 0..=steps {
                     if step > 0 {
@@ -171,14 +246,25 @@ impl Everything {
             }
             "test_sampling" => {
                 let params = json!({ "messages": [{ "role": "user", "content": { "type": "text", "text": argument(request, "prompt") } }], "maxTokens": 100 });
-                let answer = peer.create_message(from_json(params)?).await.map_err(|e| ErrorData::internal_error(format!("sampling failed: {e}"), None))?;
+                let answer = peer
+                    .create_message(from_json(params)?)
+                    .await
+                    .map_err(|e| ErrorData::internal_error(format!("sampling failed: {e}"), None))?;
                 let answer = serde_json::to_value(&answer).unwrap_or_default();
-                let text = answer.pointer("/content/text").or_else(|| answer.pointer("/content/0/text")).and_then(Value::as_str).unwrap_or("").to_owned();
+                let text = answer
+                    .pointer("/content/text")
+                    .or_else(|| answer.pointer("/content/0/text"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
                 text_result(format!("LLM response: {text}"))
             }
             "test_elicitation" | "test_elicitation_sep1034_defaults" | "test_elicitation_sep1330_enums" => {
                 let params = elicitation_params(request.name.as_ref(), argument(request, "message"));
-                let answer = peer.create_elicitation(from_json(params)?).await.map_err(|e| ErrorData::internal_error(format!("elicitation failed: {e}"), None))?;
+                let answer = peer
+                    .create_elicitation(from_json(params)?)
+                    .await
+                    .map_err(|e| ErrorData::internal_error(format!("elicitation failed: {e}"), None))?;
                 let answer = serde_json::to_value(&answer).unwrap_or_default();
                 let action = answer.get("action").and_then(Value::as_str).unwrap_or("unknown");
                 let content = answer.get("content").cloned().unwrap_or(Value::Null);
@@ -205,12 +291,14 @@ fn elicitation_params(tool: &str, message: &str) -> Value {
         "test_elicitation" => json!({ "message": message, "requestedSchema": { "type": "object", "properties": {
             "username": { "type": "string", "description": "User's response" },
             "email": { "type": "string", "description": "User's email address" } }, "required": ["username", "email"] } }),
-        "test_elicitation_sep1034_defaults" => json!({ "message": "Please confirm your details", "requestedSchema": { "type": "object", "properties": {
+        "test_elicitation_sep1034_defaults" => {
+            json!({ "message": "Please confirm your details", "requestedSchema": { "type": "object", "properties": {
             "name": { "type": "string", "default": "John Doe" },
             "age": { "type": "integer", "default": 30 },
             "score": { "type": "number", "default": 95.5 },
             "status": { "type": "string", "enum": ["active", "inactive", "pending"], "default": "active" },
-            "verified": { "type": "boolean", "default": true } } } }),
+            "verified": { "type": "boolean", "default": true } } } })
+        }
         _ => json!({ "message": "Please choose options", "requestedSchema": { "type": "object", "properties": {
             "untitledSingle": { "type": "string", "enum": ["option1", "option2", "option3"] },
             "titledSingle": { "type": "string", "oneOf": [ { "const": "value1", "title": "First Option" }, { "const": "value2", "title": "Second Option" }, { "const": "value3", "title": "Third Option" } ] },
@@ -232,34 +320,69 @@ impl ServerHandler for Everything {
             .enable_completions()
             .build();
         ServerConfig::new(capabilities)
-            .with_server_info(Implementation::new("mcplex-example-everything", env!("CARGO_PKG_VERSION")))
+            .with_server_info(Implementation::new(
+                "mcplex-example-everything",
+                env!("CARGO_PKG_VERSION"),
+            ))
             .with_instructions("Every MCP feature, for testing clients and gateways.")
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         match self.versions {
             Versions::All => Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS),
-            Versions::LegacyOnly => Cow::Owned(vec![ProtocolVersion::V_2025_03_26, ProtocolVersion::V_2025_06_18, ProtocolVersion::V_2025_11_25]),
+            Versions::LegacyOnly => Cow::Owned(vec![
+                ProtocolVersion::V_2025_03_26,
+                ProtocolVersion::V_2025_06_18,
+                ProtocolVersion::V_2025_11_25,
+            ]),
         }
     }
 
-    async fn list_tools(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListToolsResult, ErrorData> {
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
         from_json(json!({ "tools": tools(self.extra_tool.load(Ordering::SeqCst)) }))
     }
 
-    async fn call_tool(&self, request: CallToolRequestParams, context: RequestContext<RoleServer>) -> Result<CallToolResponse, ErrorData> {
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
         self.run_tool(&request, &context).await.map(Into::into)
     }
 
-    async fn list_prompts(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListPromptsResult, ErrorData> {
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
         from_json(json!({ "prompts": prompts() }))
     }
 
-    async fn get_prompt(&self, request: GetPromptRequestParams, _context: RequestContext<RoleServer>) -> Result<GetPromptResponse, ErrorData> {
-        let arg = |key: &str| request.arguments.as_ref().and_then(|a| a.get(key)).and_then(Value::as_str).unwrap_or("").to_owned();
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let arg = |key: &str| {
+            request
+                .arguments
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
         let messages = match request.name.as_ref() {
-            "test_simple_prompt" => json!([{ "role": "user", "content": { "type": "text", "text": "This is a simple prompt for testing." } }]),
-            "test_prompt_with_arguments" => json!([{ "role": "user", "content": { "type": "text", "text": format!("Prompt with arguments: arg1='{}', arg2='{}'", arg("arg1"), arg("arg2")) } }]),
+            "test_simple_prompt" => {
+                json!([{ "role": "user", "content": { "type": "text", "text": "This is a simple prompt for testing." } }])
+            }
+            "test_prompt_with_arguments" => {
+                json!([{ "role": "user", "content": { "type": "text", "text": format!("Prompt with arguments: arg1='{}', arg2='{}'", arg("arg1"), arg("arg2")) } }])
+            }
             "test_prompt_with_embedded_resource" => json!([
                 { "role": "user", "content": { "type": "resource", "resource": { "uri": arg("resourceUri"), "mimeType": "text/plain", "text": "Embedded resource content for testing." } } },
                 { "role": "user", "content": { "type": "text", "text": "Please process the embedded resource above." } }
@@ -273,48 +396,91 @@ impl ServerHandler for Everything {
         from_json::<GetPromptResult>(json!({ "messages": messages })).map(Into::into)
     }
 
-    async fn list_resources(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListResourcesResult, ErrorData> {
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
         from_json(json!({ "resources": resources() }))
     }
 
-    async fn list_resource_templates(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListResourceTemplatesResult, ErrorData> {
-        from_json(json!({ "resourceTemplates": [{ "uriTemplate": "test://template/{id}/data", "name": "template", "description": "Data for an id", "mimeType": "application/json" }] }))
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        from_json(
+            json!({ "resourceTemplates": [{ "uriTemplate": "test://template/{id}/data", "name": "template", "description": "Data for an id", "mimeType": "application/json" }] }),
+        )
     }
 
-    async fn read_resource(&self, request: ReadResourceRequestParams, _context: RequestContext<RoleServer>) -> Result<ReadResourceResponse, ErrorData> {
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
         let uri = request.uri.as_str();
         let contents = match uri {
-            "test://static-text" => json!([{ "uri": uri, "mimeType": "text/plain", "text": "This is the content of the static text resource." }]),
+            "test://static-text" => {
+                json!([{ "uri": uri, "mimeType": "text/plain", "text": "This is the content of the static text resource." }])
+            }
             "test://static-binary" => json!([{ "uri": uri, "mimeType": "image/png", "blob": PNG_BASE64 }]),
             "test://watched-resource" => json!([{ "uri": uri, "mimeType": "text/plain", "text": "watched" }]),
-            _ => match uri.strip_prefix("test://template/").and_then(|rest| rest.strip_suffix("/data")) {
-                Some(id) => json!([{ "uri": uri, "mimeType": "application/json", "text": json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") }).to_string() }]),
+            _ => match uri
+                .strip_prefix("test://template/")
+                .and_then(|rest| rest.strip_suffix("/data"))
+            {
+                Some(id) => {
+                    json!([{ "uri": uri, "mimeType": "application/json", "text": json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") }).to_string() }])
+                }
                 None => return Err(ErrorData::resource_not_found(format!("no resource `{uri}`"), None)),
             },
         };
         from_json::<ReadResourceResult>(json!({ "contents": contents })).map(Into::into)
     }
 
-    async fn subscribe(&self, request: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
         let peer = context.peer.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(request.uri)).await;
+            let _ = peer
+                .notify_resource_updated(ResourceUpdatedNotificationParam::new(request.uri))
+                .await;
         });
         Ok(())
     }
 
-    async fn unsubscribe(&self, _request: UnsubscribeRequestParams, _context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+    async fn unsubscribe(
+        &self,
+        _request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
         Ok(())
     }
 
-    async fn complete(&self, request: CompleteRequestParams, _context: RequestContext<RoleServer>) -> Result<CompleteResult, ErrorData> {
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
         let prefix = request.argument.value.clone();
-        let values: Vec<String> = ["paris", "park", "party"].iter().filter(|v| v.starts_with(&prefix)).map(|v| (*v).to_owned()).collect();
+        let values: Vec<String> = ["paris", "park", "party"]
+            .iter()
+            .filter(|v| v.starts_with(&prefix))
+            .map(|v| (*v).to_owned())
+            .collect();
         from_json(json!({ "completion": { "values": values, "total": values.len(), "hasMore": false } }))
     }
 
-    async fn set_level(&self, _request: SetLevelRequestParams, _context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
         Ok(())
     }
 }

@@ -24,7 +24,9 @@ pub struct Math {
 impl Math {
     /// A new server with its tools registered.
     pub fn new() -> Self {
-        Self { tool_router: Self::tool_router() }
+        Self {
+            tool_router: Self::tool_router(),
+        }
     }
 }
 

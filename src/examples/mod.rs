@@ -14,17 +14,25 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Serves an rmcp handler over Streamable HTTP at `/mcp` (any Host: Kubernetes calls it by Service name).
-pub async fn serve_handler<S>(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, make: impl Fn() -> S + Send + Sync + 'static, shutdown: CancellationToken)
-where
+pub async fn serve_handler<S>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    make: impl Fn() -> S + Send + Sync + 'static,
+    shutdown: CancellationToken,
+) where
     S: ServerHandler + Send + 'static,
 {
-    let config = StreamableHttpServerConfig::default().disable_allowed_hosts().with_cancellation_token(shutdown.child_token());
+    let config = StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .with_cancellation_token(shutdown.child_token());
     let service = StreamableHttpService::new(move || Ok(make()), Arc::new(LocalSessionManager::default()), config);
     let handler = move |request: http::Request<hyper::body::Incoming>| {
         let mut service = service.clone();
         async move {
             if request.uri().path() != "/mcp" {
-                let mut response = http::Response::new(http_body_util::BodyExt::boxed(http_body_util::Full::new(bytes::Bytes::from_static(b"not found: the MCP endpoint is /mcp\n"))));
+                let mut response = http::Response::new(http_body_util::BodyExt::boxed(http_body_util::Full::new(
+                    bytes::Bytes::from_static(b"not found: the MCP endpoint is /mcp\n"),
+                )));
                 *response.status_mut() = http::StatusCode::NOT_FOUND;
                 return response;
             }
@@ -49,7 +57,12 @@ pub enum Example {
 }
 
 /// Serves the chosen example until `shutdown`.
-pub async fn run(example: Example, listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, shutdown: CancellationToken) {
+pub async fn run(
+    example: Example,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: CancellationToken,
+) {
     match example {
         Example::Math => serve_handler(listener, tls, math::Math::new, shutdown).await,
         Example::Date => serve_handler(listener, tls, date::Date::new, shutdown).await,

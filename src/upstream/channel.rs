@@ -54,13 +54,22 @@ impl Channel {
     /// Opens a channel. A session-era client (`dedicated`) gets its own upstream session whenever the
     /// target speaks the session protocol, so server requests and subscriptions reach it; others
     /// use stateless requests, or the target's shared session when it speaks nothing else.
-    pub async fn open(target: &Arc<Target>, context: &Arc<ClientContext>, dedicated: bool) -> Result<Self, UpstreamError> {
+    pub async fn open(
+        target: &Arc<Target>,
+        context: &Arc<ClientContext>,
+        dedicated: bool,
+    ) -> Result<Self, UpstreamError> {
         let dialects = target.dialects().await?;
         if dedicated && dialects.legacy {
-            return Ok(Self::Legacy(LegacySession::connect(target.clone(), context.initialize_params()).await?));
+            return Ok(Self::Legacy(
+                LegacySession::connect(target.clone(), context.initialize_params()).await?,
+            ));
         }
         match dialects.preferred() {
-            Era::Modern => Ok(Self::Modern { target: target.clone(), context: context.clone() }),
+            Era::Modern => Ok(Self::Modern {
+                target: target.clone(),
+                context: context.clone(),
+            }),
             Era::Legacy => Ok(Self::Legacy(target.control_session().await?)),
         }
     }
@@ -95,7 +104,12 @@ impl Channel {
                 if is_call {
                     add_modern_meta(&mut message, context);
                 }
-                let out = Outbound { protocol_version: Some(MODERN_VERSION), method_headers: is_call, authorization, ..Default::default() };
+                let out = Outbound {
+                    protocol_version: Some(MODERN_VERSION),
+                    method_headers: is_call,
+                    authorization,
+                    ..Default::default()
+                };
                 target.post(&message, &out).await
             }
         }
@@ -104,21 +118,31 @@ impl Channel {
 
 fn meta_of(message: &mut Value) -> Option<&mut Map<String, Value>> {
     let params = message.as_object_mut()?.entry("params").or_insert_with(|| json!({}));
-    params.as_object_mut()?.entry("_meta").or_insert_with(|| json!({})).as_object_mut()
+    params
+        .as_object_mut()?
+        .entry("_meta")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
 }
 
 /// Adds the per-request client context a modern target requires, keeping what the client sent.
 pub fn add_modern_meta(message: &mut Value, context: &ClientContext) {
     let Some(meta) = meta_of(message) else { return };
     meta.insert(META_PROTOCOL_VERSION.into(), json!(MODERN_VERSION));
-    meta.entry(META_CLIENT_INFO).or_insert_with(|| context.client_info.clone());
-    meta.entry(META_CLIENT_CAPABILITIES).or_insert_with(|| context.capabilities.clone());
+    meta.entry(META_CLIENT_INFO)
+        .or_insert_with(|| context.client_info.clone());
+    meta.entry(META_CLIENT_CAPABILITIES)
+        .or_insert_with(|| context.capabilities.clone());
 }
 
 /// Removes modern-only `_meta` keys before a message reaches a legacy target.
 pub fn strip_modern_meta(message: &mut Value) {
-    let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) else { return };
-    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else { return };
+    let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else {
+        return;
+    };
     meta.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
     if meta.is_empty() {
         params.remove("_meta");
@@ -137,7 +161,8 @@ mod tests {
         assert_eq!(message["params"]["_meta"][META_CLIENT_INFO]["name"], "mcplex");
         strip_modern_meta(&mut message);
         assert_eq!(message["params"], json!({"_meta":{"progressToken":5}}));
-        let mut bare = json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{META_PROTOCOL_VERSION: "x"}}});
+        let mut bare =
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{META_PROTOCOL_VERSION: "x"}}});
         strip_modern_meta(&mut bare);
         assert_eq!(bare["params"], json!({}));
     }

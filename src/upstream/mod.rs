@@ -55,7 +55,10 @@ pub fn mcplex_initialize_params() -> Value {
 pub async fn final_response(reply: Reply, id: &Value, target: &str) -> Result<Value, UpstreamError> {
     match reply {
         Reply::Single(value) => Ok(value),
-        Reply::Accepted => Err(UpstreamError::Garbage { target: target.into(), reason: "a request was answered with 202 and no response".into() }),
+        Reply::Accepted => Err(UpstreamError::Garbage {
+            target: target.into(),
+            reason: "a request was answered with 202 and no response".into(),
+        }),
         Reply::Stream(mut stream) => {
             while let Some(message) = stream.next().await {
                 let message = message?;
@@ -63,7 +66,10 @@ pub async fn final_response(reply: Reply, id: &Value, target: &str) -> Result<Va
                     return Ok(message);
                 }
             }
-            Err(UpstreamError::Garbage { target: target.into(), reason: "the stream ended before the response".into() })
+            Err(UpstreamError::Garbage {
+                target: target.into(),
+                reason: "the stream ended before the response".into(),
+            })
         }
     }
 }

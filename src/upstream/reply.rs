@@ -28,7 +28,12 @@ pub struct MessageStream {
 impl MessageStream {
     /// Wraps an SSE response body of `target`.
     pub fn new(target: &str, body: Incoming) -> Self {
-        Self { target: target.to_owned(), body, decoder: SseDecoder::default(), ready: VecDeque::new() }
+        Self {
+            target: target.to_owned(),
+            body,
+            decoder: SseDecoder::default(),
+            ready: VecDeque::new(),
+        }
     }
 
     /// The next message, `None` at the end of the stream.
@@ -39,7 +44,9 @@ impl MessageStream {
                 if text.trim().is_empty() {
                     continue;
                 }
-                return Some(serde_json::from_str(&text).map_err(|e| self.garbage(format!("an SSE event is not JSON: {e}"))));
+                return Some(
+                    serde_json::from_str(&text).map_err(|e| self.garbage(format!("an SSE event is not JSON: {e}"))),
+                );
             }
             let frame = match self.body.frame().await? {
                 Ok(frame) => frame,
@@ -61,6 +68,9 @@ impl MessageStream {
     }
 
     fn garbage(&self, reason: String) -> UpstreamError {
-        UpstreamError::Garbage { target: self.target.clone(), reason }
+        UpstreamError::Garbage {
+            target: self.target.clone(),
+            reason,
+        }
     }
 }

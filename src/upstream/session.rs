@@ -3,7 +3,7 @@
 use crate::upstream::error::UpstreamError;
 use crate::upstream::reply::{MessageStream, Reply};
 use crate::upstream::target::{Outbound, Target};
-use crate::upstream::{LEGACY_VERSIONS, LATEST_LEGACY_VERSION, final_response};
+use crate::upstream::{LATEST_LEGACY_VERSION, LEGACY_VERSIONS, final_response};
 use http::HeaderValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -28,7 +28,11 @@ impl LegacySession {
     /// Opens a session with `initialize` (using the downstream client's params) and `notifications/initialized`.
     pub async fn connect(target: Arc<Target>, initialize_params: Value) -> Result<Arc<Self>, UpstreamError> {
         let negotiated = initialize(&target, &initialize_params, 0).await?;
-        Ok(Arc::new(Self { target, initialize_params, negotiated: RwLock::new(negotiated) }))
+        Ok(Arc::new(Self {
+            target,
+            initialize_params,
+            negotiated: RwLock::new(negotiated),
+        }))
     }
 
     /// The target behind the session.
@@ -50,7 +54,12 @@ impl LegacySession {
         }
     }
 
-    async fn send_in(&self, negotiated: &Negotiated, message: &Value, authorization: Option<&HeaderValue>) -> Result<Reply, UpstreamError> {
+    async fn send_in(
+        &self,
+        negotiated: &Negotiated,
+        message: &Value,
+        authorization: Option<&HeaderValue>,
+    ) -> Result<Reply, UpstreamError> {
         let out = Outbound {
             protocol_version: Some(&negotiated.protocol_version),
             session_id: negotiated.session_id.as_deref(),
@@ -64,7 +73,10 @@ impl LegacySession {
     async fn renew(&self, seen_generation: u64) -> Result<Negotiated, UpstreamError> {
         let mut negotiated = self.negotiated.write().await;
         if negotiated.generation == seen_generation {
-            tracing::info!(target_name = self.target.name(), "upstream session expired; re-initializing");
+            tracing::info!(
+                target_name = self.target.name(),
+                "upstream session expired; re-initializing"
+            );
             *negotiated = initialize(&self.target, &self.initialize_params, seen_generation + 1).await?;
         }
         Ok(negotiated.clone())
@@ -74,7 +86,11 @@ impl LegacySession {
     pub async fn open_stream(&self) -> Result<Option<MessageStream>, UpstreamError> {
         let current = self.negotiated.read().await.clone();
         let open = |n: Negotiated| async move {
-            let out = Outbound { protocol_version: Some(&n.protocol_version), session_id: n.session_id.as_deref(), ..Default::default() };
+            let out = Outbound {
+                protocol_version: Some(&n.protocol_version),
+                session_id: n.session_id.as_deref(),
+                ..Default::default()
+            };
             self.target.open_stream(&out).await
         };
         match open(current.clone()).await {
@@ -87,7 +103,11 @@ impl LegacySession {
     pub async fn close(&self) {
         let negotiated = self.negotiated.read().await.clone();
         if negotiated.session_id.is_some() {
-            let out = Outbound { protocol_version: Some(&negotiated.protocol_version), session_id: negotiated.session_id.as_deref(), ..Default::default() };
+            let out = Outbound {
+                protocol_version: Some(&negotiated.protocol_version),
+                session_id: negotiated.session_id.as_deref(),
+                ..Default::default()
+            };
             self.target.delete_session(&out).await;
         }
     }
@@ -96,20 +116,37 @@ impl LegacySession {
 async fn initialize(target: &Target, params: &Value, generation: u64) -> Result<Negotiated, UpstreamError> {
     let id = target.next_request_id();
     let request = json!({ "jsonrpc": "2.0", "id": id, "method": "initialize", "params": params });
-    let requested = params.get("protocolVersion").and_then(Value::as_str).unwrap_or(LATEST_LEGACY_VERSION);
-    let out = Outbound { protocol_version: Some(requested), ..Default::default() };
+    let requested = params
+        .get("protocolVersion")
+        .and_then(Value::as_str)
+        .unwrap_or(LATEST_LEGACY_VERSION);
+    let out = Outbound {
+        protocol_version: Some(requested),
+        ..Default::default()
+    };
     let (reply, session_id) = target.post_with_session_id(&request, &out).await?;
     let response = final_response(reply, &id, target.name()).await?;
     if let Some((code, message)) = crate::jsonrpc::error_of(&response) {
-        return Err(UpstreamError::Status { target: target.name().into(), status: 200, body: format!("initialize failed ({code}): {message}") });
+        return Err(UpstreamError::Status {
+            target: target.name().into(),
+            status: 200,
+            body: format!("initialize failed ({code}): {message}"),
+        });
     }
     let protocol_version = response
         .pointer("/result/protocolVersion")
         .and_then(Value::as_str)
         .filter(|v| LEGACY_VERSIONS.contains(v))
-        .ok_or_else(|| UpstreamError::Garbage { target: target.name().into(), reason: "initialize result has no supported protocolVersion".into() })?
+        .ok_or_else(|| UpstreamError::Garbage {
+            target: target.name().into(),
+            reason: "initialize result has no supported protocolVersion".into(),
+        })?
         .to_owned();
-    let negotiated = Negotiated { session_id, protocol_version, generation };
+    let negotiated = Negotiated {
+        session_id,
+        protocol_version,
+        generation,
+    };
     let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
     let out = Outbound {
         protocol_version: Some(&negotiated.protocol_version),

@@ -103,8 +103,10 @@ impl Target {
         if self.client.read().map(|c| c.1 == stamps).unwrap_or(false) {
             return Ok(false);
         }
-        let client = build_client(self.config.tls.as_ref())
-            .map_err(|e| UpstreamError::Setup { target: self.config.name.clone(), reason: e.to_string() })?;
+        let client = build_client(self.config.tls.as_ref()).map_err(|e| UpstreamError::Setup {
+            target: self.config.name.clone(),
+            reason: e.to_string(),
+        })?;
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = (client, stamps);
         Ok(true)
     }
@@ -119,7 +121,11 @@ impl Target {
     }
 
     /// POSTs one message; also returns the `Mcp-Session-Id` the target assigned, if any.
-    pub async fn post_with_session_id(&self, message: &Value, out: &Outbound<'_>) -> Result<(Reply, Option<String>), UpstreamError> {
+    pub async fn post_with_session_id(
+        &self,
+        message: &Value,
+        out: &Outbound<'_>,
+    ) -> Result<(Reply, Option<String>), UpstreamError> {
         let body = serde_json::to_vec(message).unwrap_or_default();
         let mut request = Request::builder()
             .method(Method::POST)
@@ -138,7 +144,11 @@ impl Target {
             .await
             .map_err(|_| self.timeout())?
             .map_err(|e| self.unreachable(error_chain(&e)))?;
-        let session_id = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let session_id = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Ok((self.classify(response, out.session_id.is_some()).await?, session_id))
     }
 
@@ -149,22 +159,37 @@ impl Target {
             .uri(self.config.url.clone())
             .header(header::ACCEPT, "text/event-stream");
         self.add_common_headers(request.headers_mut().expect("builder has no error yet"), out)?;
-        let request = request.body(Full::new(Bytes::new())).map_err(|e| self.unreachable(e.to_string()))?;
-        let response = self.client().request(request).await.map_err(|e| self.unreachable(error_chain(&e)))?;
+        let request = request
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        let response = self
+            .client()
+            .request(request)
+            .await
+            .map_err(|e| self.unreachable(error_chain(&e)))?;
         match response.status() {
             StatusCode::OK if is_event_stream(response.headers()) => {
                 Ok(Some(MessageStream::new(self.name(), response.into_body())))
             }
-            StatusCode::NOT_FOUND if out.session_id.is_some() => Err(UpstreamError::SessionExpired { target: self.name().into() }),
+            StatusCode::NOT_FOUND if out.session_id.is_some() => Err(UpstreamError::SessionExpired {
+                target: self.name().into(),
+            }),
             StatusCode::METHOD_NOT_ALLOWED => Ok(None),
-            status => Err(UpstreamError::Status { target: self.name().into(), status: status.as_u16(), body: String::new() }),
+            status => Err(UpstreamError::Status {
+                target: self.name().into(),
+                status: status.as_u16(),
+                body: String::new(),
+            }),
         }
     }
 
     /// Ends a legacy session with DELETE; errors are ignored (the target may be gone).
     pub async fn delete_session(&self, out: &Outbound<'_>) {
         let mut request = Request::builder().method(Method::DELETE).uri(self.config.url.clone());
-        if self.add_common_headers(request.headers_mut().expect("builder has no error yet"), out).is_err() {
+        if self
+            .add_common_headers(request.headers_mut().expect("builder has no error yet"), out)
+            .is_err()
+        {
             return;
         }
         if let Ok(request) = request.body(Full::new(Bytes::new())) {
@@ -190,33 +215,53 @@ impl Target {
                     headers.insert(header::AUTHORIZATION, value.clone());
                 }
             }
-            Err(reason) => return Err(UpstreamError::Setup { target: self.name().into(), reason }),
+            Err(reason) => {
+                return Err(UpstreamError::Setup {
+                    target: self.name().into(),
+                    reason,
+                });
+            }
         }
         Ok(())
     }
 
-    async fn classify(&self, response: http::Response<hyper::body::Incoming>, in_session: bool) -> Result<Reply, UpstreamError> {
+    async fn classify(
+        &self,
+        response: http::Response<hyper::body::Incoming>,
+        in_session: bool,
+    ) -> Result<Reply, UpstreamError> {
         let status = response.status();
         if status == StatusCode::ACCEPTED {
             return Ok(Reply::Accepted);
         }
         if status == StatusCode::NOT_FOUND && in_session {
-            return Err(UpstreamError::SessionExpired { target: self.name().into() });
+            return Err(UpstreamError::SessionExpired {
+                target: self.name().into(),
+            });
         }
         if status.is_success() && is_event_stream(response.headers()) {
             return Ok(Reply::Stream(MessageStream::new(self.name(), response.into_body())));
         }
-        let bytes = tokio::time::timeout(self.config.timeout, Limited::new(response.into_body(), MAX_JSON_REPLY).collect())
-            .await
-            .map_err(|_| self.timeout())?
-            .map_err(|e| self.unreachable(format!("reading the answer failed: {e}")))?
-            .to_bytes();
+        let bytes = tokio::time::timeout(
+            self.config.timeout,
+            Limited::new(response.into_body(), MAX_JSON_REPLY).collect(),
+        )
+        .await
+        .map_err(|_| self.timeout())?
+        .map_err(|e| self.unreachable(format!("reading the answer failed: {e}")))?
+        .to_bytes();
         match serde_json::from_slice::<Value>(&bytes) {
             // Modern targets answer errors with 4xx and a JSON-RPC body; the body is what matters.
             Ok(value) if value.get("result").is_some() || value.get("error").is_some() => Ok(Reply::Single(value)),
             _ if status.is_success() && bytes.is_empty() => Ok(Reply::Accepted),
-            Ok(_) if status.is_success() => Err(UpstreamError::Garbage { target: self.name().into(), reason: "the JSON answer has neither `result` nor `error`".into() }),
-            Err(e) if status.is_success() => Err(UpstreamError::Garbage { target: self.name().into(), reason: format!("the answer is not JSON: {e}") }),
+            Ok(_) if status.is_success() => Err(UpstreamError::Garbage {
+                target: self.name().into(),
+                reason: "the JSON answer has neither `result` nor `error`".into(),
+            }),
+            Err(e) if status.is_success() => Err(UpstreamError::Garbage {
+                target: self.name().into(),
+                reason: format!("the answer is not JSON: {e}"),
+            }),
             _ => Err(UpstreamError::Status {
                 target: self.name().into(),
                 status: status.as_u16(),
@@ -237,7 +282,12 @@ impl Target {
             return Ok(known);
         }
         let probed = self.probe().await?;
-        tracing::info!(target_name = self.name(), modern = probed.modern, legacy = probed.legacy, "target protocol eras detected");
+        tracing::info!(
+            target_name = self.name(),
+            modern = probed.modern,
+            legacy = probed.legacy,
+            "target protocol eras detected"
+        );
         *dialects = Some(probed);
         Ok(probed)
     }
@@ -249,7 +299,11 @@ impl Target {
             "method": "server/discover",
             "params": { "_meta": crate::upstream::mcplex_client_meta() },
         });
-        let out = Outbound { protocol_version: Some(MODERN_VERSION), method_headers: true, ..Default::default() };
+        let out = Outbound {
+            protocol_version: Some(MODERN_VERSION),
+            method_headers: true,
+            ..Default::default()
+        };
         let answer = match self.post(&discover, &out).await {
             Ok(Reply::Single(value)) => Some(value),
             Ok(Reply::Stream(mut stream)) => match stream.next().await {
@@ -260,7 +314,10 @@ impl Target {
             Err(UpstreamError::Status { status, .. }) if (400..500).contains(&status) => None,
             Err(e) => return Err(e),
         };
-        let legacy_only = Dialects { modern: false, legacy: true };
+        let legacy_only = Dialects {
+            modern: false,
+            legacy: true,
+        };
         let Some(answer) = answer else { return Ok(legacy_only) };
         if let Some(versions) = answer.pointer("/result/supportedVersions").and_then(Value::as_array) {
             let versions: Vec<&str> = versions.iter().filter_map(Value::as_str).collect();
@@ -270,9 +327,17 @@ impl Target {
             });
         }
         // A modern-only rejection still proves the target speaks 2026-07-28.
-        let modern_rejection = crate::jsonrpc::error_of(&answer)
-            .is_some_and(|(code, _)| code == crate::jsonrpc::HEADER_MISMATCH || code == crate::jsonrpc::MISSING_CLIENT_CAPABILITY);
-        Ok(if modern_rejection { Dialects { modern: true, legacy: false } } else { legacy_only })
+        let modern_rejection = crate::jsonrpc::error_of(&answer).is_some_and(|(code, _)| {
+            code == crate::jsonrpc::HEADER_MISMATCH || code == crate::jsonrpc::MISSING_CLIENT_CAPABILITY
+        });
+        Ok(if modern_rejection {
+            Dialects {
+                modern: true,
+                legacy: false,
+            }
+        } else {
+            legacy_only
+        })
     }
 
     /// Forgets the probed eras so the next use probes again (after the target restarted).
@@ -301,18 +366,30 @@ impl Target {
     }
 
     fn unreachable(&self, reason: String) -> UpstreamError {
-        UpstreamError::Unreachable { target: self.name().into(), reason }
+        UpstreamError::Unreachable {
+            target: self.name().into(),
+            reason,
+        }
     }
 
     fn timeout(&self) -> UpstreamError {
-        UpstreamError::Timeout { target: self.name().into(), after: self.config.timeout }
+        UpstreamError::Timeout {
+            target: self.name().into(),
+            after: self.config.timeout,
+        }
     }
 }
 
 fn pinned_dialects(choice: ProtocolChoice) -> Option<Dialects> {
     match choice {
-        ProtocolChoice::Modern => Some(Dialects { modern: true, legacy: false }),
-        ProtocolChoice::Legacy => Some(Dialects { modern: false, legacy: true }),
+        ProtocolChoice::Modern => Some(Dialects {
+            modern: true,
+            legacy: false,
+        }),
+        ProtocolChoice::Legacy => Some(Dialects {
+            modern: false,
+            legacy: true,
+        }),
         ProtocolChoice::Auto => None,
     }
 }

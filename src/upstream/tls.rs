@@ -67,7 +67,11 @@ fn roots_from_file(path: &Path) -> Result<RootCertStore, TlsError> {
 }
 
 fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem_error = |reason: String| TlsError::Pem { what, path: path.to_owned(), reason };
+    let pem_error = |reason: String| TlsError::Pem {
+        what,
+        path: path.to_owned(),
+        reason,
+    };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| pem_error(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()

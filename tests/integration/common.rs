@@ -43,7 +43,12 @@ pub async fn everything_at(addr: &str, versions: Versions) -> Upstream {
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let server = Everything::with_versions(versions);
-    let task = tokio::spawn(examples::serve_handler(listener, None, move || server.clone(), stop.clone()));
+    let task = tokio::spawn(examples::serve_handler(
+        listener,
+        None,
+        move || server.clone(),
+        stop.clone(),
+    ));
     Upstream { addr, stop, task }
 }
 
@@ -83,7 +88,11 @@ impl Harness {
         options.drain = Duration::from_secs(5);
         tune(&mut options);
         let sidecar = Sidecar::start(options).await.expect("sidecar starts");
-        Self { sidecar, dir, config_path }
+        Self {
+            sidecar,
+            dir,
+            config_path,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -131,7 +140,10 @@ impl Recorder {
     }
 
     fn record(&self, kind: &str, value: Value) {
-        self.events.lock().unwrap().push(json!({ "kind": kind, "value": value }));
+        self.events
+            .lock()
+            .unwrap()
+            .push(json!({ "kind": kind, "value": value }));
     }
 
     /// Waits until an event of `kind` was recorded, or fails after 5 s.
@@ -156,25 +168,44 @@ impl ClientHandler for Recorder {
         .unwrap()
     }
 
-    async fn create_message(&self, params: CreateMessageRequestParams, _context: RequestContext<RoleClient>) -> Result<CreateMessageResult, ErrorData> {
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
         self.record("sampling", serde_json::to_value(&params).unwrap());
         Ok(serde_json::from_value(json!({ "role": "assistant", "content": { "type": "text", "text": "sampled answer" }, "model": "test-model", "stopReason": "endTurn" })).unwrap())
     }
 
-    async fn create_elicitation(&self, request: ElicitRequestParams, _context: RequestContext<RoleClient>) -> Result<ElicitResult, ErrorData> {
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
         self.record("elicitation", serde_json::to_value(&request).unwrap());
-        Ok(serde_json::from_value(json!({ "action": "accept", "content": { "username": "ada", "email": "ada@example.com" } })).unwrap())
+        Ok(serde_json::from_value(
+            json!({ "action": "accept", "content": { "username": "ada", "email": "ada@example.com" } }),
+        )
+        .unwrap())
     }
 
     async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
         self.record("progress", serde_json::to_value(&params).unwrap());
     }
 
-    async fn on_logging_message(&self, params: LoggingMessageNotificationParam, _context: NotificationContext<RoleClient>) {
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
         self.record("log", serde_json::to_value(&params).unwrap());
     }
 
-    async fn on_resource_updated(&self, params: ResourceUpdatedNotificationParam, _context: NotificationContext<RoleClient>) {
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
         self.record("resource_updated", serde_json::to_value(&params).unwrap());
     }
 
@@ -184,26 +215,39 @@ impl ClientHandler for Recorder {
 }
 
 pub async fn legacy_client(url: &str, handler: Recorder) -> RunningService<RoleClient, Recorder> {
-    let transport = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+    let transport =
+        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
     handler.serve(transport).await.expect("legacy client connects")
 }
 
 pub async fn modern_client(url: &str, handler: Recorder) -> RunningService<RoleClient, Recorder> {
     use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
-    let transport = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+    let transport =
+        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
     handler
-        .serve_with_lifecycle(transport, ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] })
+        .serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
         .await
         .expect("modern client connects")
 }
 
 /// Calls a tool and returns the text of its first content block.
 pub async fn call_text(client: &RunningService<RoleClient, Recorder>, name: &str, arguments: Value) -> String {
-    let result = call(client, name, arguments).await.unwrap_or_else(|e| panic!("call {name}: {e}"));
+    let result = call(client, name, arguments)
+        .await
+        .unwrap_or_else(|e| panic!("call {name}: {e}"));
     first_text(&result)
 }
 
-pub async fn call(client: &RunningService<RoleClient, Recorder>, name: &str, arguments: Value) -> Result<CallToolResult, rmcp::ServiceError> {
+pub async fn call(
+    client: &RunningService<RoleClient, Recorder>,
+    name: &str,
+    arguments: Value,
+) -> Result<CallToolResult, rmcp::ServiceError> {
     let mut params = CallToolRequestParams::new(name.to_owned());
     if let Value::Object(map) = arguments {
         params = params.with_arguments(map);
@@ -212,11 +256,20 @@ pub async fn call(client: &RunningService<RoleClient, Recorder>, name: &str, arg
 }
 
 pub fn first_text(result: &CallToolResult) -> String {
-    serde_json::to_value(result).unwrap()["content"][0]["text"].as_str().unwrap_or_default().to_owned()
+    serde_json::to_value(result).unwrap()["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 pub async fn tool_names(client: &RunningService<RoleClient, Recorder>) -> Vec<String> {
-    let mut names: Vec<String> = client.list_all_tools().await.expect("tools/list").into_iter().map(|t| t.name.to_string()).collect();
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
     names.sort();
     names
 }
@@ -224,7 +277,11 @@ pub async fn tool_names(client: &RunningService<RoleClient, Recorder>) -> Vec<St
 /// A raw JSON-RPC POST; returns status, headers and body text.
 pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, reqwest::header::HeaderMap, String) {
     let client = reqwest::Client::new();
-    let mut request = client.post(url).header("content-type", "application/json").header("accept", "application/json, text/event-stream").body(body.to_owned());
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_owned());
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -253,5 +310,9 @@ pub fn message_of(body: &str) -> Value {
     if let Ok(value) = serde_json::from_str(body) {
         return value;
     }
-    body.lines().filter_map(|l| l.strip_prefix("data: ")).filter(|d| !d.trim().is_empty()).last().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null)
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .rfind(|d| !d.trim().is_empty())
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(Value::Null)
 }

@@ -23,7 +23,11 @@ fn kubelet_write(dir: &Path, generation: u32, text: &str) {
     }
 }
 
-async fn wait_for_tool(client: &rmcp::service::RunningService<rmcp::RoleClient, Recorder>, name: &str, present: bool) -> Duration {
+async fn wait_for_tool(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, Recorder>,
+    name: &str,
+    present: bool,
+) -> Duration {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(5) {
         if tool_names(client).await.contains(&name.to_string()) == present {
@@ -49,7 +53,11 @@ async fn a_kubelet_configmap_swap_applies_within_a_second_and_notifies_clients()
     let client = legacy_client(&url, Recorder::default()).await;
     assert!(!tool_names(&client).await.contains(&"date_today".to_string()));
 
-    kubelet_write(dir.path(), 2, &config(&[("math", &math.url(), ""), ("date", &date.url(), "")]));
+    kubelet_write(
+        dir.path(),
+        2,
+        &config(&[("math", &math.url(), ""), ("date", &date.url(), "")]),
+    );
     let took = wait_for_tool(&client, "date_today", true).await;
     assert!(took < Duration::from_secs(1), "applied after {took:?}");
     client.service().wait_for("tools_list_changed").await;
@@ -77,7 +85,11 @@ async fn in_flight_calls_survive_a_config_change() {
     let edit = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         // Rename the target: the old one leaves the config while its call is running.
-        std::fs::write(&harness.config_path, config(&[("renamed", &slow.url(), ""), ("math", &math.url(), "")])).unwrap();
+        std::fs::write(
+            &harness.config_path,
+            config(&[("renamed", &slow.url(), ""), ("math", &math.url(), "")]),
+        )
+        .unwrap();
     };
     let (result, ()) = tokio::join!(call_started, edit);
     assert!(first_text(&result.expect("the in-flight call completes")).contains("done after 8 steps"));
@@ -89,19 +101,42 @@ async fn in_flight_calls_survive_a_config_change() {
 fn check_prints_every_problem_with_its_key_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
-    std::fs::write(&path, "targets:\n  - name: ok\n    url: http://ok/mcp\n  - name: ok\n    url: ftp://x\n    timeout: soon\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcplex")).arg("check").arg(&path).output().unwrap();
+    std::fs::write(
+        &path,
+        "targets:\n  - name: ok\n    url: http://ok/mcp\n  - name: ok\n    url: ftp://x\n    timeout: soon\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcplex"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    for expected in ["targets[1].name: `ok` is used by an earlier target", "targets[1].url: `ftp://x` must start with http:// or https://", "targets[1].timeout"] {
+    for expected in [
+        "targets[1].name: `ok` is used by an earlier target",
+        "targets[1].url: `ftp://x` must start with http:// or https://",
+        "targets[1].timeout",
+    ] {
         assert!(stderr.contains(expected), "missing {expected:?} in {stderr}");
     }
     std::fs::write(&path, "targets:\n  - name: ok\n    url: http://ok/mcp\n    extra: 1\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcplex")).arg("check").arg(&path).output().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcplex"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("targets[0]") && stderr.contains("unknown field `extra`"), "{stderr}");
+    assert!(
+        stderr.contains("targets[0]") && stderr.contains("unknown field `extra`"),
+        "{stderr}"
+    );
     std::fs::write(&path, "targets:\n  - name: ok\n    url: http://ok/mcp\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcplex")).arg("check").arg(&path).output().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcplex"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("OK (1 target(s))"));
 }

@@ -9,7 +9,11 @@ use serde_json::json;
 async fn mixed_targets() -> (Upstream, Upstream, Harness) {
     let math = example(Example::Math).await;
     let legacy = everything(Versions::LegacyOnly).await;
-    let harness = Harness::start(&config(&[("math", &math.url(), ""), ("legacy", &legacy.url(), "prefix: old")])).await;
+    let harness = Harness::start(&config(&[
+        ("math", &math.url(), ""),
+        ("legacy", &legacy.url(), "prefix: old"),
+    ]))
+    .await;
     (math, legacy, harness)
 }
 
@@ -21,25 +25,40 @@ async fn exercise(client: &rmcp::service::RunningService<rmcp::RoleClient, Recor
     let division = call(client, "math_divide", json!({"a": 1, "b": 0})).await.unwrap();
     assert_eq!(division.is_error, Some(true));
     assert!(first_text(&division).contains("division by zero"));
-    assert_eq!(call_text(client, "old_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    assert_eq!(
+        call_text(client, "old_test_simple_text", json!({})).await,
+        "This is a simple text response for testing."
+    );
 
     let prompt = client
-        .get_prompt(GetPromptRequestParams::new("old_test_prompt_with_arguments").with_arguments(serde_json::from_value(json!({"arg1": "x1", "arg2": "y2"})).unwrap()))
+        .get_prompt(
+            GetPromptRequestParams::new("old_test_prompt_with_arguments")
+                .with_arguments(serde_json::from_value(json!({"arg1": "x1", "arg2": "y2"})).unwrap()),
+        )
         .await
         .expect("prompts/get");
     let text = serde_json::to_string(&prompt).unwrap();
     assert!(text.contains("arg1='x1'") && text.contains("arg2='y2'"), "{text}");
 
-    let read = client.read_resource(ReadResourceRequestParams::new("test://static-text")).await.expect("resources/read");
+    let read = client
+        .read_resource(ReadResourceRequestParams::new("test://static-text"))
+        .await
+        .expect("resources/read");
     assert!(serde_json::to_string(&read).unwrap().contains("static text resource"));
-    let templated = client.read_resource(ReadResourceRequestParams::new("test://template/42/data")).await.expect("template read");
+    let templated = client
+        .read_resource(ReadResourceRequestParams::new("test://template/42/data"))
+        .await
+        .expect("template read");
     assert!(serde_json::to_string(&templated).unwrap().contains("Data for ID: 42"));
 
     let completion = client
         .complete(serde_json::from_value(json!({"ref": {"type": "ref/prompt", "name": "old_test_prompt_with_arguments"}, "argument": {"name": "arg1", "value": "par"}})).unwrap())
         .await
         .expect("completion/complete");
-    assert_eq!(serde_json::to_value(&completion).unwrap()["completion"]["values"], json!(["paris", "park", "party"]));
+    assert_eq!(
+        serde_json::to_value(&completion).unwrap()["completion"]["values"],
+        json!(["paris", "park", "party"])
+    );
 }
 
 #[tokio::test]
@@ -69,15 +88,28 @@ async fn unknown_fields_reach_the_target_and_come_back_unchanged() {
             let client = harness.legacy_client().await;
             let result = call(&client, "echo", arguments.clone()).await.unwrap();
             client.cancel().await.unwrap();
-            (200, Default::default(), serde_json::to_string(&json!({"result": result})).unwrap())
+            (
+                200,
+                Default::default(),
+                serde_json::to_string(&json!({"result": result})).unwrap(),
+            )
         } else {
             let mut body = body.clone();
-            body["params"]["_meta"].as_object_mut().unwrap().extend(modern_meta().as_object().unwrap().clone());
-            post(&harness.url(), &modern_headers("tools/call", Some("echo")), &body.to_string()).await
+            body["params"]["_meta"]
+                .as_object_mut()
+                .unwrap()
+                .extend(modern_meta().as_object().unwrap().clone());
+            post(
+                &harness.url(),
+                &modern_headers("tools/call", Some("echo")),
+                &body.to_string(),
+            )
+            .await
         };
         assert_eq!(status, 200, "{text}");
         let message = message_of(&text);
-        let echoed: serde_json::Value = serde_json::from_str(message["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+        let echoed: serde_json::Value =
+            serde_json::from_str(message["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
         assert_eq!(echoed["arguments"], arguments, "legacy={legacy}");
         if !legacy {
             assert_eq!(echoed["meta"]["com.example/trace"], "abc");
@@ -88,7 +120,14 @@ async fn unknown_fields_reach_the_target_and_come_back_unchanged() {
     // JSON Schema 2020-12 keywords in a listed tool survive the merge untouched.
     let client = harness.legacy_client().await;
     let tools = client.list_all_tools().await.unwrap();
-    let schema = serde_json::to_value(&tools.iter().find(|t| t.name == "json_schema_2020_12_tool").unwrap().input_schema).unwrap();
+    let schema = serde_json::to_value(
+        &tools
+            .iter()
+            .find(|t| t.name == "json_schema_2020_12_tool")
+            .unwrap()
+            .input_schema,
+    )
+    .unwrap();
     assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
     assert_eq!(schema["$defs"]["address"]["properties"]["city"]["type"], "string");
     assert_eq!(schema["additionalProperties"], false);
@@ -99,11 +138,26 @@ async fn discover_and_initialize_describe_mcplex() {
     let upstream = everything(Versions::All).await;
     let harness = Harness::start(&config(&[("e", &upstream.url(), "")])).await;
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": modern_meta()}});
-    let (status, _, text) = post(&harness.url(), &modern_headers("server/discover", None), &body.to_string()).await;
+    let (status, _, text) = post(
+        &harness.url(),
+        &modern_headers("server/discover", None),
+        &body.to_string(),
+    )
+    .await;
     assert_eq!(status, 200);
     let result = &message_of(&text)["result"];
-    assert!(result["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")));
-    assert!(result["supportedVersions"].as_array().unwrap().contains(&json!("2025-03-26")));
+    assert!(
+        result["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2026-07-28"))
+    );
+    assert!(
+        result["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2025-03-26"))
+    );
     assert_eq!(result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "mcplex");
     for version in ["2025-03-26", "2025-06-18", "2025-11-25"] {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});

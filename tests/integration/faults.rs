@@ -42,7 +42,10 @@ async fn garbage_url() -> String {
                         return;
                     }
                     let body = "this is { not json";
-                    let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
                     if socket.write_all(reply.as_bytes()).await.is_err() {
                         return;
                     }
@@ -64,7 +67,11 @@ async fn bad_targets_only_lose_their_own_items_and_calls_name_them() {
     ]);
     let started = Instant::now();
     let harness = Harness::start(&yaml).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "start-up waited on a bad target: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "start-up waited on a bad target: {:?}",
+        started.elapsed()
+    );
     let client = harness.modern_client().await;
     let names = tool_names(&client).await;
     assert_eq!(names, vec!["math_add", "math_divide", "math_multiply", "math_subtract"]);
@@ -73,7 +80,10 @@ async fn bad_targets_only_lose_their_own_items_and_calls_name_them() {
         let target = &status["targets"][index + 1];
         assert_eq!(target["name"], *name);
         assert_eq!(target["up"], false, "{status}");
-        assert!(target["error"].as_str().unwrap().contains(&format!("target `{name}`")), "{status}");
+        assert!(
+            target["error"].as_str().unwrap().contains(&format!("target `{name}`")),
+            "{status}"
+        );
     }
     // Calls to the healthy target still work while the others fail.
     assert_eq!(call_text(&client, "math_multiply", json!({"a": 6, "b": 7})).await, "42");
@@ -85,9 +95,14 @@ async fn a_call_to_a_target_that_dies_gets_an_error_naming_it() {
     let upstream = everything(Versions::All).await;
     let harness = Harness::start(&config(&[("flaky", &upstream.url(), "timeout: 2s")])).await;
     let client = harness.legacy_client().await;
-    assert_eq!(call_text(&client, "flaky_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    assert_eq!(
+        call_text(&client, "flaky_test_simple_text", json!({})).await,
+        "This is a simple text response for testing."
+    );
     upstream.shutdown().await;
-    let error = call(&client, "flaky_test_simple_text", json!({})).await.expect_err("the target is gone");
+    let error = call(&client, "flaky_test_simple_text", json!({}))
+        .await
+        .expect_err("the target is gone");
     assert!(error.to_string().contains("target `flaky`"), "{error}");
     client.cancel().await.unwrap();
 }
@@ -96,18 +111,35 @@ async fn a_call_to_a_target_that_dies_gets_an_error_naming_it() {
 async fn a_slow_call_times_out_by_the_target_timeout_and_others_carry_on() {
     let math = example(Example::Math).await;
     let slow = everything(Versions::All).await;
-    let harness = Harness::start(&config(&[("math", &math.url(), ""), ("slow", &slow.url(), "timeout: 300ms")])).await;
+    let harness = Harness::start(&config(&[
+        ("math", &math.url(), ""),
+        ("slow", &slow.url(), "timeout: 300ms"),
+    ]))
+    .await;
     let client = harness.modern_client().await;
     let started = Instant::now();
     // No progress token: nothing extends the deadline.
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow_slow", "arguments": {"ms": 3000}, "_meta": modern_meta()}}).to_string();
     let (url, headers) = (harness.url(), modern_headers("tools/call", Some("slow_slow")));
-    let (slow_result, fast) = tokio::join!(post(&url, &headers, &body), call_text(&client, "math_add", json!({"a": 1, "b": 1})));
+    let (slow_result, fast) = tokio::join!(
+        post(&url, &headers, &body),
+        call_text(&client, "math_add", json!({"a": 1, "b": 1}))
+    );
     assert_eq!(fast, "2");
     let error = message_of(&slow_result.2)["error"].clone();
     assert_eq!(error["code"], -32031, "{error}");
-    assert!(error["message"].as_str().unwrap().contains("target `slow` did not answer within 300ms"), "{error}");
-    assert!(started.elapsed() < Duration::from_millis(2000), "{:?}", started.elapsed());
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("target `slow` did not answer within 300ms"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        started.elapsed()
+    );
     client.cancel().await.unwrap();
 }
 
@@ -117,11 +149,17 @@ async fn a_restarted_target_is_reinitialized_transparently() {
     let addr = upstream.addr.to_string();
     let harness = Harness::start(&config(&[("e", &upstream.url(), "")])).await;
     let client = harness.legacy_client().await;
-    assert_eq!(call_text(&client, "e_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    assert_eq!(
+        call_text(&client, "e_test_simple_text", json!({})).await,
+        "This is a simple text response for testing."
+    );
     upstream.shutdown().await;
     // Same port, new process state: the old upstream session id is unknown there (HTTP 404).
     let _restarted = everything_at(&addr, Versions::LegacyOnly).await;
-    assert_eq!(call_text(&client, "e_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    assert_eq!(
+        call_text(&client, "e_test_simple_text", json!({})).await,
+        "This is a simple text response for testing."
+    );
     client.cancel().await.unwrap();
 }
 
@@ -131,12 +169,19 @@ async fn a_target_that_was_down_joins_when_it_comes_up() {
     let addr = listener.local_addr().unwrap().to_string();
     drop(listener);
     let math = example(Example::Math).await;
-    let harness = Harness::start(&config(&[("math", &math.url(), ""), ("late", &format!("http://{addr}/mcp"), "")])).await;
+    let harness = Harness::start(&config(&[
+        ("math", &math.url(), ""),
+        ("late", &format!("http://{addr}/mcp"), ""),
+    ]))
+    .await;
     let client = harness.legacy_client().await;
     assert!(!tool_names(&client).await.iter().any(|n| n.starts_with("late_")));
     let _late = everything_at(&addr, Versions::All).await;
     client.service().wait_for("tools_list_changed").await;
     assert!(tool_names(&client).await.contains(&"late_test_simple_text".to_string()));
-    assert_eq!(call_text(&client, "late_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    assert_eq!(
+        call_text(&client, "late_test_simple_text", json!({})).await,
+        "This is a simple text response for testing."
+    );
     client.cancel().await.unwrap();
 }

@@ -22,8 +22,14 @@ async fn sampling_and_elicitation_requests_reach_the_client_and_answers_go_back(
     assert_eq!(sampled["messages"][0]["content"]["text"], "What is 2+2?");
 
     let answer = call_text(&client, "ev_test_elicitation", json!({"message": "Who are you?"})).await;
-    assert!(answer.contains("action=accept") && answer.contains("ada@example.com"), "{answer}");
-    assert_eq!(client.service().wait_for("elicitation").await["message"], "Who are you?");
+    assert!(
+        answer.contains("action=accept") && answer.contains("ada@example.com"),
+        "{answer}"
+    );
+    assert_eq!(
+        client.service().wait_for("elicitation").await["message"],
+        "Who are you?"
+    );
     client.cancel().await.unwrap();
 }
 
@@ -31,18 +37,43 @@ async fn sampling_and_elicitation_requests_reach_the_client_and_answers_go_back(
 async fn progress_and_log_notifications_arrive_on_the_call_stream() {
     let (_upstream, harness) = setup().await;
     let client = harness.legacy_client().await;
-    client.set_level(SetLevelRequestParams::new(LoggingLevel::Debug)).await.expect("logging/setLevel");
+    client
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Debug))
+        .await
+        .expect("logging/setLevel");
     call_text(&client, "ev_test_tool_with_logging", json!({})).await;
-    let logs: Vec<_> = client.service().events().into_iter().filter(|e| e["kind"] == "log").map(|e| e["value"]["data"].clone()).collect();
-    assert_eq!(logs, vec![json!("Tool execution started"), json!("Tool processing data"), json!("Tool execution completed")]);
+    let logs: Vec<_> = client
+        .service()
+        .events()
+        .into_iter()
+        .filter(|e| e["kind"] == "log")
+        .map(|e| e["value"]["data"].clone())
+        .collect();
+    assert_eq!(
+        logs,
+        vec![
+            json!("Tool execution started"),
+            json!("Tool processing data"),
+            json!("Tool execution completed")
+        ]
+    );
 
     let mut params = CallToolRequestParams::new("ev_test_tool_with_progress");
     params = params.with_arguments(serde_json::Map::new());
     let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-    let handle = client.send_cancellable_request(request, rmcp::service::PeerRequestOptions::no_options()).await.expect("send");
+    let handle = client
+        .send_cancellable_request(request, rmcp::service::PeerRequestOptions::no_options())
+        .await
+        .expect("send");
     let response = handle.await_response().await.expect("response");
     assert!(matches!(response, ServerResult::CallToolResult(_)));
-    let progress: Vec<_> = client.service().events().into_iter().filter(|e| e["kind"] == "progress").map(|e| e["value"]["progress"].clone()).collect();
+    let progress: Vec<_> = client
+        .service()
+        .events()
+        .into_iter()
+        .filter(|e| e["kind"] == "progress")
+        .map(|e| e["value"]["progress"].clone())
+        .collect();
     assert_eq!(progress, vec![json!(0.0), json!(50.0), json!(100.0)]);
     client.cancel().await.unwrap();
 }
@@ -51,9 +82,18 @@ async fn progress_and_log_notifications_arrive_on_the_call_stream() {
 async fn resource_updates_and_list_changes_reach_the_client() {
     let (_upstream, harness) = setup().await;
     let client = harness.legacy_client().await;
-    client.subscribe(SubscribeRequestParams::new("test://watched-resource")).await.expect("resources/subscribe");
-    assert_eq!(client.service().wait_for("resource_updated").await["uri"], "test://watched-resource");
-    client.unsubscribe(UnsubscribeRequestParams::new("test://watched-resource")).await.expect("resources/unsubscribe");
+    client
+        .subscribe(SubscribeRequestParams::new("test://watched-resource"))
+        .await
+        .expect("resources/subscribe");
+    assert_eq!(
+        client.service().wait_for("resource_updated").await["uri"],
+        "test://watched-resource"
+    );
+    client
+        .unsubscribe(UnsubscribeRequestParams::new("test://watched-resource"))
+        .await
+        .expect("resources/unsubscribe");
 
     assert!(!tool_names(&client).await.contains(&"ev_extra".to_string()));
     call_text(&client, "ev_toggle_extra_tool", json!({})).await;
@@ -68,10 +108,22 @@ async fn a_second_client_session_gets_its_own_upstream_session() {
     let (_upstream, harness) = setup().await;
     let first = harness.legacy_client().await;
     let second = harness.legacy_client().await;
-    assert_eq!(call_text(&first, "ev_test_sampling", json!({"prompt": "one"})).await, "LLM response: sampled answer");
-    assert_eq!(call_text(&second, "ev_test_sampling", json!({"prompt": "two"})).await, "LLM response: sampled answer");
-    assert_eq!(first.service().wait_for("sampling").await["messages"][0]["content"]["text"], "one");
-    assert_eq!(second.service().wait_for("sampling").await["messages"][0]["content"]["text"], "two");
+    assert_eq!(
+        call_text(&first, "ev_test_sampling", json!({"prompt": "one"})).await,
+        "LLM response: sampled answer"
+    );
+    assert_eq!(
+        call_text(&second, "ev_test_sampling", json!({"prompt": "two"})).await,
+        "LLM response: sampled answer"
+    );
+    assert_eq!(
+        first.service().wait_for("sampling").await["messages"][0]["content"]["text"],
+        "one"
+    );
+    assert_eq!(
+        second.service().wait_for("sampling").await["messages"][0]["content"]["text"],
+        "two"
+    );
     assert_eq!(harness.status().await["sessions"], 2);
     first.cancel().await.unwrap();
     second.cancel().await.unwrap();

