@@ -1,0 +1,248 @@
+//! `cargo bench --bench relay`: what the sidecar costs. Starts fast MCP upstreams in this process, the
+//! release `mcplex` binary as a separate process, and drives both with a pooled HTTP/1.1 client.
+//! Prints a Markdown table (the one in BENCHMARKS.md).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+const CALLS: usize = 20_000;
+const WARMUP: usize = 2_000;
+
+/// A modern MCP target that answers at once: discover, tools/list (with `tools` tools) and tools/call.
+async fn fast_upstream(tools: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let list: Vec<Value> = (0..tools).map(|i| json!({"name": format!("tool_{i:03}"), "description": "a fast tool", "inputSchema": {"type": "object", "properties": {"x": {"type": "integer"}}}})).collect();
+    let list = Bytes::from(json!({"resultType": "complete", "tools": list, "ttlMs": 3_600_000, "cacheScope": "public"}).to_string());
+    tokio::spawn(mcplex::serve::serve(
+        listener,
+        None,
+        move |request: http::Request<hyper::body::Incoming>| {
+            let list = list.clone();
+            async move {
+                let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let message: Value = serde_json::from_slice(&body).unwrap_or_default();
+                let id = message["id"].to_string();
+                let result = match message["method"].as_str() {
+                    Some("server/discover") => r#"{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"ttlMs":0,"cacheScope":"private"}"#.as_bytes().to_vec(),
+                    Some("tools/list") => list.to_vec(),
+                    Some("tools/call") => r#"{"resultType":"complete","content":[{"type":"text","text":"ok"}]}"#.as_bytes().to_vec(),
+                    _ => {
+                        let error = format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32601,"message":"not here"}}}}"#);
+                        return http::Response::builder().header("content-type", "application/json").body(Full::new(Bytes::from(error))).unwrap();
+                    }
+                };
+                let mut reply = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":"#).into_bytes();
+                reply.extend_from_slice(&result);
+                reply.push(b'}');
+                http::Response::builder().header("content-type", "application/json").body(Full::new(Bytes::from(reply))).unwrap()
+            }
+        },
+        CancellationToken::new(),
+        Duration::from_secs(1),
+    ));
+    addr
+}
+
+struct Sidecar {
+    child: Child,
+    mcp: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Starts `mcplex run` in front of `targets`; returns it and how long it took to be ready.
+async fn start_sidecar(targets: &[SocketAddr]) -> (Sidecar, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("targets:\n");
+    for (i, addr) in targets.iter().enumerate() {
+        yaml.push_str(&format!("  - name: t{i}\n    url: http://{addr}/mcp\n    protocol: modern\n"));
+    }
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let (mcp, admin) = (free_port(), free_port());
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_mcplex"))
+        .args(["run", "--config", config.to_str().unwrap(), "--listen", &mcp.to_string(), "--admin", &admin.to_string(), "--log-level", "warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mcplex");
+    let client = http_client();
+    loop {
+        let ready = client.get(format!("http://{admin}/readyz").parse().unwrap()).await.map(|r| r.status() == 200).unwrap_or(false);
+        if ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    (Sidecar { child, mcp, _dir: dir }, started.elapsed())
+}
+
+fn http_client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(connector)
+}
+
+fn modern_call(id: usize, tool: &str) -> http::Request<Full<Bytes>> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": {"x": 1},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    http::Request::post("/")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+async fn send(client: &HttpClient, addr: SocketAddr, mut request: http::Request<Full<Bytes>>) -> Bytes {
+    *request.uri_mut() = format!("http://{addr}/mcp").parse().unwrap();
+    let response = client.request(request).await.expect("request");
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap().to_bytes()
+}
+
+/// Runs `total` calls over `concurrency` connections; returns every latency and the wall time.
+async fn drive(addr: SocketAddr, tool: &'static str, concurrency: usize, total: usize) -> (Vec<Duration>, Duration) {
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            tokio::spawn(async move {
+                let client = http_client();
+                let mut latencies = Vec::with_capacity(total / concurrency);
+                for i in 0..total / concurrency {
+                    let begun = Instant::now();
+                    let body = send(&client, addr, modern_call(i, tool)).await;
+                    latencies.push(begun.elapsed());
+                    debug_assert!(body.windows(2).any(|w| w == b"ok"));
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(total);
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    (all, started.elapsed())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Resident memory and total CPU time of a process, from /proc.
+fn rss_and_cpu(pid: u32) -> (f64, Duration) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kib: f64 = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (rss_kib / 1024.0, Duration::from_millis(ticks * 10))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return; // `cargo test --benches` probes benches; there is nothing to test here.
+    }
+    let upstream = fast_upstream(1).await;
+    let (sidecar, ready_after) = start_sidecar(&[upstream]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (idle_rss, _) = rss_and_cpu(sidecar.child.id());
+    println!("| measurement | value |\n|---|---|");
+    println!("| start-up to ready (1 target) | {:.1} ms |", ready_after.as_secs_f64() * 1e3);
+    println!("| RSS idle (1 target) | {idle_rss:.1} MiB |");
+
+    for concurrency in [1usize, 16] {
+        drive(upstream, "tool_000", concurrency, WARMUP).await;
+        drive(sidecar.mcp, "t0_tool_000", concurrency, WARMUP).await;
+        let (mut direct, _) = drive(upstream, "tool_000", concurrency, CALLS).await;
+        let (_, cpu_before) = rss_and_cpu(sidecar.child.id());
+        let (mut relayed, wall) = drive(sidecar.mcp, "t0_tool_000", concurrency, CALLS).await;
+        let (_, cpu_after) = rss_and_cpu(sidecar.child.id());
+        direct.sort();
+        relayed.sort();
+        for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+            let (d, r) = (percentile(&direct, p), percentile(&relayed, p));
+            println!("| tools/call {label}, {concurrency} session(s): direct / via mcplex / added | {:.0} µs / {:.0} µs / {:.0} µs |", micros(d), micros(r), micros(r) - micros(d));
+        }
+        println!("| tools/call throughput via mcplex, {concurrency} session(s) | {:.0} calls/s |", CALLS as f64 / wall.as_secs_f64());
+        println!("| mcplex CPU per call, {concurrency} session(s) | {:.0} µs |", micros(cpu_after - cpu_before) / CALLS as f64);
+    }
+
+    // 1,000 open session-era sessions.
+    let client = http_client();
+    for i in 0..1000 {
+        let init = json!({"jsonrpc": "2.0", "id": i, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
+        let request = http::Request::post("/").header("content-type", "application/json").body(Full::new(Bytes::from(init.to_string()))).unwrap();
+        send(&client, sidecar.mcp, request).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (sessions_rss, _) = rss_and_cpu(sidecar.child.id());
+    println!("| RSS with 1,000 open sessions | {sessions_rss:.1} MiB |");
+    drop(sidecar);
+
+    // tools/list over 10 targets x 50 tools.
+    let mut targets = Vec::new();
+    for _ in 0..10 {
+        targets.push(fast_upstream(50).await);
+    }
+    let (sidecar, ready_after) = start_sidecar(&targets).await;
+    println!("| start-up to ready (10 targets x 50 tools) | {:.1} ms |", ready_after.as_secs_f64() * 1e3);
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string();
+    let mut latencies = Vec::new();
+    for i in 0..2_200 {
+        let request = http::Request::post("/")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .body(Full::new(Bytes::from(list.clone())))
+            .unwrap();
+        let begun = Instant::now();
+        let body = send(&client, sidecar.mcp, request).await;
+        if i == 0 {
+            let parsed: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(parsed["result"]["tools"].as_array().map(Vec::len), Some(500), "all 500 tools in one page");
+        }
+        if i >= 200 {
+            latencies.push(begun.elapsed());
+        }
+    }
+    latencies.sort();
+    println!(
+        "| tools/list, 500 merged tools (10 targets x 50), p50 / p99 | {:.0} µs / {:.0} µs |",
+        micros(percentile(&latencies, 0.5)),
+        micros(percentile(&latencies, 0.99))
+    );
+    let (rss, _) = rss_and_cpu(sidecar.child.id());
+    println!("| RSS with 10 targets x 50 tools | {rss:.1} MiB |");
+}
