@@ -24,14 +24,21 @@ async fn fast_upstream(tools: usize) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let list: Vec<Value> = (0..tools).map(|i| json!({"name": format!("tool_{i:03}"), "description": "a fast tool", "inputSchema": {"type": "object", "properties": {"x": {"type": "integer"}}}})).collect();
-    let list = Bytes::from(json!({"resultType": "complete", "tools": list, "ttlMs": 3_600_000, "cacheScope": "public"}).to_string());
+    let list = Bytes::from(
+        json!({"resultType": "complete", "tools": list, "ttlMs": 3_600_000, "cacheScope": "public"}).to_string(),
+    );
     tokio::spawn(mcplex::serve::serve(
         listener,
         None,
         move |request: http::Request<hyper::body::Incoming>| {
             let list = list.clone();
             async move {
-                let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let body = request
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
                 let message: Value = serde_json::from_slice(&body).unwrap_or_default();
                 let id = message["id"].to_string();
                 let result = match message["method"].as_str() {
@@ -46,7 +53,10 @@ async fn fast_upstream(tools: usize) -> SocketAddr {
                 let mut reply = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":"#).into_bytes();
                 reply.extend_from_slice(&result);
                 reply.push(b'}');
-                http::Response::builder().header("content-type", "application/json").body(Full::new(Bytes::from(reply))).unwrap()
+                http::Response::builder()
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(reply)))
+                    .unwrap()
             }
         },
         CancellationToken::new(),
@@ -69,7 +79,10 @@ impl Drop for Sidecar {
 }
 
 fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// Starts `mcplex run` in front of `targets`; returns it and how long it took to be ready.
@@ -77,21 +90,37 @@ async fn start_sidecar(targets: &[SocketAddr]) -> (Sidecar, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let mut yaml = String::from("targets:\n");
     for (i, addr) in targets.iter().enumerate() {
-        yaml.push_str(&format!("  - name: t{i}\n    url: http://{addr}/mcp\n    protocol: modern\n"));
+        yaml.push_str(&format!(
+            "  - name: t{i}\n    url: http://{addr}/mcp\n    protocol: modern\n"
+        ));
     }
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, yaml).unwrap();
     let (mcp, admin) = (free_port(), free_port());
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_mcplex"))
-        .args(["run", "--config", config.to_str().unwrap(), "--listen", &mcp.to_string(), "--admin", &admin.to_string(), "--log-level", "warn"])
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &mcp.to_string(),
+            "--admin",
+            &admin.to_string(),
+            "--log-level",
+            "warn",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn mcplex");
     let client = http_client();
     loop {
-        let ready = client.get(format!("http://{admin}/readyz").parse().unwrap()).await.map(|r| r.status() == 200).unwrap_or(false);
+        let ready = client
+            .get(format!("http://{admin}/readyz").parse().unwrap())
+            .await
+            .map(|r| r.status() == 200)
+            .unwrap_or(false);
         if ready {
             break;
         }
@@ -103,7 +132,9 @@ async fn start_sidecar(targets: &[SocketAddr]) -> (Sidecar, Duration) {
 fn http_client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1024).build(connector)
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(1024)
+        .build(connector)
 }
 
 fn modern_call(id: usize, tool: &str) -> http::Request<Full<Bytes>> {
@@ -162,30 +193,104 @@ fn micros(d: Duration) -> f64 {
 /// Resident memory and total CPU time of a process, from /proc.
 fn rss_and_cpu(pid: u32) -> (f64, Duration) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kib: f64 = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let rss_kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     (rss_kib / 1024.0, Duration::from_millis(ticks * 10))
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    if std::env::args().any(|a| a == "--test" || a == "--list") {
+/// The baseline: a hyper relay that forwards bytes with no MCP work, run as its own process like mcplex.
+fn run_raw_relay(listen: SocketAddr, upstream: SocketAddr) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(listen).await.unwrap();
+        let client = http_client();
+        mcplex::serve::serve(
+            listener,
+            None,
+            move |request: http::Request<hyper::body::Incoming>| {
+                let client = client.clone();
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let mut forwarded = http::Request::post(format!("http://{upstream}/mcp"))
+                        .body(Full::new(body))
+                        .unwrap();
+                    *forwarded.headers_mut() = parts.headers;
+                    let response = client.request(forwarded).await.unwrap();
+                    let (parts, body) = response.into_parts();
+                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    http::Response::from_parts(parts, Full::new(body))
+                }
+            },
+            CancellationToken::new(),
+            Duration::from_secs(1),
+        )
+        .await;
+    });
+}
+
+/// Spawns this binary as the raw relay baseline.
+async fn start_raw_relay(upstream: SocketAddr) -> (Child, SocketAddr) {
+    let listen = free_port();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--raw-relay", &listen.to_string(), &upstream.to_string()])
+        .spawn()
+        .expect("spawn the raw relay");
+    while tokio::net::TcpStream::connect(listen).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (child, listen)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--test" || a == "--list") {
         return; // `cargo test --benches` probes benches; there is nothing to test here.
     }
+    if let Some(at) = args.iter().position(|a| a == "--raw-relay") {
+        return run_raw_relay(args[at + 1].parse().unwrap(), args[at + 2].parse().unwrap());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench());
+}
+
+async fn bench() {
     let upstream = fast_upstream(1).await;
+    let (mut raw_relay, raw_relay_addr) = start_raw_relay(upstream).await;
     let (sidecar, ready_after) = start_sidecar(&[upstream]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (idle_rss, _) = rss_and_cpu(sidecar.child.id());
     println!("| measurement | value |\n|---|---|");
-    println!("| start-up to ready (1 target) | {:.1} ms |", ready_after.as_secs_f64() * 1e3);
+    println!(
+        "| start-up to ready (1 target) | {:.1} ms |",
+        ready_after.as_secs_f64() * 1e3
+    );
     println!("| RSS idle (1 target) | {idle_rss:.1} MiB |");
 
     for concurrency in [1usize, 16] {
         drive(upstream, "tool_000", concurrency, WARMUP).await;
         drive(sidecar.mcp, "t0_tool_000", concurrency, WARMUP).await;
+        drive(raw_relay_addr, "tool_000", concurrency, WARMUP).await;
         let (mut direct, _) = drive(upstream, "tool_000", concurrency, CALLS).await;
+        let (_, raw_cpu_before) = rss_and_cpu(raw_relay.id());
+        let (mut raw, _) = drive(raw_relay_addr, "tool_000", concurrency, CALLS).await;
+        let (_, raw_cpu_after) = rss_and_cpu(raw_relay.id());
+        raw.sort();
         let (_, cpu_before) = rss_and_cpu(sidecar.child.id());
         let (mut relayed, wall) = drive(sidecar.mcp, "t0_tool_000", concurrency, CALLS).await;
         let (_, cpu_after) = rss_and_cpu(sidecar.child.id());
@@ -193,23 +298,43 @@ async fn main() {
         relayed.sort();
         for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
             let (d, r) = (percentile(&direct, p), percentile(&relayed, p));
-            println!("| tools/call {label}, {concurrency} session(s): direct / via mcplex / added | {:.0} µs / {:.0} µs / {:.0} µs |", micros(d), micros(r), micros(r) - micros(d));
+            let h = percentile(&raw, p);
+            println!(
+                "| tools/call {label}, {concurrency} session(s): direct / raw hyper relay / mcplex; added by relay / by mcplex | {:.0} / {:.0} / {:.0} µs; +{:.0} / +{:.0} µs |",
+                micros(d),
+                micros(h),
+                micros(r),
+                micros(h) - micros(d),
+                micros(r) - micros(d)
+            );
         }
-        println!("| tools/call throughput via mcplex, {concurrency} session(s) | {:.0} calls/s |", CALLS as f64 / wall.as_secs_f64());
-        println!("| mcplex CPU per call, {concurrency} session(s) | {:.0} µs |", micros(cpu_after - cpu_before) / CALLS as f64);
+        println!(
+            "| tools/call throughput via mcplex, {concurrency} session(s) | {:.0} calls/s |",
+            CALLS as f64 / wall.as_secs_f64()
+        );
+        println!(
+            "| CPU per call, {concurrency} session(s): raw hyper relay / mcplex | {:.0} µs / {:.0} µs |",
+            micros(raw_cpu_after - raw_cpu_before) / CALLS as f64,
+            micros(cpu_after - cpu_before) / CALLS as f64
+        );
     }
 
     // 1,000 open session-era sessions.
     let client = http_client();
     for i in 0..1000 {
         let init = json!({"jsonrpc": "2.0", "id": i, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
-        let request = http::Request::post("/").header("content-type", "application/json").body(Full::new(Bytes::from(init.to_string()))).unwrap();
+        let request = http::Request::post("/")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(init.to_string())))
+            .unwrap();
         send(&client, sidecar.mcp, request).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (sessions_rss, _) = rss_and_cpu(sidecar.child.id());
     println!("| RSS with 1,000 open sessions | {sessions_rss:.1} MiB |");
     drop(sidecar);
+    let _ = raw_relay.kill();
+    let _ = raw_relay.wait();
 
     // tools/list over 10 targets x 50 tools.
     let mut targets = Vec::new();
@@ -217,7 +342,10 @@ async fn main() {
         targets.push(fast_upstream(50).await);
     }
     let (sidecar, ready_after) = start_sidecar(&targets).await;
-    println!("| start-up to ready (10 targets x 50 tools) | {:.1} ms |", ready_after.as_secs_f64() * 1e3);
+    println!(
+        "| start-up to ready (10 targets x 50 tools) | {:.1} ms |",
+        ready_after.as_secs_f64() * 1e3
+    );
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string();
     let mut latencies = Vec::new();
     for i in 0..2_200 {
@@ -231,7 +359,11 @@ async fn main() {
         let body = send(&client, sidecar.mcp, request).await;
         if i == 0 {
             let parsed: Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(parsed["result"]["tools"].as_array().map(Vec::len), Some(500), "all 500 tools in one page");
+            assert_eq!(
+                parsed["result"]["tools"].as_array().map(Vec::len),
+                Some(500),
+                "all 500 tools in one page"
+            );
         }
         if i >= 200 {
             latencies.push(begun.elapsed());

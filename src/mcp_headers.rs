@@ -32,11 +32,8 @@ pub fn add(headers: &mut HeaderMap, message: &Value) {
     }
 }
 
-/// Checks the headers a modern client sent against its body; the error says which header is wrong.
-pub fn check(headers: &HeaderMap, message: &Value) -> Result<(), String> {
-    let Some(method) = message.get("method").and_then(Value::as_str) else {
-        return Ok(());
-    };
+/// Checks the headers a modern client sent against its body (`method` and `params`); the error says which header is wrong.
+pub fn check(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Result<(), String> {
     match single(headers, "mcp-method")? {
         None => return Err("missing required Mcp-Method header".into()),
         Some(value) if value != method => {
@@ -47,7 +44,7 @@ pub fn check(headers: &HeaderMap, message: &Value) -> Result<(), String> {
         Some(_) => {}
     }
     let Some(field) = name_field(method) else { return Ok(()) };
-    let Some(expected) = message.get("params").and_then(|p| p.get(field)).and_then(Value::as_str) else {
+    let Some(expected) = params.and_then(|p| p.get(field)).and_then(Value::as_str) else {
         return Ok(());
     };
     match single(headers, "mcp-name")? {
@@ -111,7 +108,7 @@ mod tests {
             let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":name}});
             let mut headers = HeaderMap::new();
             add(&mut headers, &body);
-            assert_eq!(check(&headers, &body), Ok(()));
+            assert_eq!(check(&headers, "tools/call", body.get("params")), Ok(()));
         }
     }
 
@@ -120,23 +117,27 @@ mod tests {
         let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add"}});
         let mut headers = HeaderMap::new();
         assert!(
-            check(&headers, &body)
+            check(&headers, "tools/call", body.get("params"))
                 .unwrap_err()
                 .contains("missing required Mcp-Method")
         );
         headers.insert("mcp-method", HeaderValue::from_static("tools/list"));
         assert!(
-            check(&headers, &body)
+            check(&headers, "tools/call", body.get("params"))
                 .unwrap_err()
                 .contains("does not match body method")
         );
         headers.insert("mcp-method", HeaderValue::from_static("tools/call"));
         assert!(
-            check(&headers, &body)
+            check(&headers, "tools/call", body.get("params"))
                 .unwrap_err()
                 .contains("missing required Mcp-Name")
         );
         headers.insert("mcp-name", HeaderValue::from_static("sub"));
-        assert!(check(&headers, &body).unwrap_err().contains("`sub` does not match"));
+        assert!(
+            check(&headers, "tools/call", body.get("params"))
+                .unwrap_err()
+                .contains("`sub` does not match")
+        );
     }
 }

@@ -291,7 +291,11 @@ async fn route(incoming: Incoming) -> Response<Body> {
         Ok(destination) => destination,
         Err(message) => return respond::json(era, &jsonrpc::error(Some(client_id), jsonrpc::INVALID_PARAMS, message)),
     };
-    let snapshot = incoming.hub.snapshot();
+    let snapshot = if snapshot.target(&destination.target).is_some() {
+        snapshot
+    } else {
+        incoming.hub.snapshot()
+    };
     let Some(target) = snapshot.target(&destination.target).cloned() else {
         return respond::json(
             era,

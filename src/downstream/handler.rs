@@ -8,7 +8,7 @@ use crate::downstream::session::{Session, SessionStore};
 use crate::hub::Hub;
 use crate::jsonrpc::{self, Message};
 use crate::sse::{KEEP_ALIVE, encode_event};
-use crate::upstream::{self, ClientContext, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION};
+use crate::upstream::{self, ClientContext, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
@@ -174,7 +174,7 @@ impl Endpoint {
             return fail(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, "Bad Request: no Mcp-Session-Id header; session-era clients must send initialize first, 2026-07-28 clients must send MCP-Protocol-Version and _meta".into());
         }
         if message.kind != jsonrpc::Kind::Request {
-            return Ok(Identified::Client(Client::Modern(Arc::new(ClientContext::mcplex()))));
+            return Ok(Identified::Client(Client::Modern(modern_context())));
         }
         let Some(header_version) = header_version else {
             return fail(
@@ -203,29 +203,22 @@ impl Endpoint {
                 ),
             );
         }
-        if let Err(reason) = crate::mcp_headers::check(headers, &Value::Object(message.body.clone())) {
+        if let Err(reason) = crate::mcp_headers::check(headers, message.method(), message.body.get("params")) {
             return fail(StatusCode::BAD_REQUEST, jsonrpc::HEADER_MISMATCH, reason);
         }
-        let meta = message.meta();
-        let Some(capabilities) = meta
+        if !message
+            .meta()
             .and_then(|m| m.get(META_CLIENT_CAPABILITIES))
-            .filter(|c| c.is_object())
-        else {
+            .is_some_and(Value::is_object)
+        {
             return fail(
                 StatusCode::BAD_REQUEST,
                 jsonrpc::INVALID_PARAMS,
                 format!("Invalid params: _meta `{META_CLIENT_CAPABILITIES}` is required"),
             );
-        };
-        let context = ClientContext {
-            protocol_version: upstream::LATEST_LEGACY_VERSION.into(),
-            client_info: meta
-                .and_then(|m| m.get(META_CLIENT_INFO))
-                .cloned()
-                .unwrap_or_else(|| json!({"name": "unknown", "version": "0"})),
-            capabilities: capabilities.clone(),
-        };
-        Ok(Identified::Client(Client::Modern(Arc::new(context))))
+        }
+        // The request's own _meta travels with it to modern targets; the shared context only fills gaps.
+        Ok(Identified::Client(Client::Modern(modern_context())))
     }
 
     fn initialize(&self, message: &Message) -> Response<Body> {
@@ -341,6 +334,12 @@ impl Endpoint {
             session.close().await;
         }
     }
+}
+
+/// The context used for modern clients, whose requests carry their own `_meta`.
+fn modern_context() -> Arc<ClientContext> {
+    static CONTEXT: std::sync::OnceLock<Arc<ClientContext>> = std::sync::OnceLock::new();
+    CONTEXT.get_or_init(|| Arc::new(ClientContext::mcplex())).clone()
 }
 
 enum Identified {

@@ -34,16 +34,14 @@ pub struct Forward {
 }
 
 /// Sends the request and turns the target's answer into the client's response.
-pub async fn forward(forward: Forward) -> Response<Body> {
+pub async fn forward(mut forward: Forward) -> Response<Body> {
     let target = forward.channel.target().clone();
     let upstream_id = forward.message.get("id").cloned().unwrap_or(Value::Null);
     if let Some(session) = &forward.session {
         session.start_call(&forward.client_id, &forward.channel, &upstream_id);
     }
-    let reply = forward
-        .channel
-        .send(forward.message.clone(), forward.authorization.as_ref())
-        .await;
+    let message = std::mem::take(&mut forward.message);
+    let reply = forward.channel.send(message, forward.authorization.as_ref()).await;
     match reply {
         Ok(Reply::Single(response)) => {
             finish(&forward);

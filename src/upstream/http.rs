@@ -14,14 +14,14 @@ use std::time::Duration;
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Builds the client for a target from its TLS settings.
-pub fn build_client(tls: Option<&TlsSpec>) -> Result<HttpClient, TlsError> {
+pub fn build_client(tls: Option<&TlsSpec>, https: bool) -> Result<HttpClient, TlsError> {
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_keepalive(Some(Duration::from_secs(30)));
     tcp.set_connect_timeout(Some(Duration::from_secs(5)));
     let builder = HttpsConnectorBuilder::new()
-        .with_tls_config(tls::client_config(tls)?)
+        .with_tls_config(tls::client_config(tls, https)?)
         .https_or_http();
     // Validation already checked the name; an unparsable one falls back to the URL host.
     let fixed_name = tls

@@ -71,9 +71,11 @@ pub struct Target {
 impl Target {
     /// Creates the target and its connection pool (no connection is opened yet).
     pub fn new(config: TargetConfig) -> Result<Arc<Self>, UpstreamError> {
-        let client = build_client(config.tls.as_ref()).map_err(|e| UpstreamError::Setup {
-            target: config.name.clone(),
-            reason: e.to_string(),
+        let client = build_client(config.tls.as_ref(), config.url.scheme_str() == Some("https")).map_err(|e| {
+            UpstreamError::Setup {
+                target: config.name.clone(),
+                reason: e.to_string(),
+            }
         })?;
         let stamps = FileStamps::read(config.tls.as_ref());
         let dialects = pinned_dialects(config.protocol);
@@ -94,7 +96,7 @@ impl Target {
 
     /// A fresh id for a request mcplex sends to this target.
     pub fn next_request_id(&self) -> Value {
-        json!(format!("mcplex-{}", self.next_id.fetch_add(1, Ordering::Relaxed)))
+        json!(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Rebuilds the connection pool when the TLS files changed; old connections finish as they are.
@@ -103,10 +105,13 @@ impl Target {
         if self.client.read().map(|c| c.1 == stamps).unwrap_or(false) {
             return Ok(false);
         }
-        let client = build_client(self.config.tls.as_ref()).map_err(|e| UpstreamError::Setup {
-            target: self.config.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let client =
+            build_client(self.config.tls.as_ref(), self.config.url.scheme_str() == Some("https")).map_err(|e| {
+                UpstreamError::Setup {
+                    target: self.config.name.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = (client, stamps);
         Ok(true)
     }

@@ -31,12 +31,14 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Builds the client config for a target; `None` means system roots and no client certificate.
-pub fn client_config(tls: Option<&TlsSpec>) -> Result<rustls::ClientConfig, TlsError> {
+/// Builds the client config for a target; without a CA file an `https` target trusts the system roots.
+/// A plain `http` target gets an empty trust store: it never handshakes, so loading roots would only cost memory.
+pub fn client_config(tls: Option<&TlsSpec>, https: bool) -> Result<rustls::ClientConfig, TlsError> {
     install_crypto_provider();
     let roots = match tls.and_then(|t| t.ca.as_deref()) {
         Some(ca) => roots_from_file(ca)?,
-        None => system_roots(),
+        None if https => system_roots(),
+        None => RootCertStore::empty(),
     };
     let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
     let config = match tls.and_then(|t| t.cert.as_deref().zip(t.key.as_deref())) {
@@ -83,10 +85,14 @@ fn read_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
 }
 
 fn system_roots() -> RootCertStore {
-    let mut roots = RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(found.certs);
-    roots
+    static SYSTEM_ROOTS: std::sync::OnceLock<RootCertStore> = std::sync::OnceLock::new();
+    SYSTEM_ROOTS
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            roots
+        })
+        .clone()
 }
 
 /// Modification times of a target's TLS files, compared to notice rotation.
