@@ -78,6 +78,8 @@ pub struct Entry {
     pub original: String,
     /// The item as the target described it, with the exposed name written in.
     pub item: Value,
+    /// `item` serialized once at merge time, so list pages are written without re-encoding.
+    pub json: std::sync::Arc<str>,
 }
 
 /// Two targets exposing the same name: the first keeps it, the other's item is hidden.
@@ -145,29 +147,19 @@ impl Catalog {
                 let previous_owner = previous
                     .and_then(|p| p.lookup(kind, &entry.exposed))
                     .map(|e| e.target.as_str());
-                let (kept, hidden) = if previous_owner == Some(entry.target.as_str()) {
-                    (
-                        entry,
-                        std::mem::replace(
-                            &mut entries[existing],
-                            Entry {
-                                exposed: String::new(),
-                                target: String::new(),
-                                original: String::new(),
-                                item: Value::Null,
-                            },
-                        ),
-                    )
+                // The previous owner of a contested name keeps it, so adding a target never renames.
+                let hidden = if previous_owner == Some(entry.target.as_str()) {
+                    std::mem::replace(&mut entries[existing], entry)
                 } else {
-                    (entries[existing].clone(), entry)
+                    entry
                 };
+                let kept = &entries[existing];
                 catalog.collisions.push(Collision {
                     kind: kind.result_key(),
                     name: kept.exposed.clone(),
                     kept_by: kept.target.clone(),
                     hidden_from: hidden.target,
                 });
-                entries[existing] = kept;
             }
             if matches!(kind, ItemKind::Tools | ItemKind::Prompts) {
                 catalog.unfriendly_names.extend(
@@ -230,11 +222,13 @@ fn expose(kind: ItemKind, input: &MergeInput<'_>, item: &Value) -> Option<Entry>
     if let Some(object) = item.as_object_mut() {
         object.insert(kind.id_field().into(), Value::String(exposed.clone()));
     }
+    let json = serde_json::to_string(&item).unwrap_or_default().into();
     Some(Entry {
         exposed,
         target: input.target.to_owned(),
         original,
         item,
+        json,
     })
 }
 

@@ -8,7 +8,7 @@ use crate::hub::{Hub, Snapshot};
 use crate::jsonrpc::{self, Message};
 use crate::upstream::{self, Channel, ClientContext, Target, UpstreamError};
 use http::{HeaderValue, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Who sent a message.
@@ -84,8 +84,14 @@ async fn request(incoming: Incoming) -> Response<Body> {
         }
         "subscriptions/listen" => crate::downstream::listen::listen(incoming).await,
         method if ItemKind::from_list_method(method).is_some() => {
-            match list(&incoming, ItemKind::from_list_method(method).unwrap_or(ItemKind::Tools)).await {
-                Ok(result) => answer(result),
+            match list(
+                &incoming,
+                ItemKind::from_list_method(method).unwrap_or(ItemKind::Tools),
+                &id,
+            )
+            .await
+            {
+                Ok(body) => respond::json_bytes(body),
                 Err(message) => respond::json(era, &jsonrpc::error(Some(id), jsonrpc::INVALID_PARAMS, message)),
             }
         }
@@ -157,7 +163,8 @@ pub fn instructions(snapshot: &Snapshot) -> String {
     )
 }
 
-async fn list(incoming: &Incoming, kind: ItemKind) -> Result<Value, String> {
+/// Writes a page of a merged list straight from the catalog's pre-serialized items.
+async fn list(incoming: &Incoming, kind: ItemKind, id: &Value) -> Result<Vec<u8>, String> {
     let hub = &incoming.hub;
     if has_expired_ttl(&hub.snapshot()) {
         hub.refresh_stale().await;
@@ -169,28 +176,38 @@ async fn list(incoming: &Incoming, kind: ItemKind) -> Result<Value, String> {
         None => 0,
     };
     let end = (offset + hub.page_size).min(entries.len());
-    let page: Vec<Value> = entries
-        .get(offset.min(end)..end)
-        .unwrap_or_default()
-        .iter()
-        .map(|e| e.item.clone())
-        .collect();
-    let mut result = Map::new();
-    result.insert(kind.result_key().into(), Value::Array(page));
+    let page = entries.get(offset.min(end)..end).unwrap_or_default();
+    let mut out = Vec::with_capacity(64 + page.iter().map(|e| e.json.len() + 1).sum::<usize>());
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    write_json(&mut out, id);
+    out.extend_from_slice(b",\"result\":{\"");
+    out.extend_from_slice(kind.result_key().as_bytes());
+    out.extend_from_slice(b"\":[");
+    for (i, entry) in page.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(entry.json.as_bytes());
+    }
+    out.push(b']');
     if end < entries.len() {
-        result.insert("nextCursor".into(), json!(cursor::encode(end)));
+        out.extend_from_slice(b",\"nextCursor\":");
+        write_json(&mut out, &cursor::encode(end));
     }
     if incoming.client.era() == ClientEra::Modern {
-        result.insert(
-            "ttlMs".into(),
-            json!(snapshot.catalog.ttl_ms.unwrap_or(DEFAULT_LIST_TTL_MS)),
-        );
-        result.insert(
-            "cacheScope".into(),
-            json!(if snapshot.catalog.private { "private" } else { "public" }),
+        let ttl = snapshot.catalog.ttl_ms.unwrap_or(DEFAULT_LIST_TTL_MS);
+        let scope = if snapshot.catalog.private { "private" } else { "public" };
+        out.extend_from_slice(
+            format!(",\"ttlMs\":{ttl},\"cacheScope\":\"{scope}\",\"resultType\":\"complete\"").as_bytes(),
         );
     }
-    Ok(Value::Object(result))
+    out.extend_from_slice(b"}}");
+    Ok(out)
+}
+
+/// Appends `value` as JSON (writing a string or a JSON value into a Vec cannot fail).
+fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
+    let _ = serde_json::to_writer(out, value);
 }
 
 /// How long a modern client may cache a merged list when no target set a shorter `ttlMs`.

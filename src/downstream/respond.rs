@@ -51,6 +51,14 @@ pub fn json_with_status(status: StatusCode, message: &Value) -> Response<Body> {
         .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "response could not be built"))
 }
 
+/// A 200 response whose JSON body is already encoded.
+pub fn json_bytes(body: Vec<u8>) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)).boxed_unsync())
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "response could not be built"))
+}
+
 /// A JSON-RPC error sent with an explicit HTTP status (transport-level problems).
 pub fn error_with_status(status: StatusCode, id: Option<Value>, code: i64, message: &str) -> Response<Body> {
     json_with_status(status, &jsonrpc::error(id, code, message))
