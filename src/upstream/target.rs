@@ -145,16 +145,23 @@ impl Target {
         let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| self.unreachable(e.to_string()))?;
-        let response = tokio::time::timeout(self.config.timeout, self.client().request(request))
+        // One deadline covers the headers and a JSON body (a stream's deadline is the relay's).
+        let exchange = async {
+            let response = self
+                .client()
+                .request(request)
+                .await
+                .map_err(|e| self.unreachable(error_chain(&e)))?;
+            let session_id = response
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            Ok((self.classify(response, out.session_id.is_some()).await?, session_id))
+        };
+        tokio::time::timeout(self.config.timeout, exchange)
             .await
             .map_err(|_| self.timeout())?
-            .map_err(|e| self.unreachable(error_chain(&e)))?;
-        let session_id = response
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok((self.classify(response, out.session_id.is_some()).await?, session_id))
     }
 
     /// Opens the legacy GET stream of a session; `None` when the target offers none (405).
@@ -247,14 +254,11 @@ impl Target {
         if status.is_success() && is_event_stream(response.headers()) {
             return Ok(Reply::Stream(MessageStream::new(self.name(), response.into_body())));
         }
-        let bytes = tokio::time::timeout(
-            self.config.timeout,
-            Limited::new(response.into_body(), MAX_JSON_REPLY).collect(),
-        )
-        .await
-        .map_err(|_| self.timeout())?
-        .map_err(|e| self.unreachable(format!("reading the answer failed: {e}")))?
-        .to_bytes();
+        let bytes = Limited::new(response.into_body(), MAX_JSON_REPLY)
+            .collect()
+            .await
+            .map_err(|e| self.unreachable(format!("reading the answer failed: {e}")))?
+            .to_bytes();
         match serde_json::from_slice::<Value>(&bytes) {
             // Modern targets answer errors with 4xx and a JSON-RPC body; the body is what matters.
             Ok(value) if value.get("result").is_some() || value.get("error").is_some() => Ok(Reply::Single(value)),
