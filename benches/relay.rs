@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-const CALLS: usize = 20_000;
+const CALLS: usize = 25_000;
 const WARMUP: usize = 2_000;
 
 /// A modern MCP target that answers at once: discover, tools/list (with `tools` tools) and tools/call.
@@ -182,6 +182,40 @@ async fn drive(addr: SocketAddr, tool: &'static str, concurrency: usize, total: 
     (all, started.elapsed())
 }
 
+const ROUNDS: usize = 5;
+
+/// One interleaved round: latencies in µs for direct / raw relay / mcplex, CPU per call for relay / mcplex.
+struct Round {
+    p50: [f64; 3],
+    p99: [f64; 3],
+    cpu: [f64; 2],
+    throughput: f64,
+}
+
+/// Drives one round through `addr` while reading the CPU time of the process `pid` before and after.
+async fn measured(
+    pid: u32,
+    addr: SocketAddr,
+    tool: &'static str,
+    concurrency: usize,
+) -> (Duration, Duration, Vec<Duration>, Duration) {
+    let (_, before) = rss_and_cpu(pid);
+    let (latencies, wall) = drive(addr, tool, concurrency, CALLS / ROUNDS).await;
+    let (_, after) = rss_and_cpu(pid);
+    (before, after, latencies, wall)
+}
+
+fn percentile_of(mut latencies: Vec<Duration>, p: f64) -> f64 {
+    latencies.sort();
+    micros(percentile(&latencies, p))
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -286,36 +320,49 @@ async fn bench() {
         drive(upstream, "tool_000", concurrency, WARMUP).await;
         drive(sidecar.mcp, "t0_tool_000", concurrency, WARMUP).await;
         drive(raw_relay_addr, "tool_000", concurrency, WARMUP).await;
-        let (mut direct, _) = drive(upstream, "tool_000", concurrency, CALLS).await;
-        let (_, raw_cpu_before) = rss_and_cpu(raw_relay.id());
-        let (mut raw, _) = drive(raw_relay_addr, "tool_000", concurrency, CALLS).await;
-        let (_, raw_cpu_after) = rss_and_cpu(raw_relay.id());
-        raw.sort();
-        let (_, cpu_before) = rss_and_cpu(sidecar.child.id());
-        let (mut relayed, wall) = drive(sidecar.mcp, "t0_tool_000", concurrency, CALLS).await;
-        let (_, cpu_after) = rss_and_cpu(sidecar.child.id());
-        direct.sort();
-        relayed.sort();
-        for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
-            let (d, r) = (percentile(&direct, p), percentile(&relayed, p));
-            let h = percentile(&raw, p);
+        // Interleaved rounds: drift on a shared VM hits all three paths alike; medians of rounds are reported.
+        let mut rounds: Vec<Round> = Vec::new();
+        for _ in 0..ROUNDS {
+            let (direct, _) = drive(upstream, "tool_000", concurrency, CALLS / ROUNDS).await;
+            let (raw_cpu_before, raw_cpu_after, raw, _) =
+                measured(raw_relay.id(), raw_relay_addr, "tool_000", concurrency).await;
+            let (cpu_before, cpu_after, relayed, wall) =
+                measured(sidecar.child.id(), sidecar.mcp, "t0_tool_000", concurrency).await;
+            let per_call = |a: Duration, b: Duration| micros(b - a) / (CALLS / ROUNDS) as f64;
+            rounds.push(Round {
+                p50: [
+                    percentile_of(direct.clone(), 0.5),
+                    percentile_of(raw.clone(), 0.5),
+                    percentile_of(relayed.clone(), 0.5),
+                ],
+                p99: [
+                    percentile_of(direct, 0.99),
+                    percentile_of(raw, 0.99),
+                    percentile_of(relayed, 0.99),
+                ],
+                cpu: [per_call(raw_cpu_before, raw_cpu_after), per_call(cpu_before, cpu_after)],
+                throughput: (CALLS / ROUNDS) as f64 / wall.as_secs_f64(),
+            });
+        }
+        for (label, pick) in [
+            ("p50", (|r: &Round| r.p50) as fn(&Round) -> [f64; 3]),
+            ("p99", |r: &Round| r.p99),
+        ] {
+            let [d, h, r] = [0, 1, 2].map(|i| median(rounds.iter().map(|round| pick(round)[i])));
             println!(
-                "| tools/call {label}, {concurrency} session(s): direct / raw hyper relay / mcplex; added by relay / by mcplex | {:.0} / {:.0} / {:.0} µs; +{:.0} / +{:.0} µs |",
-                micros(d),
-                micros(h),
-                micros(r),
-                micros(h) - micros(d),
-                micros(r) - micros(d)
+                "| tools/call {label}, {concurrency} session(s): direct / raw hyper relay / mcplex; added by relay / by mcplex | {d:.0} / {h:.0} / {r:.0} µs; +{:.0} / +{:.0} µs |",
+                h - d,
+                r - d
             );
         }
         println!(
             "| tools/call throughput via mcplex, {concurrency} session(s) | {:.0} calls/s |",
-            CALLS as f64 / wall.as_secs_f64()
+            median(rounds.iter().map(|r| r.throughput))
         );
         println!(
             "| CPU per call, {concurrency} session(s): raw hyper relay / mcplex | {:.0} µs / {:.0} µs |",
-            micros(raw_cpu_after - raw_cpu_before) / CALLS as f64,
-            micros(cpu_after - cpu_before) / CALLS as f64
+            median(rounds.iter().map(|r| r.cpu[0])),
+            median(rounds.iter().map(|r| r.cpu[1]))
         );
     }
 
