@@ -80,6 +80,8 @@ pub async fn serve<H, F, B>(
             }
         });
     }
+    // Close the socket now so new connections are refused while open ones drain.
+    drop(listener);
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
         tracing::warn!(?drain, "some connections were still open after the drain period");
     }

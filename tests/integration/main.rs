@@ -6,5 +6,6 @@ mod config_live;
 mod eras;
 mod faults;
 mod interactive;
+mod process;
 mod security;
 mod tls;

@@ -1,0 +1,150 @@
+//! The real binary: SIGTERM drains in-flight calls, JSON logs, and the modern subscription stream.
+
+use crate::common::*;
+use mcplex::examples::Example;
+use mcplex::examples::everything::Versions;
+use serde_json::{Value, json};
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_addr() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_calls_finish_then_exits() {
+    let upstream = everything(Versions::All).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.yaml");
+    std::fs::write(&config_path, config(&[("slow", &upstream.url(), "")])).unwrap();
+    let (mcp, admin) = (free_addr(), free_addr());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcplex"))
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            config_path.to_str().unwrap(),
+            "--listen",
+            &mcp,
+            "--admin",
+            &admin,
+            "--drain-seconds",
+            "5",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while reqwest::get(format!("http://{admin}/readyz"))
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let url = format!("http://{mcp}/mcp");
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow_slow", "arguments": {"ms": 800}, "_meta": modern_meta()}}).to_string();
+    let call = tokio::spawn({
+        let url = url.clone();
+        async move { post(&url, &modern_headers("tools/call", Some("slow_slow")), &body).await }
+    });
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(
+        tokio::net::TcpStream::connect(&mcp).await.is_err(),
+        "still accepting after SIGTERM"
+    );
+    let (status, _, text) = call.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        message_of(&text)["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("done after"),
+        "{text}"
+    );
+    let exit = tokio::task::spawn_blocking(move || child.wait().map(|s| (s, child)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.0.success(), "{:?}", exit.0);
+    let mut logs = String::new();
+    exit.1.stderr.unwrap().read_to_string(&mut logs).unwrap();
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+    for expected in [
+        "config applied",
+        "shutting down: no new connections; draining in-flight calls",
+        "stopped",
+    ] {
+        assert!(messages.contains(&expected), "{expected:?} missing in {messages:?}");
+    }
+}
+
+#[tokio::test]
+async fn modern_clients_hear_about_catalog_changes_on_subscriptions_listen() {
+    let math = example(Example::Math).await;
+    let date = example(Example::Date).await;
+    let harness = Harness::start(&config(&[("math", &math.url(), "")])).await;
+    let body = json!({"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen", "params": {"notifications": {"toolsListChanged": true}, "_meta": modern_meta()}});
+    let mut request = reqwest::Client::new()
+        .post(harness.url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (name, value) in modern_headers("subscriptions/listen", None) {
+        request = request.header(name, value);
+    }
+    let mut response = request.body(body.to_string()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut seen = String::new();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut edited = false;
+    while events.len() < 2 {
+        assert!(Instant::now() < deadline, "stream so far: {seen}");
+        let chunk = tokio::time::timeout(Duration::from_millis(200), response.chunk()).await;
+        if let Ok(chunk) = chunk {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("stream open")));
+            events = seen
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .map(|d| serde_json::from_str::<Value>(d).unwrap())
+                .collect();
+        }
+        if !events.is_empty() && !edited {
+            std::fs::write(
+                &harness.config_path,
+                config(&[("math", &math.url(), ""), ("date", &date.url(), "")]),
+            )
+            .unwrap();
+            edited = true;
+        }
+    }
+    assert_eq!(events[0]["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(events[0]["params"]["notifications"], json!({"toolsListChanged": true}));
+    assert_eq!(
+        events[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-1"
+    );
+    assert_eq!(events[1]["method"], "notifications/tools/list_changed");
+    assert_eq!(
+        events[1]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-1"
+    );
+}
