@@ -1,0 +1,177 @@
+//! The one mutation shared by the webhook and `inject`: a pod (raw JSON, so unknown fields survive) and its
+//! annotations in, a JSON Patch out.
+
+use crate::settings::{
+    ADMIN_PORT, AnnotationError, DEFAULT_CONTAINER, Defaults, INJECT, RUN_AS_USER, STATUS, Settings,
+};
+use serde_json::{Value, json};
+
+/// Name of the injected container.
+pub const CONTAINER_NAME: &str = "mcplex";
+/// Where the ConfigMap is mounted (a directory: subPath mounts never update).
+pub const CONFIG_DIR: &str = "/etc/mcplex/config";
+/// Where the mTLS Secret is mounted.
+pub const TLS_DIR: &str = "/etc/mcplex/tls";
+/// Where the projected ServiceAccount token is mounted.
+pub const TOKEN_DIR: &str = "/var/run/secrets/mcplex";
+/// The env var app containers find the endpoint in.
+pub const ENDPOINT_ENV: &str = "MCP_SERVER_URL";
+
+/// What the mutation decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The pod did not opt in.
+    NotRequested,
+    /// The pod already carries the sidecar (mutating twice equals mutating once).
+    AlreadyInjected,
+    /// Apply these JSON Patch operations to the pod.
+    Patch(json_patch::Patch),
+}
+
+/// Why a pod cannot be injected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MutateError {
+    /// An override annotation is invalid.
+    #[error(transparent)]
+    Annotation(#[from] AnnotationError),
+    /// The object is not a pod (template) with a `spec.containers` list.
+    #[error("the object has no spec.containers list, so it is not a pod")]
+    NotAPod,
+}
+
+/// Computes the patch that injects the sidecar into `pod` (an object with `metadata` and `spec`).
+pub fn mutate(pod: &Value, defaults: &Defaults) -> Result<Outcome, MutateError> {
+    let empty = serde_json::Map::new();
+    let annotations = pod
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    if annotations.get(INJECT).and_then(Value::as_str) != Some("true") {
+        return Ok(Outcome::NotRequested);
+    }
+    let spec = pod.get("spec").and_then(Value::as_object).ok_or(MutateError::NotAPod)?;
+    let containers = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .ok_or(MutateError::NotAPod)?;
+    let has_sidecar = |list: Option<&Value>| {
+        list.and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|c| c["name"] == CONTAINER_NAME))
+    };
+    if annotations.contains_key(STATUS)
+        || has_sidecar(spec.get("containers"))
+        || has_sidecar(spec.get("initContainers"))
+    {
+        return Ok(Outcome::AlreadyInjected);
+    }
+    let settings = Settings::from_annotations(annotations, defaults)?;
+    let endpoint = format!("http://127.0.0.1:{}/mcp", settings.port);
+    let mut ops = Vec::new();
+
+    // App containers first: inserting the sidecar into `containers` later shifts their indices.
+    for (index, container) in containers.iter().enumerate() {
+        let env_var = json!({ "name": ENDPOINT_ENV, "value": endpoint });
+        match container.get("env").and_then(Value::as_array) {
+            Some(env) if env.iter().any(|e| e["name"] == ENDPOINT_ENV) => {}
+            Some(_) => ops.push(add(&format!("/spec/containers/{index}/env/-"), env_var)),
+            None => ops.push(add(&format!("/spec/containers/{index}/env"), json!([env_var]))),
+        }
+    }
+
+    let volumes = volumes(&settings);
+    let volume_names: Vec<Value> = volumes.iter().map(|v| v["name"].clone()).collect();
+    match spec.get("volumes").and_then(Value::as_array) {
+        Some(_) => ops.extend(volumes.into_iter().map(|v| add("/spec/volumes/-", v))),
+        None => ops.push(add("/spec/volumes", Value::Array(volumes))),
+    }
+
+    let list = if settings.native_sidecar {
+        "initContainers"
+    } else {
+        "containers"
+    };
+    let sidecar = container(&settings);
+    match spec.get(list).and_then(Value::as_array) {
+        Some(_) => ops.push(add(&format!("/spec/{list}/0"), sidecar)),
+        None => ops.push(add(&format!("/spec/{list}"), json!([sidecar]))),
+    }
+
+    if pod.pointer("/metadata/annotations").is_none() {
+        ops.push(add("/metadata/annotations", json!({})));
+    }
+    let status = json!({ "version": env!("CARGO_PKG_VERSION"), list: [CONTAINER_NAME], "volumes": volume_names });
+    ops.push(add(&annotation_path(STATUS), Value::String(status.to_string())));
+    if !annotations.contains_key(DEFAULT_CONTAINER)
+        && let Some(app) = containers.first().and_then(|c| c["name"].as_str())
+    {
+        ops.push(add(&annotation_path(DEFAULT_CONTAINER), json!(app)));
+    }
+    let patch = serde_json::from_value(Value::Array(ops)).expect("operations are built from valid JSON Patch shapes");
+    Ok(Outcome::Patch(patch))
+}
+
+fn add(path: &str, value: Value) -> Value {
+    json!({ "op": "add", "path": path, "value": value })
+}
+
+/// The JSON Pointer of an annotation, with `~` and `/` escaped (RFC 6901).
+pub fn annotation_path(key: &str) -> String {
+    format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+fn volumes(settings: &Settings) -> Vec<Value> {
+    let mut volumes = vec![json!({ "name": "mcplex-config", "configMap": { "name": settings.config_map } })];
+    if let Some(secret) = &settings.tls_secret {
+        volumes.push(json!({ "name": "mcplex-tls", "secret": { "secretName": secret } }));
+    }
+    if let Some(audience) = &settings.token_audience {
+        volumes.push(json!({ "name": "mcplex-token", "projected": { "sources": [
+            { "serviceAccountToken": { "audience": audience, "expirationSeconds": 3600, "path": "token" } }
+        ] } }));
+    }
+    volumes
+}
+
+fn container(settings: &Settings) -> Value {
+    let mut mounts = vec![json!({ "name": "mcplex-config", "mountPath": CONFIG_DIR, "readOnly": true })];
+    if settings.tls_secret.is_some() {
+        mounts.push(json!({ "name": "mcplex-tls", "mountPath": TLS_DIR, "readOnly": true }));
+    }
+    if settings.token_audience.is_some() {
+        mounts.push(json!({ "name": "mcplex-token", "mountPath": TOKEN_DIR, "readOnly": true }));
+    }
+    let probe = |path: &str, period: u32, failures: u32| json!({ "httpGet": { "path": path, "port": ADMIN_PORT }, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 1 });
+    let mut container = json!({
+        "name": CONTAINER_NAME,
+        "image": settings.image,
+        "args": [
+            "--log-format", "json", "--log-level", settings.log_level,
+            "run", "--config", format!("{CONFIG_DIR}/config.yaml"),
+            "--listen", format!("127.0.0.1:{}", settings.port), "--admin", format!("0.0.0.0:{ADMIN_PORT}"),
+        ],
+        "ports": [{ "name": "mcplex-admin", "containerPort": ADMIN_PORT, "protocol": "TCP" }],
+        "resources": {
+            "requests": { "cpu": settings.cpu, "memory": settings.memory },
+            "limits": { "memory": settings.memory },
+        },
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": { "drop": ["ALL"] },
+            "seccompProfile": { "type": "RuntimeDefault" },
+        },
+        "volumeMounts": mounts,
+        // The agent starts only once MCP is up: kubelet waits for a native sidecar's startup probe.
+        "startupProbe": probe("/readyz", 1, 120),
+        "readinessProbe": probe("/readyz", 5, 3),
+        "livenessProbe": probe("/healthz", 10, 3),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    });
+    if settings.native_sidecar {
+        container["restartPolicy"] = json!("Always");
+    }
+    container
+}

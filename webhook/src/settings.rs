@@ -1,0 +1,308 @@
+//! The sidecar settings a pod asks for through its `mcplex.dev/*` annotations, each one validated.
+
+use serde_json::{Map, Value};
+
+/// Annotation that opts a pod in.
+pub const INJECT: &str = "mcplex.dev/inject";
+/// Marker written on injected pods.
+pub const STATUS: &str = "mcplex.dev/status";
+/// Annotation naming the container `kubectl` picks by default.
+pub const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
+
+/// The MCP port inside the pod (DESIGN §2).
+pub const DEFAULT_PORT: u16 = 15301;
+/// The admin port (probes, metrics); fixed so probes and the Service stay simple.
+pub const ADMIN_PORT: u16 = 15302;
+/// Numeric user the sidecar runs as (matches the image's USER).
+pub const RUN_AS_USER: i64 = 65532;
+
+/// A `mcplex.dev/*` annotation whose value is not allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("annotation {annotation}={value:?} is invalid: {allowed}")]
+pub struct AnnotationError {
+    /// The annotation key.
+    pub annotation: &'static str,
+    /// The value found.
+    pub value: String,
+    /// What would be accepted.
+    pub allowed: &'static str,
+}
+
+/// Everything the mutation needs to know, defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// ConfigMap holding `config.yaml`.
+    pub config_map: String,
+    /// Secret with `tls.crt`, `tls.key`, `ca.crt`, when mTLS is wanted.
+    pub tls_secret: Option<String>,
+    /// Audience of the projected ServiceAccount token, when wanted.
+    pub token_audience: Option<String>,
+    /// Sidecar image.
+    pub image: String,
+    /// MCP port on loopback.
+    pub port: u16,
+    /// CPU request.
+    pub cpu: String,
+    /// Memory request and limit.
+    pub memory: String,
+    /// Sidecar log filter.
+    pub log_level: String,
+    /// Inject as a native sidecar (init container with `restartPolicy: Always`).
+    pub native_sidecar: bool,
+}
+
+/// Defaults that come from the webhook's own configuration rather than the pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
+    /// Image used when the pod does not name one.
+    pub image: String,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            image: format!("ghcr.io/mcplex/mcplex:{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads and validates the annotations; the first invalid one is reported.
+    pub fn from_annotations(annotations: &Map<String, Value>, defaults: &Defaults) -> Result<Self, AnnotationError> {
+        let get = |key: &str| annotations.get(key).and_then(Value::as_str);
+        let name = |key: &'static str, default: Option<&str>| -> Result<Option<String>, AnnotationError> {
+            match get(key).or(default) {
+                None => Ok(None),
+                Some(value) if is_dns_subdomain(value) => Ok(Some(value.to_owned())),
+                Some(value) => Err(invalid(
+                    key,
+                    value,
+                    "a Kubernetes object name (lowercase a-z, 0-9, '-', '.', at most 253 characters)",
+                )),
+            }
+        };
+        let audience = match get("mcplex.dev/token-audience") {
+            Some(value) if value.is_empty() || value.len() > 253 || value.chars().any(char::is_whitespace) => {
+                return Err(invalid(
+                    "mcplex.dev/token-audience",
+                    value,
+                    "a non-empty audience without spaces",
+                ));
+            }
+            other => other.map(str::to_owned),
+        };
+        let image = match get("mcplex.dev/image") {
+            Some(value) if !is_image_reference(value) => {
+                return Err(invalid(
+                    "mcplex.dev/image",
+                    value,
+                    "an image reference such as registry.example/mcplex:1.2.3 or ...@sha256:<64 hex>",
+                ));
+            }
+            Some(value) => value.to_owned(),
+            None => defaults.image.clone(),
+        };
+        let port = match get("mcplex.dev/port") {
+            None => DEFAULT_PORT,
+            Some(value) => match value.parse::<u16>() {
+                Ok(port) if port >= 1024 && port != ADMIN_PORT => port,
+                _ => {
+                    return Err(invalid(
+                        "mcplex.dev/port",
+                        value,
+                        "a port from 1024 to 65535, not the admin port 15302",
+                    ));
+                }
+            },
+        };
+        let quantity = |key: &'static str, default: &str| match get(key) {
+            None => Ok(default.to_owned()),
+            Some(value) if is_quantity(value) => Ok(value.to_owned()),
+            Some(value) => Err(invalid(
+                key,
+                value,
+                "a Kubernetes quantity such as 100m, 0.5, 64Mi or 1G",
+            )),
+        };
+        let log_level = match get("mcplex.dev/log-level") {
+            None => "info".to_owned(),
+            Some(value @ ("trace" | "debug" | "info" | "warn" | "error")) => value.to_owned(),
+            Some(value) => {
+                return Err(invalid(
+                    "mcplex.dev/log-level",
+                    value,
+                    "one of trace, debug, info, warn, error",
+                ));
+            }
+        };
+        let native_sidecar = match get("mcplex.dev/native-sidecar") {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(value) => return Err(invalid("mcplex.dev/native-sidecar", value, "\"true\" or \"false\"")),
+        };
+        Ok(Self {
+            config_map: name("mcplex.dev/config", Some("mcplex"))?.unwrap_or_default(),
+            tls_secret: name("mcplex.dev/tls-secret", None)?,
+            token_audience: audience,
+            image,
+            port,
+            cpu: quantity("mcplex.dev/cpu", "50m")?,
+            memory: quantity("mcplex.dev/memory", "64Mi")?,
+            log_level,
+            native_sidecar,
+        })
+    }
+}
+
+fn invalid(annotation: &'static str, value: &str, allowed: &'static str) -> AnnotationError {
+    AnnotationError {
+        annotation,
+        value: value.to_owned(),
+        allowed,
+    }
+}
+
+/// RFC 1123 subdomain, as Kubernetes object names are.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            !bytes.is_empty()
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+                && bytes[0] != b'-'
+                && bytes[bytes.len() - 1] != b'-'
+        })
+}
+
+/// A Kubernetes resource quantity: a decimal number with an optional SI, binary or exponent suffix.
+pub fn is_quantity(text: &str) -> bool {
+    let digits_end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(digits_end);
+    let number = number.strip_prefix(['+', '-']).unwrap_or(number);
+    let number_ok = !number.is_empty()
+        && number.chars().filter(|c| *c == '.').count() <= 1
+        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && number != ".";
+    let suffix_ok = matches!(
+        suffix,
+        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E"
+    ) || suffix
+        .strip_prefix(['e', 'E'])
+        .map(|exp| exp.strip_prefix(['+', '-']).unwrap_or(exp))
+        .is_some_and(|exp| !exp.is_empty() && exp.chars().all(|c| c.is_ascii_digit()));
+    number_ok && suffix_ok && !text.starts_with('-')
+}
+
+/// A container image reference: `[registry/]path[:tag][@sha256:digest]`, lowercase path, no spaces.
+pub fn is_image_reference(image: &str) -> bool {
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        let Some(hex) = digest.strip_prefix("sha256:") else {
+            return false;
+        };
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            return false;
+        }
+    }
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (path, tag) = match rest[last_slash..].split_once(':') {
+        Some((name, tag)) => (&rest[..last_slash + name.len()], Some(tag)),
+        None => (rest, None),
+    };
+    let tag_ok = tag.is_none_or(|t| {
+        !t.is_empty()
+            && t.len() <= 128
+            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && !t.starts_with(['.', '-'])
+    });
+    let mut components = path.split('/');
+    let first = components.next().unwrap_or("");
+    // The first component may be a registry host with a port and dots.
+    let registry_ok = !first.is_empty() && first.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b));
+    let rest_ok = components.all(|c| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    });
+    let lowercase_path = path.contains('/') || first.bytes().all(|b| !b.is_ascii_uppercase());
+    tag_ok && registry_ok && rest_ok && lowercase_path && !path.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings(annotations: Value) -> Result<Settings, AnnotationError> {
+        Settings::from_annotations(annotations.as_object().unwrap(), &Defaults::default())
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let s = settings(json!({"mcplex.dev/inject": "true"})).unwrap();
+        assert_eq!(
+            (s.config_map.as_str(), s.port, s.native_sidecar, s.cpu.as_str()),
+            ("mcplex", 15301, true, "50m")
+        );
+        assert!(s.image.starts_with("ghcr.io/mcplex/mcplex:"));
+    }
+
+    #[test]
+    fn each_bad_annotation_is_named() {
+        for (key, value) in [
+            ("mcplex.dev/port", "80"),
+            ("mcplex.dev/port", "15302"),
+            ("mcplex.dev/port", "http"),
+            ("mcplex.dev/cpu", "lots"),
+            ("mcplex.dev/memory", "64MB"),
+            ("mcplex.dev/image", "Not An Image"),
+            ("mcplex.dev/image", "repo/app@sha256:xyz"),
+            ("mcplex.dev/native-sidecar", "yes"),
+            ("mcplex.dev/log-level", "loud"),
+            ("mcplex.dev/config", "Bad_Name"),
+            ("mcplex.dev/tls-secret", "-x"),
+            ("mcplex.dev/token-audience", "two words"),
+        ] {
+            let error = settings(json!({ key: value })).unwrap_err();
+            assert_eq!(error.annotation, key, "{value}");
+            assert!(
+                error.to_string().contains(key) && error.to_string().contains(value),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn quantities_and_images() {
+        for ok in ["100m", "0.5", "1", "64Mi", "1G", "1e3", "2.5Gi"] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "m", "1.2.3", "64MB", "-1", "1e", "."] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+        for ok in [
+            "mcplex",
+            "ghcr.io/mcplex/mcplex:0.1.0",
+            "localhost:5000/a/b:tag",
+            "r.io/x@sha256:".to_string().as_str(),
+        ] {
+            let ok = if ok.ends_with("sha256:") {
+                format!("{ok}{}", "a".repeat(64))
+            } else {
+                ok.to_owned()
+            };
+            assert!(is_image_reference(&ok), "{ok}");
+        }
+        for bad in ["", "has space", "ghcr.io/Upper/x", "x:", "x:-tag"] {
+            assert!(!is_image_reference(bad), "{bad}");
+        }
+    }
+}
