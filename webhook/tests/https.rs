@@ -1,0 +1,203 @@
+//! The webhook over real HTTPS: AdmissionReview v1 bodies in, decisions and JSON Patches out, certificate rotation.
+
+use mcplex_webhook::server::{ReloadingCert, serve};
+use mcplex_webhook::settings::Defaults;
+use rcgen::{CertificateParams, KeyPair};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Writes a self-signed serving certificate for 127.0.0.1 and returns its PEM.
+fn write_cert(dir: &Path) -> String {
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![
+        "127.0.0.1".to_string(),
+        "mcplex-webhook.mcplex-system.svc".to_string(),
+    ])
+    .unwrap()
+    .self_signed(&key)
+    .unwrap();
+    std::fs::write(dir.join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("tls.key"), key.serialize_pem()).unwrap();
+    cert.pem()
+}
+
+fn client_trusting(pem: &str) -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+}
+
+async fn start(dir: &Path) -> String {
+    let cert = ReloadingCert::load(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(
+        listener,
+        cert,
+        Arc::new(Defaults {
+            image: "ghcr.io/mcplex/mcplex:test".into(),
+        }),
+        CancellationToken::new(),
+    ));
+    format!("https://127.0.0.1:{}", addr.port())
+}
+
+/// An AdmissionReview for a pod created by a ReplicaSet: generateName, no name, as the API server sends it.
+fn review(uid: &str, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": { "group": "", "version": "v1", "kind": "Pod" },
+            "resource": { "group": "", "version": "v1", "resource": "pods" },
+            "requestKind": { "group": "", "version": "v1", "kind": "Pod" },
+            "requestResource": { "group": "", "version": "v1", "resource": "pods" },
+            "namespace": "agents",
+            "operation": "CREATE",
+            "userInfo": { "username": "system:serviceaccount:kube-system:replicaset-controller", "groups": ["system:serviceaccounts"] },
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "generateName": "agent-5f7c9-",
+                    "namespace": "agents",
+                    "labels": { "app": "agent" },
+                    "annotations": annotations,
+                    "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "agent-5f7c9", "uid": "6c1b", "controller": true }]
+                },
+                "spec": {
+                    "containers": [{ "name": "agent", "image": "agent:1", "resources": {}, "x-future-field": { "kept": true } }],
+                    "serviceAccountName": "agent",
+                    "volumes": [{ "name": "kube-api-access-abcde", "projected": { "sources": [{ "serviceAccountToken": { "path": "token" } }] } }]
+                }
+            },
+            "oldObject": null,
+            "dryRun": false,
+            "options": { "apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions" }
+        }
+    })
+}
+
+/// The patch of a response, whether kube wrote it as base64 (Go webhooks) or as a byte array (kube-rs).
+fn patch_of(response: &Value) -> Option<json_patch::Patch> {
+    let bytes: Vec<u8> = match &response["response"]["patch"] {
+        Value::Array(bytes) => bytes.iter().map(|b| b.as_u64().unwrap() as u8).collect(),
+        Value::Null => return None,
+        other => panic!("unexpected patch encoding: {other}"),
+    };
+    Some(serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn admission_reviews_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = write_cert(dir.path());
+    let url = start(dir.path()).await;
+    let client = client_trusting(&pem);
+    let post = |body: Value| client.post(format!("{url}/mutate")).json(&body).send();
+
+    // Annotated: allowed with a JSON Patch that yields the injected pod.
+    let request = review("uid-1", json!({ "mcplex.dev/inject": "true" }));
+    let response: Value = post(request.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(response["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(response["kind"], "AdmissionReview");
+    assert_eq!(response["response"]["uid"], "uid-1");
+    assert_eq!(response["response"]["allowed"], true);
+    assert_eq!(response["response"]["patchType"], "JSONPatch");
+    let mut pod = request["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch_of(&response).unwrap()).unwrap();
+    assert_eq!(pod["spec"]["initContainers"][0]["name"], "mcplex");
+    assert_eq!(pod["spec"]["containers"][0]["env"][0]["name"], "MCP_SERVER_URL");
+    assert_eq!(pod["spec"]["containers"][0]["x-future-field"]["kept"], true);
+    assert_eq!(pod["spec"]["volumes"][0]["name"], "kube-api-access-abcde");
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"],
+        "agent"
+    );
+    assert!(
+        pod["metadata"]["annotations"]["mcplex.dev/status"]
+            .as_str()
+            .unwrap()
+            .contains("\"initContainers\":[\"mcplex\"]")
+    );
+
+    // Already injected (reinvocation): allowed, no patch.
+    let mut again = request.clone();
+    again["request"]["object"] = pod;
+    let response: Value = post(again).await.unwrap().json().await.unwrap();
+    assert_eq!(response["response"]["allowed"], true);
+    assert!(patch_of(&response).is_none());
+
+    // Not annotated: allowed, no patch.
+    let response: Value = post(review("uid-2", json!({}))).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (response["response"]["allowed"].as_bool(), patch_of(&response).is_none()),
+        (Some(true), true)
+    );
+
+    // A bad override: denied with a message naming the annotation.
+    let response: Value = post(review(
+        "uid-3",
+        json!({ "mcplex.dev/inject": "true", "mcplex.dev/memory": "lots" }),
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(response["response"]["allowed"], false);
+    let message = response["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("mcplex.dev/memory") && message.contains("lots"),
+        "{message}"
+    );
+
+    // Malformed bodies: HTTP 400 with a reason, and the server keeps serving.
+    for body in [
+        "not json",
+        "{\"kind\":\"AdmissionReview\",\"apiVersion\":\"admission.k8s.io/v1\"}",
+        "[]",
+    ] {
+        let response = client.post(format!("{url}/mutate")).body(body).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        assert!(!response.text().await.unwrap().is_empty());
+    }
+    assert_eq!(client.get(format!("{url}/healthz")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_rotated_serving_certificate_is_used_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = write_cert(dir.path());
+    let url = start(dir.path()).await;
+    assert_eq!(
+        client_trusting(&old)
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let new = write_cert(dir.path());
+    let started = Instant::now();
+    loop {
+        // A fresh client: a new TLS handshake each time.
+        if let Ok(response) = client_trusting(&new).get(format!("{url}/healthz")).send().await {
+            assert_eq!(response.status(), 200);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the rotated certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
