@@ -80,7 +80,7 @@ impl Date {
     fn days_between(&self, Parameters(DatePair { start, end }): Parameters<DatePair>) -> CallToolResult {
         let (start, end) = match (parse_date("start", &start), parse_date("end", &end)) {
             (Ok(start), Ok(end)) => (start, end),
-            (Err(e), _) | (_, Err(e)) => return e,
+            (Err(e), _) | (_, Err(e)) => return refuse(e),
         };
         text((end - start).num_days().to_string())
     }
