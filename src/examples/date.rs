@@ -52,9 +52,9 @@ fn refuse(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
 
-fn parse_date(field: &str, value: &str) -> Result<NaiveDate, CallToolResult> {
+fn parse_date(field: &str, value: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .map_err(|e| refuse(format!("{field} `{value}` is not a YYYY-MM-DD date: {e}")))
+        .map_err(|e| format!("{field} `{value}` is not a YYYY-MM-DD date: {e}"))
 }
 
 #[tool_router]
