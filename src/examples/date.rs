@@ -53,8 +53,7 @@ fn refuse(message: String) -> CallToolResult {
 }
 
 fn parse_date(field: &str, value: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .map_err(|e| format!("{field} `{value}` is not a YYYY-MM-DD date: {e}"))
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|e| format!("{field} `{value}` is not a YYYY-MM-DD date: {e}"))
 }
 
 #[tool_router]

@@ -3,6 +3,7 @@
 mod catalog;
 mod common;
 mod config_live;
+mod contract;
 mod eras;
 mod faults;
 mod interactive;
