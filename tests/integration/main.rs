@@ -7,6 +7,7 @@ mod contract;
 mod eras;
 mod faults;
 mod interactive;
+mod manifests;
 mod process;
 mod security;
 mod tls;

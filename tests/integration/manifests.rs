@@ -1,0 +1,109 @@
+//! The shipped files agree with the code: kustomizations list what exists, the example ConfigMap is a valid
+//! config, and the Dockerfile ships the binaries, user and ports the injected container relies on.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    yaml_serde::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+#[test]
+fn kustomizations_list_every_manifest_and_nothing_else() {
+    for dir in ["manifests/webhook", "manifests/examples"] {
+        let dir = root().join(dir);
+        let kustomization = documents(&dir.join("kustomization.yaml")).remove(0);
+        let mut listed: Vec<String> = kustomization["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect();
+        let mut present: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+            .collect();
+        listed.sort();
+        present.sort();
+        assert_eq!(listed, present, "{}", dir.display());
+        let namespace = kustomization["namespace"].as_str().unwrap();
+        for file in &present {
+            for document in documents(&dir.join(file)) {
+                if let Some(ns) = document.pointer("/metadata/namespace").and_then(Value::as_str) {
+                    assert_eq!(ns, namespace, "{file}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_example_configmap_is_a_valid_sidecar_config() {
+    let configmap = documents(&root().join("manifests/examples/configmap.yaml")).remove(0);
+    let text = configmap["data"]["config.yaml"].as_str().unwrap();
+    // The TLS files live in the pod; stand-ins make the readability check meaningful here.
+    let tls = tempfile::tempdir().unwrap();
+    for file in ["ca.crt", "tls.crt", "tls.key"] {
+        std::fs::write(tls.path().join(file), "stand-in").unwrap();
+    }
+    let text = text.replace("/etc/mcplex/tls", tls.path().to_str().unwrap());
+    let config = mcplex::config::parse(&text, Path::new("configmap.yaml")).unwrap();
+    let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["math", "date"]);
+    assert!(
+        config
+            .targets
+            .iter()
+            .all(|t| t.url.scheme_str() == Some("https") && t.tls.as_ref().unwrap().cert.is_some())
+    );
+}
+
+#[test]
+fn the_dockerfile_matches_the_binaries_and_the_injected_container() {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    for binary in ["mcplex", "mcplex-webhook"] {
+        assert!(
+            dockerfile.contains(&format!("/usr/local/bin/{binary}\n")),
+            "{binary} not copied"
+        );
+        assert!(dockerfile.contains(&format!("--bin {binary}")), "{binary} not built");
+    }
+    let user = mcplex_webhook::settings::RUN_AS_USER;
+    assert!(
+        dockerfile.contains(&format!("USER {user}:{user}")),
+        "USER must match the injected runAsUser {user}"
+    );
+    assert!(dockerfile.contains(&format!("EXPOSE {} 8443", mcplex_webhook::settings::ADMIN_PORT)));
+    assert!(
+        dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/mcplex\"]"),
+        "the injected container passes only args"
+    );
+    let toolchain = std::process::Command::new("rustc").arg("--version").output().unwrap();
+    let rustc = String::from_utf8_lossy(&toolchain.stdout).into_owned();
+    let full = rustc.split_whitespace().nth(1).unwrap();
+    let version = full
+        .rsplit_once('.')
+        .map_or(full, |(major_minor, _)| major_minor)
+        .to_owned();
+    assert!(
+        dockerfile.contains(&format!("FROM rust:{version}-bookworm")),
+        "build with the toolchain CI uses ({version})"
+    );
+    let webhook = documents(&root().join("manifests/webhook/deployment.yaml")).remove(0);
+    let container = &webhook["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["command"][0], "/usr/local/bin/mcplex-webhook");
+    assert_eq!(
+        webhook["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
+        user
+    );
+}
