@@ -119,6 +119,11 @@ fn tools(extra: bool) -> Vec<Value> {
             json!({ "type": "object" }),
         ),
         tool(
+            "test_input_required",
+            "Asks for a username the 2026-07-28 way (input_required, then a retry)",
+            no_args(),
+        ),
+        tool(
             "slow",
             "Sleeps `ms` milliseconds, reporting progress every 100 ms",
             json!({ "type": "object", "properties": { "ms": { "type": "integer" } } }),
@@ -286,6 +291,27 @@ impl Everything {
     }
 }
 
+/// One round of a multi round-trip request: ask first, answer once the retry carries the input and our state.
+fn input_required_round(request: &CallToolRequestParams) -> Result<CallToolResponse, ErrorData> {
+    const STATE: &str = "everything-mrtr-1";
+    if let (Some(STATE), Some(responses)) = (request.request_state.as_deref(), &request.input_responses) {
+        let who = responses
+            .get("who")
+            .and_then(|r| r.pointer("/content/username"))
+            .and_then(Value::as_str)
+            .unwrap_or("nobody");
+        return Ok(text_result(format!("input received from {who}")).into());
+    }
+    let ask = json!({
+        "resultType": "input_required",
+        "inputRequests": { "who": { "method": "elicitation/create", "params": {
+            "message": "Who is asking?",
+            "requestedSchema": { "type": "object", "properties": { "username": { "type": "string" } }, "required": ["username"] } } } },
+        "requestState": STATE,
+    });
+    Ok(CallToolResponse::InputRequired(from_json(ask)?))
+}
+
 fn elicitation_params(tool: &str, message: &str) -> Value {
     match tool {
         "test_elicitation" => json!({ "message": message, "requestedSchema": { "type": "object", "properties": {
@@ -351,6 +377,9 @@ impl ServerHandler for Everything {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if request.name == "test_input_required" {
+            return input_required_round(&request);
+        }
         self.run_tool(&request, &context).await.map(Into::into)
     }
 

@@ -167,3 +167,19 @@ async fn discover_and_initialize_describe_mcplex() {
         assert_eq!(message_of(&text)["result"]["protocolVersion"], version);
     }
 }
+
+#[tokio::test]
+async fn a_modern_input_required_round_trip_reaches_the_same_target() {
+    let other = everything(Versions::All).await;
+    let target = everything(Versions::All).await;
+    let harness = Harness::start(&config(&[("other", &other.url(), ""), ("asks", &target.url(), "")])).await;
+    let client = harness.modern_client().await;
+    // rmcp's client answers the input request through the handler and retries with inputResponses + requestState.
+    let answer = call_text(&client, "asks_test_input_required", json!({})).await;
+    assert_eq!(answer, "input received from ada");
+    assert_eq!(
+        client.service().wait_for("elicitation").await["message"],
+        "Who is asking?"
+    );
+    client.cancel().await.unwrap();
+}
