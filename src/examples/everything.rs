@@ -33,6 +33,7 @@ pub enum Versions {
 pub struct Everything {
     versions: Versions,
     extra_tool: Arc<AtomicBool>,
+    cancelled_calls: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Everything {
@@ -46,6 +47,7 @@ impl Everything {
         Self {
             versions,
             extra_tool: Arc::new(AtomicBool::new(false)),
+            cancelled_calls: Arc::default(),
         }
     }
 }
@@ -117,6 +119,11 @@ fn tools(extra: bool) -> Vec<Value> {
             "echo",
             "Returns its arguments and request _meta as JSON text",
             json!({ "type": "object" }),
+        ),
+        tool(
+            "cancelled_calls",
+            "How many calls were cancelled by their client",
+            no_args(),
         ),
         tool(
             "test_input_required",
@@ -240,7 +247,14 @@ impl Everything {
                 let token = context.meta.get_progress_token();
                 for step in 0..=steps {
                     if step > 0 {
-                        tokio::time::sleep(Duration::from_millis(if request.name == "slow" { 100 } else { 50 })).await;
+                        let pause = Duration::from_millis(if request.name == "slow" { 100 } else { 50 });
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = context.ct.cancelled() => {
+                                self.cancelled_calls.fetch_add(1, Ordering::SeqCst);
+                                return Err(ErrorData::internal_error("cancelled by the client", None));
+                            }
+                        }
                     }
                     if let Some(token) = &token {
                         let progress = json!({ "progressToken": token, "progress": step * 100 / steps, "total": 100 });
@@ -279,6 +293,7 @@ impl Everything {
                     text_result(format!("Elicitation completed: action={action}, content={content}"))
                 }
             }
+            "cancelled_calls" => text_result(self.cancelled_calls.load(Ordering::SeqCst).to_string()),
             "echo" => text_result(json!({ "arguments": request.arguments, "meta": context.meta }).to_string()),
             "toggle_extra_tool" => {
                 let now = !self.extra_tool.fetch_xor(true, Ordering::SeqCst);

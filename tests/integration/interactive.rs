@@ -128,3 +128,38 @@ async fn a_second_client_session_gets_its_own_upstream_session() {
     first.cancel().await.unwrap();
     second.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_cancellation_reaches_only_the_target_that_owns_the_call() {
+    let owner = everything(Versions::LegacyOnly).await;
+    let bystander = everything(Versions::LegacyOnly).await;
+    let harness = Harness::start(&config(&[
+        ("owner", &owner.url(), ""),
+        ("bystander", &bystander.url(), ""),
+    ]))
+    .await;
+    let client = harness.legacy_client().await;
+    // Open the bystander's session first so a misrouted cancellation would have somewhere to go.
+    assert_eq!(call_text(&client, "bystander_cancelled_calls", json!({})).await, "0");
+    let params =
+        CallToolRequestParams::new("owner_slow").with_arguments(json!({"ms": 5000}).as_object().unwrap().clone());
+    let handle = client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .expect("send");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    handle.cancel(Some("changed my mind".into())).await.expect("cancel");
+    let started = std::time::Instant::now();
+    while call_text(&client, "owner_cancelled_calls", json!({})).await != "1" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "the owner never saw the cancellation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(call_text(&client, "bystander_cancelled_calls", json!({})).await, "0");
+    client.cancel().await.unwrap();
+}
