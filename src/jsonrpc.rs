@@ -117,20 +117,6 @@ impl Message {
     pub fn meta(&self) -> Option<&Map<String, Value>> {
         self.body.get("params")?.get("_meta")?.as_object()
     }
-
-    /// Mutable `params`, created as `{}` when absent.
-    pub fn params_mut(&mut self) -> &mut Map<String, Value> {
-        let params = self.body.entry("params").or_insert_with(|| Value::Object(Map::new()));
-        if !params.is_object() {
-            *params = Value::Object(Map::new());
-        }
-        params.as_object_mut().expect("params was just made an object")
-    }
-
-    /// Serializes the message.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.body).unwrap_or_default()
-    }
 }
 
 /// A success response.

@@ -1,7 +1,7 @@
 //! Legacy client sessions: per-target upstream channels, id maps, and the GET stream's queue.
 
 use crate::hub::Hub;
-use crate::upstream::{Channel, ClientContext, Era, Target, UpstreamError};
+use crate::upstream::{Channel, ClientContext, Target, UpstreamError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,16 +163,6 @@ impl Session {
                 session.close().await;
             }
         }
-    }
-
-    /// The era of each open channel, for `/status`.
-    pub async fn channel_eras(&self) -> Vec<(String, Era)> {
-        self.channels
-            .lock()
-            .await
-            .iter()
-            .map(|(name, c)| (name.clone(), c.era()))
-            .collect()
     }
 }
 

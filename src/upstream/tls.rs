@@ -5,7 +5,6 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Why a target's TLS settings could not be turned into a client config.
@@ -110,6 +109,3 @@ impl FileStamps {
         Self(vec![stamp(&tls.ca), stamp(&tls.cert), stamp(&tls.key)])
     }
 }
-
-/// A shared, immutable client config.
-pub type SharedClientConfig = Arc<rustls::ClientConfig>;
