@@ -191,7 +191,9 @@ async fn upkeep(endpoint: Arc<Endpoint>, session_idle: Duration, shutdown: Cance
                 }
             }
         }
-        hub.refresh_stale().await;
+        // Down targets are retried every tick; healthy ones are re-read in the background at most every
+        // 30 s (clients asking for lists refresh sooner, per the target's ttlMs).
+        hub.refresh_stale(Duration::from_secs(30)).await;
         for session in endpoint.sessions.expire(session_idle) {
             tracing::info!(session = %session.id, "session ended after being idle");
             session.close().await;

@@ -29,6 +29,16 @@ pub struct TargetSlot {
     pub fetched_at: Instant,
 }
 
+impl TargetSlot {
+    /// True when the target's `ttlMs` (never less than `floor`, so `ttlMs: 0` cannot cause a fetch storm) ran out.
+    pub fn is_expired(&self, floor: Duration) -> bool {
+        self.items
+            .as_ref()
+            .and_then(|i| i.ttl_ms)
+            .is_some_and(|ttl| self.fetched_at.elapsed() >= Duration::from_millis(ttl).max(floor))
+    }
+}
+
 /// An immutable picture of targets and catalog; requests hold one for their whole life.
 pub struct Snapshot {
     /// The config it was built from.
@@ -168,16 +178,16 @@ impl Hub {
         self.refresh(|s| s.name == name).await;
     }
 
-    /// Re-fetches targets that are down or whose cache hint expired.
-    pub async fn refresh_stale(&self) {
-        self.refresh(|s| {
-            s.error.is_some()
-                || s.items
-                    .as_ref()
-                    .and_then(|i| i.ttl_ms)
-                    .is_some_and(|ttl| s.fetched_at.elapsed() >= Duration::from_millis(ttl))
-        })
-        .await;
+    /// Re-fetches targets that are down, or whose cache hint expired (bounded below by `ttl_floor`).
+    pub async fn refresh_stale(&self, ttl_floor: Duration) {
+        self.refresh(|s| s.error.is_some() || s.is_expired(ttl_floor)).await;
+    }
+
+    /// Re-fetches targets whose cache hint expired, if any did (a merged list is about to be served).
+    pub async fn refresh_expired(&self, ttl_floor: Duration) {
+        if self.snapshot().slots.iter().any(|s| s.is_expired(ttl_floor)) {
+            self.refresh(|s| s.is_expired(ttl_floor)).await;
+        }
     }
 
     fn publish(&self, old: &Snapshot, config: Config, slots: Vec<TargetSlot>) {

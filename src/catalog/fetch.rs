@@ -31,6 +31,9 @@ pub async fn fetch_all(channel: &Channel) -> Result<TargetItems, UpstreamError> 
 async fn fetch_list(channel: &Channel, kind: ItemKind, hints: &mut TargetItems) -> Result<Vec<Value>, UpstreamError> {
     let target = channel.target().clone();
     let mut all = Vec::new();
+    if !target.offers(kind.capability()) {
+        return Ok(all);
+    }
     let mut cursor: Option<Value> = None;
     for _ in 0..MAX_PAGES {
         let id = target.next_request_id();

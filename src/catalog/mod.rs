@@ -47,6 +47,11 @@ impl ItemKind {
         ["name", "name", "uri", "uriTemplate"][self.slot()]
     }
 
+    /// The server capability that announces this list.
+    pub fn capability(self) -> &'static str {
+        ["tools", "prompts", "resources", "resources"][self.slot()]
+    }
+
     /// The `list_changed` notification for this kind (templates share the resources one).
     pub fn list_changed(self) -> &'static str {
         [

@@ -166,9 +166,7 @@ pub fn instructions(snapshot: &Snapshot) -> String {
 /// Writes a page of a merged list straight from the catalog's pre-serialized items.
 async fn list(incoming: &Incoming, kind: ItemKind, id: &Value) -> Result<Vec<u8>, String> {
     let hub = &incoming.hub;
-    if has_expired_ttl(&hub.snapshot()) {
-        hub.refresh_stale().await;
-    }
+    hub.refresh_expired(LIST_TTL_FLOOR).await;
     let snapshot = hub.snapshot();
     let entries = snapshot.catalog.entries(kind);
     let offset = match incoming.message.param_str("cursor") {
@@ -213,14 +211,8 @@ fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
 /// How long a modern client may cache a merged list when no target set a shorter `ttlMs`.
 const DEFAULT_LIST_TTL_MS: u64 = 10_000;
 
-fn has_expired_ttl(snapshot: &Snapshot) -> bool {
-    snapshot.slots.iter().any(|s| {
-        s.items
-            .as_ref()
-            .and_then(|i| i.ttl_ms)
-            .is_some_and(|ttl| s.fetched_at.elapsed().as_millis() >= u128::from(ttl))
-    })
-}
+/// Shortest time a target's lists are reused when serving merged lists.
+const LIST_TTL_FLOOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn set_level(incoming: &Incoming) {
     let Client::Legacy(session) = &incoming.client else {

@@ -133,6 +133,7 @@ async fn initialize(target: &Target, params: &Value, generation: u64) -> Result<
             body: format!("initialize failed ({code}): {message}"),
         });
     }
+    target.set_capabilities(response.pointer("/result/capabilities"));
     let protocol_version = response
         .pointer("/result/protocolVersion")
         .and_then(Value::as_str)

@@ -66,6 +66,7 @@ pub struct Target {
     dialects: tokio::sync::Mutex<Option<Dialects>>,
     control: tokio::sync::Mutex<Option<Arc<LegacySession>>>,
     next_id: AtomicU64,
+    capabilities: std::sync::Mutex<Option<Value>>,
 }
 
 impl Target {
@@ -86,6 +87,7 @@ impl Target {
             dialects: tokio::sync::Mutex::new(dialects),
             control: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
+            capabilities: std::sync::Mutex::new(None),
         }))
     }
 
@@ -97,6 +99,22 @@ impl Target {
     /// A fresh id for a request mcplex sends to this target.
     pub fn next_request_id(&self) -> Value {
         json!(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Remembers the capabilities the target announced (in `server/discover` or `initialize`).
+    pub fn set_capabilities(&self, capabilities: Option<&Value>) {
+        if let Some(capabilities) = capabilities.filter(|c| c.is_object()) {
+            *self.capabilities.lock().unwrap_or_else(|p| p.into_inner()) = Some(capabilities.clone());
+        }
+    }
+
+    /// False only when the target announced capabilities without `capability` (so its list need not be asked for).
+    pub fn offers(&self, capability: &str) -> bool {
+        self.capabilities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_none_or(|c| c.get(capability).is_some())
     }
 
     /// Rebuilds the connection pool when the TLS files changed; old connections finish as they are.
@@ -329,6 +347,7 @@ impl Target {
         };
         let Some(answer) = answer else { return Ok(legacy_only) };
         if let Some(versions) = answer.pointer("/result/supportedVersions").and_then(Value::as_array) {
+            self.set_capabilities(answer.pointer("/result/capabilities"));
             let versions: Vec<&str> = versions.iter().filter_map(Value::as_str).collect();
             return Ok(Dialects {
                 modern: versions.iter().any(|v| *v >= MODERN_VERSION),
