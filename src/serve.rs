@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 /// Serves `handler` on `listener` until `shutdown`, then waits up to `drain` for open requests.
@@ -51,30 +52,19 @@ pub async fn serve<H, F, B>(
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let result = match acceptor {
-                None => {
-                    watcher
-                        .watch(
-                            builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .into_owned(),
-                        )
-                        .await
-                }
+            // Plain and TLS connections are served by the same code; `Either` carries whichever it is.
+            let io = match acceptor {
+                None => Either::Left(stream),
                 Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        watcher
-                            .watch(
-                                builder
-                                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                                    .into_owned(),
-                            )
-                            .await
-                    }
+                    Ok(Ok(tls)) => Either::Right(tls),
                     Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
                     Err(_) => return tracing::debug!("TLS handshake timed out"),
                 },
             };
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .into_owned();
+            let result = watcher.watch(connection).await;
             if let Err(error) = result {
                 tracing::debug!(error = %error, "connection ended with an error");
             }
