@@ -268,6 +268,15 @@ mod tests {
     use crate::config::schema::FilterSpec;
     use serde_json::json;
 
+    fn input<'a>(target: &'a str, namer: &'a Namer, items: &'a TargetItems) -> MergeInput<'a> {
+        MergeInput {
+            target,
+            tools: namer,
+            prompts: namer,
+            items: Some(items),
+        }
+    }
+
     fn items(tools: &[&str]) -> TargetItems {
         let mut items = TargetItems::default();
         items.lists[0] = tools
@@ -282,20 +291,7 @@ mod tests {
     fn prefixes_keep_unknown_fields_and_report_collisions() {
         let plain = Namer::new("", &FilterSpec::default());
         let (a, b) = (items(&["add", "echo"]), items(&["echo", "sub"]));
-        let inputs = [
-            MergeInput {
-                target: "a",
-                tools: &plain,
-                prompts: &plain,
-                items: Some(&a),
-            },
-            MergeInput {
-                target: "b",
-                tools: &plain,
-                prompts: &plain,
-                items: Some(&b),
-            },
-        ];
+        let inputs = [input("a", &plain, &a), input("b", &plain, &b)];
         let catalog = Catalog::merge(&inputs, None);
         let names: Vec<_> = catalog
             .entries(ItemKind::Tools)
@@ -329,32 +325,8 @@ mod tests {
     fn an_existing_owner_keeps_its_name_when_a_target_is_added_before_it() {
         let plain = Namer::new("", &FilterSpec::default());
         let (old, new) = (items(&["echo"]), items(&["echo"]));
-        let before = Catalog::merge(
-            &[MergeInput {
-                target: "old",
-                tools: &plain,
-                prompts: &plain,
-                items: Some(&old),
-            }],
-            None,
-        );
-        let after = Catalog::merge(
-            &[
-                MergeInput {
-                    target: "new",
-                    tools: &plain,
-                    prompts: &plain,
-                    items: Some(&new),
-                },
-                MergeInput {
-                    target: "old",
-                    tools: &plain,
-                    prompts: &plain,
-                    items: Some(&old),
-                },
-            ],
-            Some(&before),
-        );
+        let before = Catalog::merge(&[input("old", &plain, &old)], None);
+        let after = Catalog::merge(&[input("new", &plain, &new), input("old", &plain, &old)], Some(&before));
         assert_eq!(after.lookup(ItemKind::Tools, "echo").unwrap().target, "old");
         assert_eq!(after.collisions[0].hidden_from, "new");
     }
