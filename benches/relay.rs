@@ -59,6 +59,7 @@ async fn fast_upstream(tools: usize) -> SocketAddr {
                     .unwrap()
             }
         },
+        mcplex::serve::ServeLimits::default(),
         CancellationToken::new(),
         Duration::from_secs(1),
     ));
@@ -267,6 +268,7 @@ fn run_raw_relay(listen: SocketAddr, upstream: SocketAddr) {
                     http::Response::from_parts(parts, Full::new(body))
                 }
             },
+            mcplex::serve::ServeLimits::default(),
             CancellationToken::new(),
             Duration::from_secs(1),
         )

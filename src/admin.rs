@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 /// Answers one admin request.
 pub async fn handle(endpoint: Arc<Endpoint>, request: Request<hyper::body::Incoming>) -> Response<Body> {
-    let hub = &endpoint.hub;
+    let router = &endpoint.router;
     match request.uri().path() {
         "/healthz" => respond::plain(StatusCode::OK, "ok"),
-        "/readyz" if hub.is_ready() => respond::plain(StatusCode::OK, "ready"),
+        "/readyz" if router.is_ready() => respond::plain(StatusCode::OK, "ready"),
         "/readyz" => respond::plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the config is not loaded yet",
@@ -35,20 +35,23 @@ pub async fn handle(endpoint: Arc<Endpoint>, request: Request<hyper::body::Incom
 }
 
 fn status(endpoint: &Endpoint) -> serde_json::Value {
-    let snapshot = endpoint.hub.snapshot();
+    let snapshot = endpoint.router.snapshot();
     let targets: Vec<_> = snapshot
         .slots
         .iter()
         .map(|slot| {
+            let state = slot.state();
+            let count = |kind| state.items.as_ref().map_or(0, |i| i.entries(kind).len());
             json!({
                 "name": slot.name,
                 "url": slot.target.as_ref().map(|t| t.config.url.to_string()),
-                "up": slot.items.is_some(),
-                "error": slot.error,
-                "tools": slot.items.as_ref().map_or(0, |i| i.lists[0].len()),
-                "prompts": slot.items.as_ref().map_or(0, |i| i.lists[1].len()),
-                "resources": slot.items.as_ref().map_or(0, |i| i.lists[2].len()),
-                "fetchedSecondsAgo": slot.fetched_at.elapsed().as_secs(),
+                "up": state.items.is_some(),
+                "error": state.error,
+                "tools": count(ItemKind::Tools),
+                "prompts": count(ItemKind::Prompts),
+                "resources": count(ItemKind::Resources),
+                "fetchedSecondsAgo": state.fetched_at.map(|at| at.elapsed().as_secs()),
+                "callsInFlight": slot.target.as_ref().map_or(0, |t| t.exchanges_in_flight()),
             })
         })
         .collect();
@@ -59,9 +62,10 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
         .map(|c| json!({"kind": c.kind, "name": c.name, "keptBy": c.kept_by, "hiddenFrom": c.hidden_from}))
         .collect();
     json!({
-        "ready": endpoint.hub.is_ready(),
+        "ready": endpoint.router.is_ready(),
         "generation": snapshot.generation,
         "sessions": endpoint.sessions.len(),
+        "streams": endpoint.open_streams(),
         "targets": targets,
         "collisions": collisions,
         "unfriendlyNames": snapshot.catalog.unfriendly_names,
@@ -69,12 +73,12 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
 }
 
 fn metrics(endpoint: &Endpoint) -> String {
-    let snapshot = endpoint.hub.snapshot();
+    let snapshot = endpoint.router.snapshot();
     let mut out = String::new();
     let _ = writeln!(
         out,
         "# HELP mcplex_ready 1 once the config is loaded and the catalog built.\n# TYPE mcplex_ready gauge\nmcplex_ready {}",
-        u8::from(endpoint.hub.is_ready())
+        u8::from(endpoint.router.is_ready())
     );
     let _ = writeln!(
         out,
@@ -90,7 +94,7 @@ fn metrics(endpoint: &Endpoint) -> String {
             out,
             "mcplex_target_up{{target=\"{}\"}} {}",
             slot.name,
-            u8::from(slot.items.is_some())
+            u8::from(slot.items().is_some())
         );
     }
     let _ = writeln!(

@@ -2,9 +2,10 @@
 
 use crate::config::{self, ConfigError, watch};
 use crate::downstream::Endpoint;
-use crate::downstream::handler::DEFAULT_MAX_BODY;
-use crate::hub::Hub;
-use crate::serve::serve;
+use crate::downstream::handler::Limits;
+use crate::route::Router;
+use crate::route::router::DEFAULT_STARTUP_DEADLINE;
+use crate::serve::{ServeLimits, serve};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,8 +30,12 @@ pub struct Options {
     pub admin: SocketAddr,
     /// Items per page of merged lists.
     pub page_size: usize,
-    /// Request body limit in bytes.
-    pub max_body: usize,
+    /// Limits of the MCP endpoint (body size, sessions, requests and streams at once).
+    pub limits: Limits,
+    /// Limits of each listener (connections at once, header-read timeout).
+    pub connections: ServeLimits,
+    /// How long a new target's first fetch may delay readiness.
+    pub startup_deadline: Duration,
     /// How long in-flight calls may take to finish at shutdown.
     pub drain: Duration,
     /// Session-era sessions idle this long are ended.
@@ -45,7 +50,9 @@ impl Options {
             listen: DEFAULT_LISTEN.parse().expect("constant address"),
             admin: DEFAULT_ADMIN.parse().expect("constant address"),
             page_size: 500,
-            max_body: DEFAULT_MAX_BODY,
+            limits: Limits::default(),
+            connections: ServeLimits::default(),
+            startup_deadline: DEFAULT_STARTUP_DEADLINE,
             drain: Duration::from_secs(20),
             session_idle: Duration::from_secs(30 * 60),
         }
@@ -80,14 +87,15 @@ pub struct Sidecar {
     pub mcp_addr: SocketAddr,
     /// Where admin is served.
     pub admin_addr: SocketAddr,
-    /// The endpoint state (sessions, hub).
+    /// The endpoint state (sessions, router).
     pub endpoint: Arc<Endpoint>,
     shutdown: CancellationToken,
     servers: Vec<JoinHandle<()>>,
 }
 
 impl Sidecar {
-    /// Loads the config, binds both listeners, builds the catalog and starts watching.
+    /// Loads the config, binds both listeners, fetches every target (each for at most the start-up
+    /// deadline) and starts watching the config.
     pub async fn start(options: Options) -> Result<Self, StartError> {
         crate::upstream::tls::install_crypto_provider();
         if !options.listen.ip().is_loopback() {
@@ -109,8 +117,8 @@ impl Sidecar {
             addr: options.admin,
             source,
         })?;
-        let hub = Hub::new(options.page_size);
-        let endpoint = Endpoint::new(hub.clone(), options.max_body);
+        let router = Router::new(options.page_size, options.startup_deadline);
+        let endpoint = Endpoint::new(router.clone(), options.limits);
         let shutdown = CancellationToken::new();
         let mcp_endpoint = endpoint.clone();
         let admin_endpoint = endpoint.clone();
@@ -119,6 +127,7 @@ impl Sidecar {
                 mcp_listener,
                 None,
                 move |r| mcp_endpoint.clone().handle(r),
+                options.connections,
                 shutdown.clone(),
                 options.drain,
             )),
@@ -126,21 +135,22 @@ impl Sidecar {
                 admin_listener,
                 None,
                 move |r| crate::admin::handle(admin_endpoint.clone(), r),
+                ServeLimits::ADMIN,
                 shutdown.clone(),
                 Duration::from_secs(1),
             )),
         ];
         tracing::info!(%mcp_addr, %admin_addr, config = %options.config_path.display(), "mcplex listening");
-        hub.apply(config).await;
-        let apply_hub = hub.clone();
+        router.apply(config).await;
+        let apply_router = router.clone();
         watch::spawn(
             options.config_path.clone(),
             text,
             move |config| {
-                let hub = apply_hub.clone();
+                let router = apply_router.clone();
                 Box::pin(async move {
                     tracing::info!(targets = config.targets.len(), "config changed; applying");
-                    hub.apply(config).await;
+                    router.apply(config).await;
                 })
             },
             |error| tracing::error!(%error, "config change rejected; the last good config stays live"),
@@ -164,11 +174,7 @@ impl Sidecar {
             let _ = server.await;
         }
         self.endpoint.close_all().await;
-        for slot in &self.endpoint.hub.snapshot().slots {
-            if let Some(target) = &slot.target {
-                target.close().await;
-            }
-        }
+        self.endpoint.router.retire_all().await;
         tracing::info!("stopped");
     }
 }
@@ -181,8 +187,8 @@ async fn upkeep(endpoint: Arc<Endpoint>, session_idle: Duration, shutdown: Cance
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let hub = &endpoint.hub;
-        for slot in &hub.snapshot().slots {
+        let router = &endpoint.router;
+        for slot in &router.snapshot().slots {
             if let Some(target) = &slot.target {
                 match target.reload_tls_if_changed() {
                     Ok(true) => tracing::info!(target_name = %slot.name, "TLS files changed; new connections use them"),
@@ -193,10 +199,10 @@ async fn upkeep(endpoint: Arc<Endpoint>, session_idle: Duration, shutdown: Cance
         }
         // Down targets are retried every tick; healthy ones are re-read in the background at most every
         // 30 s (clients asking for lists refresh sooner, per the target's ttlMs).
-        hub.refresh_stale(Duration::from_secs(30)).await;
+        router.refresh_stale(Duration::from_secs(30));
         for session in endpoint.sessions.expire(session_idle) {
-            tracing::info!(session = %session.id, "session ended after being idle");
-            session.close().await;
+            tracing::info!(session = %session.id(), "session ended after being idle");
+            tokio::spawn(async move { session.route.close().await });
         }
     }
 }

@@ -1,24 +1,59 @@
-//! One accept loop for every HTTP server in the binary: HTTP/1.1 and HTTP/2, optional TLS, graceful drain.
+//! One accept loop for every HTTP server in the binary: HTTP/1.1 and HTTP/2, optional TLS, a cap on
+//! connections, deadlines for slow or silent clients, and a graceful drain.
 
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
+
+/// How many connections a listener serves at once and how long a client may take to send headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Connections served at once; more are answered with HTTP 503 and closed.
+    pub max_connections: usize,
+    /// Time for the first byte of a connection, for a complete request head, and for the next request
+    /// on an idle HTTP/1.1 connection; a client slower than this is disconnected.
+    pub header_read_timeout: Duration,
+}
+
+impl ServeLimits {
+    /// The admin listener: reachable from the cluster network, so a small cap and a short deadline.
+    pub const ADMIN: Self = Self {
+        max_connections: 64,
+        header_read_timeout: Duration::from_secs(10),
+    };
+}
+
+impl Default for ServeLimits {
+    /// The MCP listener's limits.
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a client over the connection cap receives before the connection is closed.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 52\r\n\r\nmcplex: too many connections are open; retry shortly\n";
 
 /// Serves `handler` on `listener` until `shutdown`, then waits up to `drain` for open requests.
 pub async fn serve<H, F, B>(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     handler: H,
+    limits: ServeLimits,
     shutdown: CancellationToken,
     drain: Duration,
 ) where
@@ -28,8 +63,15 @@ pub async fn serve<H, F, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let graceful = GracefulShutdown::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -42,6 +84,11 @@ pub async fn serve<H, F, B>(
             },
             _ = shutdown.cancelled() => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(limit = limits.max_connections, "connection refused: too many open");
+            tokio::spawn(refuse(stream));
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let service = hyper::service::service_fn(move |request| {
@@ -52,20 +99,30 @@ pub async fn serve<H, F, B>(
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let _slot = slot;
+            // hyper's header deadline only starts once it knows the protocol, so a client that connects
+            // and sends nothing is bounded here.
+            if !matches!(
+                tokio::time::timeout(limits.header_read_timeout, stream.readable()).await,
+                Ok(Ok(()))
+            ) {
+                return tracing::debug!("connection closed: nothing was sent");
+            }
             // Plain and TLS connections are served by the same code; `Either` carries whichever it is.
             let io = match acceptor {
                 None => Either::Left(stream),
-                Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => Either::Right(tls),
-                    Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
-                    Err(_) => return tracing::debug!("TLS handshake timed out"),
-                },
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => Either::Right(tls),
+                        Ok(Err(error)) => return tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!("TLS handshake timed out"),
+                    }
+                }
             };
             let connection = builder
                 .serve_connection_with_upgrades(TokioIo::new(io), service)
                 .into_owned();
-            let result = watcher.watch(connection).await;
-            if let Err(error) = result {
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(error = %error, "connection ended with an error");
             }
         });
@@ -75,4 +132,13 @@ pub async fn serve<H, F, B>(
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
         tracing::warn!(?drain, "some connections were still open after the drain period");
     }
+}
+
+/// Tells a client over the connection cap why it is turned away, then closes (bounded: it may not read).
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(OVER_CAPACITY).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }

@@ -1,14 +1,15 @@
 //! The merged catalog: every target's tools, prompts, resources and templates under exposed names.
+//! Pure data: what a target listed goes in, the merged view comes out; no I/O and no config internals.
 
 pub mod cursor;
-pub mod fetch;
+pub mod items;
 pub mod naming;
 
-pub use fetch::TargetItems;
+pub use items::{Listed, TargetItems};
 pub use naming::Namer;
 
-use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The four kinds of listed items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,19 +73,17 @@ impl ItemKind {
     }
 }
 
-/// One exposed item and where it comes from.
+/// One exposed item and where it comes from. Each item is held once, as the JSON clients receive.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// The name (or URI) clients see.
-    pub exposed: String,
+    pub exposed: Arc<str>,
     /// The target that owns it.
-    pub target: String,
+    pub target: Arc<str>,
     /// The target's own name (or URI) for it.
-    pub original: String,
-    /// The item as the target described it, with the exposed name written in.
-    pub item: Value,
-    /// `item` serialized once at merge time, so list pages are written without re-encoding.
-    pub json: std::sync::Arc<str>,
+    pub original: Arc<str>,
+    /// The item as the target described it, with the exposed name written in, serialized once.
+    pub json: Arc<str>,
 }
 
 /// Two targets exposing the same name: the first keeps it, the other's item is hidden.
@@ -100,23 +99,11 @@ pub struct Collision {
     pub hidden_from: String,
 }
 
-/// One target's contribution to a merge.
-pub struct MergeInput<'a> {
-    /// Target name.
-    pub target: &'a str,
-    /// Tool namer.
-    pub tools: &'a Namer,
-    /// Prompt namer.
-    pub prompts: &'a Namer,
-    /// What the target listed, or `None` when it could not be reached.
-    pub items: Option<&'a TargetItems>,
-}
-
 /// The merged view clients see.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     lists: [Vec<Entry>; 4],
-    index: [HashMap<String, usize>; 4],
+    index: [HashMap<Arc<str>, usize>; 4],
     /// Every collision found in the last merge.
     pub collisions: Vec<Collision>,
     /// Exposed names some client APIs would reject (over 64 characters) or MCP forbids.
@@ -128,21 +115,14 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Merges targets in config order; `previous` lets an existing owner keep a contested name.
-    pub fn merge(inputs: &[MergeInput<'_>], previous: Option<&Catalog>) -> Self {
+    /// Merges the items of the targets that are up, in config order; `previous` lets an existing owner
+    /// keep a contested name.
+    pub fn merge(inputs: &[&TargetItems], previous: Option<&Catalog>) -> Self {
         let mut catalog = Self::default();
         for kind in ItemKind::ALL {
-            let candidates =
-                inputs
-                    .iter()
-                    .filter_map(|input| Some((input, input.items?)))
-                    .flat_map(|(input, items)| {
-                        items.lists[kind.slot()]
-                            .iter()
-                            .filter_map(move |item| expose(kind, input, item))
-                    });
+            let candidates = inputs.iter().flat_map(|items| items.entries(kind).iter().cloned());
             let mut entries: Vec<Entry> = Vec::new();
-            let mut index: HashMap<String, usize> = HashMap::new();
+            let mut index: HashMap<Arc<str>, usize> = HashMap::new();
             for entry in candidates {
                 let Some(&existing) = index.get(&entry.exposed) else {
                     index.insert(entry.exposed.clone(), entries.len());
@@ -151,9 +131,9 @@ impl Catalog {
                 };
                 let previous_owner = previous
                     .and_then(|p| p.lookup(kind, &entry.exposed))
-                    .map(|e| e.target.as_str());
+                    .map(|e| &*e.target);
                 // The previous owner of a contested name keeps it, so adding a target never renames.
-                let hidden = if previous_owner == Some(entry.target.as_str()) {
+                let hidden = if previous_owner == Some(&*entry.target) {
                     std::mem::replace(&mut entries[existing], entry)
                 } else {
                     entry
@@ -161,9 +141,9 @@ impl Catalog {
                 let kept = &entries[existing];
                 catalog.collisions.push(Collision {
                     kind: kind.result_key(),
-                    name: kept.exposed.clone(),
-                    kept_by: kept.target.clone(),
-                    hidden_from: hidden.target,
+                    name: kept.exposed.to_string(),
+                    kept_by: kept.target.to_string(),
+                    hidden_from: hidden.target.to_string(),
                 });
             }
             if matches!(kind, ItemKind::Tools | ItemKind::Prompts) {
@@ -174,13 +154,13 @@ impl Catalog {
                             !naming::is_valid_exposed_name(&e.exposed)
                                 || e.exposed.len() > naming::CLIENT_FRIENDLY_NAME_LEN
                         })
-                        .map(|e| e.exposed.clone()),
+                        .map(|e| e.exposed.to_string()),
                 );
             }
             catalog.lists[kind.slot()] = entries;
             catalog.index[kind.slot()] = index;
         }
-        for items in inputs.iter().filter_map(|i| i.items) {
+        for items in inputs {
             if let Some(ttl) = items.ttl_ms {
                 catalog.ttl_ms = Some(catalog.ttl_ms.map_or(ttl, |t| t.min(ttl)));
             }
@@ -207,34 +187,13 @@ impl Catalog {
         self.entries(ItemKind::Templates)
             .iter()
             .find(|e| template_matches(&e.original, uri))
-            .map(|e| e.target.as_str())
+            .map(|e| &*e.target)
     }
 
     /// True when a kind's list differs between two catalogs (drives `list_changed`).
     pub fn differs(&self, other: &Catalog, kind: ItemKind) -> bool {
         self.lists[kind.slot()] != other.lists[kind.slot()]
     }
-}
-
-fn expose(kind: ItemKind, input: &MergeInput<'_>, item: &Value) -> Option<Entry> {
-    let original = item.get(kind.id_field())?.as_str()?.to_owned();
-    let exposed = match kind {
-        ItemKind::Tools => input.tools.expose(&original)?,
-        ItemKind::Prompts => input.prompts.expose(&original)?,
-        ItemKind::Resources | ItemKind::Templates => original.clone(),
-    };
-    let mut item = item.clone();
-    if let Some(object) = item.as_object_mut() {
-        object.insert(kind.id_field().into(), Value::String(exposed.clone()));
-    }
-    let json = serde_json::to_string(&item).unwrap_or_default().into();
-    Some(Entry {
-        exposed,
-        target: input.target.to_owned(),
-        original,
-        item,
-        json,
-    })
 }
 
 /// Matches a URI against an RFC 6570 template, treating each `{expression}` as a wildcard.
@@ -268,39 +227,27 @@ mod tests {
     use crate::config::schema::FilterSpec;
     use serde_json::json;
 
-    fn input<'a>(target: &'a str, namer: &'a Namer, items: &'a TargetItems) -> MergeInput<'a> {
-        MergeInput {
-            target,
-            tools: namer,
-            prompts: namer,
-            items: Some(items),
-        }
-    }
-
-    fn items(tools: &[&str]) -> TargetItems {
-        let mut items = TargetItems::default();
-        items.lists[0] = tools
+    fn items(target: &str, tools: &[&str]) -> TargetItems {
+        let mut listed = Listed::default();
+        listed.lists[0] = tools
             .iter()
             .map(|n| json!({"name": n, "inputSchema": {"type":"object"}, "x-extra": 1}))
             .collect();
-        items.lists[3] = vec![json!({"uriTemplate": "file:///{path}", "name": "files"})];
-        items
+        listed.lists[3] = vec![json!({"uriTemplate": "file:///{path}", "name": "files"})];
+        let plain = Namer::new("", &FilterSpec::default());
+        TargetItems::expose(target, &plain, &plain, listed)
     }
 
     #[test]
     fn prefixes_keep_unknown_fields_and_report_collisions() {
-        let plain = Namer::new("", &FilterSpec::default());
-        let (a, b) = (items(&["add", "echo"]), items(&["echo", "sub"]));
-        let inputs = [input("a", &plain, &a), input("b", &plain, &b)];
-        let catalog = Catalog::merge(&inputs, None);
-        let names: Vec<_> = catalog
-            .entries(ItemKind::Tools)
-            .iter()
-            .map(|e| e.exposed.as_str())
-            .collect();
+        let (a, b) = (items("a", &["add", "echo"]), items("b", &["echo", "sub"]));
+        let catalog = Catalog::merge(&[&a, &b], None);
+        let names: Vec<_> = catalog.entries(ItemKind::Tools).iter().map(|e| &*e.exposed).collect();
         assert_eq!(names, ["add", "echo", "sub"]);
-        assert_eq!(catalog.lookup(ItemKind::Tools, "echo").unwrap().target, "a");
-        assert_eq!(catalog.lookup(ItemKind::Tools, "sub").unwrap().item["x-extra"], 1);
+        assert_eq!(&*catalog.lookup(ItemKind::Tools, "echo").unwrap().target, "a");
+        let sub: serde_json::Value =
+            serde_json::from_str(&catalog.lookup(ItemKind::Tools, "sub").unwrap().json).unwrap();
+        assert_eq!(sub["x-extra"], 1);
         assert_eq!(
             catalog.collisions,
             vec![
@@ -323,11 +270,10 @@ mod tests {
 
     #[test]
     fn an_existing_owner_keeps_its_name_when_a_target_is_added_before_it() {
-        let plain = Namer::new("", &FilterSpec::default());
-        let (old, new) = (items(&["echo"]), items(&["echo"]));
-        let before = Catalog::merge(&[input("old", &plain, &old)], None);
-        let after = Catalog::merge(&[input("new", &plain, &new), input("old", &plain, &old)], Some(&before));
-        assert_eq!(after.lookup(ItemKind::Tools, "echo").unwrap().target, "old");
+        let (old, new) = (items("old", &["echo"]), items("new", &["echo"]));
+        let before = Catalog::merge(&[&old], None);
+        let after = Catalog::merge(&[&new, &old], Some(&before));
+        assert_eq!(&*after.lookup(ItemKind::Tools, "echo").unwrap().target, "old");
         assert_eq!(after.collisions[0].hidden_from, "new");
     }
 

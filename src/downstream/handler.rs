@@ -1,42 +1,74 @@
-//! The `/mcp` endpoint: transport checks, era detection, sessions, then dispatch.
+//! The `/mcp` endpoint: transport checks, limits, era detection and sessions; then the router.
 
-use crate::downstream::dispatch::{self, Client, Incoming};
 use crate::downstream::guard;
-use crate::downstream::relay::KEEP_ALIVE_EVERY;
-use crate::downstream::respond::{self, Body, ClientEra};
-use crate::downstream::session::{Session, SessionStore};
-use crate::hub::Hub;
-use crate::jsonrpc::{self, Message};
-use crate::sse::{KEEP_ALIVE, encode_event};
-use crate::upstream::{self, ClientContext, META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION};
-use bytes::Bytes;
+use crate::downstream::respond::{self, Body};
+use crate::downstream::sessions::{Session, SessionStore};
+use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use crate::protocol::{self, ClientContext, Era, jsonrpc, meta, method};
+use crate::route::{self, Caller, ClientSession, Inbound, Router, own};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, broadcast, mpsc};
 
 /// Largest request body accepted by default.
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+/// Requests handled at once by default; more get HTTP 503.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// SSE streams (call streams, GET streams, listen streams) open at once by default; more get HTTP 503.
+pub const DEFAULT_MAX_STREAMS: usize = 256;
+
+/// The endpoint's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Request body limit in bytes.
+    pub max_body: usize,
+    /// Session-era sessions open at once.
+    pub max_sessions: usize,
+    /// Requests handled at once.
+    pub max_in_flight: usize,
+    /// SSE streams open at once.
+    pub max_streams: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body: DEFAULT_MAX_BODY,
+            max_sessions: crate::downstream::sessions::DEFAULT_MAX_SESSIONS,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_streams: DEFAULT_MAX_STREAMS,
+        }
+    }
+}
 
 /// State shared by every request to the endpoint.
 pub struct Endpoint {
-    /// Targets and catalog.
-    pub hub: Arc<Hub>,
-    /// Legacy sessions.
+    /// Targets, catalog and routing.
+    pub router: Arc<Router>,
+    /// Session-era sessions.
     pub sessions: SessionStore,
-    /// Request body limit in bytes.
-    pub max_body: usize,
+    limits: Limits,
+    in_flight: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
 }
 
 impl Endpoint {
-    /// An endpoint over `hub`.
-    pub fn new(hub: Arc<Hub>, max_body: usize) -> Arc<Self> {
+    /// An endpoint over `router`.
+    pub fn new(router: Arc<Router>, limits: Limits) -> Arc<Self> {
         Arc::new(Self {
-            hub,
-            sessions: SessionStore::default(),
-            max_body,
+            router,
+            sessions: SessionStore::new(limits.max_sessions),
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
+            streams: Arc::new(Semaphore::new(limits.max_streams.max(1))),
+            limits,
         })
+    }
+
+    /// SSE streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.limits.max_streams.max(1) - self.streams.available_permits()
     }
 
     /// Handles one HTTP request.
@@ -48,9 +80,13 @@ impl Endpoint {
             tracing::warn!(%refusal, "request refused");
             return respond::plain(StatusCode::FORBIDDEN, &refusal.to_string());
         }
+        let Ok(_in_flight) = self.in_flight.clone().try_acquire_owned() else {
+            tracing::warn!(limit = self.limits.max_in_flight, "request refused: too many in flight");
+            return respond::too_busy(&format!("{} requests in flight", self.limits.max_in_flight));
+        };
         match *request.method() {
             Method::POST => self.post(request).await,
-            Method::GET => self.get(request.headers()).await,
+            Method::GET => self.get(request.headers()),
             Method::DELETE => self.delete(request.headers()).await,
             _ => {
                 let mut response = respond::plain(StatusCode::METHOD_NOT_ALLOWED, "use POST, GET or DELETE");
@@ -74,25 +110,23 @@ impl Endpoint {
                 &format!("Content-Type `{kind}` is not application/json"),
             );
         }
-        let bytes = match Limited::new(body, self.max_body).collect().await {
+        let bytes = match Limited::new(body, self.limits.max_body).collect().await {
             Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                return respond::error_with_status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    jsonrpc::INVALID_REQUEST,
+                    &format!("request body is larger than the {} byte limit", self.limits.max_body),
+                );
+            }
             Err(error) => {
-                let too_large = error.downcast_ref::<http_body_util::LengthLimitError>().is_some();
-                return if too_large {
-                    respond::error_with_status(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        None,
-                        jsonrpc::INVALID_REQUEST,
-                        &format!("request body is larger than the {} byte limit", self.max_body),
-                    )
-                } else {
-                    respond::error_with_status(
-                        StatusCode::BAD_REQUEST,
-                        None,
-                        jsonrpc::PARSE_ERROR,
-                        &format!("request body could not be read: {error}"),
-                    )
-                };
+                return respond::error_with_status(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    jsonrpc::PARSE_ERROR,
+                    &format!("request body could not be read: {error}"),
+                );
             }
         };
         let value: Value = match serde_json::from_slice(&bytes) {
@@ -106,7 +140,8 @@ impl Endpoint {
                 );
             }
         };
-        let message = match Message::classify(value) {
+        drop(bytes);
+        let message = match jsonrpc::Message::classify(value) {
             Ok(message) => message,
             Err(invalid) => {
                 return respond::error_with_status(
@@ -118,29 +153,33 @@ impl Endpoint {
             }
         };
         let authorization = parts.headers.get(header::AUTHORIZATION).cloned();
-        let client = match self.identify(&parts.headers, &message) {
-            Ok(Identified::Client(client)) => client,
+        let caller = match self.identify(&parts.headers, &message) {
+            Ok(Identified::Caller(caller)) => caller,
             Ok(Identified::Initialize) => return self.initialize(&message),
             Err(response) => return *response,
         };
-        dispatch::dispatch(Incoming {
-            hub: self.hub.clone(),
-            client,
-            message,
-            authorization,
-        })
-        .await
+        let era = caller.era();
+        let outcome = route::handle(
+            &self.router,
+            Inbound {
+                caller,
+                message,
+                authorization,
+            },
+        )
+        .await;
+        respond::outcome(era, outcome, || self.streams.clone().try_acquire_owned().ok())
     }
 
-    fn identify(&self, headers: &HeaderMap, message: &Message) -> Result<Identified, Box<Response<Body>>> {
+    fn identify(&self, headers: &HeaderMap, message: &jsonrpc::Message) -> Result<Identified, Box<Response<Body>>> {
         let id = message.id().cloned();
         let fail = |status: StatusCode, code: i64, text: String| {
             Err(Box::new(respond::error_with_status(status, id.clone(), code, &text)))
         };
         let header_version = headers
-            .get("mcp-protocol-version")
+            .get(MCP_PROTOCOL_VERSION)
             .map(|v| v.to_str().unwrap_or("(not text)").to_owned());
-        if let Some(session_id) = headers.get("mcp-session-id") {
+        if let Some(session_id) = headers.get(MCP_SESSION_ID) {
             let found = session_id.to_str().ok().and_then(|id| self.sessions.get(id));
             let Some(session) = found else {
                 return fail(
@@ -150,7 +189,7 @@ impl Endpoint {
                 );
             };
             if let Some(version) = &header_version
-                && !upstream::LEGACY_VERSIONS.contains(&version.as_str())
+                && Era::of_version(version) != Some(Era::Legacy)
             {
                 return fail(
                     StatusCode::BAD_REQUEST,
@@ -159,22 +198,22 @@ impl Endpoint {
                 );
             }
             session.touch();
-            return Ok(Identified::Client(Client::Legacy(session)));
+            return Ok(Identified::Caller(Caller::Session(session.route.clone())));
         }
-        if message.method() == "initialize" {
+        if message.method() == method::INITIALIZE {
             return Ok(Identified::Initialize);
         }
         let meta_version = message
             .meta()
-            .and_then(|m| m.get(META_PROTOCOL_VERSION))
+            .and_then(|m| m.get(meta::PROTOCOL_VERSION))
             .and_then(Value::as_str);
         let is_modern =
-            meta_version.is_some() || header_version.as_deref().is_some_and(|v| v >= upstream::MODERN_VERSION);
+            meta_version.is_some() || header_version.as_deref().is_some_and(|v| v >= protocol::MODERN_VERSION);
         if !is_modern {
             return fail(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, "Bad Request: no Mcp-Session-Id header; session-era clients must send initialize first, 2026-07-28 clients must send MCP-Protocol-Version and _meta".into());
         }
         if message.kind != jsonrpc::Kind::Request {
-            return Ok(Identified::Client(Client::Modern(modern_context())));
+            return Ok(Identified::Caller(Caller::Stateless(modern_context())));
         }
         let Some(header_version) = header_version else {
             return fail(
@@ -193,35 +232,35 @@ impl Endpoint {
                 ),
             );
         }
-        if header_version != upstream::MODERN_VERSION {
+        if header_version != protocol::MODERN_VERSION {
             return fail(
                 StatusCode::BAD_REQUEST,
                 jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
                 format!(
                     "protocol version `{header_version}` is not supported; use {} or a session-era version with initialize",
-                    upstream::MODERN_VERSION
+                    protocol::MODERN_VERSION
                 ),
             );
         }
-        if let Err(reason) = crate::mcp_headers::check(headers, message.method(), message.body.get("params")) {
-            return fail(StatusCode::BAD_REQUEST, jsonrpc::HEADER_MISMATCH, reason);
+        if let Err(problem) = protocol::headers::check(headers, message.method(), message.body.get("params")) {
+            return fail(StatusCode::BAD_REQUEST, jsonrpc::HEADER_MISMATCH, problem.to_string());
         }
         if !message
             .meta()
-            .and_then(|m| m.get(META_CLIENT_CAPABILITIES))
+            .and_then(|m| m.get(meta::CLIENT_CAPABILITIES))
             .is_some_and(Value::is_object)
         {
             return fail(
                 StatusCode::BAD_REQUEST,
                 jsonrpc::INVALID_PARAMS,
-                format!("Invalid params: _meta `{META_CLIENT_CAPABILITIES}` is required"),
+                format!("Invalid params: _meta `{}` is required", meta::CLIENT_CAPABILITIES),
             );
         }
         // The request's own _meta travels with it to modern targets; the shared context only fills gaps.
-        Ok(Identified::Client(Client::Modern(modern_context())))
+        Ok(Identified::Caller(Caller::Stateless(modern_context())))
     }
 
-    fn initialize(&self, message: &Message) -> Response<Body> {
+    fn initialize(&self, message: &jsonrpc::Message) -> Response<Body> {
         let id = message.id().cloned().unwrap_or(Value::Null);
         if message.kind != jsonrpc::Kind::Request {
             return respond::error_with_status(
@@ -234,12 +273,12 @@ impl Endpoint {
         let params = message.body.get("params").cloned().unwrap_or_else(|| json!({}));
         let requested = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
         // Offer the client's version when mcplex speaks it, else the newest session-era one (the client decides).
-        let version = if upstream::LEGACY_VERSIONS.contains(&requested) {
+        let version = if Era::of_version(requested) == Some(Era::Legacy) {
             requested
         } else {
-            upstream::LATEST_LEGACY_VERSION
+            protocol::LATEST_LEGACY_VERSION
         };
-        let session = Session::new(ClientContext {
+        let context = ClientContext {
             protocol_version: version.into(),
             client_info: params
                 .get("clientInfo")
@@ -250,24 +289,31 @@ impl Endpoint {
                 .cloned()
                 .filter(Value::is_object)
                 .unwrap_or_else(|| json!({})),
-        });
-        let result = json!({
-            "protocolVersion": version,
-            "capabilities": dispatch::capabilities(),
-            "serverInfo": dispatch::server_info(),
-            "instructions": dispatch::instructions(&self.hub.snapshot()),
-        });
-        let mut response = respond::json(ClientEra::Legacy, &jsonrpc::result(id, result));
-        if let Ok(value) = HeaderValue::from_str(&session.id) {
-            response.headers_mut().insert("mcp-session-id", value);
+        };
+        let route = ClientSession::new(uuid::Uuid::new_v4().simple().to_string(), context);
+        let session = match self.sessions.insert(route) {
+            Ok(session) => session,
+            Err(limit) => {
+                tracing::warn!(%limit, "initialize refused");
+                return respond::error_with_status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(id),
+                    jsonrpc::INTERNAL_ERROR,
+                    &limit.to_string(),
+                );
+            }
+        };
+        let result = own::initialize_result(&self.router.snapshot(), version);
+        let mut response = respond::json(Era::Legacy, &jsonrpc::result(id, result));
+        if let Ok(value) = HeaderValue::from_str(session.id()) {
+            response.headers_mut().insert(MCP_SESSION_ID, value);
         }
-        tracing::info!(session = %session.id, client = %session.context.client_info, version, "session started");
-        self.sessions.insert(session);
+        tracing::info!(session = %session.id(), client = %session.route.context.client_info, version, "session started");
         response
     }
 
-    async fn get(&self, headers: &HeaderMap) -> Response<Body> {
-        let Some(session_id) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) else {
+    fn get(&self, headers: &HeaderMap) -> Response<Body> {
+        let Some(session_id) = headers.get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()) else {
             return respond::plain(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "GET needs an Mcp-Session-Id; 2026-07-28 clients use subscriptions/listen",
@@ -277,50 +323,22 @@ impl Endpoint {
             return respond::plain(StatusCode::NOT_FOUND, "session not found");
         };
         session.touch();
-        let (tx, rx) = mpsc::channel::<Bytes>(32);
-        let mut changes = self.hub.subscribe_changes();
-        tokio::spawn(async move {
-            let Ok(mut queue) = session.stream_receiver().try_lock() else {
-                let _ = tx
-                    .send(encode_event(
-                        &serde_json::to_vec(&jsonrpc::error(
-                            None,
-                            jsonrpc::INVALID_REQUEST,
-                            "another GET stream is open for this session",
-                        ))
-                        .unwrap_or_default(),
-                    ))
-                    .await;
-                return;
-            };
-            let mut keep_alive = tokio::time::interval(KEEP_ALIVE_EVERY);
-            keep_alive.tick().await;
-            loop {
-                let event = tokio::select! {
-                    Some(message) = queue.recv() => encode_event(&serde_json::to_vec(&message).unwrap_or_default()),
-                    change = changes.recv() => match change {
-                        Ok(change) => encode_event(&serde_json::to_vec(&change).unwrap_or_default()),
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(_) => return,
-                    },
-                    _ = keep_alive.tick() => Bytes::from_static(KEEP_ALIVE),
-                };
-                if tx.send(event).await.is_err() {
-                    return;
-                }
-            }
-        });
-        respond::sse(rx)
+        let Ok(slot) = self.streams.clone().try_acquire_owned() else {
+            return respond::too_busy(&format!("{} open SSE streams", self.limits.max_streams));
+        };
+        let (tx, rx) = mpsc::channel::<Value>(32);
+        tokio::spawn(carry_session_stream(session, self.router.subscribe_changes(), tx));
+        respond::sse(rx, slot)
     }
 
     async fn delete(&self, headers: &HeaderMap) -> Response<Body> {
-        let Some(session_id) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) else {
+        let Some(session_id) = headers.get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()) else {
             return respond::plain(StatusCode::METHOD_NOT_ALLOWED, "DELETE needs an Mcp-Session-Id");
         };
         match self.sessions.remove(session_id) {
             Some(session) => {
-                tracing::info!(session = %session.id, "session ended by the client");
-                session.close().await;
+                tracing::info!(session = %session.id(), "session ended by the client");
+                tokio::spawn(async move { session.route.close().await });
                 respond::empty(StatusCode::OK)
             }
             None => respond::plain(StatusCode::NOT_FOUND, "session not found"),
@@ -329,9 +347,35 @@ impl Endpoint {
 
     /// Ends every session (at shutdown), closing their upstream sessions.
     pub async fn close_all(&self) {
-        for session in self.sessions.all() {
-            self.sessions.remove(&session.id);
-            session.close().await;
+        let sessions = self.sessions.drain();
+        futures_util::future::join_all(sessions.iter().map(|s| s.route.close())).await;
+    }
+}
+
+/// Feeds a session's GET stream: messages the targets sent on their own streams, and `list_changed`.
+async fn carry_session_stream(session: Arc<Session>, mut changes: broadcast::Receiver<Value>, tx: mpsc::Sender<Value>) {
+    let Ok(mut inbox) = session.route.stream_inbox().try_lock() else {
+        let _ = tx
+            .send(jsonrpc::error(
+                None,
+                jsonrpc::INVALID_REQUEST,
+                "another GET stream is open for this session",
+            ))
+            .await;
+        return;
+    };
+    loop {
+        let message = tokio::select! {
+            _ = tx.closed() => return,
+            Some(message) = inbox.recv() => message,
+            change = changes.recv() => match change {
+                Ok(change) => change,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        if tx.send(message).await.is_err() {
+            return;
         }
     }
 }
@@ -343,6 +387,6 @@ fn modern_context() -> Arc<ClientContext> {
 }
 
 enum Identified {
-    Client(Client),
+    Caller(Caller),
     Initialize,
 }

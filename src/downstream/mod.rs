@@ -1,13 +1,9 @@
-//! The agent-facing side: the loopback MCP endpoint, sessions, dispatch and relaying.
+//! The agent-facing side: the loopback MCP endpoint, session-era sessions, HTTP and SSE. No routing:
+//! every message goes to `route` and its [`crate::route::Outcome`] comes back as an HTTP response.
 
-pub mod adapt;
-pub mod dispatch;
 pub mod guard;
 pub mod handler;
-pub mod listen;
-pub mod pump;
-pub mod relay;
 pub mod respond;
-pub mod session;
+pub mod sessions;
 
 pub use handler::Endpoint;

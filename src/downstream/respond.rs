@@ -1,6 +1,8 @@
-//! HTTP responses to clients: JSON bodies, SSE streams, and error statuses per protocol era.
+//! HTTP responses to clients: JSON bodies, SSE streams with keep-alives, and error statuses per era.
 
-use crate::jsonrpc;
+use crate::protocol::sse::{KEEP_ALIVE, encode_event};
+use crate::protocol::{Era, jsonrpc};
+use crate::route::Outcome;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Response, StatusCode, header};
@@ -9,24 +11,51 @@ use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::Frame;
 use serde_json::Value;
 use std::convert::Infallible;
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 /// Body type of every downstream response.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
-/// Which era's status rules apply to a response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientEra {
-    /// Session-era client: JSON-RPC errors travel with HTTP 200.
-    Legacy,
-    /// 2026-07-28 client: some errors map to 400/404.
-    Modern,
+/// How often an idle SSE stream gets a keep-alive comment.
+pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
+
+/// The HTTP response for what the router answered; a stream holds `stream_slot` until it ends.
+pub fn outcome(
+    era: Era,
+    outcome: Outcome,
+    stream_slot: impl FnOnce() -> Option<OwnedSemaphorePermit>,
+) -> Response<Body> {
+    match outcome {
+        Outcome::Message(message) => json(era, &message),
+        Outcome::Encoded(body) => json_bytes(body),
+        Outcome::Stream(messages) => match stream_slot() {
+            Some(slot) => sse(messages, slot),
+            // Dropping the receiver tells the router the client is gone, which cancels the upstream call.
+            None => too_busy("open SSE streams"),
+        },
+        Outcome::Accepted => accepted(),
+    }
+}
+
+/// HTTP 503 with a JSON-RPC error naming the limit that was reached.
+pub fn too_busy(what: &str) -> Response<Body> {
+    let mut response = error_with_status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        jsonrpc::INTERNAL_ERROR,
+        &format!("mcplex is at its limit of {what}; retry shortly"),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
 }
 
 /// A JSON response with the status the era prescribes for its error code (if it is an error).
-pub fn json(era: ClientEra, message: &Value) -> Response<Body> {
+pub fn json(era: Era, message: &Value) -> Response<Body> {
     let status = match (era, jsonrpc::error_of(message)) {
-        (ClientEra::Modern, Some((code, _))) => match code {
+        (Era::Modern, Some((code, _))) => match code {
             jsonrpc::HEADER_MISMATCH
             | jsonrpc::MISSING_CLIENT_CAPABILITY
             | jsonrpc::UNSUPPORTED_PROTOCOL_VERSION
@@ -35,7 +64,7 @@ pub fn json(era: ClientEra, message: &Value) -> Response<Body> {
             jsonrpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
             _ => StatusCode::OK,
         },
-        (ClientEra::Legacy, Some((jsonrpc::PARSE_ERROR | jsonrpc::INVALID_REQUEST, _))) => StatusCode::BAD_REQUEST,
+        (Era::Legacy, Some((jsonrpc::PARSE_ERROR | jsonrpc::INVALID_REQUEST, _))) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
     json_with_status(status, message)
@@ -87,10 +116,16 @@ pub fn plain(status: StatusCode, text: &str) -> Response<Body> {
     response
 }
 
-/// An SSE response whose events come from `events` (already encoded).
-pub fn sse(events: mpsc::Receiver<Bytes>) -> Response<Body> {
-    let stream = futures_util::stream::unfold(events, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+/// An SSE response carrying `messages` as they come, with a keep-alive comment whenever the stream
+/// has been quiet for [`KEEP_ALIVE_EVERY`]; it ends when the sender is dropped.
+pub fn sse(messages: mpsc::Receiver<Value>, slot: OwnedSemaphorePermit) -> Response<Body> {
+    let stream = futures_util::stream::unfold((messages, slot), |(mut rx, slot)| async move {
+        let frame = match tokio::time::timeout(KEEP_ALIVE_EVERY, rx.recv()).await {
+            Ok(Some(message)) => encode_event(&serde_json::to_vec(&message).unwrap_or_default()),
+            Ok(None) => return None,
+            Err(_) => Bytes::from_static(KEEP_ALIVE),
+        };
+        Some((Ok::<_, Infallible>(Frame::data(frame)), (rx, slot)))
     });
     let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream.boxed())));
     let headers = response.headers_mut();

@@ -42,7 +42,15 @@ pub async fn serve_handler<S>(
             }
         }
     };
-    serve(listener, tls, handler, shutdown, Duration::from_secs(5)).await;
+    serve(
+        listener,
+        tls,
+        handler,
+        crate::serve::ServeLimits::default(),
+        shutdown,
+        Duration::from_secs(5),
+    )
+    .await;
 }
 
 /// Which example server to run.

@@ -12,6 +12,25 @@ pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/mcplex/token";
 /// How long a read credential is used before the file is read again (the kubelet rotates tokens).
 const REFRESH_AFTER: Duration = Duration::from_secs(30);
 
+/// Why a credential file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// The file could not be read.
+    #[error("cannot read credential file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file holds bytes a header value cannot carry.
+    #[error("credential file {path} holds characters not allowed in a header")]
+    NotHeaderText {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
 /// The credential one target presents.
 pub struct Credentials {
     source: Option<(HeaderName, PathBuf, &'static str)>,
@@ -47,8 +66,9 @@ impl Credentials {
         self.passthrough
     }
 
-    /// The header to add, reading the file when the cached value is stale.
-    pub fn header(&self) -> Result<Option<(HeaderName, HeaderValue)>, String> {
+    /// The header to add, reading the file when the cached value is stale. The file is small and local
+    /// (a projected volume), so it is read synchronously under the cache lock.
+    pub fn header(&self) -> Result<Option<(HeaderName, HeaderValue)>, CredentialError> {
         let Some((name, path, scheme)) = &self.source else {
             return Ok(None);
         };
@@ -58,14 +78,12 @@ impl Credentials {
         {
             return Ok(Some((name.clone(), value.clone())));
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read credential file {}: {e}", path.display()))?;
-        let mut value = HeaderValue::from_str(&format!("{scheme}{}", text.trim())).map_err(|_| {
-            format!(
-                "credential file {} holds characters not allowed in a header",
-                path.display()
-            )
+        let text = std::fs::read_to_string(path).map_err(|source| CredentialError::Read {
+            path: path.clone(),
+            source,
         })?;
+        let mut value = HeaderValue::from_str(&format!("{scheme}{}", text.trim()))
+            .map_err(|_| CredentialError::NotHeaderText { path: path.clone() })?;
         value.set_sensitive(true);
         *cached = Some((Instant::now(), value.clone()));
         Ok(Some((name.clone(), value)))

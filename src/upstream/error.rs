@@ -1,25 +1,27 @@
 //! Errors from talking to a target; every variant names the target.
 
-use crate::jsonrpc;
+use crate::protocol::jsonrpc;
+use crate::upstream::credentials::CredentialError;
+use crate::upstream::tls::TlsError;
 use std::time::Duration;
 
 /// Why an exchange with a target failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// No connection could be made, or it broke.
+    /// No connection could be made, or it broke (the reason carries the transport's error chain).
     #[error("target `{target}` is unreachable: {reason}")]
     Unreachable {
         /// Target name.
         target: String,
-        /// The transport error.
+        /// The transport error and its causes.
         reason: String,
     },
-    /// No answer within the target's timeout.
+    /// No answer within the target's deadline.
     #[error("target `{target}` did not answer within {after:?}")]
     Timeout {
         /// Target name.
         target: String,
-        /// The timeout that ran out.
+        /// The deadline that ran out.
         after: Duration,
     },
     /// An HTTP status that carries no JSON-RPC answer.
@@ -32,7 +34,7 @@ pub enum UpstreamError {
         /// The start of the body.
         body: String,
     },
-    /// The answer was not valid JSON-RPC.
+    /// The answer was not valid JSON-RPC or MCP.
     #[error("target `{target}` sent an invalid answer: {reason}")]
     Garbage {
         /// Target name.
@@ -40,17 +42,49 @@ pub enum UpstreamError {
         /// What was wrong with it.
         reason: String,
     },
-    /// The target's TLS files or credentials could not be used.
-    #[error("target `{target}` cannot be configured: {reason}")]
-    Setup {
+    /// One message from the target was larger than mcplex accepts.
+    #[error("target `{target}` sent a message larger than the {limit} byte limit")]
+    TooLarge {
+        /// Target name.
+        target: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The target refused to open a session.
+    #[error("target `{target}` refused initialize ({code}): {message}")]
+    Refused {
+        /// Target name.
+        target: String,
+        /// The JSON-RPC error code.
+        code: i64,
+        /// The target's error message.
+        message: String,
+    },
+    /// The target's TLS files could not be used.
+    #[error("target `{target}` cannot use its TLS settings: {source}")]
+    Tls {
         /// Target name.
         target: String,
         /// What failed.
-        reason: String,
+        source: TlsError,
+    },
+    /// The target's credential could not be read.
+    #[error("target `{target}` has no usable credential: {source}")]
+    Credential {
+        /// Target name.
+        target: String,
+        /// What failed.
+        source: CredentialError,
     },
     /// The legacy session was forgotten by the target (HTTP 404).
     #[error("target `{target}` expired the session")]
     SessionExpired {
+        /// Target name.
+        target: String,
+    },
+    /// The target was removed from the config while the exchange waited.
+    #[error("target `{target}` was removed from the config")]
+    Retired {
         /// Target name.
         target: String,
     },
@@ -69,4 +103,19 @@ impl UpstreamError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })
     }
+}
+
+/// Flattens an error and its causes into one line (transport errors hide the useful part in `source()`).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let inner_text = inner.to_string();
+        if !text.ends_with(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        source = inner.source();
+    }
+    text
 }

@@ -1,6 +1,7 @@
 //! What a target sent back for one POST: nothing, one message, or a stream of messages.
 
-use crate::sse::SseDecoder;
+use crate::protocol::sse::SseDecoder;
+use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::error::UpstreamError;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -31,7 +32,7 @@ impl MessageStream {
         Self {
             target: target.to_owned(),
             body,
-            decoder: SseDecoder::default(),
+            decoder: SseDecoder::with_limit(MAX_MESSAGE_BYTES),
             ready: VecDeque::new(),
         }
     }
@@ -60,7 +61,13 @@ impl MessageStream {
             if let Ok(data) = frame.into_data() {
                 let mut events = Vec::new();
                 if let Err(e) = self.decoder.feed(&data, &mut events) {
-                    return Some(Err(self.garbage(e.to_string())));
+                    return Some(Err(match e {
+                        crate::protocol::sse::SseError::EventTooLarge => UpstreamError::TooLarge {
+                            target: self.target.clone(),
+                            limit: MAX_MESSAGE_BYTES,
+                        },
+                        other => self.garbage(other.to_string()),
+                    }));
                 }
                 self.ready.extend(events);
             }

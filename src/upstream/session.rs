@@ -1,12 +1,14 @@
 //! A legacy (session-era) connection to one target: `initialize`, the session header, and transparent re-initialization.
 
+use crate::protocol::{LATEST_LEGACY_VERSION, LEGACY_VERSIONS, jsonrpc, method};
 use crate::upstream::error::UpstreamError;
+use crate::upstream::final_response;
 use crate::upstream::reply::{MessageStream, Reply};
 use crate::upstream::target::{Outbound, Target};
-use crate::upstream::{LATEST_LEGACY_VERSION, LEGACY_VERSIONS, final_response};
 use http::HeaderValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::RwLock;
 
 /// An upstream session: what was negotiated, and a generation that grows with each re-initialization.
@@ -22,17 +24,22 @@ pub struct LegacySession {
     target: Arc<Target>,
     initialize_params: Value,
     negotiated: RwLock<Negotiated>,
+    closed: AtomicBool,
 }
 
 impl LegacySession {
-    /// Opens a session with `initialize` (using the downstream client's params) and `notifications/initialized`.
+    /// Opens a session with `initialize` (using the downstream client's params) and `notifications/initialized`,
+    /// the whole handshake under the target's deadline.
     pub async fn connect(target: Arc<Target>, initialize_params: Value) -> Result<Arc<Self>, UpstreamError> {
-        let negotiated = initialize(&target, &initialize_params, 0).await?;
-        Ok(Arc::new(Self {
+        let negotiated = target.deadline(initialize(&target, &initialize_params, 0)).await?;
+        let session = Arc::new(Self {
             target,
             initialize_params,
             negotiated: RwLock::new(negotiated),
-        }))
+            closed: AtomicBool::new(false),
+        });
+        session.target.register_session(&session);
+        Ok(session)
     }
 
     /// The target behind the session.
@@ -69,7 +76,9 @@ impl LegacySession {
         self.target.post(message, &out).await
     }
 
-    /// Re-initializes unless another task already did since `seen_generation`.
+    /// Re-initializes unless another task already did since `seen_generation`. The write lock is held
+    /// across the handshake on purpose: requests of this one session must wait for its new id, and the
+    /// handshake is bounded by the target's deadline.
     async fn renew(&self, seen_generation: u64) -> Result<Negotiated, UpstreamError> {
         let mut negotiated = self.negotiated.write().await;
         if negotiated.generation == seen_generation {
@@ -77,7 +86,10 @@ impl LegacySession {
                 target_name = self.target.name(),
                 "upstream session expired; re-initializing"
             );
-            *negotiated = initialize(&self.target, &self.initialize_params, seen_generation + 1).await?;
+            *negotiated = self
+                .target
+                .deadline(initialize(&self.target, &self.initialize_params, seen_generation + 1))
+                .await?;
         }
         Ok(negotiated.clone())
     }
@@ -99,8 +111,11 @@ impl LegacySession {
         }
     }
 
-    /// Ends the session with DELETE.
+    /// Ends the session with DELETE (once; later calls do nothing).
     pub async fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let negotiated = self.negotiated.read().await.clone();
         if negotiated.session_id.is_some() {
             let out = Outbound {
@@ -115,7 +130,7 @@ impl LegacySession {
 
 async fn initialize(target: &Target, params: &Value, generation: u64) -> Result<Negotiated, UpstreamError> {
     let id = target.next_request_id();
-    let request = json!({ "jsonrpc": "2.0", "id": id, "method": "initialize", "params": params });
+    let request = json!({ "jsonrpc": "2.0", "id": id, "method": method::INITIALIZE, "params": params });
     let requested = params
         .get("protocolVersion")
         .and_then(Value::as_str)
@@ -126,11 +141,11 @@ async fn initialize(target: &Target, params: &Value, generation: u64) -> Result<
     };
     let (reply, session_id) = target.post_with_session_id(&request, &out).await?;
     let response = final_response(reply, &id, target.name()).await?;
-    if let Some((code, message)) = crate::jsonrpc::error_of(&response) {
-        return Err(UpstreamError::Status {
+    if let Some((code, message)) = jsonrpc::error_of(&response) {
+        return Err(UpstreamError::Refused {
             target: target.name().into(),
-            status: 200,
-            body: format!("initialize failed ({code}): {message}"),
+            code,
+            message: message.to_owned(),
         });
     }
     target.set_capabilities(response.pointer("/result/capabilities"));
@@ -148,7 +163,7 @@ async fn initialize(target: &Target, params: &Value, generation: u64) -> Result<
         protocol_version,
         generation,
     };
-    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    let initialized = json!({ "jsonrpc": "2.0", "method": method::INITIALIZED });
     let out = Outbound {
         protocol_version: Some(&negotiated.protocol_version),
         session_id: negotiated.session_id.as_deref(),

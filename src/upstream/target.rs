@@ -1,32 +1,30 @@
-//! One configured target: its pooled client, credentials, protocol era and shared legacy session.
+//! One configured target: its pooled client, credentials, protocol eras, shared legacy session, the
+//! exchanges in flight, and its retirement when the config drops it.
+//!
+//! Nothing here holds a lock across network I/O: the era probe and the shared session are computed
+//! once behind a [`OnceCell`] (callers for the same target share one attempt, other targets never wait),
+//! and every exchange has the target's deadline.
 
 use crate::config::TargetConfig;
 use crate::config::schema::ProtocolChoice;
+use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use crate::protocol::{self, Era, MODERN_VERSION, headers as mcp_headers, jsonrpc, method};
+use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::credentials::Credentials;
-use crate::upstream::error::UpstreamError;
+use crate::upstream::error::{UpstreamError, error_chain};
 use crate::upstream::http::{HttpClient, build_client};
 use crate::upstream::reply::{MessageStream, Reply};
 use crate::upstream::session::LegacySession;
 use crate::upstream::tls::FileStamps;
-use crate::upstream::{MODERN_VERSION, mcp_headers};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Value, json};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-
-/// Largest single JSON answer read from a target.
-const MAX_JSON_REPLY: usize = 64 * 1024 * 1024;
-
-/// Which protocol revision a target speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Era {
-    /// 2026-07-28: stateless, per-request `_meta`.
-    Modern,
-    /// 2025 revisions: `initialize` and sessions.
-    Legacy,
-}
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use tokio::sync::{OnceCell, watch};
+use tokio_util::sync::CancellationToken;
 
 /// Which eras a target speaks (a target may speak both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,32 +61,99 @@ pub struct Target {
     pub config: TargetConfig,
     client: RwLock<(HttpClient, FileStamps)>,
     credentials: Credentials,
-    dialects: tokio::sync::Mutex<Option<Dialects>>,
-    control: tokio::sync::Mutex<Option<Arc<LegacySession>>>,
+    dialects: RwLock<Arc<OnceCell<Dialects>>>,
+    control: RwLock<Arc<OnceCell<Arc<LegacySession>>>>,
     next_id: AtomicU64,
-    capabilities: std::sync::Mutex<Option<Value>>,
+    capabilities: Mutex<Option<Value>>,
+    exchanges: watch::Sender<usize>,
+    retired: CancellationToken,
+    sessions: Mutex<Vec<Weak<LegacySession>>>,
+}
+
+/// Marks one exchange with a target as in flight until dropped (a retiring target waits for these).
+pub struct ExchangeGuard(Arc<Target>);
+
+impl Drop for ExchangeGuard {
+    fn drop(&mut self) {
+        self.0.exchanges.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Target {
     /// Creates the target and its connection pool (no connection is opened yet).
     pub fn new(config: TargetConfig) -> Result<Arc<Self>, UpstreamError> {
-        let client = build_client(config.tls.as_ref(), config.url.scheme_str() == Some("https")).map_err(|e| {
-            UpstreamError::Setup {
+        let client = build_client(config.tls.as_ref(), config.url.scheme_str() == Some("https")).map_err(|source| {
+            UpstreamError::Tls {
                 target: config.name.clone(),
-                reason: e.to_string(),
+                source,
             }
         })?;
         let stamps = FileStamps::read(config.tls.as_ref());
-        let dialects = pinned_dialects(config.protocol);
+        let dialects = OnceCell::new_with(pinned_dialects(config.protocol));
         Ok(Arc::new(Self {
             credentials: Credentials::new(config.auth.as_ref()),
             config,
             client: RwLock::new((client, stamps)),
-            dialects: tokio::sync::Mutex::new(dialects),
-            control: tokio::sync::Mutex::new(None),
+            dialects: RwLock::new(Arc::new(dialects)),
+            control: RwLock::new(Arc::new(OnceCell::new())),
             next_id: AtomicU64::new(1),
-            capabilities: std::sync::Mutex::new(None),
+            capabilities: Mutex::new(None),
+            exchanges: watch::Sender::new(0),
+            retired: CancellationToken::new(),
+            sessions: Mutex::new(Vec::new()),
         }))
+    }
+
+    /// Runs `work` under the target's deadline; running out is a [`UpstreamError::Timeout`].
+    pub async fn deadline<T>(&self, work: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {
+        tokio::time::timeout(self.config.timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout()))
+    }
+
+    /// Counts an exchange as in flight until the guard is dropped.
+    pub fn begin_exchange(self: &Arc<Self>) -> ExchangeGuard {
+        self.exchanges.send_modify(|n| *n += 1);
+        ExchangeGuard(self.clone())
+    }
+
+    /// Exchanges in flight now.
+    pub fn exchanges_in_flight(&self) -> usize {
+        *self.exchanges.borrow()
+    }
+
+    /// Cancelled once the config no longer has this target: streams and background work stop.
+    pub fn retired(&self) -> &CancellationToken {
+        &self.retired
+    }
+
+    /// Takes the target out of service: background work stops at once, in-flight exchanges get up to the
+    /// target's timeout to finish, then every upstream session opened on it is ended with DELETE.
+    pub async fn retire(&self) {
+        self.retired.cancel();
+        let mut exchanges = self.exchanges.subscribe();
+        let drained = async { exchanges.wait_for(|n| *n == 0).await.is_ok() };
+        if tokio::time::timeout(self.config.timeout, drained).await.is_err() {
+            tracing::warn!(
+                target_name = self.name(),
+                in_flight = self.exchanges_in_flight(),
+                "removed target still had calls in flight after its timeout; ending its sessions anyway"
+            );
+        }
+        let sessions: Vec<Arc<LegacySession>> = lock(&self.sessions).drain(..).filter_map(|s| s.upgrade()).collect();
+        futures_util::future::join_all(sessions.iter().map(|s| s.close())).await;
+        tracing::info!(
+            target_name = self.name(),
+            sessions = sessions.len(),
+            "removed target retired"
+        );
+    }
+
+    /// Remembers a legacy session opened on this target so retirement can end it.
+    pub fn register_session(&self, session: &Arc<LegacySession>) {
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|s| s.strong_count() > 0);
+        sessions.push(Arc::downgrade(session));
     }
 
     /// The target's name.
@@ -104,15 +169,13 @@ impl Target {
     /// Remembers the capabilities the target announced (in `server/discover` or `initialize`).
     pub fn set_capabilities(&self, capabilities: Option<&Value>) {
         if let Some(capabilities) = capabilities.filter(|c| c.is_object()) {
-            *self.capabilities.lock().unwrap_or_else(|p| p.into_inner()) = Some(capabilities.clone());
+            *lock(&self.capabilities) = Some(capabilities.clone());
         }
     }
 
     /// False only when the target announced capabilities without `capability` (so its list need not be asked for).
     pub fn offers(&self, capability: &str) -> bool {
-        self.capabilities
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.capabilities)
             .as_ref()
             .is_none_or(|c| c.get(capability).is_some())
     }
@@ -123,13 +186,12 @@ impl Target {
         if self.client.read().map(|c| c.1 == stamps).unwrap_or(false) {
             return Ok(false);
         }
-        let client =
-            build_client(self.config.tls.as_ref(), self.config.url.scheme_str() == Some("https")).map_err(|e| {
-                UpstreamError::Setup {
-                    target: self.config.name.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
+        let client = build_client(self.config.tls.as_ref(), self.config.url.scheme_str() == Some("https")).map_err(
+            |source| UpstreamError::Tls {
+                target: self.config.name.clone(),
+                source,
+            },
+        )?;
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = (client, stamps);
         Ok(true)
     }
@@ -172,14 +234,12 @@ impl Target {
                 .map_err(|e| self.unreachable(error_chain(&e)))?;
             let session_id = response
                 .headers()
-                .get("mcp-session-id")
+                .get(MCP_SESSION_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             Ok((self.classify(response, out.session_id.is_some()).await?, session_id))
         };
-        tokio::time::timeout(self.config.timeout, exchange)
-            .await
-            .map_err(|_| self.timeout())?
+        self.deadline(exchange).await
     }
 
     /// Opens the legacy GET stream of a session; `None` when the target offers none (405).
@@ -193,10 +253,13 @@ impl Target {
             .body(Full::new(Bytes::new()))
             .map_err(|e| self.unreachable(e.to_string()))?;
         let response = self
-            .client()
-            .request(request)
-            .await
-            .map_err(|e| self.unreachable(error_chain(&e)))?;
+            .deadline(async {
+                self.client()
+                    .request(request)
+                    .await
+                    .map_err(|e| self.unreachable(error_chain(&e)))
+            })
+            .await?;
         match response.status() {
             StatusCode::OK if is_event_stream(response.headers()) => {
                 Ok(Some(MessageStream::new(self.name(), response.into_body())))
@@ -229,10 +292,10 @@ impl Target {
 
     fn add_common_headers(&self, headers: &mut HeaderMap, out: &Outbound<'_>) -> Result<(), UpstreamError> {
         if let Some(version) = out.protocol_version.and_then(|v| HeaderValue::from_str(v).ok()) {
-            headers.insert("mcp-protocol-version", version);
+            headers.insert(MCP_PROTOCOL_VERSION, version);
         }
         if let Some(id) = out.session_id.and_then(|v| HeaderValue::from_str(v).ok()) {
-            headers.insert("mcp-session-id", id);
+            headers.insert(MCP_SESSION_ID, id);
         }
         match self.credentials.header() {
             Ok(Some((name, value))) => {
@@ -245,10 +308,10 @@ impl Target {
                     headers.insert(header::AUTHORIZATION, value.clone());
                 }
             }
-            Err(reason) => {
-                return Err(UpstreamError::Setup {
+            Err(source) => {
+                return Err(UpstreamError::Credential {
                     target: self.name().into(),
-                    reason,
+                    source,
                 });
             }
         }
@@ -272,11 +335,16 @@ impl Target {
         if status.is_success() && is_event_stream(response.headers()) {
             return Ok(Reply::Stream(MessageStream::new(self.name(), response.into_body())));
         }
-        let bytes = Limited::new(response.into_body(), MAX_JSON_REPLY)
-            .collect()
-            .await
-            .map_err(|e| self.unreachable(format!("reading the answer failed: {e}")))?
-            .to_bytes();
+        let bytes = match Limited::new(response.into_body(), MAX_MESSAGE_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                return Err(UpstreamError::TooLarge {
+                    target: self.name().into(),
+                    limit: MAX_MESSAGE_BYTES,
+                });
+            }
+            Err(error) => return Err(self.unreachable(format!("reading the answer failed: {}", error_chain(&*error)))),
+        };
         match serde_json::from_slice::<Value>(&bytes) {
             // Modern targets answer errors with 4xx and a JSON-RPC body; the body is what matters.
             Ok(value) if value.get("result").is_some() || value.get("error").is_some() => Ok(Reply::Single(value)),
@@ -302,29 +370,31 @@ impl Target {
         Ok(self.dialects().await?.preferred())
     }
 
-    /// The eras the target speaks: pinned by config, or probed once with `server/discover` and remembered.
+    /// The eras the target speaks: pinned by config, or probed once with `server/discover` (under the
+    /// target's deadline) and remembered; concurrent callers share one probe.
     pub async fn dialects(&self) -> Result<Dialects, UpstreamError> {
-        let mut dialects = self.dialects.lock().await;
-        if let Some(known) = *dialects {
-            return Ok(known);
-        }
-        let probed = self.probe().await?;
-        tracing::info!(
-            target_name = self.name(),
-            modern = probed.modern,
-            legacy = probed.legacy,
-            "target protocol eras detected"
-        );
-        *dialects = Some(probed);
-        Ok(probed)
+        let cell = self.dialects.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let probed = cell
+            .get_or_try_init(|| async {
+                let probed = self.deadline(self.probe()).await?;
+                tracing::info!(
+                    target_name = self.name(),
+                    modern = probed.modern,
+                    legacy = probed.legacy,
+                    "target protocol eras detected"
+                );
+                Ok::<_, UpstreamError>(probed)
+            })
+            .await?;
+        Ok(*probed)
     }
 
     async fn probe(&self) -> Result<Dialects, UpstreamError> {
         let discover = json!({
             "jsonrpc": "2.0",
             "id": self.next_request_id(),
-            "method": "server/discover",
-            "params": { "_meta": crate::upstream::mcplex_client_meta() },
+            "method": method::DISCOVER,
+            "params": { "_meta": protocol::mcplex_client_meta() },
         });
         let out = Outbound {
             protocol_version: Some(MODERN_VERSION),
@@ -351,13 +421,12 @@ impl Target {
             let versions: Vec<&str> = versions.iter().filter_map(Value::as_str).collect();
             return Ok(Dialects {
                 modern: versions.iter().any(|v| *v >= MODERN_VERSION),
-                legacy: versions.iter().any(|v| crate::upstream::LEGACY_VERSIONS.contains(v)),
+                legacy: versions.iter().any(|v| protocol::LEGACY_VERSIONS.contains(v)),
             });
         }
         // A modern-only rejection still proves the target speaks 2026-07-28.
-        let modern_rejection = crate::jsonrpc::error_of(&answer).is_some_and(|(code, _)| {
-            code == crate::jsonrpc::HEADER_MISMATCH || code == crate::jsonrpc::MISSING_CLIENT_CAPABILITY
-        });
+        let modern_rejection = jsonrpc::error_of(&answer)
+            .is_some_and(|(code, _)| code == jsonrpc::HEADER_MISMATCH || code == jsonrpc::MISSING_CLIENT_CAPABILITY);
         Ok(if modern_rejection {
             Dialects {
                 modern: true,
@@ -369,28 +438,22 @@ impl Target {
     }
 
     /// Forgets the probed eras so the next use probes again (after the target restarted).
-    pub async fn forget_era(&self) {
+    pub fn forget_era(&self) {
         if self.config.protocol == ProtocolChoice::Auto {
-            *self.dialects.lock().await = None;
+            *self.dialects.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(OnceCell::new());
         }
     }
 
-    /// The session shared by catalog fetches and modern clients when this target is legacy.
+    /// The session shared by catalog fetches and modern clients when this target is legacy; opened once
+    /// (concurrent callers share the attempt) and opened again after a failure.
     pub async fn control_session(self: &Arc<Self>) -> Result<Arc<LegacySession>, UpstreamError> {
-        let mut control = self.control.lock().await;
-        if let Some(session) = control.as_ref() {
-            return Ok(session.clone());
-        }
-        let session = LegacySession::connect(self.clone(), crate::upstream::mcplex_initialize_params()).await?;
-        *control = Some(session.clone());
-        Ok(session)
-    }
-
-    /// Ends the shared session, if one is open.
-    pub async fn close(&self) {
-        if let Some(session) = self.control.lock().await.take() {
-            session.close().await;
-        }
+        let cell = self.control.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let session = cell
+            .get_or_try_init(|| {
+                LegacySession::connect(self.clone(), protocol::ClientContext::mcplex().initialize_params())
+            })
+            .await?;
+        Ok(session.clone())
     }
 
     fn unreachable(&self, reason: String) -> UpstreamError {
@@ -422,20 +485,13 @@ fn pinned_dialects(choice: ProtocolChoice) -> Option<Dialects> {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 async fn harness() -> (Upstream, Harness) {
     let upstream = everything(Versions::All).await;
     let harness = Harness::start_with(&config(&[("e", &upstream.url(), "prefix: \"\"")]), |o| {
-        o.max_body = 64 * 1024
+        o.limits.max_body = 64 * 1024
     })
     .await;
     (upstream, harness)
@@ -192,6 +192,7 @@ async fn the_agents_authorization_header_stays_in_the_pod() {
                 http::Response::new(http_body_util::Full::new(bytes::Bytes::from(reply.to_string())))
             }
         },
+        mcplex::serve::ServeLimits::default(),
         tokio_util::sync::CancellationToken::new(),
         std::time::Duration::from_secs(1),
     ));

@@ -2,14 +2,14 @@
 
 use bytes::Bytes;
 
-/// Largest event the decoder buffers before giving up on a stream.
+/// Largest event the decoder buffers by default before giving up on a stream.
 pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why an SSE stream could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SseError {
-    /// One event grew past [`MAX_EVENT_BYTES`].
-    #[error("an SSE event is larger than {MAX_EVENT_BYTES} bytes")]
+    /// One event grew past the decoder's limit.
+    #[error("an SSE event is larger than the decoder's limit")]
     EventTooLarge,
     /// A line was not UTF-8.
     #[error("an SSE line is not valid UTF-8")]
@@ -17,29 +17,56 @@ pub enum SseError {
 }
 
 /// Splits a byte stream into the `data` payloads of complete events.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseDecoder {
     line: Vec<u8>,
     data: String,
     has_data: bool,
+    limit: usize,
+}
+
+impl Default for SseDecoder {
+    fn default() -> Self {
+        Self::with_limit(MAX_EVENT_BYTES)
+    }
 }
 
 impl SseDecoder {
+    /// A decoder that refuses events larger than `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            line: Vec::new(),
+            data: String::new(),
+            has_data: false,
+            limit,
+        }
+    }
+
     /// Feeds one chunk and appends every event completed by it to `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
-        for &byte in chunk {
-            if byte != b'\n' {
-                self.line.push(byte);
-                if self.line.len() + self.data.len() > MAX_EVENT_BYTES {
-                    return Err(SseError::EventTooLarge);
-                }
-                continue;
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
+        while !chunk.is_empty() {
+            let (part, complete) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(end) => (&chunk[..end], true),
+                None => (chunk, false),
+            };
+            if self.line.len() + part.len() + self.data.len() > self.limit {
+                return Err(SseError::EventTooLarge);
+            }
+            self.line.extend_from_slice(part);
+            chunk = &chunk[part.len() + usize::from(complete)..];
+            if !complete {
+                break;
             }
             if self.line.last() == Some(&b'\r') {
                 self.line.pop();
             }
             let line = std::mem::take(&mut self.line);
             self.take_line(&line, out)?;
+            // Keep the buffer's allocation for the next line unless it grew large.
+            if line.capacity() <= 4096 {
+                self.line = line;
+                self.line.clear();
+            }
         }
         Ok(())
     }
@@ -111,9 +138,15 @@ mod tests {
 
     #[test]
     fn rejects_oversized_events() {
-        let mut decoder = SseDecoder::default();
-        let big = vec![b'a'; MAX_EVENT_BYTES + 1];
-        assert_eq!(decoder.feed(&big, &mut Vec::new()), Err(SseError::EventTooLarge));
+        let mut decoder = SseDecoder::with_limit(10);
+        assert_eq!(
+            decoder.feed(b"data: 0123456789", &mut Vec::new()),
+            Err(SseError::EventTooLarge)
+        );
+        let mut decoder = SseDecoder::with_limit(12);
+        let mut out = Vec::new();
+        assert_eq!(decoder.feed(b"data: 12345\n\ndata: 6\n\n", &mut out), Ok(()));
+        assert_eq!(out, ["12345", "6"]);
     }
 
     #[test]

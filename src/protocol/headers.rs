@@ -1,8 +1,9 @@
 //! The modern era's routing headers (`Mcp-Method`, `Mcp-Name`): writing them and checking them against the body.
 
+use super::header::{MCP_METHOD, MCP_NAME};
 use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 const BASE64_PREFIX: &str = "=?base64?";
@@ -24,22 +25,61 @@ pub fn add(headers: &mut HeaderMap, message: &Value) {
         return;
     };
     if let Ok(value) = HeaderValue::from_str(method) {
-        headers.insert("mcp-method", value);
+        headers.insert(MCP_METHOD, value);
     }
     let name = name_field(method).and_then(|field| message.get("params")?.get(field)?.as_str());
     if let Some(value) = name.and_then(|n| HeaderValue::from_str(&encode(n)).ok()) {
-        headers.insert("mcp-name", value);
+        headers.insert(MCP_NAME, value);
     }
 }
 
-/// Checks the headers a modern client sent against its body (`method` and `params`); the error says which header is wrong.
-pub fn check(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Result<(), String> {
-    match single(headers, "mcp-method")? {
-        None => return Err("missing required Mcp-Method header".into()),
+/// Why a 2026-07-28 request's routing headers were refused (answered with HTTP 400 and -32020).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// A header the request needs is absent.
+    #[error("missing required {0} header")]
+    Missing(&'static str),
+    /// `Mcp-Name` is absent for a method that names something.
+    #[error("missing required Mcp-Name header for `{0}`")]
+    MissingName(String),
+    /// A header appears more than once.
+    #[error("duplicate {0} header")]
+    Duplicate(&'static str),
+    /// A header value is not visible ASCII.
+    #[error("{0} header holds invalid characters")]
+    NotText(&'static str),
+    /// `Mcp-Name` uses the Base64 wrapping but its payload does not decode.
+    #[error("Mcp-Name header is not valid Base64")]
+    BadBase64,
+    /// `Mcp-Method` disagrees with the body.
+    #[error("Mcp-Method header `{header}` does not match body method `{body}`")]
+    MethodMismatch {
+        /// What the header said.
+        header: String,
+        /// What the body said.
+        body: String,
+    },
+    /// `Mcp-Name` disagrees with the body.
+    #[error("Mcp-Name header `{header}` does not match body {field} `{body}`")]
+    NameMismatch {
+        /// What the header said (decoded).
+        header: String,
+        /// The body field it mirrors.
+        field: &'static str,
+        /// What the body said.
+        body: String,
+    },
+}
+
+/// Checks the headers a modern client sent against its body (`method` and `params`).
+pub fn check(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Result<(), HeaderError> {
+    match single(headers, &MCP_METHOD, "Mcp-Method")? {
+        None => return Err(HeaderError::Missing("Mcp-Method")),
         Some(value) if value != method => {
-            return Err(format!(
-                "Mcp-Method header `{value}` does not match body method `{method}`"
-            ));
+            return Err(HeaderError::MethodMismatch {
+                header: value.to_owned(),
+                body: method.to_owned(),
+            });
         }
         Some(_) => {}
     }
@@ -47,31 +87,34 @@ pub fn check(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Resul
     let Some(expected) = params.and_then(|p| p.get(field)).and_then(Value::as_str) else {
         return Ok(());
     };
-    match single(headers, "mcp-name")? {
-        None => Err(format!("missing required Mcp-Name header for `{method}`")),
+    match single(headers, &MCP_NAME, "Mcp-Name")? {
+        None => Err(HeaderError::MissingName(method.to_owned())),
         Some(raw) => {
-            let decoded = decode(raw).ok_or("Mcp-Name header is not valid Base64")?;
+            let decoded = decode(raw).ok_or(HeaderError::BadBase64)?;
             if decoded == expected {
                 Ok(())
             } else {
-                Err(format!(
-                    "Mcp-Name header `{decoded}` does not match body {field} `{expected}`"
-                ))
+                Err(HeaderError::NameMismatch {
+                    header: decoded,
+                    field,
+                    body: expected.to_owned(),
+                })
             }
         }
     }
 }
 
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    display: &'static str,
+) -> Result<Option<&'a str>, HeaderError> {
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else { return Ok(None) };
     if values.next().is_some() {
-        return Err(format!("duplicate {name} header"));
+        return Err(HeaderError::Duplicate(display));
     }
-    value
-        .to_str()
-        .map(Some)
-        .map_err(|_| format!("{name} header holds invalid characters"))
+    value.to_str().map(Some).map_err(|_| HeaderError::NotText(display))
 }
 
 /// Encodes a header value, wrapping it in Base64 when it is not plain visible ASCII.
@@ -119,24 +162,28 @@ mod tests {
         assert!(
             check(&headers, "tools/call", body.get("params"))
                 .unwrap_err()
+                .to_string()
                 .contains("missing required Mcp-Method")
         );
-        headers.insert("mcp-method", HeaderValue::from_static("tools/list"));
+        headers.insert(MCP_METHOD, HeaderValue::from_static("tools/list"));
         assert!(
             check(&headers, "tools/call", body.get("params"))
                 .unwrap_err()
+                .to_string()
                 .contains("does not match body method")
         );
-        headers.insert("mcp-method", HeaderValue::from_static("tools/call"));
+        headers.insert(MCP_METHOD, HeaderValue::from_static("tools/call"));
         assert!(
             check(&headers, "tools/call", body.get("params"))
                 .unwrap_err()
+                .to_string()
                 .contains("missing required Mcp-Name")
         );
-        headers.insert("mcp-name", HeaderValue::from_static("sub"));
+        headers.insert(MCP_NAME, HeaderValue::from_static("sub"));
         assert!(
             check(&headers, "tools/call", body.get("params"))
                 .unwrap_err()
+                .to_string()
                 .contains("`sub` does not match")
         );
     }

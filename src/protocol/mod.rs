@@ -1,0 +1,159 @@
+//! MCP vocabulary in one place: protocol versions and eras, `_meta` keys, header names, method names,
+//! JSON-RPC envelopes and SSE framing. Nothing here does I/O.
+
+pub mod headers;
+pub mod jsonrpc;
+pub mod sse;
+
+use http::HeaderName;
+use serde_json::{Value, json};
+
+/// The stateless protocol revision.
+pub const MODERN_VERSION: &str = "2026-07-28";
+/// The newest session-era revision, used when mcplex opens a legacy session of its own.
+pub const LATEST_LEGACY_VERSION: &str = "2025-11-25";
+/// Session-era revisions mcplex speaks.
+pub const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// Which protocol era a peer (client or target) speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// The 2025 revisions: `initialize`, sessions, server-to-client requests. JSON-RPC errors travel with HTTP 200.
+    Legacy,
+    /// 2026-07-28: stateless, per-request `_meta`; some errors map to HTTP 400/404.
+    Modern,
+}
+
+impl Era {
+    /// The era a protocol version string belongs to, if mcplex speaks it.
+    pub fn of_version(version: &str) -> Option<Self> {
+        if version == MODERN_VERSION {
+            Some(Self::Modern)
+        } else if LEGACY_VERSIONS.contains(&version) {
+            Some(Self::Legacy)
+        } else {
+            None
+        }
+    }
+}
+
+/// `_meta` keys of the 2026-07-28 revision.
+pub mod meta {
+    /// The request's protocol version.
+    pub const PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+    /// The client's identity.
+    pub const CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+    /// The client's capabilities.
+    pub const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+    /// The server's identity in `server/discover` results.
+    pub const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+    /// The subscription a `subscriptions/listen` notification belongs to.
+    pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+    /// Every key the protocol reserves starts with this.
+    pub const RESERVED_PREFIX: &str = "io.modelcontextprotocol/";
+}
+
+/// HTTP header names of the Streamable HTTP transport.
+pub mod header {
+    use super::HeaderName;
+
+    /// The legacy session id.
+    pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+    /// The protocol version of a request.
+    pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+    /// The JSON-RPC method of a 2026-07-28 request.
+    pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+    /// The tool, prompt or resource a 2026-07-28 request names.
+    pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+}
+
+/// Method names mcplex treats specially.
+pub mod method {
+    /// Opens a legacy session.
+    pub const INITIALIZE: &str = "initialize";
+    /// Completes the legacy handshake.
+    pub const INITIALIZED: &str = "notifications/initialized";
+    /// Liveness check.
+    pub const PING: &str = "ping";
+    /// The 2026-07-28 replacement for `initialize`.
+    pub const DISCOVER: &str = "server/discover";
+    /// Sets the log level of a legacy session.
+    pub const SET_LEVEL: &str = "logging/setLevel";
+    /// The 2026-07-28 notification stream.
+    pub const LISTEN: &str = "subscriptions/listen";
+    /// Its acknowledgement.
+    pub const LISTEN_ACKNOWLEDGED: &str = "notifications/subscriptions/acknowledged";
+    /// Calls a tool.
+    pub const TOOLS_CALL: &str = "tools/call";
+    /// Gets a prompt.
+    pub const PROMPTS_GET: &str = "prompts/get";
+    /// Completes an argument.
+    pub const COMPLETE: &str = "completion/complete";
+    /// Reads a resource.
+    pub const RESOURCES_READ: &str = "resources/read";
+    /// Subscribes to a resource (legacy).
+    pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
+    /// Unsubscribes from a resource (legacy).
+    pub const RESOURCES_UNSUBSCRIBE: &str = "resources/unsubscribe";
+    /// A resource changed.
+    pub const RESOURCES_UPDATED: &str = "notifications/resources/updated";
+    /// A request was cancelled.
+    pub const CANCELLED: &str = "notifications/cancelled";
+    /// The client's roots changed.
+    pub const ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
+    /// The suffix of every list-changed notification.
+    pub const LIST_CHANGED_SUFFIX: &str = "/list_changed";
+}
+
+/// mcplex's own identity, used where it speaks for itself (probes, catalog fetches, results it writes).
+pub fn mcplex_identity() -> Value {
+    json!({ "name": "mcplex", "version": env!("CARGO_PKG_VERSION") })
+}
+
+/// Request `_meta` for 2026-07-28 requests mcplex sends on its own behalf.
+pub fn mcplex_client_meta() -> Value {
+    json!({
+        meta::PROTOCOL_VERSION: MODERN_VERSION,
+        meta::CLIENT_INFO: mcplex_identity(),
+        meta::CLIENT_CAPABILITIES: {},
+    })
+}
+
+/// Who a downstream client is: carried to modern targets in `_meta`, to legacy ones in `initialize`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientContext {
+    /// The client's session-era protocol version (for legacy sessions opened on its behalf).
+    pub protocol_version: String,
+    /// The client's `clientInfo`.
+    pub client_info: Value,
+    /// The client's capabilities.
+    pub capabilities: Value,
+}
+
+impl ClientContext {
+    /// mcplex speaking for itself.
+    pub fn mcplex() -> Self {
+        Self {
+            protocol_version: LATEST_LEGACY_VERSION.into(),
+            client_info: mcplex_identity(),
+            capabilities: json!({}),
+        }
+    }
+
+    /// `initialize` params for a legacy session opened for this client.
+    pub fn initialize_params(&self) -> Value {
+        json!({ "protocolVersion": self.protocol_version, "capabilities": self.capabilities, "clientInfo": self.client_info })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_map_to_eras() {
+        assert_eq!(Era::of_version("2026-07-28"), Some(Era::Modern));
+        assert_eq!(Era::of_version("2025-03-26"), Some(Era::Legacy));
+        assert_eq!(Era::of_version("2024-11-05"), None);
+    }
+}

@@ -1,0 +1,182 @@
+//! Requests that name one item (`tools/call`, `prompts/get`, `completion/complete`, `resources/*`):
+//! find the target that owns it, write the target's own name back, and forward.
+
+use crate::catalog::ItemKind;
+use crate::protocol::{Era, jsonrpc, method};
+use crate::route::dispatch::{Caller, Inbound, Outcome};
+use crate::route::forward::{self, Forward};
+use crate::route::router::{Router, Snapshot};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Why a request could not be given a target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoDestination {
+    /// A required parameter is absent.
+    #[error("params.{0} is required")]
+    Missing(&'static str),
+    /// No target lists the name.
+    #[error("unknown {what} `{name}`")]
+    Unknown {
+        /// Tool or prompt.
+        what: &'static str,
+        /// The name asked for.
+        name: String,
+    },
+    /// No target lists the URI or a template matching it.
+    #[error("no target serves resource `{0}`")]
+    NoResource(String),
+    /// `completion/complete` with a reference of another type.
+    #[error("params.ref must be a ref/prompt or ref/resource")]
+    BadReference,
+}
+
+/// Where a request goes: the target, and the name to write back into the request.
+struct Destination {
+    target: String,
+    rewrite: Option<String>,
+}
+
+/// What a request names, before it is looked up.
+enum Wanted<'a> {
+    Named(ItemKind, &'a str),
+    Uri(&'a str),
+}
+
+fn named(kind: ItemKind, name: Option<&str>) -> Result<Wanted<'_>, NoDestination> {
+    name.map(|n| Wanted::Named(kind, n))
+        .ok_or(NoDestination::Missing("name"))
+}
+
+fn uri(uri: Option<&str>) -> Result<Wanted<'_>, NoDestination> {
+    uri.map(Wanted::Uri).ok_or(NoDestination::Missing("uri"))
+}
+
+fn wanted(message: &jsonrpc::Message) -> Result<Wanted<'_>, NoDestination> {
+    match message.method() {
+        method::TOOLS_CALL => named(ItemKind::Tools, message.param_str("name")),
+        method::PROMPTS_GET => named(ItemKind::Prompts, message.param_str("name")),
+        method::COMPLETE => {
+            let reference = message.body.get("params").and_then(|p| p.get("ref"));
+            let field = |key: &str| reference.and_then(|r| r.get(key)).and_then(Value::as_str);
+            match field("type") {
+                Some("ref/prompt") => named(ItemKind::Prompts, field("name")),
+                Some("ref/resource") => uri(field("uri")),
+                _ => Err(NoDestination::BadReference),
+            }
+        }
+        _ => uri(message.param_str("uri")),
+    }
+}
+
+fn lookup(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Result<Destination, NoDestination> {
+    match *wanted {
+        Wanted::Named(kind, name) => snapshot
+            .catalog
+            .lookup(kind, name)
+            .map(|e| Destination {
+                target: e.target.to_string(),
+                rewrite: Some(e.original.to_string()),
+            })
+            .ok_or_else(|| NoDestination::Unknown {
+                what: if kind == ItemKind::Tools { "tool" } else { "prompt" },
+                name: name.to_owned(),
+            }),
+        Wanted::Uri(uri) => snapshot
+            .catalog
+            .route_uri(uri)
+            .map(|t| Destination {
+                target: t.to_owned(),
+                rewrite: None,
+            })
+            .ok_or_else(|| NoDestination::NoResource(uri.to_owned())),
+    }
+}
+
+/// The error for a name that only a target which is down now used to list.
+fn down_target_error(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Option<String> {
+    let Wanted::Named(kind, name) = *wanted else {
+        return None;
+    };
+    let slot = snapshot.slots.iter().find(|s| s.knew(kind, name))?;
+    let state = slot.state();
+    state.items.is_none().then(|| {
+        state
+            .error
+            .unwrap_or_else(|| format!("target `{}` is unavailable", slot.name))
+    })
+}
+
+/// Routes a request to the target that owns what it names.
+pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
+    let id = inbound.id();
+    let wanted = match wanted(&inbound.message) {
+        Ok(wanted) => wanted,
+        Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
+    };
+    let mut snapshot = router.snapshot();
+    let mut found = lookup(&snapshot, &wanted);
+    if found.is_err() {
+        if let Some(error) = down_target_error(&snapshot, &wanted) {
+            return Outcome::error(id, jsonrpc::TARGET_UNAVAILABLE, error);
+        }
+        // A miss may mean a target changed its list without telling us: refresh (rate-limited) and look again.
+        router.refresh_after_miss().await;
+        snapshot = router.snapshot();
+        found = lookup(&snapshot, &wanted);
+    }
+    let destination = match found {
+        Ok(destination) => destination,
+        Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
+    };
+    let Some(slot) = snapshot.slot(&destination.target) else {
+        let message = format!("target `{}` is not configured any more", destination.target);
+        return Outcome::error(id, jsonrpc::TARGET_UNAVAILABLE, message);
+    };
+    let Some(target) = slot.target.clone() else {
+        let error = slot.state().error.unwrap_or_default();
+        return Outcome::error(id, jsonrpc::TARGET_UNAVAILABLE, error);
+    };
+    let channel = match &inbound.caller {
+        Caller::Session(session) => session.channel(router, &target).await,
+        Caller::Stateless(context) => crate::route::channel::Channel::open(&target, context, false).await,
+    };
+    let channel = match channel {
+        Ok(channel) => channel,
+        Err(error) => return Outcome::error(id, error.code(), error.to_string()),
+    };
+    let method_name = inbound.message.method();
+    if matches!(method_name, method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE)
+        && channel.era() == Era::Modern
+    {
+        return Outcome::error(
+            id,
+            jsonrpc::METHOD_NOT_FOUND,
+            format!(
+                "target `{}` speaks only 2026-07-28, where resources/subscribe was replaced by subscriptions/listen; bridging the two is not supported yet",
+                target.name()
+            ),
+        );
+    }
+    let is_completion = method_name == method::COMPLETE;
+    let mut message = Value::Object(inbound.message.body);
+    if let Some(original) = destination.rewrite {
+        // `wanted` found a string there, so the holder is an object.
+        let holder = if is_completion {
+            &mut message["params"]["ref"]
+        } else {
+            &mut message["params"]
+        };
+        holder["name"] = json!(original);
+    }
+    message["id"] = target.next_request_id();
+    forward::forward(Forward {
+        channel,
+        message,
+        client_id: id,
+        era: inbound.caller.era(),
+        session: inbound.caller.session().cloned(),
+        authorization: inbound.authorization,
+    })
+    .await
+}

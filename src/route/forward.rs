@@ -1,0 +1,180 @@
+//! Forwards one client request to a target and carries the answer back: one message as one message,
+//! a stream as a stream, with ids mapped both ways and progress extending the deadline.
+
+use crate::protocol::{Era, jsonrpc, method};
+use crate::route::adapt::response_for;
+use crate::route::channel::Channel;
+use crate::route::dispatch::Outcome;
+use crate::route::session::{ClientSession, refuse_server_request};
+use crate::upstream::{ExchangeGuard, MessageStream, Reply, UpstreamError};
+use http::HeaderValue;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Messages a streamed answer may have queued for a client that reads slowly.
+const STREAM_BUFFER: usize = 32;
+
+/// One request on its way to a target.
+pub struct Forward {
+    /// Where it goes.
+    pub channel: Channel,
+    /// The message with the target's names and mcplex's upstream id written in.
+    pub message: Value,
+    /// The id the client used.
+    pub client_id: Value,
+    /// The client's era.
+    pub era: Era,
+    /// The client's session (session-era clients).
+    pub session: Option<Arc<ClientSession>>,
+    /// The agent's Authorization header (forwarded only to passthrough targets).
+    pub authorization: Option<HeaderValue>,
+}
+
+impl Forward {
+    fn finish(&self) {
+        if let Some(session) = &self.session {
+            session.end_call(&self.client_id);
+        }
+    }
+
+    fn client_response(&self, mut response: Value) -> Value {
+        if let Some(object) = response.as_object_mut() {
+            object.insert("id".into(), self.client_id.clone());
+        }
+        response_for(self.era, response, self.channel.target().name())
+    }
+
+    fn error(&self, error: &UpstreamError) -> Value {
+        jsonrpc::error(Some(self.client_id.clone()), error.code(), error.to_string())
+    }
+}
+
+/// Sends the request and turns the target's answer into the client's.
+pub async fn forward(mut forward: Forward) -> Outcome {
+    let target = forward.channel.target().clone();
+    let exchange = target.begin_exchange();
+    let upstream_id = forward.message.get("id").cloned().unwrap_or(Value::Null);
+    if let Some(session) = &forward.session {
+        session.start_call(&forward.client_id, &forward.channel, &upstream_id);
+    }
+    let message = std::mem::take(&mut forward.message);
+    match forward.channel.send(message, forward.authorization.as_ref()).await {
+        Ok(Reply::Single(response)) => {
+            forward.finish();
+            Outcome::Message(forward.client_response(response))
+        }
+        Ok(Reply::Stream(stream)) => {
+            let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+            tokio::spawn(relay_stream(forward, stream, upstream_id, tx, exchange));
+            Outcome::Stream(rx)
+        }
+        Ok(Reply::Accepted) => {
+            forward.finish();
+            let error = UpstreamError::Garbage {
+                target: target.name().into(),
+                reason: "a request was answered with 202 and no response".into(),
+            };
+            Outcome::Message(forward.error(&error))
+        }
+        Err(error) => {
+            forward.finish();
+            tracing::warn!(target_name = target.name(), %error, "call failed");
+            Outcome::Message(forward.error(&error))
+        }
+    }
+}
+
+/// Why a relayed stream ended.
+enum StreamEnd {
+    /// The final response reached the client.
+    Answered,
+    /// The client went away first.
+    ClientGone,
+    /// The target failed.
+    Failed(UpstreamError),
+}
+
+async fn relay_stream(
+    forward: Forward,
+    mut stream: MessageStream,
+    upstream_id: Value,
+    tx: mpsc::Sender<Value>,
+    _exchange: ExchangeGuard,
+) {
+    let target = forward.channel.target().clone();
+    let deadline = target.config.timeout;
+    let end = loop {
+        // Any message from the target (progress included) restarts the deadline.
+        let next = tokio::select! {
+            biased;
+            _ = tx.closed() => break StreamEnd::ClientGone,
+            next = tokio::time::timeout(deadline, stream.next()) => next,
+        };
+        let message = match next {
+            Err(_) => {
+                break StreamEnd::Failed(UpstreamError::Timeout {
+                    target: target.name().into(),
+                    after: deadline,
+                });
+            }
+            Ok(None) => {
+                break StreamEnd::Failed(UpstreamError::Garbage {
+                    target: target.name().into(),
+                    reason: "the stream ended before the response".into(),
+                });
+            }
+            Ok(Some(Err(error))) => break StreamEnd::Failed(error),
+            Ok(Some(Ok(message))) => message,
+        };
+        let is_request = message.get("method").is_some() && message.get("id").is_some();
+        let is_final = message.get("method").is_none() && message.get("id") == Some(&upstream_id);
+        let outgoing = if is_final {
+            forward.client_response(message)
+        } else if is_request {
+            let upstream_request_id = message.get("id").cloned().unwrap_or(Value::Null);
+            let registered = match &forward.session {
+                Some(session) => session.register_server_request(&forward.channel, message),
+                None => {
+                    refuse_server_request(
+                        &forward.channel,
+                        upstream_request_id,
+                        "the client speaks 2026-07-28 and cannot answer requests mid-call".into(),
+                    );
+                    None
+                }
+            };
+            match registered {
+                Some(request) => request,
+                None => continue,
+            }
+        } else {
+            message
+        };
+        // A client that stops reading for a whole deadline is treated as gone, so nothing waits on it for ever.
+        if !matches!(tokio::time::timeout(deadline, tx.send(outgoing)).await, Ok(Ok(()))) {
+            break StreamEnd::ClientGone;
+        }
+        if is_final {
+            break StreamEnd::Answered;
+        }
+    };
+    forward.finish();
+    match end {
+        StreamEnd::Answered => {}
+        StreamEnd::ClientGone => cancel_upstream(&forward.channel, &upstream_id, "the client went away"),
+        StreamEnd::Failed(error) => {
+            tracing::warn!(target_name = target.name(), %error, "streamed call failed");
+            let _ = tokio::time::timeout(deadline, tx.send(forward.error(&error))).await;
+            if error.is_unreachable() {
+                cancel_upstream(&forward.channel, &upstream_id, "mcplex gave up waiting");
+            }
+        }
+    }
+}
+
+/// Tells the target to stop work nobody waits for any more (in the background).
+fn cancel_upstream(channel: &Channel, upstream_id: &Value, reason: &str) {
+    let cancel = json!({ "jsonrpc": "2.0", "method": method::CANCELLED, "params": { "requestId": upstream_id, "reason": reason } });
+    channel.send_detached(cancel, "notifications/cancelled");
+}

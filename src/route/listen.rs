@@ -1,0 +1,195 @@
+//! `subscriptions/listen` for modern clients: mcplex's own `list_changed` (after merging) plus
+//! resource updates from modern targets, merged into one stream under the client's subscription id.
+
+use crate::catalog::ItemKind;
+use crate::protocol::{Era, meta, method};
+use crate::route::channel::Channel;
+use crate::route::dispatch::{Caller, Inbound, Outcome};
+use crate::route::router::Router;
+use crate::upstream::{MessageStream, Reply};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// The listen flags and the notification each one asks for.
+const LIST_FLAGS: [(&str, ItemKind); 3] = [
+    ("toolsListChanged", ItemKind::Tools),
+    ("promptsListChanged", ItemKind::Prompts),
+    ("resourcesListChanged", ItemKind::Resources),
+];
+
+/// Messages a listen stream may have queued for a client that reads slowly.
+const LISTEN_BUFFER: usize = 32;
+
+/// Opens the merged subscription stream; it lives until the client closes it.
+pub async fn listen(router: &Arc<Router>, inbound: Inbound) -> Outcome {
+    let subscription_id = inbound.id();
+    let requested = inbound
+        .message
+        .body
+        .get("params")
+        .and_then(|p| p.get("notifications"))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let mut accepted = Map::new();
+    let mut wanted_methods = Vec::new();
+    for (flag, kind) in LIST_FLAGS {
+        if requested.get(flag).and_then(Value::as_bool) == Some(true) {
+            accepted.insert(flag.into(), json!(true));
+            wanted_methods.push(kind.list_changed());
+        }
+    }
+    let uris: Vec<String> = requested
+        .get("resourceSubscriptions")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let upstreams = match &inbound.caller {
+        Caller::Stateless(context) => open_upstream_listens(router, context, &uris).await,
+        Caller::Session(_) => Vec::new(),
+    };
+    let accepted_uris: Vec<Value> = upstreams
+        .iter()
+        .flat_map(|(uris, _, _)| uris.iter().map(|u| json!(u)))
+        .collect();
+    if !accepted_uris.is_empty() {
+        accepted.insert("resourceSubscriptions".into(), Value::Array(accepted_uris));
+    }
+    let (tx, rx) = mpsc::channel(LISTEN_BUFFER);
+    let ack = json!({ "jsonrpc": "2.0", "method": method::LISTEN_ACKNOWLEDGED, "params": { "notifications": accepted, "_meta": { meta::SUBSCRIPTION_ID: subscription_id } } });
+    let _ = tx.try_send(ack);
+    let (updates_tx, updates) = mpsc::channel::<Value>(LISTEN_BUFFER);
+    for (_, stream, retired) in upstreams {
+        tokio::spawn(carry_updates(stream, updates_tx.clone(), retired));
+    }
+    tokio::spawn(merge(
+        router.subscribe_changes(),
+        updates,
+        wanted_methods,
+        subscription_id,
+        tx,
+    ));
+    Outcome::Stream(rx)
+}
+
+/// Passes a target's resource updates on until either side ends or the config drops the target.
+async fn carry_updates(mut stream: MessageStream, updates: mpsc::Sender<Value>, retired: CancellationToken) {
+    loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            _ = updates.closed() => return,
+            _ = retired.cancelled() => return,
+        };
+        let Some(Ok(message)) = next else { return };
+        if message.get("method").and_then(Value::as_str) == Some(method::RESOURCES_UPDATED)
+            && updates.send(message).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+async fn merge(
+    mut changes: broadcast::Receiver<Value>,
+    mut updates: mpsc::Receiver<Value>,
+    wanted_methods: Vec<&'static str>,
+    subscription_id: Value,
+    tx: mpsc::Sender<Value>,
+) {
+    loop {
+        let mut message = tokio::select! {
+            _ = tx.closed() => return,
+            change = changes.recv() => match change {
+                Ok(change) if wanted_methods.iter().any(|m| change["method"] == *m) => change,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            Some(update) = updates.recv() => update,
+        };
+        set_subscription_id(&mut message, &subscription_id);
+        if tx.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes the subscription id into `params._meta`, replacing whatever non-object a target put there.
+fn set_subscription_id(message: &mut Value, subscription_id: &Value) {
+    let Some(object) = message.as_object_mut() else { return };
+    let params = object.entry("params").or_insert_with(|| json!({}));
+    if !params.is_object() {
+        *params = json!({});
+    }
+    let Some(params) = params.as_object_mut() else { return };
+    let meta = params.entry("_meta").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    if let Some(meta) = meta.as_object_mut() {
+        meta.insert(meta::SUBSCRIPTION_ID.into(), subscription_id.clone());
+    }
+}
+
+/// Opens one upstream `subscriptions/listen` per modern target owning some of `uris`, all at once.
+async fn open_upstream_listens(
+    router: &Router,
+    context: &Arc<crate::protocol::ClientContext>,
+    uris: &[String],
+) -> Vec<(Vec<String>, MessageStream, CancellationToken)> {
+    let snapshot = router.snapshot();
+    let mut by_target: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for uri in uris {
+        if let Some(target) = snapshot.catalog.route_uri(uri) {
+            by_target.entry(target.to_owned()).or_default().push(uri.clone());
+        }
+    }
+    let opens = by_target.into_iter().filter_map(|(name, uris)| {
+        let target = snapshot.target(&name)?.clone();
+        Some(async move {
+            let channel = Channel::open(&target, context, false).await.ok()?;
+            if channel.era() != Era::Modern {
+                return None;
+            }
+            let request = json!({ "jsonrpc": "2.0", "id": target.next_request_id(), "method": method::LISTEN, "params": { "notifications": { "resourceSubscriptions": uris } } });
+            match channel.send(request, None).await {
+                Ok(Reply::Stream(stream)) => Some((uris, stream, target.retired().clone())),
+                Ok(_) => {
+                    tracing::debug!(target_name = %name, "subscriptions/listen was not answered with a stream");
+                    None
+                }
+                Err(error) => {
+                    tracing::warn!(target_name = %name, %error, "subscriptions/listen failed");
+                    None
+                }
+            }
+        })
+    });
+    futures_util::future::join_all(opens)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subscription_id_is_written_whatever_the_target_sent() {
+        for mut message in [
+            json!({"method": "x"}),
+            json!({"method": "x", "params": 3}),
+            json!({"method": "x", "params": {"_meta": "odd"}}),
+            json!({"method": "x", "params": {"_meta": {"keep": 1}}}),
+        ] {
+            set_subscription_id(&mut message, &json!(7));
+            assert_eq!(message["params"]["_meta"][meta::SUBSCRIPTION_ID], 7);
+        }
+        let mut not_an_object = json!([1]);
+        set_subscription_id(&mut not_an_object, &json!(7));
+        assert_eq!(not_an_object, json!([1]));
+    }
+}

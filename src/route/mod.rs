@@ -1,0 +1,22 @@
+//! The one place where a message's way is decided: method → target(s), fan-out and merge, id maps,
+//! era adaptation, and keeping the merged lists fresh. `downstream` hands messages in and gets
+//! [`Outcome`]s back; `upstream` is told what to send where.
+
+pub mod adapt;
+pub mod call;
+pub mod channel;
+pub mod dispatch;
+pub mod fetch;
+pub mod forward;
+pub mod listen;
+pub mod own;
+pub mod pump;
+pub mod router;
+pub mod session;
+pub mod slot;
+
+pub use channel::Channel;
+pub use dispatch::{Caller, Inbound, Outcome, handle};
+pub use router::{Router, Snapshot};
+pub use session::ClientSession;
+pub use slot::{TargetSlot, TargetState};

@@ -1,0 +1,113 @@
+//! The answers mcplex writes itself: its capabilities and identity, `server/discover` and `initialize`
+//! results, and pages of the merged lists.
+
+use crate::catalog::{ItemKind, cursor};
+use crate::protocol::{self, Era, jsonrpc, meta};
+use crate::route::adapt;
+use crate::route::dispatch::{Inbound, Outcome};
+use crate::route::router::{Router, Snapshot};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How long a modern client may cache a merged list when no target set a shorter `ttlMs`.
+const DEFAULT_LIST_TTL_MS: u64 = 10_000;
+
+/// Shortest time a target's lists are reused when serving merged lists.
+const LIST_TTL_FLOOR: Duration = Duration::from_secs(1);
+
+/// What mcplex offers, the same for every client so capabilities never change under a session.
+pub fn capabilities() -> Value {
+    json!({
+        "tools": { "listChanged": true },
+        "prompts": { "listChanged": true },
+        "resources": { "listChanged": true, "subscribe": true },
+        "logging": {},
+        "completions": {},
+    })
+}
+
+/// Short instructions naming the targets behind mcplex.
+pub fn instructions(snapshot: &Snapshot) -> String {
+    let names: Vec<&str> = snapshot.slots.iter().map(|s| s.name.as_str()).collect();
+    format!(
+        "mcplex multiplexes these MCP servers: {}. Tool and prompt names carry the server's prefix.",
+        names.join(", ")
+    )
+}
+
+/// The `server/discover` result.
+pub fn discover_result(snapshot: &Snapshot) -> Value {
+    let mut versions: Vec<&str> = protocol::LEGACY_VERSIONS.to_vec();
+    versions.push(protocol::MODERN_VERSION);
+    json!({
+        "supportedVersions": versions,
+        "capabilities": capabilities(),
+        "instructions": instructions(snapshot),
+        "ttlMs": 0,
+        "cacheScope": "private",
+        "_meta": { meta::SERVER_INFO: protocol::mcplex_identity() },
+    })
+}
+
+/// The `initialize` result for a session-era client that agreed on `version`.
+pub fn initialize_result(snapshot: &Snapshot, version: &str) -> Value {
+    json!({
+        "protocolVersion": version,
+        "capabilities": capabilities(),
+        "serverInfo": protocol::mcplex_identity(),
+        "instructions": instructions(snapshot),
+    })
+}
+
+/// Gives a result mcplex wrote itself the shape the client's era expects.
+pub fn finish(era: Era, response: Value) -> Value {
+    adapt::response_for(era, response, "mcplex")
+}
+
+/// Writes a page of a merged list straight from the catalog's pre-serialized items. Targets whose
+/// cache hint ran out are asked to refresh in the background; the page never waits for them.
+pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome {
+    let id = inbound.id();
+    router.refresh_expired(LIST_TTL_FLOOR);
+    let snapshot = router.snapshot();
+    let entries = snapshot.catalog.entries(kind);
+    let offset = match inbound.message.param_str("cursor").map(cursor::decode) {
+        Some(Ok(offset)) => offset,
+        Some(Err(invalid)) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, invalid.to_string()),
+        None => 0,
+    };
+    let range = cursor::page(offset, router.page_size, entries.len());
+    let end = range.end;
+    let page = &entries[range];
+    let mut out = Vec::with_capacity(96 + page.iter().map(|e| e.json.len() + 1).sum::<usize>());
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    write_json(&mut out, &id);
+    out.extend_from_slice(b",\"result\":{\"");
+    out.extend_from_slice(kind.result_key().as_bytes());
+    out.extend_from_slice(b"\":[");
+    for (i, entry) in page.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(entry.json.as_bytes());
+    }
+    out.push(b']');
+    if end < entries.len() {
+        out.extend_from_slice(b",\"nextCursor\":");
+        write_json(&mut out, &cursor::encode(end));
+    }
+    if inbound.caller.era() == Era::Modern {
+        let ttl = snapshot.catalog.ttl_ms.unwrap_or(DEFAULT_LIST_TTL_MS);
+        let scope = if snapshot.catalog.private { "private" } else { "public" };
+        out.extend_from_slice(
+            format!(",\"ttlMs\":{ttl},\"cacheScope\":\"{scope}\",\"resultType\":\"complete\"").as_bytes(),
+        );
+    }
+    out.extend_from_slice(b"}}");
+    Outcome::Encoded(out)
+}
+
+/// Appends `value` as JSON (writing a string or a JSON value into a Vec cannot fail).
+fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
+    let _ = serde_json::to_writer(out, value);
+}

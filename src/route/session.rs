@@ -1,0 +1,230 @@
+//! The routing state of one session-era client: its channel to each target (opened on first use),
+//! the id maps for its calls and for the targets' requests to it, and the queue of messages for its
+//! GET stream.
+
+use crate::protocol::{ClientContext, jsonrpc, method};
+use crate::route::channel::Channel;
+use crate::route::pump;
+use crate::route::router::Router;
+use crate::upstream::{Target, UpstreamError};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{OnceCell, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Messages queued for the client's GET stream before it connects (or while it reconnects).
+pub const STREAM_QUEUE: usize = 256;
+/// Requests from targets waiting for this client's answer; more are refused at once.
+pub const MAX_PENDING_SERVER_REQUESTS: usize = 256;
+
+/// A request a target sent to the client, waiting for the client's answer.
+pub struct PendingServerRequest {
+    /// Where the answer goes.
+    pub channel: Channel,
+    /// The id the target used.
+    pub upstream_id: Value,
+}
+
+type ChannelCell = (Arc<Target>, Arc<OnceCell<Channel>>);
+
+/// One session-era client, as the router sees it.
+pub struct ClientSession {
+    /// The session id (for logs).
+    pub id: String,
+    /// The client's identity and capabilities.
+    pub context: Arc<ClientContext>,
+    channels: Mutex<HashMap<String, ChannelCell>>,
+    server_requests: Mutex<HashMap<String, PendingServerRequest>>,
+    in_flight: Mutex<HashMap<String, (Channel, Value)>>,
+    log_level: Mutex<Option<Value>>,
+    next_server_request: AtomicU64,
+    outbox: mpsc::Sender<Value>,
+    inbox: tokio::sync::Mutex<mpsc::Receiver<Value>>,
+    closed: CancellationToken,
+}
+
+impl ClientSession {
+    /// Routing state for a client that sent `initialize` with this context.
+    pub fn new(id: String, context: ClientContext) -> Arc<Self> {
+        let (outbox, inbox) = mpsc::channel(STREAM_QUEUE);
+        Arc::new(Self {
+            id,
+            context: Arc::new(context),
+            channels: Mutex::new(HashMap::new()),
+            server_requests: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            log_level: Mutex::new(None),
+            next_server_request: AtomicU64::new(1),
+            outbox,
+            inbox: tokio::sync::Mutex::new(inbox),
+            closed: CancellationToken::new(),
+        })
+    }
+
+    /// The channel to `target`, opened on first use (a legacy target gets a session of this client's own).
+    /// Only callers for the same target wait for the opening; it is bounded by that target's deadline.
+    pub async fn channel(
+        self: &Arc<Self>,
+        router: &Arc<Router>,
+        target: &Arc<Target>,
+    ) -> Result<Channel, UpstreamError> {
+        let cell = {
+            let mut channels = lock(&self.channels);
+            match channels.get(target.name()) {
+                Some((known, cell)) if Arc::ptr_eq(known, target) => cell.clone(),
+                _ => {
+                    // Channels to targets the config dropped are forgotten here, so nothing keeps them alive.
+                    channels.retain(|_, (known, _)| !known.retired().is_cancelled());
+                    let cell = Arc::new(OnceCell::new());
+                    channels.insert(target.name().to_owned(), (target.clone(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        let channel = cell
+            .get_or_try_init(|| async {
+                let channel = Channel::open(target, &self.context, true).await?;
+                if let Some(level) = lock(&self.log_level).clone() {
+                    let set_level = json!({"jsonrpc":"2.0","id": target.next_request_id(),"method": method::SET_LEVEL,"params":{"level": level}});
+                    channel.send_detached(set_level, "logging/setLevel");
+                }
+                if let Channel::Legacy(upstream) = &channel {
+                    tokio::spawn(pump::pump_session_stream(
+                        Arc::downgrade(self),
+                        Arc::downgrade(router),
+                        channel.clone(),
+                        upstream.clone(),
+                        self.closed.clone(),
+                    ));
+                }
+                Ok::<_, UpstreamError>(channel)
+            })
+            .await?;
+        Ok(channel.clone())
+    }
+
+    /// Forgets the channel to `target` (its pump ended because the target was retired).
+    pub fn forget_channel(&self, target: &Arc<Target>) {
+        let mut channels = lock(&self.channels);
+        if channels
+            .get(target.name())
+            .is_some_and(|(known, _)| Arc::ptr_eq(known, target))
+        {
+            channels.remove(target.name());
+        }
+    }
+
+    /// Every channel opened so far.
+    pub fn open_channels(&self) -> Vec<Channel> {
+        lock(&self.channels)
+            .values()
+            .filter_map(|(_, cell)| cell.get().cloned())
+            .collect()
+    }
+
+    /// Remembers the level so channels opened later get it too.
+    pub fn set_log_level(&self, level: Value) {
+        *lock(&self.log_level) = Some(level);
+    }
+
+    /// Gives a target's request a session-unique id and remembers where the answer goes. `None` when
+    /// too many requests already wait for this client: the target is answered with an error instead.
+    pub fn register_server_request(&self, channel: &Channel, mut request: Value) -> Option<Value> {
+        let Some(upstream_id) = request.get("id").cloned() else {
+            return Some(request);
+        };
+        let id = format!("mcplex-s{}", self.next_server_request.fetch_add(1, Ordering::Relaxed));
+        {
+            let mut pending = lock(&self.server_requests);
+            if pending.len() >= MAX_PENDING_SERVER_REQUESTS {
+                drop(pending);
+                refuse_server_request(
+                    channel,
+                    upstream_id,
+                    format!(
+                        "the client has {MAX_PENDING_SERVER_REQUESTS} unanswered requests from targets; this one is refused"
+                    ),
+                );
+                return None;
+            }
+            pending.insert(
+                id.clone(),
+                PendingServerRequest {
+                    channel: channel.clone(),
+                    upstream_id,
+                },
+            );
+        }
+        request["id"] = json!(id);
+        Some(request)
+    }
+
+    /// Takes the pending request the client is answering.
+    pub fn take_server_request(&self, id: &Value) -> Option<PendingServerRequest> {
+        lock(&self.server_requests).remove(id.as_str()?)
+    }
+
+    /// Records a forwarded request so a `notifications/cancelled` can follow it.
+    pub fn start_call(&self, client_id: &Value, channel: &Channel, upstream_id: &Value) {
+        lock(&self.in_flight).insert(client_id.to_string(), (channel.clone(), upstream_id.clone()));
+    }
+
+    /// Forgets a finished request.
+    pub fn end_call(&self, client_id: &Value) {
+        lock(&self.in_flight).remove(&client_id.to_string());
+    }
+
+    /// The channel and upstream id of an in-flight request.
+    pub fn call_of(&self, client_id: &Value) -> Option<(Channel, Value)> {
+        lock(&self.in_flight).get(&client_id.to_string()).cloned()
+    }
+
+    /// Queues a message for the GET stream. When the queue is full the message is dropped with a log
+    /// line, and a request in it is answered with an error so the target does not wait for nothing.
+    pub fn push_to_stream(&self, message: Value) {
+        if let Err(mpsc::error::TrySendError::Full(message) | mpsc::error::TrySendError::Closed(message)) =
+            self.outbox.try_send(message)
+        {
+            tracing::warn!(session = %self.id, "client GET stream queue is full; a server message was dropped");
+            if let Some(pending) = message.get("id").and_then(|id| self.take_server_request(id)) {
+                refuse_server_request(
+                    &pending.channel,
+                    pending.upstream_id,
+                    "the client is not reading its GET stream".into(),
+                );
+            }
+        }
+    }
+
+    /// The queue the GET stream reads; only one stream holds it at a time.
+    pub fn stream_inbox(&self) -> &tokio::sync::Mutex<mpsc::Receiver<Value>> {
+        &self.inbox
+    }
+
+    /// Stops the pumps and ends this client's upstream sessions (concurrently, each within its deadline).
+    pub async fn close(&self) {
+        self.closed.cancel();
+        let channels: Vec<Channel> = lock(&self.channels)
+            .drain()
+            .filter_map(|(_, (_, cell))| cell.get().cloned())
+            .collect();
+        futures_util::future::join_all(channels.iter().filter_map(|channel| match channel {
+            Channel::Legacy(session) => Some(session.close()),
+            Channel::Modern { .. } => None,
+        }))
+        .await;
+    }
+}
+
+/// Answers a target's request with an error at once (the client cannot or will not answer it).
+pub fn refuse_server_request(channel: &Channel, upstream_id: Value, reason: String) {
+    tracing::warn!(target_name = channel.target().name(), %reason, "a request from the target was refused");
+    let error = jsonrpc::error(Some(upstream_id), jsonrpc::INTERNAL_ERROR, reason);
+    channel.send_detached(error, "refusal of a server request");
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,200 @@
+//! One configured target inside the router: its namers, what it last listed, and the background task
+//! that fetches its lists. Every slot refreshes on its own, so a hung target only ever delays itself.
+
+use crate::catalog::{ItemKind, Namer, TargetItems};
+use crate::config::TargetConfig;
+use crate::route::fetch;
+use crate::upstream::Target;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+/// What the router knows of a target's lists.
+#[derive(Debug, Clone, Default)]
+pub struct TargetState {
+    /// Items from the last successful fetch; `None` while the target is down or not fetched yet.
+    pub items: Option<Arc<TargetItems>>,
+    /// The items it had when it was last up, kept so calls to its names still name it while it is down.
+    pub last_known: Option<Arc<TargetItems>>,
+    /// Why the target is down.
+    pub error: Option<String>,
+    /// When the last fetch attempt ended.
+    pub fetched_at: Option<Instant>,
+}
+
+impl TargetState {
+    /// True when the target's `ttlMs` (never less than `floor`, so `ttlMs: 0` cannot cause a fetch storm) ran out.
+    pub fn is_expired(&self, floor: Duration) -> bool {
+        let ttl = self.items.as_ref().and_then(|i| i.ttl_ms);
+        match (ttl, self.fetched_at) {
+            (Some(ttl), Some(at)) => at.elapsed() >= Duration::from_millis(ttl).max(floor),
+            _ => false,
+        }
+    }
+}
+
+/// A target in the router.
+pub struct TargetSlot {
+    /// The target's name.
+    pub name: String,
+    /// The target (absent when its TLS settings could not be used).
+    pub target: Option<Arc<Target>>,
+    tools: Namer,
+    prompts: Namer,
+    state: Mutex<TargetState>,
+    wake: Notify,
+    fetching: AtomicBool,
+    fetches: watch::Sender<u64>,
+    last_miss_refresh: Mutex<Option<Instant>>,
+}
+
+impl TargetSlot {
+    /// A slot for a configured target; `Target::new` failures leave it permanently down with the reason.
+    pub fn new(config: &TargetConfig) -> Arc<Self> {
+        let (target, error) = match Target::new(config.clone()) {
+            Ok(target) => (Some(target), None),
+            Err(error) => (None, Some(error.to_string())),
+        };
+        Arc::new(Self {
+            name: config.name.clone(),
+            target,
+            tools: Namer::new(&config.prefix, &config.tools),
+            prompts: Namer::new(&config.prefix, &config.prompts),
+            state: Mutex::new(TargetState {
+                error,
+                ..TargetState::default()
+            }),
+            wake: Notify::new(),
+            fetching: AtomicBool::new(false),
+            fetches: watch::Sender::new(0),
+            last_miss_refresh: Mutex::new(None),
+        })
+    }
+
+    /// A copy of the current state.
+    pub fn state(&self) -> TargetState {
+        lock(&self.state).clone()
+    }
+
+    /// The items to merge: present only while the target is up.
+    pub fn items(&self) -> Option<Arc<TargetItems>> {
+        lock(&self.state).items.clone()
+    }
+
+    /// True when the slot is for exactly this config (so a config change can keep it).
+    pub fn serves(&self, config: &TargetConfig) -> bool {
+        self.target.as_ref().is_some_and(|t| t.config == *config)
+    }
+
+    /// Asks the slot's refresher for a fetch; requests made during a fetch coalesce into one more.
+    pub fn request_fetch(&self) {
+        if self.target.is_some() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Requests a fetch unless one was requested for a miss within `every`; returns a waiter for its end.
+    pub fn request_fetch_for_miss(&self, every: Duration) -> Option<impl Future<Output = ()> + use<>> {
+        self.target.as_ref()?;
+        {
+            let mut last = lock(&self.last_miss_refresh);
+            if last.is_some_and(|at| at.elapsed() < every) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        let waiter = self.fetch_done();
+        self.request_fetch();
+        Some(waiter)
+    }
+
+    /// A future that ends when a fetch that starts after this call has ended.
+    pub fn fetch_done(&self) -> impl Future<Output = ()> + use<> {
+        let mut fetches = self.fetches.subscribe();
+        // A fetch already under way may have started before what the caller wants to see: wait for the next.
+        let wanted = *fetches.borrow() + 1 + u64::from(self.fetching.load(Ordering::Acquire));
+        async move {
+            let _ = fetches.wait_for(|n| *n >= wanted).await;
+        }
+    }
+
+    /// True once the first fetch attempt ended.
+    pub fn fetched_once(&self) -> bool {
+        *self.fetches.borrow() > 0
+    }
+
+    /// Marks a target whose first fetch is slower than the start-up deadline as down (its fetch goes on).
+    pub fn mark_slow_start(&self, deadline: Duration) {
+        let mut state = lock(&self.state);
+        if state.fetched_at.is_none() && state.error.is_none() {
+            state.error = Some(format!(
+                "target `{}` did not list its items within the start-up deadline of {deadline:?}; still trying in the background",
+                self.name
+            ));
+            tracing::warn!(target_name = %self.name, ?deadline, "target missed the start-up deadline; it joins when it answers");
+        }
+    }
+
+    /// Fetches the target's lists whenever asked, until the target is retired; `published` runs after
+    /// every attempt so the router can merge the result.
+    pub async fn run_refresher(self: Arc<Self>, published: impl Fn()) {
+        let Some(target) = self.target.clone() else { return };
+        loop {
+            self.fetching.store(true, Ordering::Release);
+            let result = tokio::select! {
+                result = fetch::fetch_target(&target) => result,
+                _ = target.retired().cancelled() => return,
+            };
+            self.record(&target, result);
+            self.fetching.store(false, Ordering::Release);
+            published();
+            self.fetches.send_modify(|n| *n += 1);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = target.retired().cancelled() => return,
+            }
+        }
+    }
+
+    fn record(&self, target: &Target, result: Result<crate::catalog::Listed, crate::upstream::UpstreamError>) {
+        let mut state = lock(&self.state);
+        let was_up = state.items.is_some();
+        state.fetched_at = Some(Instant::now());
+        match result {
+            Ok(listed) => {
+                if !was_up {
+                    tracing::info!(target_name = %self.name, "target is up");
+                }
+                let items = Arc::new(TargetItems::expose(&self.name, &self.tools, &self.prompts, listed));
+                state.last_known = Some(items.clone());
+                state.items = Some(items);
+                state.error = None;
+            }
+            Err(error) => {
+                if error.is_unreachable() {
+                    // It may come back as another version: probe its era again next time.
+                    target.forget_era();
+                }
+                let error = error.to_string();
+                if state.error.as_ref() != Some(&error) {
+                    tracing::warn!(target_name = %self.name, %error, "target is down; its items are left out");
+                }
+                state.items = None;
+                state.error = Some(error);
+            }
+        }
+    }
+
+    /// True when the target last listed `name` (tools and prompts by exposed name) even if it is down now.
+    pub fn knew(&self, kind: ItemKind, name: &str) -> bool {
+        lock(&self.state)
+            .last_known
+            .as_ref()
+            .is_some_and(|items| items.entries(kind).iter().any(|e| &*e.exposed == name))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
