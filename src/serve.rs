@@ -101,10 +101,10 @@ pub async fn serve<H, F, B>(
         tokio::spawn(async move {
             let _slot = slot;
             // hyper's header deadline only starts once it knows the protocol, so a client that connects
-            // and sends nothing is bounded here.
+            // and sends nothing is bounded here (peek waits for a real byte; readiness can be spurious).
             if !matches!(
-                tokio::time::timeout(limits.header_read_timeout, stream.readable()).await,
-                Ok(Ok(()))
+                tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut [0u8; 1])).await,
+                Ok(Ok(1..))
             ) {
                 return tracing::debug!("connection closed: nothing was sent");
             }

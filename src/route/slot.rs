@@ -5,6 +5,7 @@ use crate::catalog::{ItemKind, Namer, TargetItems};
 use crate::config::TargetConfig;
 use crate::route::fetch;
 use crate::upstream::Target;
+use futures_util::FutureExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -147,11 +148,14 @@ impl TargetSlot {
                 _ = target.retired().cancelled() => return,
             };
             self.record(&target, result);
+            // The fetch itself may have signalled "unreachable"; that is already known now.
+            let _ = target.unreachable_seen().notified().now_or_never();
             self.fetching.store(false, Ordering::Release);
             published();
             self.fetches.send_modify(|n| *n += 1);
             tokio::select! {
                 _ = self.wake.notified() => {}
+                _ = target.unreachable_seen().notified() => {}
                 _ = target.retired().cancelled() => return,
             }
         }

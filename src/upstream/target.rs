@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::{Notify, OnceCell, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Which eras a target speaks (a target may speak both).
@@ -68,6 +68,7 @@ pub struct Target {
     exchanges: watch::Sender<usize>,
     retired: CancellationToken,
     sessions: Mutex<Vec<Weak<LegacySession>>>,
+    unreachable: Notify,
 }
 
 /// Marks one exchange with a target as in flight until dropped (a retiring target waits for these).
@@ -101,6 +102,7 @@ impl Target {
             exchanges: watch::Sender::new(0),
             retired: CancellationToken::new(),
             sessions: Mutex::new(Vec::new()),
+            unreachable: Notify::new(),
         }))
     }
 
@@ -147,6 +149,11 @@ impl Target {
             sessions = sessions.len(),
             "removed target retired"
         );
+    }
+
+    /// Signalled when an exchange found the target unreachable, so whoever keeps its lists can look again.
+    pub fn unreachable_seen(&self) -> &Notify {
+        &self.unreachable
     }
 
     /// Remembers a legacy session opened on this target so retirement can end it.
@@ -239,7 +246,11 @@ impl Target {
                 .map(str::to_owned);
             Ok((self.classify(response, out.session_id.is_some()).await?, session_id))
         };
-        self.deadline(exchange).await
+        let result = self.deadline(exchange).await;
+        if let Err(UpstreamError::Unreachable { .. }) = &result {
+            self.unreachable.notify_one();
+        }
+        result
     }
 
     /// Opens the legacy GET stream of a session; `None` when the target offers none (405).

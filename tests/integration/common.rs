@@ -316,3 +316,16 @@ pub fn message_of(body: &str) -> Value {
         .and_then(|d| serde_json::from_str(d).ok())
         .unwrap_or(Value::Null)
 }
+
+/// A server that accepts connections and never answers.
+pub async fn silent_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{addr}/mcp")
+}

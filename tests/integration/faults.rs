@@ -16,19 +16,6 @@ async fn dead_url() -> String {
     format!("http://{addr}/mcp")
 }
 
-/// A server that accepts connections and never answers.
-async fn silent_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    format!("http://{addr}/mcp")
-}
-
 /// A server that answers every request with 200 and a body that is not JSON.
 async fn garbage_url() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

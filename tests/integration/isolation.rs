@@ -1,0 +1,263 @@
+//! Every target on its own: whatever one target does (hang at any point, die, send huge answers, get
+//! removed mid-call), the others and the merged lists carry on, and every limit answers clearly.
+
+use crate::common::*;
+use crate::rogue::{Call, Rogue, RogueEra};
+use mcplex::examples::everything::Versions;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn call_body(name: &str, arguments: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments, "_meta": modern_meta()}}).to_string()
+}
+
+/// A modern `tools/call` through the sidecar; returns the JSON-RPC message answered.
+async fn modern_call(harness: &Harness, name: &str, arguments: Value) -> Value {
+    let (_, _, text) = post(
+        &harness.url(),
+        &modern_headers("tools/call", Some(name)),
+        &call_body(name, arguments),
+    )
+    .await;
+    message_of(&text)
+}
+
+#[tokio::test]
+async fn a_hung_target_delays_neither_readiness_nor_the_other_targets() {
+    let healthy = everything(Versions::All).await;
+    let hung = silent_url().await;
+    let started = Instant::now();
+    // The hung target keeps the default 30 s timeout: only the start-up deadline bounds readiness.
+    let harness = Harness::start(&config(&[("a", &healthy.url(), ""), ("b", &hung, "")])).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "ready after {:?}",
+        started.elapsed()
+    );
+    let ready = reqwest::get(harness.admin("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let client = harness.legacy_client().await;
+    let names = tool_names(&client).await;
+    assert!(names.contains(&"a_echo".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("b_")), "{names:?}");
+    let call_started = Instant::now();
+    assert!(call_text(&client, "a_echo", json!({"x": 1})).await.contains("\"x\":1"));
+    assert!(
+        call_started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        call_started.elapsed()
+    );
+    let status = harness.status().await;
+    assert_eq!(status["targets"][1]["up"], false, "{status}");
+    assert!(
+        status["targets"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("start-up deadline"),
+        "{status}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_call_that_hangs_anywhere_times_out_alone() {
+    let healthy = everything(Versions::All).await;
+    for behaviour in [Call::Hang, Call::HangAfterHeaders, Call::HangMidStream] {
+        let rogue = Rogue::start(RogueEra::Modern, behaviour).await;
+        let harness = Harness::start(&config(&[
+            ("a", &healthy.url(), ""),
+            ("r", &rogue.url(), "timeout: 500ms"),
+        ]))
+        .await;
+        let hung = modern_call(&harness, "r_work", json!({}));
+        let others = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let started = Instant::now();
+            for i in 0..5 {
+                let answer = modern_call(&harness, "a_echo", json!({"i": i})).await;
+                assert!(answer["result"]["content"][0]["text"].is_string(), "{answer}");
+            }
+            started.elapsed()
+        };
+        let started = Instant::now();
+        let (hung, others) = tokio::join!(hung, others);
+        assert_eq!(hung["error"]["code"], -32031, "{behaviour:?}: {hung}");
+        assert!(
+            hung["error"]["message"].as_str().unwrap().contains("target `r`"),
+            "{hung}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{behaviour:?}: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            others < Duration::from_millis(400),
+            "{behaviour:?}: healthy calls took {others:?}"
+        );
+        // The merged list still has both targets' tools.
+        let (_, _, text) = post(
+            &harness.url(),
+            &modern_headers("tools/list", None),
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": modern_meta()}}).to_string(),
+        )
+        .await;
+        let tools = message_of(&text)["result"]["tools"].to_string();
+        assert!(tools.contains("\"a_echo\"") && tools.contains("\"r_work\""), "{tools}");
+    }
+}
+
+#[tokio::test]
+async fn a_removed_target_finishes_its_call_before_its_sessions_end() {
+    let rogue = Rogue::start(RogueEra::Legacy, Call::Slow(800)).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "")])).await;
+    let client = harness.legacy_client().await;
+    let call = tokio::spawn(async move {
+        let answer = call_text(&client, "r_work", json!({})).await;
+        (answer, client)
+    });
+    while rogue.count("POST tools/call") == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    std::fs::write(&harness.config_path, "targets: []\n").unwrap();
+    let (answer, client) = call.await.unwrap();
+    assert_eq!(answer, "done");
+    let waited = Instant::now();
+    while rogue.count("DELETE") == 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "no DELETE: {:?}",
+            rogue.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answered = rogue.first("answered tools/call").unwrap();
+    assert!(rogue.first("DELETE").unwrap() >= answered, "{:?}", rogue.log());
+    // Nothing keeps talking to a target that is gone: no GET stream reconnects, no refreshes.
+    let requests = rogue.log().len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rogue.log().len(), requests, "{:?}", rogue.log());
+    assert!(tool_names(&client).await.is_empty());
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_names_neither_load_the_targets_nor_wait() {
+    let rogue = Rogue::start(RogueEra::Modern, Call::Answer).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "")])).await;
+    let lists_before = rogue.count("POST tools/list");
+    let started = Instant::now();
+    for _ in 0..20 {
+        let answer = modern_call(&harness, "r_nope", json!({})).await;
+        assert_eq!(answer["error"]["code"], -32602, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown tool `r_nope`")
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let refreshes = rogue.count("POST tools/list") - lists_before;
+    assert!(refreshes <= 1, "{refreshes} list refreshes for 20 misses");
+}
+
+#[tokio::test]
+async fn a_dead_target_keeps_answering_minus_32030_after_its_items_leave() {
+    let upstream = everything(Versions::All).await;
+    let math = everything(Versions::All).await;
+    let harness = Harness::start(&config(&[
+        ("e", &upstream.url(), "timeout: 1s"),
+        ("m", &math.url(), ""),
+    ]))
+    .await;
+    assert!(modern_call(&harness, "e_echo", json!({})).await["result"].is_object());
+    upstream.shutdown().await;
+    let first = modern_call(&harness, "e_echo", json!({})).await;
+    assert_eq!(first["error"]["code"], -32030, "{first}");
+    let client = harness.modern_client().await;
+    let waited = Instant::now();
+    while tool_names(&client).await.iter().any(|n| n.starts_with("e_")) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "e's tools never left the list"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(tool_names(&client).await.contains(&"m_echo".to_string()));
+    for _ in 0..3 {
+        let again = modern_call(&harness, "e_echo", json!({})).await;
+        assert_eq!(again["error"]["code"], -32030, "{again}");
+        assert!(
+            again["error"]["message"].as_str().unwrap().contains("target `e`"),
+            "{again}"
+        );
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn large_results_are_relayed_and_oversized_ones_refused_by_name() {
+    let rogue = Rogue::start(RogueEra::Modern, Call::Big(10 * 1024 * 1024)).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "")])).await;
+    let answer = modern_call(&harness, "r_work", json!({})).await;
+    assert_eq!(
+        answer["result"]["content"][0]["text"].as_str().map(str::len),
+        Some(10 * 1024 * 1024)
+    );
+    rogue.set_call(Call::Big(17 * 1024 * 1024));
+    let refused = modern_call(&harness, "r_work", json!({})).await;
+    assert_eq!(refused["error"]["code"], -32030, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("target `r`") && message.contains("larger than"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn limits_answer_clearly() {
+    let upstream = everything(Versions::All).await;
+    let harness = Harness::start_with(&config(&[("e", &upstream.url(), "")]), |o| {
+        o.limits.max_sessions = 2;
+        o.connections.max_connections = 3;
+        o.connections.header_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}).to_string();
+    for _ in 0..2 {
+        assert_eq!(post(&harness.url(), &[], &initialize).await.0, 200);
+    }
+    let (status, _, text) = post(&harness.url(), &[], &initialize).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("2 client sessions open"), "{text}");
+
+    // A client that connects and sends nothing is disconnected after the header deadline.
+    let mut silent = tokio::net::TcpStream::connect(harness.sidecar.mcp_addr).await.unwrap();
+    let started = Instant::now();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buffer)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // Over the connection cap, a client is told why before the connection closes.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(harness.sidecar.mcp_addr).await.unwrap();
+        stream
+            .write_all(b"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut extra = tokio::net::TcpStream::connect(harness.sidecar.mcp_addr).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(2), extra.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("too many connections"), "{answer}");
+}
