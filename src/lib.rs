@@ -13,3 +13,6 @@ pub mod route;
 pub mod serve;
 pub mod server_tls;
 pub mod upstream;
+
+#[cfg(test)]
+mod properties;

@@ -219,19 +219,16 @@ impl Target {
         out: &Outbound<'_>,
     ) -> Result<(Reply, Option<String>), UpstreamError> {
         let body = serde_json::to_vec(message).unwrap_or_default();
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(self.config.url.clone())
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json, text/event-stream");
-        let headers = request.headers_mut().expect("builder has no error yet");
-        self.add_common_headers(headers, out)?;
+        let mut request = self.request(Method::POST, Bytes::from(body), out)?;
+        let headers = request.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
         if out.method_headers {
             mcp_headers::add(headers, message);
         }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| self.unreachable(e.to_string()))?;
         // One deadline covers the headers and a JSON body (a stream's deadline is the relay's).
         let exchange = async {
             let response = self
@@ -255,14 +252,10 @@ impl Target {
 
     /// Opens the legacy GET stream of a session; `None` when the target offers none (405).
     pub async fn open_stream(&self, out: &Outbound<'_>) -> Result<Option<MessageStream>, UpstreamError> {
-        let mut request = Request::builder()
-            .method(Method::GET)
-            .uri(self.config.url.clone())
-            .header(header::ACCEPT, "text/event-stream");
-        self.add_common_headers(request.headers_mut().expect("builder has no error yet"), out)?;
-        let request = request
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| self.unreachable(e.to_string()))?;
+        let mut request = self.request(Method::GET, Bytes::new(), out)?;
+        request
+            .headers_mut()
+            .insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
         let response = self
             .deadline(async {
                 self.client()
@@ -289,16 +282,18 @@ impl Target {
 
     /// Ends a legacy session with DELETE; errors are ignored (the target may be gone).
     pub async fn delete_session(&self, out: &Outbound<'_>) {
-        let mut request = Request::builder().method(Method::DELETE).uri(self.config.url.clone());
-        if self
-            .add_common_headers(request.headers_mut().expect("builder has no error yet"), out)
-            .is_err()
-        {
-            return;
-        }
-        if let Ok(request) = request.body(Full::new(Bytes::new())) {
+        if let Ok(request) = self.request(Method::DELETE, Bytes::new(), out) {
             let _ = tokio::time::timeout(self.config.timeout, self.client().request(request)).await;
         }
+    }
+
+    /// A request to the target's URL with the session, version and credential headers.
+    fn request(&self, method: Method, body: Bytes, out: &Outbound<'_>) -> Result<Request<Full<Bytes>>, UpstreamError> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = self.config.url.clone();
+        self.add_common_headers(request.headers_mut(), out)?;
+        Ok(request)
     }
 
     fn add_common_headers(&self, headers: &mut HeaderMap, out: &Outbound<'_>) -> Result<(), UpstreamError> {

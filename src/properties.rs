@@ -1,0 +1,123 @@
+//! Property tests: nothing a client or a target sends (any JSON, any bytes, any cursor, any chunking
+//! of an SSE stream) panics the parsers, and the parsers agree with themselves.
+
+use crate::catalog::cursor;
+use crate::protocol::sse::{SseDecoder, SseError};
+use crate::protocol::{ClientContext, Era, jsonrpc};
+use crate::route::adapt;
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+/// Any JSON value, biased towards the keys JSON-RPC and MCP care about.
+fn any_json() -> impl Strategy<Value = Value> {
+    let key = prop_oneof![
+        Just("jsonrpc".to_string()),
+        Just("id".to_string()),
+        Just("method".to_string()),
+        Just("params".to_string()),
+        Just("result".to_string()),
+        Just("error".to_string()),
+        Just("_meta".to_string()),
+        Just("resultType".to_string()),
+        Just("io.modelcontextprotocol/protocolVersion".to_string()),
+        "[a-z]{0,6}",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        prop_oneof![Just("2.0".to_string()), Just("complete".to_string()), ".{0,8}"].prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 64, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..6)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn the_envelope_parser_takes_any_json(value in any_json()) {
+        if let Ok(message) = jsonrpc::Message::classify(value) {
+            let _ = (message.method(), message.id(), message.param_str("name"), message.meta());
+        }
+    }
+
+    #[test]
+    fn the_envelope_parser_takes_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
+            let _ = jsonrpc::Message::classify(value);
+        }
+    }
+
+    #[test]
+    fn era_adaptation_takes_any_message(value in any_json()) {
+        let mut request = value.clone();
+        adapt::add_modern_meta(&mut request, &ClientContext::mcplex());
+        adapt::strip_modern_meta(&mut request);
+        let _ = adapt::response_for(Era::Legacy, value.clone(), "t");
+        let _ = adapt::response_for(Era::Modern, value, "t");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_errors(offset in any::<usize>(), text in ".{0,40}", size in any::<usize>(), len in 0usize..10_000) {
+        prop_assert_eq!(cursor::decode(&cursor::encode(offset)), Ok(offset));
+        if let Ok(decoded) = cursor::decode(&text) {
+            prop_assert_eq!(cursor::encode(decoded), text);
+        }
+        let page = cursor::page(offset, size, len);
+        prop_assert!(page.start <= page.end && page.end <= len);
+    }
+
+    #[test]
+    fn sse_decoding_does_not_depend_on_chunking(
+        events in prop::collection::vec("[ -~]{0,40}", 0..8),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+        crlf in any::<bool>(),
+    ) {
+        let newline = if crlf { "\r\n" } else { "\n" };
+        let text: String = events
+            .iter()
+            .map(|e| format!(": comment{newline}event: message{newline}data: {e}{newline}{newline}"))
+            .collect();
+        let bytes = text.as_bytes();
+        let mut whole = Vec::new();
+        SseDecoder::default().feed(bytes, &mut whole).unwrap();
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.sort_unstable();
+        let mut decoder = SseDecoder::default();
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for point in points.into_iter().chain([bytes.len()]) {
+            decoder.feed(&bytes[start..point], &mut pieces).unwrap();
+            start = point;
+        }
+        prop_assert_eq!(&whole, &pieces);
+        // Only the one space after `data:` is stripped, as the SSE rules say: payloads come back whole.
+        prop_assert_eq!(whole, events);
+    }
+
+    #[test]
+    fn the_sse_decoder_takes_any_bytes_within_its_limit(bytes in prop::collection::vec(any::<u8>(), 0..512), limit in 1usize..64) {
+        let mut decoder = SseDecoder::with_limit(limit);
+        let mut out = Vec::new();
+        match decoder.feed(&bytes, &mut out) {
+            Ok(()) | Err(SseError::NotUtf8) => {}
+            Err(SseError::EventTooLarge) => {}
+        }
+        prop_assert!(out.iter().all(|event| event.len() <= limit));
+    }
+}
+
+#[test]
+fn a_listed_json_value_survives_adaptation_unchanged_but_for_result_type() {
+    let response = json!({"jsonrpc": "2.0", "id": 1, "result": {"x-extra": {"deep": [1, 2]}, "content": []}});
+    let modern = adapt::response_for(Era::Modern, response.clone(), "t");
+    assert_eq!(modern["result"]["x-extra"], response["result"]["x-extra"]);
+    assert_eq!(adapt::response_for(Era::Legacy, modern, "t"), response);
+}
