@@ -2,6 +2,7 @@
 //! of an SSE stream) panics the parsers, and the parsers agree with themselves.
 
 use crate::catalog::cursor;
+use crate::protocol::raw::RawMessage;
 use crate::protocol::sse::{SseDecoder, SseError};
 use crate::protocol::{ClientContext, Era, jsonrpc};
 use crate::route::adapt;
@@ -60,8 +61,12 @@ proptest! {
         let mut request = value.clone();
         adapt::add_modern_meta(&mut request, &ClientContext::mcplex());
         adapt::strip_modern_meta(&mut request);
-        let _ = adapt::response_for(Era::Legacy, value.clone(), "t");
-        let _ = adapt::response_for(Era::Modern, value, "t");
+        let raw = RawMessage::new(value.to_string());
+        for era in [Era::Legacy, Era::Modern] {
+            if let Ok(rewritten) = adapt::rewrite_response(&raw, &json!(1), era, "t") {
+                prop_assert!(serde_json::from_slice::<Value>(&rewritten.json).is_ok());
+            }
+        }
     }
 
     #[test]
@@ -115,9 +120,14 @@ proptest! {
 }
 
 #[test]
-fn a_listed_json_value_survives_adaptation_unchanged_but_for_result_type() {
-    let response = json!({"jsonrpc": "2.0", "id": 1, "result": {"x-extra": {"deep": [1, 2]}, "content": []}});
-    let modern = adapt::response_for(Era::Modern, response.clone(), "t");
+fn a_response_survives_adaptation_unchanged_but_for_id_and_result_type() {
+    let response =
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"x-extra": {"deep": [1, 2]}, "content": []}, "x-top": 1});
+    let rewrite = |value: &Value, era| {
+        let rewritten = adapt::rewrite_response(&RawMessage::new(value.to_string()), &json!(1), era, "t").unwrap();
+        serde_json::from_slice::<Value>(&rewritten.json).unwrap()
+    };
+    let modern = rewrite(&response, Era::Modern);
     assert_eq!(modern["result"]["x-extra"], response["result"]["x-extra"]);
-    assert_eq!(adapt::response_for(Era::Legacy, modern, "t"), response);
+    assert_eq!(rewrite(&modern, Era::Legacy), response);
 }

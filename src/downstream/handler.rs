@@ -6,6 +6,7 @@ use crate::downstream::sessions::{Session, SessionStore};
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::{self, ClientContext, Era, jsonrpc, meta, method};
 use crate::route::{self, Caller, ClientSession, Inbound, Router, own};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
@@ -326,7 +327,7 @@ impl Endpoint {
         let Ok(slot) = self.streams.clone().try_acquire_owned() else {
             return respond::too_busy(&format!("{} open SSE streams", self.limits.max_streams));
         };
-        let (tx, rx) = mpsc::channel::<Value>(32);
+        let (tx, rx) = mpsc::channel::<Bytes>(32);
         tokio::spawn(carry_session_stream(session, self.router.subscribe_changes(), tx));
         respond::sse(rx, slot)
     }
@@ -353,14 +354,14 @@ impl Endpoint {
 }
 
 /// Feeds a session's GET stream: messages the targets sent on their own streams, and `list_changed`.
-async fn carry_session_stream(session: Arc<Session>, mut changes: broadcast::Receiver<Value>, tx: mpsc::Sender<Value>) {
+async fn carry_session_stream(session: Arc<Session>, mut changes: broadcast::Receiver<Value>, tx: mpsc::Sender<Bytes>) {
     let Ok(mut inbox) = session.route.stream_inbox().try_lock() else {
         let _ = tx
-            .send(jsonrpc::error(
+            .send(route::dispatch::encode(&jsonrpc::error(
                 None,
                 jsonrpc::INVALID_REQUEST,
                 "another GET stream is open for this session",
-            ))
+            )))
             .await;
         return;
     };
@@ -374,7 +375,7 @@ async fn carry_session_stream(session: Arc<Session>, mut changes: broadcast::Rec
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };
-        if tx.send(message).await.is_err() {
+        if tx.send(route::dispatch::encode(&message)).await.is_err() {
             return;
         }
     }

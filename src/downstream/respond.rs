@@ -1,6 +1,6 @@
 //! HTTP responses to clients: JSON bodies, SSE streams with keep-alives, and error statuses per era.
 
-use crate::protocol::sse::{KEEP_ALIVE, encode_event};
+use crate::protocol::sse::{EVENT_END, EVENT_START, KEEP_ALIVE, encode_event};
 use crate::protocol::{Era, jsonrpc};
 use crate::route::Outcome;
 use bytes::Bytes;
@@ -10,6 +10,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::Frame;
 use serde_json::Value;
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
@@ -28,7 +29,7 @@ pub fn outcome(
 ) -> Response<Body> {
     match outcome {
         Outcome::Message(message) => json(era, &message),
-        Outcome::Encoded(body) => json_bytes(body),
+        Outcome::Encoded { json, error_code } => encoded(status_for(era, error_code), json),
         Outcome::Stream(messages) => match stream_slot() {
             Some(slot) => sse(messages, slot),
             // Dropping the receiver tells the router the client is gone, which cancels the upstream call.
@@ -54,8 +55,15 @@ pub fn too_busy(what: &str) -> Response<Body> {
 
 /// A JSON response with the status the era prescribes for its error code (if it is an error).
 pub fn json(era: Era, message: &Value) -> Response<Body> {
-    let status = match (era, jsonrpc::error_of(message)) {
-        (Era::Modern, Some((code, _))) => match code {
+    let status = status_for(era, jsonrpc::error_of(message).map(|(code, _)| code));
+    json_with_status(status, message)
+}
+
+/// The HTTP status for a JSON-RPC answer: 2026-07-28 maps some error codes to 400/404; the session era
+/// uses 200 for every answer but malformed requests.
+fn status_for(era: Era, error_code: Option<i64>) -> StatusCode {
+    match (era, error_code) {
+        (Era::Modern, Some(code)) => match code {
             jsonrpc::HEADER_MISMATCH
             | jsonrpc::MISSING_CLIENT_CAPABILITY
             | jsonrpc::UNSUPPORTED_PROTOCOL_VERSION
@@ -64,10 +72,9 @@ pub fn json(era: Era, message: &Value) -> Response<Body> {
             jsonrpc::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
             _ => StatusCode::OK,
         },
-        (Era::Legacy, Some((jsonrpc::PARSE_ERROR | jsonrpc::INVALID_REQUEST, _))) => StatusCode::BAD_REQUEST,
+        (Era::Legacy, Some(jsonrpc::PARSE_ERROR | jsonrpc::INVALID_REQUEST)) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
-    };
-    json_with_status(status, message)
+    }
 }
 
 /// A JSON response with an explicit status.
@@ -80,12 +87,15 @@ pub fn json_with_status(status: StatusCode, message: &Value) -> Response<Body> {
         .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "response could not be built"))
 }
 
-/// A 200 response whose JSON body is already encoded.
-pub fn json_bytes(body: Vec<u8>) -> Response<Body> {
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)).boxed_unsync())
-        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "response could not be built"))
+/// A response whose JSON body is already encoded.
+pub fn encoded(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body).boxed_unsync());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// A JSON-RPC error sent with an explicit HTTP status (transport-level problems).
@@ -116,17 +126,31 @@ pub fn plain(status: StatusCode, text: &str) -> Response<Body> {
     response
 }
 
-/// An SSE response carrying `messages` as they come, with a keep-alive comment whenever the stream
-/// has been quiet for [`KEEP_ALIVE_EVERY`]; it ends when the sender is dropped.
-pub fn sse(messages: mpsc::Receiver<Value>, slot: OwnedSemaphorePermit) -> Response<Body> {
-    let stream = futures_util::stream::unfold((messages, slot), |(mut rx, slot)| async move {
-        let frame = match tokio::time::timeout(KEEP_ALIVE_EVERY, rx.recv()).await {
-            Ok(Some(message)) => encode_event(&serde_json::to_vec(&message).unwrap_or_default()),
-            Ok(None) => return None,
-            Err(_) => Bytes::from_static(KEEP_ALIVE),
-        };
-        Some((Ok::<_, Infallible>(Frame::data(frame)), (rx, slot)))
-    });
+/// Messages smaller than this are copied into one SSE frame; larger ones are sent as three frames
+/// (event prefix, the message, the terminator) so their bytes are never copied.
+const COPY_BELOW: usize = 64 * 1024;
+
+/// An SSE response carrying encoded `messages` as they come, with a keep-alive comment whenever the
+/// stream has been quiet for [`KEEP_ALIVE_EVERY`]; it ends when the sender is dropped.
+pub fn sse(messages: mpsc::Receiver<Bytes>, slot: OwnedSemaphorePermit) -> Response<Body> {
+    let stream = futures_util::stream::unfold(
+        (messages, slot, VecDeque::<Bytes>::new()),
+        |(mut rx, slot, mut pending)| async move {
+            if let Some(frame) = pending.pop_front() {
+                return Some((Ok::<_, Infallible>(Frame::data(frame)), (rx, slot, pending)));
+            }
+            let frame = match tokio::time::timeout(KEEP_ALIVE_EVERY, rx.recv()).await {
+                Ok(Some(message)) if message.len() < COPY_BELOW => encode_event(&message),
+                Ok(Some(message)) => {
+                    pending.extend([message, Bytes::from_static(EVENT_END)]);
+                    Bytes::from_static(EVENT_START)
+                }
+                Ok(None) => return None,
+                Err(_) => Bytes::from_static(KEEP_ALIVE),
+            };
+            Some((Ok::<_, Infallible>(Frame::data(frame)), (rx, slot, pending)))
+        },
+    );
     let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream.boxed())));
     let headers = response.headers_mut();
     headers.insert(

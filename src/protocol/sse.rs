@@ -61,47 +61,59 @@ impl SseDecoder {
                 self.line.pop();
             }
             let line = std::mem::take(&mut self.line);
-            self.take_line(&line, out)?;
-            // Keep the buffer's allocation for the next line unless it grew large.
-            if line.capacity() <= 4096 {
-                self.line = line;
+            if let Some(spare) = self.take_line(line, out)? {
+                // Keep a small buffer's allocation for the next line.
+                self.line = spare;
                 self.line.clear();
             }
         }
         Ok(())
     }
 
-    fn take_line(&mut self, line: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
+    /// Takes one complete line; gives the buffer back when it is small enough to reuse.
+    fn take_line(&mut self, mut line: Vec<u8>, out: &mut Vec<String>) -> Result<Option<Vec<u8>>, SseError> {
         if line.is_empty() {
             if self.has_data {
                 out.push(std::mem::take(&mut self.data));
                 self.has_data = false;
             }
-            return Ok(());
+            return Ok(Some(line));
         }
-        let line = std::str::from_utf8(line).map_err(|_| SseError::NotUtf8)?;
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line, ""),
-        };
-        if field == "data" {
-            if self.has_data {
-                self.data.push('\n');
-            }
-            self.data.push_str(value);
+        let colon = line.iter().position(|&b| b == b':');
+        let field = &line[..colon.unwrap_or(line.len())];
+        if field != b"data" {
+            return Ok((line.capacity() <= 4096).then_some(line));
+        }
+        let mut start = colon.map_or(line.len(), |c| c + 1);
+        if line.get(start) == Some(&b' ') {
+            start += 1;
+        }
+        if !self.has_data {
+            // The usual case, one data line an event: the line's buffer becomes the event, no copy.
+            line.drain(..start);
+            self.data = String::from_utf8(line).map_err(|_| SseError::NotUtf8)?;
             self.has_data = true;
+            return Ok(None);
         }
-        Ok(())
+        let value = std::str::from_utf8(&line[start..]).map_err(|_| SseError::NotUtf8)?;
+        self.data.push('\n');
+        self.data.push_str(value);
+        Ok((line.capacity() <= 4096).then_some(line))
     }
 }
 
+/// What precedes a JSON-RPC message in an SSE `message` event. JSON text holds no raw newline (JSON
+/// escapes them in strings and serde writes none between tokens), so one data line carries it.
+pub const EVENT_START: &[u8] = b"event: message\ndata: ";
+/// What ends an SSE event.
+pub const EVENT_END: &[u8] = b"\n\n";
+
 /// Encodes one JSON-RPC message as an SSE `message` event.
 pub fn encode_event(json: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(json.len() + 24);
-    out.extend_from_slice(b"event: message\ndata: ");
-    // JSON text from serde never holds a raw newline, so one data line suffices.
+    let mut out = Vec::with_capacity(json.len() + EVENT_START.len() + EVENT_END.len());
+    out.extend_from_slice(EVENT_START);
     out.extend_from_slice(json);
-    out.extend_from_slice(b"\n\n");
+    out.extend_from_slice(EVENT_END);
     Bytes::from(out)
 }
 

@@ -1,7 +1,10 @@
 //! Era adaptation: what changes in a message when the client and the target speak different eras
 //! (`_meta` added or stripped on requests, `resultType` added or removed on results).
 
-use crate::protocol::{ClientContext, Era, MODERN_VERSION, jsonrpc, meta};
+use crate::protocol::raw::{ObjectWriter, RawMessage, RawObject};
+use crate::protocol::{ClientContext, Era, MODERN_VERSION, meta};
+use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 fn meta_of(message: &mut Value) -> Option<&mut Map<String, Value>> {
@@ -37,34 +40,105 @@ pub fn strip_modern_meta(message: &mut Value) {
     }
 }
 
-/// Rewrites a target's response for the client's era; `target` names the source in errors.
-pub fn response_for(era: Era, mut response: Value, target: &str) -> Value {
-    let id = response.get("id").cloned();
-    let Some(result) = response.get_mut("result").and_then(Value::as_object_mut) else {
-        return response;
-    };
-    match era {
-        Era::Modern => {
-            result.entry("resultType").or_insert_with(|| json!("complete"));
-        }
-        Era::Legacy => match result.get("resultType").and_then(Value::as_str) {
-            Some("complete") => {
-                result.remove("resultType");
-            }
-            Some(other) => {
-                return jsonrpc::error(
-                    id,
-                    jsonrpc::INTERNAL_ERROR,
-                    format!(
-                        "target `{target}` answered with resultType `{other}` (it asks the client for input the 2026-07-28 way); carrying that to a session-era client is not supported yet"
-                    ),
-                );
-            }
-            None => {}
-        },
-    }
-    response
+/// Why a target's response could not be given to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum AdaptError {
+    /// The response is not a JSON object (or a member of it is broken).
+    #[error("target `{target}` sent an invalid answer: {source}")]
+    NotJson {
+        /// The target.
+        target: String,
+        /// What the parser said.
+        source: serde_json::Error,
+    },
+    /// A 2026-07-28 target asks a session-era client for input the 2026-07-28 way.
+    #[error(
+        "target `{target}` answered with resultType `{result_type}` (it asks the client for input the 2026-07-28 way); carrying that to a session-era client is not supported yet"
+    )]
+    InputRequired {
+        /// The target.
+        target: String,
+        /// The result type it sent.
+        result_type: String,
+    },
 }
+
+/// A target's response rewritten for the client.
+pub struct Rewritten {
+    /// The message text.
+    pub json: Bytes,
+    /// The JSON-RPC error code, when the response is an error.
+    pub error_code: Option<i64>,
+}
+
+/// Rewrites a target's response for the client: the client's own id, and `resultType` as the client's
+/// era expects. Members are copied as raw text, so a large result is held twice at most (in and out).
+pub fn rewrite_response(raw: &RawMessage, client_id: &Value, era: Era, target: &str) -> Result<Rewritten, AdaptError> {
+    let not_json = |source| AdaptError::NotJson {
+        target: target.to_owned(),
+        source,
+    };
+    let object = raw.object().map_err(not_json)?;
+    let mut out = Vec::with_capacity(raw.bytes().len() + 32);
+    let mut writer = ObjectWriter::start(&mut out);
+    let mut error_code = None;
+    for (key, value) in object.members() {
+        match key {
+            "id" => writer.value("id", client_id),
+            "result" => write_result(writer.key("result"), value, era, target)?,
+            "error" => {
+                error_code = serde_json::from_str::<Value>(value.get())
+                    .ok()
+                    .and_then(|e| e.get("code")?.as_i64());
+                writer.raw(key, value.get());
+            }
+            _ => writer.raw(key, value.get()),
+        }
+    }
+    if !object.has("id") {
+        writer.value("id", client_id);
+    }
+    writer.finish();
+    Ok(Rewritten {
+        json: Bytes::from(out),
+        error_code,
+    })
+}
+
+fn write_result(out: &mut Vec<u8>, result: &RawValue, era: Era, target: &str) -> Result<(), AdaptError> {
+    if !result.get().trim_start().starts_with('{') {
+        out.extend_from_slice(result.get().as_bytes());
+        return Ok(());
+    }
+    let object: RawObject<'_> = serde_json::from_str(result.get()).map_err(|source| AdaptError::NotJson {
+        target: target.to_owned(),
+        source,
+    })?;
+    let result_type = object.str("resultType");
+    if era == Era::Legacy
+        && let Some(other) = result_type.as_deref().filter(|t| *t != RESULT_COMPLETE)
+    {
+        return Err(AdaptError::InputRequired {
+            target: target.to_owned(),
+            result_type: other.to_owned(),
+        });
+    }
+    let mut writer = ObjectWriter::start(out);
+    for (key, value) in object.members() {
+        if key == "resultType" && era == Era::Legacy {
+            continue;
+        }
+        writer.raw(key, value.get());
+    }
+    if era == Era::Modern && result_type.is_none() {
+        writer.value("resultType", &RESULT_COMPLETE);
+    }
+    writer.finish();
+    Ok(())
+}
+
+/// The `resultType` of a final result.
+pub const RESULT_COMPLETE: &str = "complete";
 
 #[cfg(test)]
 mod tests {
@@ -89,21 +163,33 @@ mod tests {
         assert_eq!(odd["params"], json!([1]));
     }
 
+    fn rewrite(era: Era, json: &str) -> Result<Value, AdaptError> {
+        rewrite_response(&RawMessage::new(json.to_owned()), &json!("client-7"), era, "math")
+            .map(|r| serde_json::from_slice(&r.json).unwrap())
+    }
+
     #[test]
-    fn adds_and_strips_result_type() {
-        let plain = json!({"jsonrpc":"2.0","id":1,"result":{"content":[]}});
+    fn adds_and_strips_result_type_and_writes_the_client_id() {
+        let plain = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"x":{"y":1}}}"#;
+        let modern = rewrite(Era::Modern, plain).unwrap();
+        assert_eq!(modern["id"], "client-7");
+        assert_eq!(modern["result"]["resultType"], "complete");
+        assert_eq!(modern["result"]["x"]["y"], 1);
+        let back = rewrite(Era::Legacy, &modern.to_string()).unwrap();
         assert_eq!(
-            response_for(Era::Modern, plain.clone(), "t")["result"]["resultType"],
-            "complete"
+            back,
+            json!({"jsonrpc":"2.0","id":"client-7","result":{"content":[],"x":{"y":1}}})
         );
-        let modern = json!({"jsonrpc":"2.0","id":1,"result":{"content":[],"resultType":"complete"}});
-        assert_eq!(response_for(Era::Legacy, modern, "t"), plain);
-        let mrtr = json!({"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}});
-        assert!(
-            response_for(Era::Legacy, mrtr, "math")["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("`math`")
-        );
+        let error = rewrite_response(
+            &RawMessage::new(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#),
+            &json!(1),
+            Era::Modern,
+            "math",
+        )
+        .unwrap();
+        assert_eq!(error.error_code, Some(-32601));
+        let mrtr = r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#;
+        assert!(rewrite(Era::Legacy, mrtr).unwrap_err().to_string().contains("`math`"));
+        assert!(rewrite(Era::Modern, "[1]").is_err());
     }
 }

@@ -6,6 +6,7 @@ use crate::protocol::{ClientContext, Era, jsonrpc, method};
 use crate::route::router::Router;
 use crate::route::session::ClientSession;
 use crate::route::{call, listen, own};
+use bytes::Bytes;
 use http::HeaderValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -57,12 +58,17 @@ impl Inbound {
 
 /// What the client gets back.
 pub enum Outcome {
-    /// One JSON-RPC message.
+    /// One JSON-RPC message mcplex wrote.
     Message(Value),
-    /// One JSON-RPC message, already encoded (merged list pages).
-    Encoded(Vec<u8>),
-    /// Messages as they come; the stream ends after the final response (or lives, for listen).
-    Stream(mpsc::Receiver<Value>),
+    /// One JSON-RPC message, already encoded (a target's rewritten answer, a merged list page).
+    Encoded {
+        /// The message text.
+        json: Bytes,
+        /// Its JSON-RPC error code, when it is an error (the client's era may map it to an HTTP status).
+        error_code: Option<i64>,
+    },
+    /// Encoded messages as they come; the stream ends after the final response (or lives, for listen).
+    Stream(mpsc::Receiver<Bytes>),
     /// A notification or response was taken.
     Accepted,
 }
@@ -72,6 +78,11 @@ impl Outcome {
     pub fn error(id: Value, code: i64, message: impl Into<String>) -> Self {
         Self::Message(jsonrpc::error(Some(id), code, message))
     }
+}
+
+/// Encodes a message mcplex wrote for a stream (serializing a `Value` cannot fail).
+pub fn encode(message: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(message).unwrap_or_default())
 }
 
 /// Routes one message from a client.
@@ -92,7 +103,7 @@ pub async fn handle(router: &Arc<Router>, inbound: Inbound) -> Outcome {
 async fn request(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     let era = inbound.caller.era();
     let id = inbound.id();
-    let answer = |result: Value| Outcome::Message(own::finish(era, jsonrpc::result(id.clone(), result)));
+    let answer = |result: Value| Outcome::Message(jsonrpc::result(id.clone(), own::finish(era, result)));
     let name = inbound.message.method();
     if let Some(kind) = ItemKind::from_list_method(name) {
         return own::list_page(router, &inbound, kind);

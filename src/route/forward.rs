@@ -1,12 +1,14 @@
 //! Forwards one client request to a target and carries the answer back: one message as one message,
 //! a stream as a stream, with ids mapped both ways and progress extending the deadline.
 
+use crate::protocol::raw::RawMessage;
 use crate::protocol::{Era, jsonrpc, method};
-use crate::route::adapt::response_for;
+use crate::route::adapt::{AdaptError, rewrite_response};
 use crate::route::channel::Channel;
-use crate::route::dispatch::Outcome;
+use crate::route::dispatch::{Outcome, encode};
 use crate::route::session::{ClientSession, refuse_server_request};
 use crate::upstream::{ExchangeGuard, MessageStream, Reply, UpstreamError};
+use bytes::Bytes;
 use http::HeaderValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -38,11 +40,18 @@ impl Forward {
         }
     }
 
-    fn client_response(&self, mut response: Value) -> Value {
-        if let Some(object) = response.as_object_mut() {
-            object.insert("id".into(), self.client_id.clone());
+    /// The target's final response as the client must see it, or the error that replaces it.
+    fn client_response(&self, response: &RawMessage) -> Result<(Bytes, Option<i64>), Value> {
+        match rewrite_response(response, &self.client_id, self.era, self.channel.target().name()) {
+            Ok(rewritten) => Ok((rewritten.json, rewritten.error_code)),
+            Err(error) => {
+                let code = match error {
+                    AdaptError::NotJson { .. } => jsonrpc::TARGET_UNAVAILABLE,
+                    AdaptError::InputRequired { .. } => jsonrpc::INTERNAL_ERROR,
+                };
+                Err(jsonrpc::error(Some(self.client_id.clone()), code, error.to_string()))
+            }
         }
-        response_for(self.era, response, self.channel.target().name())
     }
 
     fn error(&self, error: &UpstreamError) -> Value {
@@ -62,7 +71,10 @@ pub async fn forward(mut forward: Forward) -> Outcome {
     match forward.channel.send(message, forward.authorization.as_ref()).await {
         Ok(Reply::Single(response)) => {
             forward.finish();
-            Outcome::Message(forward.client_response(response))
+            match forward.client_response(&response) {
+                Ok((json, error_code)) => Outcome::Encoded { json, error_code },
+                Err(error) => Outcome::Message(error),
+            }
         }
         Ok(Reply::Stream(stream)) => {
             let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -99,7 +111,7 @@ async fn relay_stream(
     forward: Forward,
     mut stream: MessageStream,
     upstream_id: Value,
-    tx: mpsc::Sender<Value>,
+    tx: mpsc::Sender<Bytes>,
     _exchange: ExchangeGuard,
 ) {
     let target = forward.channel.target().clone();
@@ -127,29 +139,36 @@ async fn relay_stream(
             Ok(Some(Err(error))) => break StreamEnd::Failed(error),
             Ok(Some(Ok(message))) => message,
         };
-        let is_request = message.get("method").is_some() && message.get("id").is_some();
-        let is_final = message.get("method").is_none() && message.get("id") == Some(&upstream_id);
+        let (has_method, id) = match message.object() {
+            Ok(object) => (object.has("method"), object.value("id")),
+            Err(e) => break StreamEnd::Failed(stream.garbage(format!("an SSE event is not a JSON object: {e}"))),
+        };
+        let is_final = !has_method && id.as_ref() == Some(&upstream_id);
         let outgoing = if is_final {
-            forward.client_response(message)
-        } else if is_request {
-            let upstream_request_id = message.get("id").cloned().unwrap_or(Value::Null);
+            match forward.client_response(&message) {
+                Ok((json, _)) => json,
+                Err(error) => encode(&error),
+            }
+        } else if has_method && id.is_some() {
+            let Ok(request) = message.value() else { continue };
             let registered = match &forward.session {
-                Some(session) => session.register_server_request(&forward.channel, message),
+                Some(session) => session.register_server_request(&forward.channel, request),
                 None => {
                     refuse_server_request(
                         &forward.channel,
-                        upstream_request_id,
+                        id.unwrap_or(Value::Null),
                         "the client speaks 2026-07-28 and cannot answer requests mid-call".into(),
                     );
                     None
                 }
             };
             match registered {
-                Some(request) => request,
+                Some(request) => encode(&request),
                 None => continue,
             }
         } else {
-            message
+            // Notifications (progress, logs) belong to this call as they are: relayed without a rewrite.
+            message.into_bytes()
         };
         // A client that stops reading for a whole deadline is treated as gone, so nothing waits on it for ever.
         if !matches!(tokio::time::timeout(deadline, tx.send(outgoing)).await, Ok(Ok(()))) {
@@ -165,7 +184,7 @@ async fn relay_stream(
         StreamEnd::ClientGone => cancel_upstream(&forward.channel, &upstream_id, "the client went away"),
         StreamEnd::Failed(error) => {
             tracing::warn!(target_name = target.name(), %error, "streamed call failed");
-            let _ = tokio::time::timeout(deadline, tx.send(forward.error(&error))).await;
+            let _ = tokio::time::timeout(deadline, tx.send(encode(&forward.error(&error)))).await;
             if error.is_unreachable() {
                 cancel_upstream(&forward.channel, &upstream_id, "mcplex gave up waiting");
             }

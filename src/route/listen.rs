@@ -4,9 +4,10 @@
 use crate::catalog::ItemKind;
 use crate::protocol::{Era, meta, method};
 use crate::route::channel::Channel;
-use crate::route::dispatch::{Caller, Inbound, Outcome};
+use crate::route::dispatch::{Caller, Inbound, Outcome, encode};
 use crate::route::router::Router;
 use crate::upstream::{MessageStream, Reply};
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,7 +60,7 @@ pub async fn listen(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     }
     let (tx, rx) = mpsc::channel(LISTEN_BUFFER);
     let ack = json!({ "jsonrpc": "2.0", "method": method::LISTEN_ACKNOWLEDGED, "params": { "notifications": accepted, "_meta": { meta::SUBSCRIPTION_ID: subscription_id } } });
-    let _ = tx.try_send(ack);
+    let _ = tx.try_send(encode(&ack));
     let (updates_tx, updates) = mpsc::channel::<Value>(LISTEN_BUFFER);
     for (_, stream, retired) in upstreams {
         tokio::spawn(carry_updates(stream, updates_tx.clone(), retired));
@@ -83,8 +84,11 @@ async fn carry_updates(mut stream: MessageStream, updates: mpsc::Sender<Value>, 
             _ = retired.cancelled() => return,
         };
         let Some(Ok(message)) = next else { return };
-        if message.get("method").and_then(Value::as_str) == Some(method::RESOURCES_UPDATED)
-            && updates.send(message).await.is_err()
+        let is_update = message
+            .object()
+            .is_ok_and(|o| o.str("method").as_deref() == Some(method::RESOURCES_UPDATED));
+        if let Some(update) = is_update.then(|| message.value().ok()).flatten()
+            && updates.send(update).await.is_err()
         {
             return;
         }
@@ -96,7 +100,7 @@ async fn merge(
     mut updates: mpsc::Receiver<Value>,
     wanted_methods: Vec<&'static str>,
     subscription_id: Value,
-    tx: mpsc::Sender<Value>,
+    tx: mpsc::Sender<Bytes>,
 ) {
     loop {
         let mut message = tokio::select! {
@@ -109,7 +113,7 @@ async fn merge(
             Some(update) = updates.recv() => update,
         };
         set_subscription_id(&mut message, &subscription_id);
-        if tx.send(message).await.is_err() {
+        if tx.send(encode(&message)).await.is_err() {
             return;
         }
     }

@@ -60,8 +60,13 @@ pub fn initialize_result(snapshot: &Snapshot, version: &str) -> Value {
 }
 
 /// Gives a result mcplex wrote itself the shape the client's era expects.
-pub fn finish(era: Era, response: Value) -> Value {
-    adapt::response_for(era, response, "mcplex")
+pub fn finish(era: Era, mut result: Value) -> Value {
+    if era == Era::Modern
+        && let Some(object) = result.as_object_mut()
+    {
+        object.insert("resultType".into(), adapt::RESULT_COMPLETE.into());
+    }
+    result
 }
 
 /// Writes a page of a merged list straight from the catalog's pre-serialized items. Targets whose
@@ -104,7 +109,10 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
         );
     }
     out.extend_from_slice(b"}}");
-    Outcome::Encoded(out)
+    Outcome::Encoded {
+        json: out.into(),
+        error_code: None,
+    }
 }
 
 /// Appends `value` as JSON (writing a string or a JSON value into a Vec cannot fail).

@@ -41,7 +41,12 @@ pub async fn pump_session_stream(
                     };
                     let Some(Ok(message)) = next else { break };
                     let Some(session) = session.upgrade() else { return };
-                    deliver(&session, &router, &channel, message);
+                    match message.value() {
+                        Ok(message) => deliver(&session, &router, &channel, message),
+                        Err(error) => {
+                            tracing::debug!(target_name = target.name(), %error, "a GET stream event is not JSON; skipped")
+                        }
+                    }
                 }
             }
             Err(error) => tracing::debug!(target_name = target.name(), %error, "upstream GET stream unavailable"),

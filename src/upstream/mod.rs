@@ -20,18 +20,22 @@ use serde_json::Value;
 /// refused with an error naming the target instead of being buffered.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Reads a reply to its final response (the message whose id is `id`), skipping anything else.
-/// Callers bound it with the target's deadline.
+/// Reads a reply to its final response (the message whose id is `id`), skipping anything else, as a
+/// tree (for mcplex's own small exchanges: lists, initialize). Callers bound it with the target's deadline.
 pub async fn final_response(reply: Reply, id: &Value, target: &str) -> Result<Value, UpstreamError> {
+    let garbage = |e: serde_json::Error| UpstreamError::Garbage {
+        target: target.into(),
+        reason: format!("the answer is not JSON: {e}"),
+    };
     match reply {
-        Reply::Single(value) => Ok(value),
+        Reply::Single(message) => message.value().map_err(garbage),
         Reply::Accepted => Err(UpstreamError::Garbage {
             target: target.into(),
             reason: "a request was answered with 202 and no response".into(),
         }),
         Reply::Stream(mut stream) => {
             while let Some(message) = stream.next().await {
-                let message = message?;
+                let message = message?.value().map_err(garbage)?;
                 if message.get("id") == Some(id) && message.get("method").is_none() {
                     return Ok(message);
                 }

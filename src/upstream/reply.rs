@@ -1,19 +1,19 @@
 //! What a target sent back for one POST: nothing, one message, or a stream of messages.
 
+use crate::protocol::raw::RawMessage;
 use crate::protocol::sse::SseDecoder;
 use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::error::UpstreamError;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use serde_json::Value;
 use std::collections::VecDeque;
 
 /// The answer to one POST.
 pub enum Reply {
     /// HTTP 202: a notification or response was taken.
     Accepted,
-    /// A single JSON-RPC message.
-    Single(Value),
+    /// A single JSON-RPC message (a JSON object with `result` or `error`).
+    Single(RawMessage),
     /// An SSE stream of messages, ending with the response.
     Stream(MessageStream),
 }
@@ -37,17 +37,15 @@ impl MessageStream {
         }
     }
 
-    /// The next message, `None` at the end of the stream.
-    pub async fn next(&mut self) -> Option<Result<Value, UpstreamError>> {
+    /// The next message, `None` at the end of the stream. It stays raw text: readers parse what they need.
+    pub async fn next(&mut self) -> Option<Result<RawMessage, UpstreamError>> {
         loop {
             if let Some(text) = self.ready.pop_front() {
                 // Priming events (SEP-1699) carry an id and an empty data line: nothing to relay.
                 if text.trim().is_empty() {
                     continue;
                 }
-                return Some(
-                    serde_json::from_str(&text).map_err(|e| self.garbage(format!("an SSE event is not JSON: {e}"))),
-                );
+                return Some(Ok(RawMessage::new(text)));
             }
             let frame = match self.body.frame().await? {
                 Ok(frame) => frame,
@@ -74,7 +72,8 @@ impl MessageStream {
         }
     }
 
-    fn garbage(&self, reason: String) -> UpstreamError {
+    /// The error for an event that is not a JSON-RPC message.
+    pub fn garbage(&self, reason: String) -> UpstreamError {
         UpstreamError::Garbage {
             target: self.target.clone(),
             reason,

@@ -8,6 +8,7 @@
 use crate::config::TargetConfig;
 use crate::config::schema::ProtocolChoice;
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use crate::protocol::raw::RawMessage;
 use crate::protocol::{self, Era, MODERN_VERSION, headers as mcp_headers, jsonrpc, method};
 use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::credentials::Credentials;
@@ -351,23 +352,27 @@ impl Target {
             }
             Err(error) => return Err(self.unreachable(format!("reading the answer failed: {}", error_chain(&*error)))),
         };
-        match serde_json::from_slice::<Value>(&bytes) {
+        let message = RawMessage::new(bytes);
+        match message.object() {
             // Modern targets answer errors with 4xx and a JSON-RPC body; the body is what matters.
-            Ok(value) if value.get("result").is_some() || value.get("error").is_some() => Ok(Reply::Single(value)),
-            _ if status.is_success() && bytes.is_empty() => Ok(Reply::Accepted),
+            Ok(object) if object.has("result") || object.has("error") => Ok(Reply::Single(message)),
+            _ if status.is_success() && message.bytes().is_empty() => Ok(Reply::Accepted),
             Ok(_) if status.is_success() => Err(UpstreamError::Garbage {
                 target: self.name().into(),
                 reason: "the JSON answer has neither `result` nor `error`".into(),
             }),
             Err(e) if status.is_success() => Err(UpstreamError::Garbage {
                 target: self.name().into(),
-                reason: format!("the answer is not JSON: {e}"),
+                reason: format!("the answer is not a JSON object: {e}"),
             }),
-            _ => Err(UpstreamError::Status {
-                target: self.name().into(),
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
-            }),
+            _ => {
+                let bytes = message.bytes();
+                Err(UpstreamError::Status {
+                    target: self.name().into(),
+                    status: status.as_u16(),
+                    body: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+                })
+            }
         }
     }
 
@@ -408,9 +413,9 @@ impl Target {
             ..Default::default()
         };
         let answer = match self.post(&discover, &out).await {
-            Ok(Reply::Single(value)) => Some(value),
+            Ok(Reply::Single(message)) => message.value().ok(),
             Ok(Reply::Stream(mut stream)) => match stream.next().await {
-                Some(Ok(value)) => Some(value),
+                Some(Ok(message)) => message.value().ok(),
                 _ => None,
             },
             Ok(Reply::Accepted) => None,

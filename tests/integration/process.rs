@@ -121,7 +121,9 @@ async fn modern_clients_hear_about_catalog_changes_on_subscriptions_listen() {
         let chunk = tokio::time::timeout(Duration::from_millis(200), response.chunk()).await;
         if let Ok(chunk) = chunk {
             seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("stream open")));
-            events = seen
+            // Only complete lines: an event may arrive in several chunks.
+            let complete = &seen[..seen.rfind('\n').map_or(0, |end| end + 1)];
+            events = complete
                 .lines()
                 .filter_map(|l| l.strip_prefix("data: "))
                 .map(|d| serde_json::from_str::<Value>(d).unwrap())
