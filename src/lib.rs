@@ -5,13 +5,10 @@ pub mod admin;
 pub mod app;
 pub mod catalog;
 pub mod config;
-pub mod demo;
 pub mod downstream;
-pub mod examples;
 pub mod protocol;
 pub mod route;
 pub mod serve;
-pub mod server_tls;
 pub mod upstream;
 
 #[cfg(test)]

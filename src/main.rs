@@ -1,13 +1,12 @@
-//! The `mcplex` binary: `run`, `check`, `demo` and `example-server`.
+//! The `mcplex` binary: `run` and `check`. (The demo and the example servers are `mcplex-examples`.)
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mcplex::app::{Options, Sidecar};
-use mcplex::examples::Example;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tokio_util::sync::CancellationToken;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -20,7 +19,7 @@ struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
     /// Log filter (tracing syntax), e.g. `info` or `mcplex=debug`.
-    #[arg(long, global = true, env = "MCPLEX_LOG", default_value = "info,rmcp=warn")]
+    #[arg(long, global = true, env = "MCPLEX_LOG", default_value = "info")]
     log_level: String,
     #[command(subcommand)]
     command: Command,
@@ -51,38 +50,26 @@ enum Command {
         /// Seconds in-flight calls get to finish at shutdown.
         #[arg(long, default_value_t = 20)]
         drain_seconds: u64,
+        /// Milliseconds a target's first fetch may delay readiness; a slower target joins later.
+        #[arg(long, default_value_t = 1500)]
+        startup_deadline_ms: u64,
+        /// Session-era client sessions open at once.
+        #[arg(long, default_value_t = mcplex::downstream::sessions::DEFAULT_MAX_SESSIONS)]
+        max_sessions: usize,
+        /// MCP requests handled at once.
+        #[arg(long, default_value_t = mcplex::downstream::handler::DEFAULT_MAX_IN_FLIGHT)]
+        max_in_flight: usize,
+        /// SSE streams open at once.
+        #[arg(long, default_value_t = mcplex::downstream::handler::DEFAULT_MAX_STREAMS)]
+        max_streams: usize,
+        /// Connections to the MCP endpoint at once.
+        #[arg(long, default_value_t = 512)]
+        max_connections: usize,
     },
     /// Validate a config file and print every problem with its key path.
     Check {
         /// The config file.
         path: PathBuf,
-    },
-    /// Start the math and date example servers and the sidecar in front of them.
-    Demo {
-        /// MCP address (loopback only).
-        #[arg(long, default_value = mcplex::app::DEFAULT_LISTEN)]
-        listen: SocketAddr,
-        /// Admin address.
-        #[arg(long, default_value = "127.0.0.1:15302")]
-        admin: SocketAddr,
-    },
-    /// Run one example MCP server (for the Kubernetes examples and tests).
-    ExampleServer {
-        /// Which server.
-        #[arg(value_enum)]
-        which: Example,
-        /// Address to listen on.
-        #[arg(long, default_value = "0.0.0.0:8080")]
-        listen: SocketAddr,
-        /// PEM certificate: serve HTTPS.
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// PEM private key of --tls-cert.
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// PEM CA: require client certificates signed by it (mTLS).
-        #[arg(long, requires = "tls_cert")]
-        client_ca: Option<PathBuf>,
     },
 }
 
@@ -107,7 +94,18 @@ fn main() -> ExitCode {
     }
 }
 
-async fn execute(command: Command) -> Result<(), String> {
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    /// The sidecar could not start.
+    #[error(transparent)]
+    Start(#[from] mcplex::app::StartError),
+    /// The config file is unusable.
+    #[error(transparent)]
+    Config(#[from] mcplex::config::ConfigError),
+}
+
+async fn execute(command: Command) -> Result<(), CliError> {
     match command {
         Command::Run {
             config,
@@ -115,19 +113,29 @@ async fn execute(command: Command) -> Result<(), String> {
             admin,
             page_size,
             drain_seconds,
+            startup_deadline_ms,
+            max_sessions,
+            max_in_flight,
+            max_streams,
+            max_connections,
         } => {
             let mut options = Options::new(config);
             options.listen = listen;
             options.admin = admin;
             options.page_size = page_size;
-            options.drain = std::time::Duration::from_secs(drain_seconds);
-            let sidecar = Sidecar::start(options).await.map_err(|e| e.to_string())?;
+            options.drain = Duration::from_secs(drain_seconds);
+            options.startup_deadline = Duration::from_millis(startup_deadline_ms);
+            options.limits.max_sessions = max_sessions;
+            options.limits.max_in_flight = max_in_flight;
+            options.limits.max_streams = max_streams;
+            options.connections.max_connections = max_connections;
+            let sidecar = Sidecar::start(options).await?;
             mcplex::app::wait_for_signal().await;
             sidecar.stop().await;
             Ok(())
         }
         Command::Check { path } => {
-            let (config, _) = mcplex::config::load(&path).map_err(|e| e.to_string())?;
+            let (config, _) = mcplex::config::load(&path)?;
             println!("{}: OK ({} target(s))", path.display(), config.targets.len());
             for target in &config.targets {
                 let prefix = if target.prefix.is_empty() {
@@ -140,33 +148,6 @@ async fn execute(command: Command) -> Result<(), String> {
                     target.name, target.url, prefix, target.timeout, target.protocol
                 );
             }
-            Ok(())
-        }
-        Command::Demo { listen, admin } => mcplex::demo::run(listen, admin).await,
-        Command::ExampleServer {
-            which,
-            listen,
-            tls_cert,
-            tls_key,
-            client_ca,
-        } => {
-            let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => Some(
-                    mcplex::server_tls::server_config(&cert, &key, client_ca.as_deref()).map_err(|e| e.to_string())?,
-                ),
-                _ => None,
-            };
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            tracing::info!(example = ?which, %listen, tls = tls.is_some(), "example MCP server listening at /mcp");
-            let shutdown = CancellationToken::new();
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                mcplex::app::wait_for_signal().await;
-                stop.cancel();
-            });
-            mcplex::examples::run(which, listener, tls, shutdown).await;
             Ok(())
         }
     }

@@ -1,8 +1,8 @@
 //! Naming (prefix, allow/deny, rename), collisions, and pagination of merged lists.
 
 use crate::common::*;
-use mcplex::examples::Example;
-use mcplex::examples::everything::Versions;
+use mcplex_examples::Example;
+use mcplex_examples::everything::Versions;
 use serde_json::json;
 
 #[tokio::test]

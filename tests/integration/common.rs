@@ -3,8 +3,8 @@
 #![allow(dead_code, deprecated)]
 
 use mcplex::app::{Options, Sidecar};
-use mcplex::examples::everything::{Everything, Versions};
-use mcplex::examples::{self, Example};
+use mcplex_examples::everything::{Everything, Versions};
+use mcplex_examples::{self as examples, Example};
 use rmcp::model::*;
 use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;

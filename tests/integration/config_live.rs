@@ -1,8 +1,8 @@
 //! Live config: the kubelet's atomic ConfigMap swap, invalid edits, in-flight calls across a change.
 
 use crate::common::*;
-use mcplex::examples::Example;
-use mcplex::examples::everything::Versions;
+use mcplex_examples::Example;
+use mcplex_examples::everything::Versions;
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! that its probes and `MCP_SERVER_URL` answer.
 
 use crate::common::*;
-use mcplex::examples::Example;
+use mcplex_examples::Example;
 use mcplex_webhook::{Defaults, Outcome, mutate};
 use serde_json::{Value, json};
 use std::collections::HashMap;

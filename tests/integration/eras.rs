@@ -1,8 +1,8 @@
 //! Both client eras against targets of both eras: lists, calls, prompts, resources, completion.
 
 use crate::common::*;
-use mcplex::examples::Example;
-use mcplex::examples::everything::Versions;
+use mcplex_examples::Example;
+use mcplex_examples::everything::Versions;
 use rmcp::model::*;
 use serde_json::json;
 

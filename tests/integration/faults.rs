@@ -1,8 +1,8 @@
 //! Failure isolation: dead, silent, garbage-speaking and restarting targets.
 
 use crate::common::*;
-use mcplex::examples::Example;
-use mcplex::examples::everything::Versions;
+use mcplex_examples::Example;
+use mcplex_examples::everything::Versions;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

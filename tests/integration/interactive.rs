@@ -2,7 +2,7 @@
 #![allow(deprecated)] // the session-era features under test (logging, resources/subscribe) are deprecated in 2026-07-28
 
 use crate::common::*;
-use mcplex::examples::everything::Versions;
+use mcplex_examples::everything::Versions;
 use rmcp::model::*;
 use serde_json::json;
 

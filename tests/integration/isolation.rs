@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use crate::rogue::{Call, Rogue, RogueEra};
-use mcplex::examples::everything::Versions;
+use mcplex_examples::everything::Versions;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

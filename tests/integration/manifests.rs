@@ -71,7 +71,7 @@ fn the_example_configmap_is_a_valid_sidecar_config() {
 #[test]
 fn the_dockerfile_matches_the_binaries_and_the_injected_container() {
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
-    for binary in ["mcplex", "mcplex-webhook"] {
+    for binary in ["mcplex", "mcplex-webhook", "mcplex-examples"] {
         assert!(
             dockerfile.contains(&format!("/usr/local/bin/{binary}\n")),
             "{binary} not copied"
@@ -102,6 +102,16 @@ fn the_dockerfile_matches_the_binaries_and_the_injected_container() {
     let webhook = documents(&root().join("manifests/webhook/deployment.yaml")).remove(0);
     let container = &webhook["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["command"][0], "/usr/local/bin/mcplex-webhook");
+    for example in ["math", "date"] {
+        let deployment = documents(&root().join(format!("manifests/examples/{example}.yaml")))
+            .into_iter()
+            .find(|d| d["kind"] == "Deployment")
+            .unwrap();
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["command"][0], "/usr/local/bin/mcplex-examples");
+        assert_eq!(container["args"][0], "serve");
+        assert_eq!(container["args"][1], example);
+    }
     assert_eq!(
         webhook["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
         user

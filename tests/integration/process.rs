@@ -1,8 +1,8 @@
 //! The real binary: SIGTERM drains in-flight calls, JSON logs, and the modern subscription stream.
 
 use crate::common::*;
-use mcplex::examples::Example;
-use mcplex::examples::everything::Versions;
+use mcplex_examples::Example;
+use mcplex_examples::everything::Versions;
 use serde_json::{Value, json};
 use std::io::Read;
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! The endpoint's transport rules: Host/Origin, body limit, malformed JSON-RPC, modern headers, Authorization.
 
 use crate::common::*;
-use mcplex::examples::everything::Versions;
+use mcplex_examples::everything::Versions;
 use serde_json::json;
 
 async fn harness() -> (Upstream, Harness) {

@@ -1,7 +1,7 @@
 //! Upstream TLS and mTLS with certificates made for the test, and rotation of the client certificate.
 
 use crate::common::*;
-use mcplex::examples::everything::Everything;
+use mcplex_examples::everything::Everything;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use serde_json::json;
 use std::path::Path;
@@ -45,7 +45,7 @@ async fn mtls_server(dir: &Path, pki: &Pki) -> String {
         ExtendedKeyUsagePurpose::ServerAuth,
     );
     pki.write_ca(&dir.join("server-trusts.crt"));
-    let tls = mcplex::server_tls::server_config(
+    let tls = mcplex_examples::server_tls::server_config(
         &dir.join("server.crt"),
         &dir.join("server.key"),
         Some(&dir.join("server-trusts.crt")),
@@ -54,7 +54,7 @@ async fn mtls_server(dir: &Path, pki: &Pki) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = Everything::new();
-    tokio::spawn(mcplex::examples::serve_handler(
+    tokio::spawn(mcplex_examples::serve_handler(
         listener,
         Some(tls),
         move || server.clone(),

