@@ -17,13 +17,21 @@ use tokio_util::sync::CancellationToken;
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 const CALLS: usize = 25_000;
+/// Size of the large tool result.
+const BIG_RESULT: usize = 10 * 1024 * 1024;
 const WARMUP: usize = 2_000;
 
-/// A modern MCP target that answers at once: discover, tools/list (with `tools` tools) and tools/call.
+/// A modern MCP target that answers at once: discover, tools/list (with `tools` tools) and tools/call
+/// (the tool `big` answers with a 10 MiB text block).
 async fn fast_upstream(tools: usize) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let list: Vec<Value> = (0..tools).map(|i| json!({"name": format!("tool_{i:03}"), "description": "a fast tool", "inputSchema": {"type": "object", "properties": {"x": {"type": "integer"}}}})).collect();
+    // About 150 bytes of JSON a tool, plus `big`.
+    let list: Vec<Value> = (0..tools)
+        .map(|i| format!("tool_{i:03}"))
+        .chain(["big".to_string()])
+        .map(|name| json!({"name": name, "description": "a fast tool that answers at once, for benchmarks", "inputSchema": {"type": "object", "properties": {"x": {"type": "integer"}}}}))
+        .collect();
     let list = Bytes::from(
         json!({"resultType": "complete", "tools": list, "ttlMs": 3_600_000, "cacheScope": "public"}).to_string(),
     );
@@ -44,6 +52,9 @@ async fn fast_upstream(tools: usize) -> SocketAddr {
                 let result = match message["method"].as_str() {
                     Some("server/discover") => r#"{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"ttlMs":0,"cacheScope":"private"}"#.as_bytes().to_vec(),
                     Some("tools/list") => list.to_vec(),
+                    Some("tools/call") if message["params"]["name"] == "big" => {
+                        format!(r#"{{"resultType":"complete","content":[{{"type":"text","text":"{}"}}]}}"#, "x".repeat(BIG_RESULT)).into_bytes()
+                    }
                     Some("tools/call") => r#"{"resultType":"complete","content":[{"type":"text","text":"ok"}]}"#.as_bytes().to_vec(),
                     _ => {
                         let error = format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32601,"message":"not here"}}}}"#);
@@ -184,13 +195,15 @@ async fn drive(addr: SocketAddr, tool: &'static str, concurrency: usize, total: 
 }
 
 const ROUNDS: usize = 5;
+/// Idle session-era sessions opened to measure their cost.
+const SESSIONS: usize = 1000;
 
 /// One interleaved round: latencies in µs for direct / raw relay / mcplex, CPU per call for relay / mcplex.
 struct Round {
     p50: [f64; 3],
     p99: [f64; 3],
     cpu: [f64; 2],
-    throughput: f64,
+    throughput: [f64; 2],
 }
 
 /// Drives one round through `addr` while reading the CPU time of the process `pid` before and after.
@@ -225,20 +238,26 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// Resident memory and total CPU time of a process, from /proc.
-fn rss_and_cpu(pid: u32) -> (f64, Duration) {
+/// A `/proc/<pid>/status` field in MiB (VmRSS: resident now, VmHWM: the peak so far).
+fn status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kib: f64 = status
+    let kib: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// Resident memory and total CPU time of a process, from /proc.
+fn rss_and_cpu(pid: u32) -> (f64, Duration) {
+    let rss_mib = status_mib(pid, "VmRSS:");
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
     let ticks: u64 = fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
         + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    (rss_kib / 1024.0, Duration::from_millis(ticks * 10))
+    (rss_mib, Duration::from_millis(ticks * 10))
 }
 
 /// The baseline: a hyper relay that forwards bytes with no MCP work, run as its own process like mcplex.
@@ -326,7 +345,7 @@ async fn bench() {
         let mut rounds: Vec<Round> = Vec::new();
         for _ in 0..ROUNDS {
             let (direct, _) = drive(upstream, "tool_000", concurrency, CALLS / ROUNDS).await;
-            let (raw_cpu_before, raw_cpu_after, raw, _) =
+            let (raw_cpu_before, raw_cpu_after, raw, raw_wall) =
                 measured(raw_relay.id(), raw_relay_addr, "tool_000", concurrency).await;
             let (cpu_before, cpu_after, relayed, wall) =
                 measured(sidecar.child.id(), sidecar.mcp, "t0_tool_000", concurrency).await;
@@ -343,7 +362,10 @@ async fn bench() {
                     percentile_of(relayed, 0.99),
                 ],
                 cpu: [per_call(raw_cpu_before, raw_cpu_after), per_call(cpu_before, cpu_after)],
-                throughput: (CALLS / ROUNDS) as f64 / wall.as_secs_f64(),
+                throughput: [
+                    (CALLS / ROUNDS) as f64 / raw_wall.as_secs_f64(),
+                    (CALLS / ROUNDS) as f64 / wall.as_secs_f64(),
+                ],
             });
         }
         for (label, pick) in [
@@ -357,9 +379,10 @@ async fn bench() {
                 r - d
             );
         }
+        let [raw_rate, rate] = [0, 1].map(|i| median(rounds.iter().map(|r| r.throughput[i])));
         println!(
-            "| tools/call throughput via mcplex, {concurrency} session(s) | {:.0} calls/s |",
-            median(rounds.iter().map(|r| r.throughput))
+            "| tools/call throughput, {concurrency} session(s): raw hyper relay / mcplex | {raw_rate:.0} / {rate:.0} calls/s ({:.0} %) |",
+            100.0 * rate / raw_rate
         );
         println!(
             "| CPU per call, {concurrency} session(s): raw hyper relay / mcplex | {:.0} µs / {:.0} µs |",
@@ -368,19 +391,47 @@ async fn bench() {
         );
     }
 
-    // 1,000 open session-era sessions.
+    // A 10 MiB tool result: how far the peak RSS rises above what it was.
     let client = http_client();
-    for i in 0..1000 {
+    let peak_before = status_mib(sidecar.child.id(), "VmHWM:");
+    let body = send(&client, sidecar.mcp, modern_call(1, "t0_big")).await;
+    assert!(body.len() > BIG_RESULT, "the big result came back whole");
+    let peak_after = status_mib(sidecar.child.id(), "VmHWM:");
+    println!(
+        "| peak RSS rise for one 10 MiB tool result (JSON answer) | {:.1} MiB ({:.1} x the result) |",
+        peak_after - peak_before,
+        (peak_after - peak_before) / (BIG_RESULT as f64 / 1048576.0)
+    );
+
+    // Idle session-era sessions: the cost of each, and whether it is returned when they end.
+    let (before_sessions, _) = rss_and_cpu(sidecar.child.id());
+    let mut ids = Vec::new();
+    for i in 0..SESSIONS {
         let init = json!({"jsonrpc": "2.0", "id": i, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}});
-        let request = http::Request::post("/")
+        let mut request = http::Request::post(format!("http://{}/mcp", sidecar.mcp))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(init.to_string())))
             .unwrap();
-        send(&client, sidecar.mcp, request).await;
+        *request.uri_mut() = format!("http://{}/mcp", sidecar.mcp).parse().unwrap();
+        let response = client.request(request).await.unwrap();
+        ids.push(response.headers()["mcp-session-id"].to_str().unwrap().to_owned());
+        response.into_body().collect().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (sessions_rss, _) = rss_and_cpu(sidecar.child.id());
-    println!("| RSS with 1,000 open sessions | {sessions_rss:.1} MiB |");
+    let (with_sessions, _) = rss_and_cpu(sidecar.child.id());
+    for id in &ids {
+        let request = http::Request::delete(format!("http://{}/mcp", sidecar.mcp))
+            .header("mcp-session-id", id)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        client.request(request).await.unwrap().into_body().collect().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (after_sessions, _) = rss_and_cpu(sidecar.child.id());
+    println!(
+        "| RSS: before / with {SESSIONS} idle sessions / after they ended | {before_sessions:.1} / {with_sessions:.1} / {after_sessions:.1} MiB ({:.1} KiB per session) |",
+        (with_sessions - before_sessions) * 1024.0 / SESSIONS as f64
+    );
     drop(sidecar);
     let _ = raw_relay.kill();
     let _ = raw_relay.wait();
@@ -426,4 +477,35 @@ async fn bench() {
     );
     let (rss, _) = rss_and_cpu(sidecar.child.id());
     println!("| RSS with 10 targets x 50 tools | {rss:.1} MiB |");
+    drop(sidecar);
+
+    for (count, tools) in [(50usize, 2usize), (50, 100)] {
+        let mut targets = Vec::new();
+        for _ in 0..count {
+            targets.push(fast_upstream(tools).await);
+        }
+        let (sidecar, ready_after) = start_sidecar(&targets).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (rss, _) = rss_and_cpu(sidecar.child.id());
+        let mut latencies = Vec::new();
+        for i in 0..300 {
+            let request = http::Request::post("/")
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/list")
+                .body(Full::new(Bytes::from(list.clone())))
+                .unwrap();
+            let begun = Instant::now();
+            send(&client, sidecar.mcp, request).await;
+            if i >= 50 {
+                latencies.push(begun.elapsed());
+            }
+        }
+        latencies.sort();
+        println!(
+            "| {count} targets x {tools} tools: ready / RSS / tools/list first page (500) p50 | {:.1} ms / {rss:.1} MiB / {:.0} µs |",
+            ready_after.as_secs_f64() * 1e3,
+            micros(percentile(&latencies, 0.5)),
+        );
+    }
 }
