@@ -424,7 +424,14 @@ async fn bench() {
             .header("mcp-session-id", id)
             .body(Full::new(Bytes::new()))
             .unwrap();
-        client.request(request).await.unwrap().into_body().collect().await.unwrap();
+        client
+            .request(request)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (after_sessions, _) = rss_and_cpu(sidecar.child.id());

@@ -1,5 +1,6 @@
 //! The running sidecar: listeners, the config watcher, background upkeep, and graceful stop.
 
+use crate::budget::{Budget, DEFAULT_BUDGET_BYTES};
 use crate::config::{self, ConfigError, watch};
 use crate::downstream::Endpoint;
 use crate::downstream::handler::Limits;
@@ -36,6 +37,8 @@ pub struct Options {
     pub connections: ServeLimits,
     /// How long a new target's first fetch may delay readiness.
     pub startup_deadline: Duration,
+    /// Bytes of messages held at once (request bodies, targets' answers), counted twice for answers.
+    pub message_budget: usize,
     /// How long in-flight calls may take to finish at shutdown.
     pub drain: Duration,
     /// Session-era sessions idle this long are ended.
@@ -53,6 +56,7 @@ impl Options {
             limits: Limits::default(),
             connections: ServeLimits::default(),
             startup_deadline: DEFAULT_STARTUP_DEADLINE,
+            message_budget: DEFAULT_BUDGET_BYTES,
             drain: Duration::from_secs(20),
             session_idle: Duration::from_secs(30 * 60),
         }
@@ -117,7 +121,11 @@ impl Sidecar {
             addr: options.admin,
             source,
         })?;
-        let router = Router::new(options.page_size, options.startup_deadline);
+        let router = Router::new(
+            options.page_size,
+            options.startup_deadline,
+            Budget::new(options.message_budget),
+        );
         let endpoint = Endpoint::new(router.clone(), options.limits);
         let shutdown = CancellationToken::new();
         let mcp_endpoint = endpoint.clone();

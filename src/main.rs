@@ -63,8 +63,12 @@ enum Command {
         #[arg(long, default_value_t = mcplex::downstream::handler::DEFAULT_MAX_STREAMS)]
         max_streams: usize,
         /// Connections to the MCP endpoint at once.
-        #[arg(long, default_value_t = 512)]
+        #[arg(long, default_value_t = 128)]
         max_connections: usize,
+        /// MiB of messages held at once (request bodies, targets' answers counted twice); a request
+        /// that needs more gets a clear error.
+        #[arg(long, default_value_t = mcplex::budget::DEFAULT_BUDGET_BYTES / (1024 * 1024))]
+        message_budget_mib: usize,
     },
     /// Validate a config file and print every problem with its key path.
     Check {
@@ -118,6 +122,7 @@ async fn execute(command: Command) -> Result<(), CliError> {
             max_in_flight,
             max_streams,
             max_connections,
+            message_budget_mib,
         } => {
             let mut options = Options::new(config);
             options.listen = listen;
@@ -129,6 +134,7 @@ async fn execute(command: Command) -> Result<(), CliError> {
             options.limits.max_in_flight = max_in_flight;
             options.limits.max_streams = max_streams;
             options.connections.max_connections = max_connections;
+            options.message_budget = message_budget_mib * 1024 * 1024;
             let sidecar = Sidecar::start(options).await?;
             mcplex::app::wait_for_signal().await;
             sidecar.stop().await;

@@ -39,11 +39,16 @@ impl Default for ServeLimits {
     /// The MCP listener's limits.
     fn default() -> Self {
         Self {
-            max_connections: 512,
+            max_connections: 128,
             header_read_timeout: Duration::from_secs(30),
         }
     }
 }
+
+/// Read buffer of an HTTP/1 connection and window of an HTTP/2 stream, in bytes.
+pub const CONNECTION_BUFFER: usize = 64 * 1024;
+/// Requests one HTTP/2 connection may have open at once.
+const H2_STREAMS: u32 = 32;
 
 /// What a client over the connection cap receives before the connection is closed.
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 52\r\n\r\nmcplex: too many connections are open; retry shortly\n";
@@ -64,11 +69,21 @@ pub async fn serve<H, F, B>(
 {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Small per-connection buffers keep the worst case (every connection at the cap busy) bounded:
+    // request heads fit in 64 KiB, bodies stream through, and HTTP/2 windows stay small.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(CONNECTION_BUFFER);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_STREAMS)
+        .initial_stream_window_size(CONNECTION_BUFFER as u32)
+        .initial_connection_window_size(4 * CONNECTION_BUFFER as u32)
+        .max_send_buf_size(CONNECTION_BUFFER)
+        .max_header_list_size(CONNECTION_BUFFER as u32);
     let builder = Arc::new(builder);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));

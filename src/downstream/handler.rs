@@ -1,14 +1,14 @@
 //! The `/mcp` endpoint: transport checks, limits, era detection and sessions; then the router.
 
+use crate::budget::{ReadError, read_body};
 use crate::downstream::guard;
 use crate::downstream::respond::{self, Body};
 use crate::downstream::sessions::{Session, SessionStore};
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::{self, ClientContext, Era, jsonrpc, meta, method};
+use crate::route::dispatch::Chunk;
 use crate::route::{self, Caller, ClientSession, Inbound, Router, own};
-use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::{Semaphore, broadcast, mpsc};
@@ -16,9 +16,9 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 /// Largest request body accepted by default.
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 /// Requests handled at once by default; more get HTTP 503.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
 /// SSE streams (call streams, GET streams, listen streams) open at once by default; more get HTTP 503.
-pub const DEFAULT_MAX_STREAMS: usize = 256;
+pub const DEFAULT_MAX_STREAMS: usize = 128;
 
 /// The endpoint's limits.
 #[derive(Debug, Clone, Copy)]
@@ -111,22 +111,34 @@ impl Endpoint {
                 &format!("Content-Type `{kind}` is not application/json"),
             );
         }
-        let bytes = match Limited::new(body, self.limits.max_body).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+        // The request's share of the budget is held until its answer is built (the parsed request and
+        // the copy sent upstream are about its size).
+        let mut hold = self.router.budget.hold();
+        let bytes = match read_body(body, self.limits.max_body, &mut hold, 2).await {
+            Ok(bytes) => bytes,
+            Err(ReadError::TooLarge { limit }) => {
                 return respond::error_with_status(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     None,
                     jsonrpc::INVALID_REQUEST,
-                    &format!("request body is larger than the {} byte limit", self.limits.max_body),
+                    &format!("request body is larger than the {limit} byte limit"),
                 );
             }
-            Err(error) => {
+            Err(ReadError::OverBudget(over)) => {
+                tracing::warn!(%over, "request refused");
+                return respond::error_with_status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    jsonrpc::INTERNAL_ERROR,
+                    &over.to_string(),
+                );
+            }
+            Err(error @ ReadError::Body(_)) => {
                 return respond::error_with_status(
                     StatusCode::BAD_REQUEST,
                     None,
                     jsonrpc::PARSE_ERROR,
-                    &format!("request body could not be read: {error}"),
+                    &format!("request {error}"),
                 );
             }
         };
@@ -169,7 +181,9 @@ impl Endpoint {
             },
         )
         .await;
-        respond::outcome(era, outcome, || self.streams.clone().try_acquire_owned().ok())
+        let response = respond::outcome(era, outcome, || self.streams.clone().try_acquire_owned().ok());
+        drop(hold);
+        response
     }
 
     fn identify(&self, headers: &HeaderMap, message: &jsonrpc::Message) -> Result<Identified, Box<Response<Body>>> {
@@ -291,7 +305,11 @@ impl Endpoint {
                 .filter(Value::is_object)
                 .unwrap_or_else(|| json!({})),
         };
-        let route = ClientSession::new(uuid::Uuid::new_v4().simple().to_string(), context);
+        let route = ClientSession::new(
+            uuid::Uuid::new_v4().simple().to_string(),
+            context,
+            self.router.budget.clone(),
+        );
         let session = match self.sessions.insert(route) {
             Ok(session) => session,
             Err(limit) => {
@@ -327,7 +345,7 @@ impl Endpoint {
         let Ok(slot) = self.streams.clone().try_acquire_owned() else {
             return respond::too_busy(&format!("{} open SSE streams", self.limits.max_streams));
         };
-        let (tx, rx) = mpsc::channel::<Bytes>(32);
+        let (tx, rx) = mpsc::channel::<Chunk>(32);
         tokio::spawn(carry_session_stream(session, self.router.subscribe_changes(), tx));
         respond::sse(rx, slot)
     }
@@ -354,28 +372,30 @@ impl Endpoint {
 }
 
 /// Feeds a session's GET stream: messages the targets sent on their own streams, and `list_changed`.
-async fn carry_session_stream(session: Arc<Session>, mut changes: broadcast::Receiver<Value>, tx: mpsc::Sender<Bytes>) {
+async fn carry_session_stream(session: Arc<Session>, mut changes: broadcast::Receiver<Value>, tx: mpsc::Sender<Chunk>) {
     let Ok(mut inbox) = session.route.stream_inbox().try_lock() else {
-        let _ = tx
-            .send(route::dispatch::encode(&jsonrpc::error(
-                None,
-                jsonrpc::INVALID_REQUEST,
-                "another GET stream is open for this session",
-            )))
-            .await;
+        let refusal = jsonrpc::error(
+            None,
+            jsonrpc::INVALID_REQUEST,
+            "another GET stream is open for this session",
+        );
+        let _ = tx.send(Chunk::of(&refusal)).await;
         return;
     };
     loop {
-        let message = tokio::select! {
+        let chunk = tokio::select! {
             _ = tx.closed() => return,
-            Some(message) = inbox.recv() => message,
+            Some(chunk) = inbox.recv() => {
+                session.route.dequeued(&chunk);
+                chunk
+            }
             change = changes.recv() => match change {
-                Ok(change) => change,
+                Ok(change) => Chunk::of(&change),
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };
-        if tx.send(route::dispatch::encode(&message)).await.is_err() {
+        if tx.send(chunk).await.is_err() {
             return;
         }
     }

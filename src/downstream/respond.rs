@@ -1,8 +1,10 @@
 //! HTTP responses to clients: JSON bodies, SSE streams with keep-alives, and error statuses per era.
 
+use crate::budget::Hold;
 use crate::protocol::sse::{EVENT_END, EVENT_START, KEEP_ALIVE, encode_event};
 use crate::protocol::{Era, jsonrpc};
 use crate::route::Outcome;
+use crate::route::dispatch::Chunk;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Response, StatusCode, header};
@@ -29,7 +31,7 @@ pub fn outcome(
 ) -> Response<Body> {
     match outcome {
         Outcome::Message(message) => json(era, &message),
-        Outcome::Encoded { json, error_code } => encoded(status_for(era, error_code), json),
+        Outcome::Encoded { json, error_code, hold } => encoded(status_for(era, error_code), json, hold),
         Outcome::Stream(messages) => match stream_slot() {
             Some(slot) => sse(messages, slot),
             // Dropping the receiver tells the router the client is gone, which cancels the upstream call.
@@ -87,9 +89,15 @@ pub fn json_with_status(status: StatusCode, message: &Value) -> Response<Body> {
         .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "response could not be built"))
 }
 
-/// A response whose JSON body is already encoded.
-pub fn encoded(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut response = Response::new(Full::new(body).boxed_unsync());
+/// A response whose JSON body is already encoded; `hold` (its share of the message budget) is returned
+/// once the body has been written out.
+pub fn encoded(status: StatusCode, body: Bytes, hold: Hold) -> Response<Body> {
+    let frames = futures_util::stream::unfold(Some((body, hold)), |state| async move {
+        let (body, hold) = state?;
+        drop(hold);
+        Some((Ok::<_, Infallible>(Frame::data(body)), None))
+    });
+    let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -132,23 +140,25 @@ const COPY_BELOW: usize = 64 * 1024;
 
 /// An SSE response carrying encoded `messages` as they come, with a keep-alive comment whenever the
 /// stream has been quiet for [`KEEP_ALIVE_EVERY`]; it ends when the sender is dropped.
-pub fn sse(messages: mpsc::Receiver<Bytes>, slot: OwnedSemaphorePermit) -> Response<Body> {
+pub fn sse(messages: mpsc::Receiver<Chunk>, slot: OwnedSemaphorePermit) -> Response<Body> {
+    // The state keeps the frames of the message being written and its budget hold until they are out.
     let stream = futures_util::stream::unfold(
-        (messages, slot, VecDeque::<Bytes>::new()),
-        |(mut rx, slot, mut pending)| async move {
+        (messages, slot, VecDeque::<Bytes>::new(), Hold::none()),
+        |(mut rx, slot, mut pending, hold)| async move {
             if let Some(frame) = pending.pop_front() {
-                return Some((Ok::<_, Infallible>(Frame::data(frame)), (rx, slot, pending)));
+                return Some((Ok::<_, Infallible>(Frame::data(frame)), (rx, slot, pending, hold)));
             }
-            let frame = match tokio::time::timeout(KEEP_ALIVE_EVERY, rx.recv()).await {
-                Ok(Some(message)) if message.len() < COPY_BELOW => encode_event(&message),
-                Ok(Some(message)) => {
-                    pending.extend([message, Bytes::from_static(EVENT_END)]);
-                    Bytes::from_static(EVENT_START)
+            drop(hold);
+            let (frame, hold) = match tokio::time::timeout(KEEP_ALIVE_EVERY, rx.recv()).await {
+                Ok(Some(chunk)) if chunk.json.len() < COPY_BELOW => (encode_event(&chunk.json), chunk.hold),
+                Ok(Some(chunk)) => {
+                    pending.extend([chunk.json, Bytes::from_static(EVENT_END)]);
+                    (Bytes::from_static(EVENT_START), chunk.hold)
                 }
                 Ok(None) => return None,
-                Err(_) => Bytes::from_static(KEEP_ALIVE),
+                Err(_) => (Bytes::from_static(KEEP_ALIVE), Hold::none()),
             };
-            Some((Ok::<_, Infallible>(Frame::data(frame)), (rx, slot, pending)))
+            Some((Ok::<_, Infallible>(Frame::data(frame)), (rx, slot, pending, hold)))
         },
     );
     let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream.boxed())));

@@ -1,6 +1,7 @@
 //! What each client message does: answered by mcplex (lists, discover, ping, setLevel), routed to one
 //! target, or carried back to the target that is waiting for it.
 
+use crate::budget::Hold;
 use crate::catalog::ItemKind;
 use crate::protocol::{ClientContext, Era, jsonrpc, method};
 use crate::route::router::Router;
@@ -66,9 +67,11 @@ pub enum Outcome {
         json: Bytes,
         /// Its JSON-RPC error code, when it is an error (the client's era may map it to an HTTP status).
         error_code: Option<i64>,
+        /// Its share of the message budget, held until it is written out.
+        hold: Hold,
     },
     /// Encoded messages as they come; the stream ends after the final response (or lives, for listen).
-    Stream(mpsc::Receiver<Bytes>),
+    Stream(mpsc::Receiver<Chunk>),
     /// A notification or response was taken.
     Accepted,
 }
@@ -80,7 +83,25 @@ impl Outcome {
     }
 }
 
-/// Encodes a message mcplex wrote for a stream (serializing a `Value` cannot fail).
+/// One encoded message of a stream, with its share of the message budget.
+pub struct Chunk {
+    /// The message text.
+    pub json: Bytes,
+    /// Held until the message is written out.
+    pub hold: Hold,
+}
+
+impl Chunk {
+    /// A message mcplex wrote (small: it holds no budget).
+    pub fn of(message: &Value) -> Self {
+        Self {
+            json: encode(message),
+            hold: Hold::none(),
+        }
+    }
+}
+
+/// Encodes a message mcplex wrote (serializing a `Value` cannot fail).
 pub fn encode(message: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(message).unwrap_or_default())
 }

@@ -5,9 +5,9 @@ use crate::protocol::raw::RawMessage;
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::adapt::{AdaptError, rewrite_response};
 use crate::route::channel::Channel;
-use crate::route::dispatch::{Outcome, encode};
+use crate::route::dispatch::{Chunk, Outcome};
 use crate::route::session::{ClientSession, refuse_server_request};
-use crate::upstream::{ExchangeGuard, MessageStream, Reply, UpstreamError};
+use crate::upstream::{ExchangeGuard, MessageStream, Received, Reply, UpstreamError};
 use bytes::Bytes;
 use http::HeaderValue;
 use serde_json::{Value, json};
@@ -69,10 +69,13 @@ pub async fn forward(mut forward: Forward) -> Outcome {
     }
     let message = std::mem::take(&mut forward.message);
     match forward.channel.send(message, forward.authorization.as_ref()).await {
-        Ok(Reply::Single(response)) => {
+        Ok(Reply::Single(Received { message, hold })) => {
             forward.finish();
-            match forward.client_response(&response) {
-                Ok((json, error_code)) => Outcome::Encoded { json, error_code },
+            let answer = forward.client_response(&message);
+            // The target's text is no longer needed; its budget now covers the copy that goes out.
+            drop(message);
+            match answer {
+                Ok((json, error_code)) => Outcome::Encoded { json, error_code, hold },
                 Err(error) => Outcome::Message(error),
             }
         }
@@ -111,7 +114,7 @@ async fn relay_stream(
     forward: Forward,
     mut stream: MessageStream,
     upstream_id: Value,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Chunk>,
     _exchange: ExchangeGuard,
 ) {
     let target = forward.channel.target().clone();
@@ -137,8 +140,9 @@ async fn relay_stream(
                 });
             }
             Ok(Some(Err(error))) => break StreamEnd::Failed(error),
-            Ok(Some(Ok(message))) => message,
+            Ok(Some(Ok(received))) => received,
         };
+        let Received { message, hold } = message;
         let (has_method, id) = match message.object() {
             Ok(object) => (object.has("method"), object.value("id")),
             Err(e) => break StreamEnd::Failed(stream.garbage(format!("an SSE event is not a JSON object: {e}"))),
@@ -146,8 +150,8 @@ async fn relay_stream(
         let is_final = !has_method && id.as_ref() == Some(&upstream_id);
         let outgoing = if is_final {
             match forward.client_response(&message) {
-                Ok((json, _)) => json,
-                Err(error) => encode(&error),
+                Ok((json, _)) => Chunk { json, hold },
+                Err(error) => Chunk::of(&error),
             }
         } else if has_method && id.is_some() {
             let Ok(request) = message.value() else { continue };
@@ -163,12 +167,15 @@ async fn relay_stream(
                 }
             };
             match registered {
-                Some(request) => encode(&request),
+                Some(request) => Chunk::of(&request),
                 None => continue,
             }
         } else {
             // Notifications (progress, logs) belong to this call as they are: relayed without a rewrite.
-            message.into_bytes()
+            Chunk {
+                json: message.into_bytes(),
+                hold,
+            }
         };
         // A client that stops reading for a whole deadline is treated as gone, so nothing waits on it for ever.
         if !matches!(tokio::time::timeout(deadline, tx.send(outgoing)).await, Ok(Ok(()))) {
@@ -184,7 +191,7 @@ async fn relay_stream(
         StreamEnd::ClientGone => cancel_upstream(&forward.channel, &upstream_id, "the client went away"),
         StreamEnd::Failed(error) => {
             tracing::warn!(target_name = target.name(), %error, "streamed call failed");
-            let _ = tokio::time::timeout(deadline, tx.send(encode(&forward.error(&error)))).await;
+            let _ = tokio::time::timeout(deadline, tx.send(Chunk::of(&forward.error(&error)))).await;
             if error.is_unreachable() {
                 cancel_upstream(&forward.channel, &upstream_id, "mcplex gave up waiting");
             }

@@ -4,10 +4,9 @@
 use crate::catalog::ItemKind;
 use crate::protocol::{Era, meta, method};
 use crate::route::channel::Channel;
-use crate::route::dispatch::{Caller, Inbound, Outcome, encode};
+use crate::route::dispatch::{Caller, Chunk, Inbound, Outcome};
 use crate::route::router::Router;
 use crate::upstream::{MessageStream, Reply};
-use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -60,7 +59,7 @@ pub async fn listen(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     }
     let (tx, rx) = mpsc::channel(LISTEN_BUFFER);
     let ack = json!({ "jsonrpc": "2.0", "method": method::LISTEN_ACKNOWLEDGED, "params": { "notifications": accepted, "_meta": { meta::SUBSCRIPTION_ID: subscription_id } } });
-    let _ = tx.try_send(encode(&ack));
+    let _ = tx.try_send(Chunk::of(&ack));
     let (updates_tx, updates) = mpsc::channel::<Value>(LISTEN_BUFFER);
     for (_, stream, retired) in upstreams {
         tokio::spawn(carry_updates(stream, updates_tx.clone(), retired));
@@ -83,7 +82,8 @@ async fn carry_updates(mut stream: MessageStream, updates: mpsc::Sender<Value>, 
             _ = updates.closed() => return,
             _ = retired.cancelled() => return,
         };
-        let Some(Ok(message)) = next else { return };
+        let Some(Ok(received)) = next else { return };
+        let message = received.message;
         let is_update = message
             .object()
             .is_ok_and(|o| o.str("method").as_deref() == Some(method::RESOURCES_UPDATED));
@@ -100,7 +100,7 @@ async fn merge(
     mut updates: mpsc::Receiver<Value>,
     wanted_methods: Vec<&'static str>,
     subscription_id: Value,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Chunk>,
 ) {
     loop {
         let mut message = tokio::select! {
@@ -113,7 +113,7 @@ async fn merge(
             Some(update) = updates.recv() => update,
         };
         set_subscription_id(&mut message, &subscription_id);
-        if tx.send(encode(&message)).await.is_err() {
+        if tx.send(Chunk::of(&message)).await.is_err() {
             return;
         }
     }

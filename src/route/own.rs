@@ -1,6 +1,7 @@
 //! The answers mcplex writes itself: its capabilities and identity, `server/discover` and `initialize`
 //! results, and pages of the merged lists.
 
+use crate::budget::Hold;
 use crate::catalog::{ItemKind, cursor};
 use crate::protocol::{self, Era, jsonrpc, meta};
 use crate::route::adapt;
@@ -112,6 +113,7 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
     Outcome::Encoded {
         json: out.into(),
         error_code: None,
+        hold: Hold::none(),
     }
 }
 

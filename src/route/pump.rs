@@ -39,9 +39,9 @@ pub async fn pump_session_stream(
                         _ = retired.cancelled() => break,
                         _ = closed.cancelled() => return,
                     };
-                    let Some(Ok(message)) = next else { break };
+                    let Some(Ok(received)) = next else { break };
                     let Some(session) = session.upgrade() else { return };
-                    match message.value() {
+                    match received.message.value() {
                         Ok(message) => deliver(&session, &router, &channel, message),
                         Err(error) => {
                             tracing::debug!(target_name = target.name(), %error, "a GET stream event is not JSON; skipped")

@@ -4,6 +4,7 @@
 //! holds into a new [`Snapshot`]. The merge is CPU work under a plain mutex: no lock here is ever held
 //! across network I/O, so a hung target cannot delay lists or calls of the others.
 
+use crate::budget::Budget;
 use crate::catalog::{Catalog, ItemKind};
 use crate::config::Config;
 use crate::route::slot::TargetSlot;
@@ -58,11 +59,13 @@ pub struct Router {
     pub page_size: usize,
     /// How long a new target's first fetch may delay readiness and a config change.
     pub startup_deadline: Duration,
+    /// The budget every buffered message takes its share of.
+    pub budget: Arc<Budget>,
 }
 
 impl Router {
     /// An empty router; it becomes ready with the first [`Router::apply`].
-    pub fn new(page_size: usize, startup_deadline: Duration) -> Arc<Self> {
+    pub fn new(page_size: usize, startup_deadline: Duration, budget: Arc<Budget>) -> Arc<Self> {
         let empty = Snapshot {
             config: Arc::new(Config { targets: Vec::new() }),
             slots: Vec::new(),
@@ -78,6 +81,7 @@ impl Router {
             myself: myself.clone(),
             page_size: page_size.max(1),
             startup_deadline,
+            budget,
         })
     }
 
@@ -110,7 +114,7 @@ impl Router {
                     kept.remove(target_config.name.as_str());
                 }
                 _ => {
-                    let slot = TargetSlot::new(target_config);
+                    let slot = TargetSlot::new(target_config, &self.budget);
                     self.spawn_refresher(&slot);
                     fresh.push(slot.clone());
                     slots.push(slot);

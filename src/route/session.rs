@@ -2,20 +2,24 @@
 //! the id maps for its calls and for the targets' requests to it, and the queue of messages for its
 //! GET stream.
 
+use crate::budget::Budget;
 use crate::protocol::{ClientContext, jsonrpc, method};
 use crate::route::channel::Channel;
+use crate::route::dispatch::{Chunk, encode};
 use crate::route::pump;
 use crate::route::router::Router;
 use crate::upstream::{Target, UpstreamError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Messages queued for the client's GET stream before it connects (or while it reconnects).
 pub const STREAM_QUEUE: usize = 256;
+/// Bytes those queued messages may take.
+pub const STREAM_QUEUE_BYTES: usize = 1024 * 1024;
 /// Requests from targets waiting for this client's answer; more are refused at once.
 pub const MAX_PENDING_SERVER_REQUESTS: usize = 256;
 
@@ -40,14 +44,17 @@ pub struct ClientSession {
     in_flight: Mutex<HashMap<String, (Channel, Value)>>,
     log_level: Mutex<Option<Value>>,
     next_server_request: AtomicU64,
-    outbox: mpsc::Sender<Value>,
-    inbox: tokio::sync::Mutex<mpsc::Receiver<Value>>,
+    outbox: mpsc::Sender<Chunk>,
+    inbox: tokio::sync::Mutex<mpsc::Receiver<Chunk>>,
+    queued_bytes: AtomicUsize,
+    budget: Arc<Budget>,
     closed: CancellationToken,
 }
 
 impl ClientSession {
-    /// Routing state for a client that sent `initialize` with this context.
-    pub fn new(id: String, context: ClientContext) -> Arc<Self> {
+    /// Routing state for a client that sent `initialize` with this context; messages queued for its GET
+    /// stream take their share of `budget`.
+    pub fn new(id: String, context: ClientContext, budget: Arc<Budget>) -> Arc<Self> {
         let (outbox, inbox) = mpsc::channel(STREAM_QUEUE);
         Arc::new(Self {
             id,
@@ -59,6 +66,8 @@ impl ClientSession {
             next_server_request: AtomicU64::new(1),
             outbox,
             inbox: tokio::sync::Mutex::new(inbox),
+            queued_bytes: AtomicUsize::new(0),
+            budget,
             closed: CancellationToken::new(),
         })
     }
@@ -181,26 +190,38 @@ impl ClientSession {
         lock(&self.in_flight).get(&client_id.to_string()).cloned()
     }
 
-    /// Queues a message for the GET stream. When the queue is full the message is dropped with a log
-    /// line, and a request in it is answered with an error so the target does not wait for nothing.
+    /// Queues a message for the GET stream. When the queue is full (in messages or bytes) the message
+    /// is dropped with a log line, and a request in it is answered with an error so the target does not
+    /// wait for nothing.
     pub fn push_to_stream(&self, message: Value) {
-        if let Err(mpsc::error::TrySendError::Full(message) | mpsc::error::TrySendError::Closed(message)) =
-            self.outbox.try_send(message)
-        {
-            tracing::warn!(session = %self.id, "client GET stream queue is full; a server message was dropped");
-            if let Some(pending) = message.get("id").and_then(|id| self.take_server_request(id)) {
-                refuse_server_request(
-                    &pending.channel,
-                    pending.upstream_id,
-                    "the client is not reading its GET stream".into(),
-                );
-            }
+        let json = encode(&message);
+        let size = json.len();
+        let mut hold = self.budget.hold();
+        let fits =
+            self.queued_bytes.fetch_add(size, Ordering::AcqRel) + size <= STREAM_QUEUE_BYTES && hold.grow(size).is_ok();
+        if fits && self.outbox.try_send(Chunk { json, hold }).is_ok() {
+            return;
+        }
+        self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+        tracing::warn!(session = %self.id, "client GET stream queue is full; a server message was dropped");
+        if let Some(pending) = message.get("id").and_then(|id| self.take_server_request(id)) {
+            refuse_server_request(
+                &pending.channel,
+                pending.upstream_id,
+                "the client is not reading its GET stream".into(),
+            );
         }
     }
 
-    /// The queue the GET stream reads; only one stream holds it at a time.
-    pub fn stream_inbox(&self) -> &tokio::sync::Mutex<mpsc::Receiver<Value>> {
+    /// The queue the GET stream reads; only one stream holds it at a time. Call
+    /// [`ClientSession::dequeued`] for every message taken.
+    pub fn stream_inbox(&self) -> &tokio::sync::Mutex<mpsc::Receiver<Chunk>> {
         &self.inbox
+    }
+
+    /// Frees the queue room of a message the GET stream took.
+    pub fn dequeued(&self, message: &Chunk) {
+        self.queued_bytes.fetch_sub(message.json.len(), Ordering::AcqRel);
     }
 
     /// Stops the pumps and ends this client's upstream sessions (concurrently, each within its deadline).

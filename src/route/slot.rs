@@ -1,6 +1,7 @@
 //! One configured target inside the router: its namers, what it last listed, and the background task
 //! that fetches its lists. Every slot refreshes on its own, so a hung target only ever delays itself.
 
+use crate::budget::Budget;
 use crate::catalog::{ItemKind, Namer, TargetItems};
 use crate::config::TargetConfig;
 use crate::route::fetch;
@@ -52,8 +53,8 @@ pub struct TargetSlot {
 
 impl TargetSlot {
     /// A slot for a configured target; `Target::new` failures leave it permanently down with the reason.
-    pub fn new(config: &TargetConfig) -> Arc<Self> {
-        let (target, error) = match Target::new(config.clone()) {
+    pub fn new(config: &TargetConfig, budget: &Arc<Budget>) -> Arc<Self> {
+        let (target, error) = match Target::new(config.clone(), budget.clone()) {
             Ok(target) => (Some(target), None),
             Err(error) => (None, Some(error.to_string())),
         };

@@ -1,5 +1,6 @@
 //! Errors from talking to a target; every variant names the target.
 
+use crate::budget::OverBudget;
 use crate::protocol::jsonrpc;
 use crate::upstream::credentials::CredentialError;
 use crate::upstream::tls::TlsError;
@@ -82,6 +83,14 @@ pub enum UpstreamError {
         /// Target name.
         target: String,
     },
+    /// Holding the target's answer would exceed mcplex's message budget.
+    #[error("the answer of target `{target}` was dropped: {source}")]
+    OverBudget {
+        /// Target name.
+        target: String,
+        /// The budget that was spent.
+        source: OverBudget,
+    },
     /// The target was removed from the config while the exchange waited.
     #[error("target `{target}` was removed from the config")]
     Retired {
@@ -95,6 +104,7 @@ impl UpstreamError {
     pub fn code(&self) -> i64 {
         match self {
             Self::Timeout { .. } => jsonrpc::TARGET_TIMEOUT,
+            Self::OverBudget { .. } => jsonrpc::INTERNAL_ERROR,
             _ => jsonrpc::TARGET_UNAVAILABLE,
         }
     }

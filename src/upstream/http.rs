@@ -32,8 +32,12 @@ pub fn build_client(tls: Option<&TlsSpec>, https: bool) -> Result<HttpClient, Tl
         None => builder,
     };
     let connector = builder.enable_http1().enable_http2().wrap_connector(tcp);
+    // Answers are read frame by frame into the message budget, so the connection buffer stays small.
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
+        .pool_max_idle_per_host(64)
+        .http1_max_buf_size(crate::serve::CONNECTION_BUFFER)
+        .http2_initial_stream_window_size(crate::serve::CONNECTION_BUFFER as u32)
+        .http2_initial_connection_window_size(4 * crate::serve::CONNECTION_BUFFER as u32)
         .build(connector))
 }

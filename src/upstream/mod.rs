@@ -10,7 +10,7 @@ pub mod target;
 pub mod tls;
 
 pub use error::UpstreamError;
-pub use reply::{MessageStream, Reply};
+pub use reply::{MessageStream, Received, Reply};
 pub use session::LegacySession;
 pub use target::{Dialects, ExchangeGuard, Target};
 
@@ -28,14 +28,14 @@ pub async fn final_response(reply: Reply, id: &Value, target: &str) -> Result<Va
         reason: format!("the answer is not JSON: {e}"),
     };
     match reply {
-        Reply::Single(message) => message.value().map_err(garbage),
+        Reply::Single(received) => received.message.value().map_err(garbage),
         Reply::Accepted => Err(UpstreamError::Garbage {
             target: target.into(),
             reason: "a request was answered with 202 and no response".into(),
         }),
         Reply::Stream(mut stream) => {
             while let Some(message) = stream.next().await {
-                let message = message?.value().map_err(garbage)?;
+                let message = message?.message.value().map_err(garbage)?;
                 if message.get("id") == Some(id) && message.get("method").is_none() {
                     return Ok(message);
                 }

@@ -1,5 +1,6 @@
 //! What a target sent back for one POST: nothing, one message, or a stream of messages.
 
+use crate::budget::{Budget, Hold};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::sse::SseDecoder;
 use crate::upstream::MAX_MESSAGE_BYTES;
@@ -7,15 +8,25 @@ use crate::upstream::error::UpstreamError;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// The answer to one POST.
 pub enum Reply {
     /// HTTP 202: a notification or response was taken.
     Accepted,
     /// A single JSON-RPC message (a JSON object with `result` or `error`).
-    Single(RawMessage),
+    Single(Received),
     /// An SSE stream of messages, ending with the response.
     Stream(MessageStream),
+}
+
+/// A message from a target with the part of the message budget it holds (twice its size: as it came
+/// in and as it will go out); the budget is returned when the hold is dropped.
+pub struct Received {
+    /// The message.
+    pub message: RawMessage,
+    /// Its share of the budget.
+    pub hold: Hold,
 }
 
 /// JSON-RPC messages read one by one from an SSE body.
@@ -24,28 +35,37 @@ pub struct MessageStream {
     body: Incoming,
     decoder: SseDecoder,
     ready: VecDeque<String>,
+    budget: Arc<Budget>,
+    pending: Hold,
 }
 
 impl MessageStream {
-    /// Wraps an SSE response body of `target`.
-    pub fn new(target: &str, body: Incoming) -> Self {
+    /// Wraps an SSE response body of `target`; buffered events take their share of `budget`.
+    pub fn new(target: &str, body: Incoming, budget: &Arc<Budget>) -> Self {
         Self {
             target: target.to_owned(),
             body,
             decoder: SseDecoder::with_limit(MAX_MESSAGE_BYTES),
             ready: VecDeque::new(),
+            budget: budget.clone(),
+            pending: budget.hold(),
         }
     }
 
     /// The next message, `None` at the end of the stream. It stays raw text: readers parse what they need.
-    pub async fn next(&mut self) -> Option<Result<RawMessage, UpstreamError>> {
+    pub async fn next(&mut self) -> Option<Result<Received, UpstreamError>> {
         loop {
             if let Some(text) = self.ready.pop_front() {
                 // Priming events (SEP-1699) carry an id and an empty data line: nothing to relay.
                 if text.trim().is_empty() {
                     continue;
                 }
-                return Some(Ok(RawMessage::new(text)));
+                // The first event out takes what was held while the events were buffered.
+                let hold = std::mem::replace(&mut self.pending, self.budget.hold());
+                return Some(Ok(Received {
+                    message: RawMessage::new(text),
+                    hold,
+                }));
             }
             let frame = match self.body.frame().await? {
                 Ok(frame) => frame,
@@ -57,6 +77,12 @@ impl MessageStream {
                 }
             };
             if let Ok(data) = frame.into_data() {
+                if let Err(source) = self.pending.grow(2 * data.len()) {
+                    return Some(Err(UpstreamError::OverBudget {
+                        target: self.target.clone(),
+                        source,
+                    }));
+                }
                 let mut events = Vec::new();
                 if let Err(e) = self.decoder.feed(&data, &mut events) {
                     return Some(Err(match e {

@@ -5,6 +5,7 @@
 //! once behind a [`OnceCell`] (callers for the same target share one attempt, other targets never wait),
 //! and every exchange has the target's deadline.
 
+use crate::budget::{Budget, ReadError, read_body};
 use crate::config::TargetConfig;
 use crate::config::schema::ProtocolChoice;
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
@@ -14,17 +15,17 @@ use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::credentials::Credentials;
 use crate::upstream::error::{UpstreamError, error_chain};
 use crate::upstream::http::{HttpClient, build_client};
-use crate::upstream::reply::{MessageStream, Reply};
+use crate::upstream::reply::{MessageStream, Received, Reply};
 use crate::upstream::session::LegacySession;
 use crate::upstream::tls::FileStamps;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use serde_json::{Value, json};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use tokio::sync::{Notify, OnceCell, watch};
+use tokio::sync::{Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 /// Which eras a target speaks (a target may speak both).
@@ -66,10 +67,12 @@ pub struct Target {
     control: RwLock<Arc<OnceCell<Arc<LegacySession>>>>,
     next_id: AtomicU64,
     capabilities: Mutex<Option<Value>>,
-    exchanges: watch::Sender<usize>,
+    exchanges: AtomicUsize,
+    drained: Notify,
     retired: CancellationToken,
     sessions: Mutex<Vec<Weak<LegacySession>>>,
     unreachable: Notify,
+    budget: Arc<Budget>,
 }
 
 /// Marks one exchange with a target as in flight until dropped (a retiring target waits for these).
@@ -77,13 +80,16 @@ pub struct ExchangeGuard(Arc<Target>);
 
 impl Drop for ExchangeGuard {
     fn drop(&mut self) {
-        self.0.exchanges.send_modify(|n| *n = n.saturating_sub(1));
+        if self.0.exchanges.fetch_sub(1, Ordering::AcqRel) == 1 && self.0.retired.is_cancelled() {
+            self.0.drained.notify_waiters();
+        }
     }
 }
 
 impl Target {
-    /// Creates the target and its connection pool (no connection is opened yet).
-    pub fn new(config: TargetConfig) -> Result<Arc<Self>, UpstreamError> {
+    /// Creates the target and its connection pool (no connection is opened yet); answers it sends take
+    /// their share of `budget` while mcplex holds them.
+    pub fn new(config: TargetConfig, budget: Arc<Budget>) -> Result<Arc<Self>, UpstreamError> {
         let client = build_client(config.tls.as_ref(), config.url.scheme_str() == Some("https")).map_err(|source| {
             UpstreamError::Tls {
                 target: config.name.clone(),
@@ -100,10 +106,12 @@ impl Target {
             control: RwLock::new(Arc::new(OnceCell::new())),
             next_id: AtomicU64::new(1),
             capabilities: Mutex::new(None),
-            exchanges: watch::Sender::new(0),
+            exchanges: AtomicUsize::new(0),
+            drained: Notify::new(),
             retired: CancellationToken::new(),
             sessions: Mutex::new(Vec::new()),
             unreachable: Notify::new(),
+            budget,
         }))
     }
 
@@ -116,13 +124,13 @@ impl Target {
 
     /// Counts an exchange as in flight until the guard is dropped.
     pub fn begin_exchange(self: &Arc<Self>) -> ExchangeGuard {
-        self.exchanges.send_modify(|n| *n += 1);
+        self.exchanges.fetch_add(1, Ordering::AcqRel);
         ExchangeGuard(self.clone())
     }
 
     /// Exchanges in flight now.
     pub fn exchanges_in_flight(&self) -> usize {
-        *self.exchanges.borrow()
+        self.exchanges.load(Ordering::Acquire)
     }
 
     /// Cancelled once the config no longer has this target: streams and background work stop.
@@ -134,14 +142,24 @@ impl Target {
     /// target's timeout to finish, then every upstream session opened on it is ended with DELETE.
     pub async fn retire(&self) {
         self.retired.cancel();
-        let mut exchanges = self.exchanges.subscribe();
-        let drained = async { exchanges.wait_for(|n| *n == 0).await.is_ok() };
-        if tokio::time::timeout(self.config.timeout, drained).await.is_err() {
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before the check, so a last exchange ending in between still wakes us.
+            drained.as_mut().enable();
+            if self.exchanges_in_flight() == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_ok() {
+                continue;
+            }
             tracing::warn!(
                 target_name = self.name(),
                 in_flight = self.exchanges_in_flight(),
                 "removed target still had calls in flight after its timeout; ending its sessions anyway"
             );
+            break;
         }
         let sessions: Vec<Arc<LegacySession>> = lock(&self.sessions).drain(..).filter_map(|s| s.upgrade()).collect();
         futures_util::future::join_all(sessions.iter().map(|s| s.close())).await;
@@ -266,9 +284,11 @@ impl Target {
             })
             .await?;
         match response.status() {
-            StatusCode::OK if is_event_stream(response.headers()) => {
-                Ok(Some(MessageStream::new(self.name(), response.into_body())))
-            }
+            StatusCode::OK if is_event_stream(response.headers()) => Ok(Some(MessageStream::new(
+                self.name(),
+                response.into_body(),
+                &self.budget,
+            ))),
             StatusCode::NOT_FOUND if out.session_id.is_some() => Err(UpstreamError::SessionExpired {
                 target: self.name().into(),
             }),
@@ -340,22 +360,38 @@ impl Target {
             });
         }
         if status.is_success() && is_event_stream(response.headers()) {
-            return Ok(Reply::Stream(MessageStream::new(self.name(), response.into_body())));
+            return Ok(Reply::Stream(MessageStream::new(
+                self.name(),
+                response.into_body(),
+                &self.budget,
+            )));
         }
-        let bytes = match Limited::new(response.into_body(), MAX_MESSAGE_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+        let mut hold = self.budget.hold();
+        let bytes = match read_body(response.into_body(), MAX_MESSAGE_BYTES, &mut hold, 2).await {
+            Ok(bytes) => bytes,
+            Err(ReadError::TooLarge { limit }) => {
                 return Err(UpstreamError::TooLarge {
                     target: self.name().into(),
-                    limit: MAX_MESSAGE_BYTES,
+                    limit,
                 });
             }
-            Err(error) => return Err(self.unreachable(format!("reading the answer failed: {}", error_chain(&*error)))),
+            Err(ReadError::OverBudget(source)) => {
+                return Err(UpstreamError::OverBudget {
+                    target: self.name().into(),
+                    source,
+                });
+            }
+            Err(ReadError::Body(reason)) => {
+                return Err(self.unreachable(format!("reading the answer failed: {reason}")));
+            }
         };
         let message = RawMessage::new(bytes);
         match message.object() {
             // Modern targets answer errors with 4xx and a JSON-RPC body; the body is what matters.
-            Ok(object) if object.has("result") || object.has("error") => Ok(Reply::Single(message)),
+            Ok(object) if object.has("result") || object.has("error") => {
+                drop(object);
+                Ok(Reply::Single(Received { message, hold }))
+            }
             _ if status.is_success() && message.bytes().is_empty() => Ok(Reply::Accepted),
             Ok(_) if status.is_success() => Err(UpstreamError::Garbage {
                 target: self.name().into(),
@@ -413,9 +449,9 @@ impl Target {
             ..Default::default()
         };
         let answer = match self.post(&discover, &out).await {
-            Ok(Reply::Single(message)) => message.value().ok(),
+            Ok(Reply::Single(received)) => received.message.value().ok(),
             Ok(Reply::Stream(mut stream)) => match stream.next().await {
-                Some(Ok(message)) => message.value().ok(),
+                Some(Ok(received)) => received.message.value().ok(),
                 _ => None,
             },
             Ok(Reply::Accepted) => None,

@@ -261,3 +261,36 @@ async fn limits_answer_clearly() {
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("too many connections"), "{answer}");
 }
+
+#[tokio::test]
+async fn the_message_budget_refuses_what_would_not_fit_and_recovers() {
+    let rogue = Rogue::start(RogueEra::Modern, Call::Big(5 * 1024 * 1024)).await;
+    let harness = Harness::start_with(&config(&[("r", &rogue.url(), "")]), |o| {
+        o.message_budget = 6 * 1024 * 1024;
+    })
+    .await;
+    // A 5 MiB answer is counted twice (in and out): over a 6 MiB budget.
+    let refused = modern_call(&harness, "r_work", json!({})).await;
+    assert_eq!(refused["error"]["code"], -32603, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("target `r`") && message.contains("6 MiB"), "{message}");
+    // A 3.5 MiB request body likewise, before anything reaches a target.
+    let blob = "x".repeat(3 * 1024 * 1024 + 512 * 1024);
+    let (status, _, text) = post(
+        &harness.url(),
+        &modern_headers("tools/call", Some("r_work")),
+        &call_body("r_work", json!({ "blob": blob })),
+    )
+    .await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("6 MiB"), "{text}");
+    // The budget was returned: a 2 MiB answer (4 MiB counted) fits.
+    rogue.set_call(Call::Big(2 * 1024 * 1024));
+    let answer = modern_call(&harness, "r_work", json!({})).await;
+    assert_eq!(
+        answer["result"]["content"][0]["text"].as_str().map(str::len),
+        Some(2 * 1024 * 1024),
+        "{}",
+        answer["error"]
+    );
+}

@@ -147,7 +147,7 @@ impl Settings {
             image,
             port,
             cpu: quantity("mcplex.dev/cpu", "50m")?,
-            memory: quantity("mcplex.dev/memory", "64Mi")?,
+            memory: quantity("mcplex.dev/memory", "128Mi")?,
             log_level,
             native_sidecar,
         })
