@@ -397,8 +397,10 @@ async fn bench() {
     let body = send(&client, sidecar.mcp, modern_call(1, "t0_big")).await;
     assert!(body.len() > BIG_RESULT, "the big result came back whole");
     let peak_after = status_mib(sidecar.child.id(), "VmHWM:");
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (after_big, _) = rss_and_cpu(sidecar.child.id());
     println!(
-        "| peak RSS rise for one 10 MiB tool result (JSON answer) | {:.1} MiB ({:.1} x the result) |",
+        "| peak RSS rise for one 10 MiB tool result (JSON answer); RSS 12 s later | {:.1} MiB ({:.1} x the result); {after_big:.1} MiB |",
         peak_after - peak_before,
         (peak_after - peak_before) / (BIG_RESULT as f64 / 1048576.0)
     );
@@ -433,7 +435,8 @@ async fn bench() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Allocators return freed memory to the system lazily (jemalloc after its 10 s decay).
+    tokio::time::sleep(Duration::from_secs(12)).await;
     let (after_sessions, _) = rss_and_cpu(sidecar.child.id());
     println!(
         "| RSS: before / with {SESSIONS} idle sessions / after they ended | {before_sessions:.1} / {with_sessions:.1} / {after_sessions:.1} MiB ({:.1} KiB per session) |",

@@ -143,6 +143,12 @@ where
     B::Error: std::fmt::Display,
 {
     let mut first: Option<Bytes> = None;
+    // Sized once from Content-Length when the peer sent one: growing by doubling would hold the old and
+    // the new buffer at once.
+    let expected = body.size_hint().exact().and_then(|n| usize::try_from(n).ok());
+    if expected.is_some_and(|n| n > limit) {
+        return Err(ReadError::TooLarge { limit });
+    }
     let mut rest = BytesMut::new();
     let mut length = 0usize;
     while let Some(frame) = body.frame().await {
@@ -158,7 +164,7 @@ where
             None if rest.is_empty() => first = Some(data),
             None => rest.extend_from_slice(&data),
             Some(earlier) => {
-                rest.reserve(earlier.len() + data.len());
+                rest.reserve(expected.unwrap_or(0).max(earlier.len() + data.len()));
                 rest.extend_from_slice(&earlier);
                 rest.extend_from_slice(&data);
             }

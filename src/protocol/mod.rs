@@ -38,6 +38,17 @@ impl Era {
     }
 }
 
+/// The `MCP-Protocol-Version` header value for `version`: static for the versions mcplex speaks (no
+/// allocation per request), `None` for text a header cannot carry.
+pub fn version_header(version: &str) -> Option<http::HeaderValue> {
+    LEGACY_VERSIONS
+        .iter()
+        .chain([&MODERN_VERSION])
+        .find(|known| **known == version)
+        .map(|known| http::HeaderValue::from_static(known))
+        .or_else(|| http::HeaderValue::from_str(version).ok())
+}
+
 /// `_meta` keys of the 2026-07-28 revision.
 pub mod meta {
     /// The request's protocol version.

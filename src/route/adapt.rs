@@ -51,6 +51,12 @@ pub enum AdaptError {
         /// What the parser said.
         source: serde_json::Error,
     },
+    /// The message is a JSON object but neither a result nor an error.
+    #[error("target `{target}` sent an invalid answer: the JSON answer has neither `result` nor `error`")]
+    NotResponse {
+        /// The target.
+        target: String,
+    },
     /// A 2026-07-28 target asks a session-era client for input the 2026-07-28 way.
     #[error(
         "target `{target}` answered with resultType `{result_type}` (it asks the client for input the 2026-07-28 way); carrying that to a session-era client is not supported yet"
@@ -79,6 +85,11 @@ pub fn rewrite_response(raw: &RawMessage, client_id: &Value, era: Era, target: &
         source,
     };
     let object = raw.object().map_err(not_json)?;
+    if !object.has("result") && !object.has("error") {
+        return Err(AdaptError::NotResponse {
+            target: target.to_owned(),
+        });
+    }
     let mut out = Vec::with_capacity(raw.bytes().len() + 32);
     let mut writer = ObjectWriter::start(&mut out);
     let mut error_code = None;

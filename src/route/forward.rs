@@ -46,7 +46,7 @@ impl Forward {
             Ok(rewritten) => Ok((rewritten.json, rewritten.error_code)),
             Err(error) => {
                 let code = match error {
-                    AdaptError::NotJson { .. } => jsonrpc::TARGET_UNAVAILABLE,
+                    AdaptError::NotJson { .. } | AdaptError::NotResponse { .. } => jsonrpc::TARGET_UNAVAILABLE,
                     AdaptError::InputRequired { .. } => jsonrpc::INTERNAL_ERROR,
                 };
                 Err(jsonrpc::error(Some(self.client_id.clone()), code, error.to_string()))

@@ -27,8 +27,18 @@ pub async fn final_response(reply: Reply, id: &Value, target: &str) -> Result<Va
         target: target.into(),
         reason: format!("the answer is not JSON: {e}"),
     };
+    let response = |value: Value| {
+        if value.get("result").is_some() || value.get("error").is_some() {
+            Ok(value)
+        } else {
+            Err(UpstreamError::Garbage {
+                target: target.into(),
+                reason: "the JSON answer has neither `result` nor `error`".into(),
+            })
+        }
+    };
     match reply {
-        Reply::Single(received) => received.message.value().map_err(garbage),
+        Reply::Single(received) => response(received.message.value().map_err(garbage)?),
         Reply::Accepted => Err(UpstreamError::Garbage {
             target: target.into(),
             reason: "a request was answered with 202 and no response".into(),
@@ -37,7 +47,7 @@ pub async fn final_response(reply: Reply, id: &Value, target: &str) -> Result<Va
             while let Some(message) = stream.next().await {
                 let message = message?.message.value().map_err(garbage)?;
                 if message.get("id") == Some(id) && message.get("method").is_none() {
-                    return Ok(message);
+                    return response(message);
                 }
             }
             Err(UpstreamError::Garbage {
