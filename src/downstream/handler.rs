@@ -6,7 +6,7 @@ use crate::downstream::respond::{self, Body};
 use crate::downstream::sessions::{Session, SessionStore};
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::{self, ClientContext, Era, jsonrpc, meta, method};
-use crate::route::dispatch::Chunk;
+use crate::route::Chunk;
 use crate::route::{self, Caller, ClientSession, Inbound, Router, own};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::{Value, json};

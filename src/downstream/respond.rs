@@ -3,8 +3,8 @@
 use crate::budget::Hold;
 use crate::protocol::sse::{EVENT_END, EVENT_START, KEEP_ALIVE, encode_event};
 use crate::protocol::{Era, jsonrpc};
+use crate::route::Chunk;
 use crate::route::Outcome;
-use crate::route::dispatch::Chunk;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Response, StatusCode, header};

@@ -3,8 +3,8 @@
 
 use crate::catalog::ItemKind;
 use crate::protocol::{Era, jsonrpc, method};
-use crate::route::dispatch::{Caller, Inbound, Outcome};
 use crate::route::forward::{self, Forward};
+use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::router::{Router, Snapshot};
 use serde_json::{Value, json};
 use std::sync::Arc;

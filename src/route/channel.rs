@@ -2,11 +2,14 @@
 
 use crate::protocol::{ClientContext, Era, MODERN_VERSION};
 use crate::route::adapt::{add_modern_meta, strip_modern_meta};
-use crate::upstream::target::Outbound;
-use crate::upstream::{LegacySession, Reply, Target, UpstreamError};
+use crate::upstream::link::Outbound;
+use crate::upstream::{LegacySession, Link, Reply, Target, UpstreamError};
 use http::HeaderValue;
 use serde_json::Value;
 use std::sync::Arc;
+
+/// Background sends (notifications, answers to a target's requests) under way to one target at most.
+pub const MAX_DETACHED: usize = 64;
 
 /// A route to one target in its era.
 #[derive(Clone)]
@@ -38,9 +41,7 @@ impl Channel {
         }
         let dialects = target.dialects().await?;
         if dedicated && dialects.legacy {
-            return Ok(Self::Legacy(
-                LegacySession::connect(target.clone(), context.initialize_params()).await?,
-            ));
+            return Ok(Self::Legacy(target.connect_session(context.initialize_params()).await?));
         }
         match dialects.preferred() {
             Era::Modern => Ok(Self::Modern {
@@ -51,11 +52,11 @@ impl Channel {
         }
     }
 
-    /// The target this channel reaches.
-    pub fn target(&self) -> &Arc<Target> {
+    /// The link to the target this channel reaches.
+    pub fn target(&self) -> &Arc<Link> {
         match self {
             Self::Legacy(session) => session.target(),
-            Self::Modern { target, .. } => target,
+            Self::Modern { target, .. } => target.link(),
         }
     }
 
@@ -94,10 +95,21 @@ impl Channel {
     }
 
     /// Sends a notification or a response in the background, bounded by the target's deadline, so the
-    /// client that triggered it never waits on the target.
+    /// client that triggered it never waits on the target. At most [`MAX_DETACHED`] such sends are under
+    /// way per target; past that the message is dropped with a log line (a target that slow would not
+    /// take it in time anyway).
     pub fn send_detached(&self, message: Value, what: &'static str) {
+        let Some(slot) = self.target().detached_slot(MAX_DETACHED) else {
+            tracing::warn!(
+                target_name = self.target().name(),
+                what,
+                "too many messages already on their way to the target; dropped"
+            );
+            return;
+        };
         let channel = self.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(error) = channel.send(message, None).await {
                 tracing::debug!(target_name = channel.target().name(), %error, what, "not delivered to the target");
             }

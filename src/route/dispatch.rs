@@ -1,110 +1,13 @@
 //! What each client message does: answered by mcplex (lists, discover, ping, setLevel), routed to one
 //! target, or carried back to the target that is waiting for it.
 
-use crate::budget::Hold;
 use crate::catalog::ItemKind;
-use crate::protocol::{ClientContext, Era, jsonrpc, method};
+use crate::protocol::{jsonrpc, method};
+use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::router::Router;
-use crate::route::session::ClientSession;
 use crate::route::{call, listen, own};
-use bytes::Bytes;
-use http::HeaderValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tokio::sync::mpsc;
-
-/// Who sent a message.
-#[derive(Clone)]
-pub enum Caller {
-    /// A session-era client and its session.
-    Session(Arc<ClientSession>),
-    /// A 2026-07-28 client and the context its request carried.
-    Stateless(Arc<ClientContext>),
-}
-
-impl Caller {
-    /// The era whose rules apply to the answer.
-    pub fn era(&self) -> Era {
-        match self {
-            Self::Session(_) => Era::Legacy,
-            Self::Stateless(_) => Era::Modern,
-        }
-    }
-
-    /// The client's session, for session-era clients.
-    pub fn session(&self) -> Option<&Arc<ClientSession>> {
-        match self {
-            Self::Session(session) => Some(session),
-            Self::Stateless(_) => None,
-        }
-    }
-}
-
-/// One message from a client with what is needed to route it.
-pub struct Inbound {
-    /// The sender.
-    pub caller: Caller,
-    /// The message.
-    pub message: jsonrpc::Message,
-    /// The agent's Authorization header (forwarded only to targets that ask for passthrough).
-    pub authorization: Option<HeaderValue>,
-}
-
-impl Inbound {
-    /// The request's id (`null` for notifications).
-    pub fn id(&self) -> Value {
-        self.message.id().cloned().unwrap_or(Value::Null)
-    }
-}
-
-/// What the client gets back.
-pub enum Outcome {
-    /// One JSON-RPC message mcplex wrote.
-    Message(Value),
-    /// One JSON-RPC message, already encoded (a target's rewritten answer, a merged list page).
-    Encoded {
-        /// The message text.
-        json: Bytes,
-        /// Its JSON-RPC error code, when it is an error (the client's era may map it to an HTTP status).
-        error_code: Option<i64>,
-        /// Its share of the message budget, held until it is written out.
-        hold: Hold,
-    },
-    /// Encoded messages as they come; the stream ends after the final response (or lives, for listen).
-    Stream(mpsc::Receiver<Chunk>),
-    /// A notification or response was taken.
-    Accepted,
-}
-
-impl Outcome {
-    /// An error answer to the request `id`.
-    pub fn error(id: Value, code: i64, message: impl Into<String>) -> Self {
-        Self::Message(jsonrpc::error(Some(id), code, message))
-    }
-}
-
-/// One encoded message of a stream, with its share of the message budget.
-pub struct Chunk {
-    /// The message text.
-    pub json: Bytes,
-    /// Held until the message is written out.
-    pub hold: Hold,
-}
-
-impl Chunk {
-    /// A message mcplex wrote (small: it holds no budget).
-    pub fn of(message: &Value) -> Self {
-        Self {
-            json: encode(message),
-            hold: Hold::none(),
-        }
-    }
-}
-
-/// Encodes a message mcplex wrote (serializing a `Value` cannot fail).
-pub fn encode(message: &Value) -> Bytes {
-    Bytes::from(serde_json::to_vec(message).unwrap_or_default())
-}
 
 /// Routes one message from a client.
 pub async fn handle(router: &Arc<Router>, inbound: Inbound) -> Outcome {

@@ -5,7 +5,7 @@ use crate::protocol::raw::RawMessage;
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::adapt::{AdaptError, rewrite_response};
 use crate::route::channel::Channel;
-use crate::route::dispatch::{Chunk, Outcome};
+use crate::route::message::{Chunk, Outcome};
 use crate::route::session::{ClientSession, refuse_server_request};
 use crate::upstream::{ExchangeGuard, MessageStream, Received, Reply, UpstreamError};
 use bytes::Bytes;

@@ -4,7 +4,7 @@
 use crate::catalog::ItemKind;
 use crate::protocol::{Era, meta, method};
 use crate::route::channel::Channel;
-use crate::route::dispatch::{Caller, Chunk, Inbound, Outcome};
+use crate::route::message::{Caller, Chunk, Inbound, Outcome};
 use crate::route::router::Router;
 use crate::upstream::{MessageStream, Reply};
 use serde_json::{Map, Value, json};

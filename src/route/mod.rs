@@ -5,18 +5,20 @@
 pub mod adapt;
 pub mod call;
 pub mod channel;
+pub mod chunk;
 pub mod dispatch;
 pub mod fetch;
 pub mod forward;
 pub mod listen;
+pub mod message;
 pub mod own;
-pub mod pump;
 pub mod router;
 pub mod session;
 pub mod slot;
 
 pub use channel::Channel;
-pub use dispatch::{Caller, Inbound, Outcome, handle};
+pub use dispatch::handle;
+pub use message::{Caller, Chunk, Inbound, Outcome};
 pub use router::{Router, Snapshot};
 pub use session::ClientSession;
 pub use slot::{TargetSlot, TargetState};

@@ -5,7 +5,7 @@ use crate::budget::Hold;
 use crate::catalog::{ItemKind, cursor};
 use crate::protocol::{self, Era, jsonrpc, meta};
 use crate::route::adapt;
-use crate::route::dispatch::{Inbound, Outcome};
+use crate::route::message::{Inbound, Outcome};
 use crate::route::router::{Router, Snapshot};
 use serde_json::{Value, json};
 use std::time::Duration;

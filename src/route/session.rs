@@ -1,18 +1,18 @@
 //! The routing state of one session-era client: its channel to each target (opened on first use),
 //! the id maps for its calls and for the targets' requests to it, and the queue of messages for its
-//! GET stream.
+//! GET stream, fed by a pump per upstream session that carries what the target sends on its own stream.
 
 use crate::budget::Budget;
 use crate::protocol::{ClientContext, jsonrpc, method};
 use crate::route::channel::Channel;
-use crate::route::dispatch::{Chunk, encode};
-use crate::route::pump;
+use crate::route::chunk::{Chunk, encode};
 use crate::route::router::Router;
-use crate::upstream::{Target, UpstreamError};
+use crate::upstream::{LegacySession, Link, Target, UpstreamError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +31,7 @@ pub struct PendingServerRequest {
     pub upstream_id: Value,
 }
 
-type ChannelCell = (Arc<Target>, Arc<OnceCell<Channel>>);
+type ChannelCell = (Arc<Link>, Arc<OnceCell<Channel>>);
 
 /// One session-era client, as the router sees it.
 pub struct ClientSession {
@@ -82,12 +82,12 @@ impl ClientSession {
         let cell = {
             let mut channels = lock(&self.channels);
             match channels.get(target.name()) {
-                Some((known, cell)) if Arc::ptr_eq(known, target) => cell.clone(),
+                Some((known, cell)) if Arc::ptr_eq(known, target.link()) => cell.clone(),
                 _ => {
                     // Channels to targets the config dropped are forgotten here, so nothing keeps them alive.
                     channels.retain(|_, (known, _)| !known.retired().is_cancelled());
                     let cell = Arc::new(OnceCell::new());
-                    channels.insert(target.name().to_owned(), (target.clone(), cell.clone()));
+                    channels.insert(target.name().to_owned(), (target.link().clone(), cell.clone()));
                     cell
                 }
             }
@@ -100,7 +100,7 @@ impl ClientSession {
                     channel.send_detached(set_level, "logging/setLevel");
                 }
                 if let Channel::Legacy(upstream) = &channel {
-                    tokio::spawn(pump::pump_session_stream(
+                    tokio::spawn(pump_session_stream(
                         Arc::downgrade(self),
                         Arc::downgrade(router),
                         channel.clone(),
@@ -115,7 +115,7 @@ impl ClientSession {
     }
 
     /// Forgets the channel to `target` (its pump ended because the target was retired).
-    pub fn forget_channel(&self, target: &Arc<Target>) {
+    pub fn forget_channel(&self, target: &Arc<Link>) {
         let mut channels = lock(&self.channels);
         if channels
             .get(target.name())
@@ -248,4 +248,81 @@ pub fn refuse_server_request(channel: &Channel, upstream_id: Value, reason: Stri
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Reads the upstream GET stream while the client session lives and the target is configured,
+/// reconnecting with backoff. Opening the stream is bounded by the target's deadline; an open stream
+/// may stay quiet for as long as the target likes.
+pub async fn pump_session_stream(
+    session: Weak<ClientSession>,
+    router: Weak<Router>,
+    channel: Channel,
+    upstream: Arc<LegacySession>,
+    closed: CancellationToken,
+) {
+    let target = upstream.target().clone();
+    let retired = target.retired().clone();
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let opened = tokio::select! {
+            opened = upstream.open_stream() => opened,
+            _ = retired.cancelled() => break,
+            _ = closed.cancelled() => return,
+        };
+        match opened {
+            Ok(None) => return,
+            Ok(Some(mut stream)) => {
+                backoff = Duration::from_millis(250);
+                loop {
+                    let next = tokio::select! {
+                        next = stream.next() => next,
+                        _ = retired.cancelled() => break,
+                        _ = closed.cancelled() => return,
+                    };
+                    let Some(Ok(received)) = next else { break };
+                    let Some(session) = session.upgrade() else { return };
+                    match received.message.value() {
+                        Ok(message) => deliver(&session, &router, &channel, message),
+                        Err(error) => {
+                            tracing::debug!(target_name = target.name(), %error, "a GET stream event is not JSON; skipped")
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(target_name = target.name(), %error, "upstream GET stream unavailable"),
+        }
+        if retired.is_cancelled() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = retired.cancelled() => break,
+            _ = closed.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+    // The config dropped the target: the session forgets its channel so nothing reconnects to it.
+    if let Some(session) = session.upgrade() {
+        session.forget_channel(&target);
+    }
+}
+
+fn deliver(session: &Arc<ClientSession>, router: &Weak<Router>, channel: &Channel, message: Value) {
+    let name = message.get("method").and_then(Value::as_str).unwrap_or("");
+    if name.ends_with(method::LIST_CHANGED_SUFFIX) && name != method::ROOTS_LIST_CHANGED {
+        // Names differ after merging: refresh, and the router tells every client what changed.
+        if let Some(router) = router.upgrade() {
+            router.refresh_target(channel.target().name());
+        }
+        return;
+    }
+    let message = if message.get("id").is_some() && !name.is_empty() {
+        match session.register_server_request(channel, message) {
+            Some(message) => message,
+            None => return,
+        }
+    } else {
+        message
+    };
+    session.push_to_stream(message);
 }

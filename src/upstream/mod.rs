@@ -4,15 +4,17 @@
 pub mod credentials;
 pub mod error;
 pub mod http;
+pub mod link;
 pub mod reply;
 pub mod session;
 pub mod target;
 pub mod tls;
 
 pub use error::UpstreamError;
+pub use link::{ExchangeGuard, Link};
 pub use reply::{MessageStream, Received, Reply};
 pub use session::LegacySession;
-pub use target::{Dialects, ExchangeGuard, Target};
+pub use target::{Dialects, Target};
 
 use serde_json::Value;
 

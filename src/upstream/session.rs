@@ -3,8 +3,8 @@
 use crate::protocol::{LATEST_LEGACY_VERSION, LEGACY_VERSIONS, jsonrpc, method};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::final_response;
+use crate::upstream::link::{Link, Outbound};
 use crate::upstream::reply::{MessageStream, Reply};
-use crate::upstream::target::{Outbound, Target};
 use http::HeaderValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ struct Negotiated {
 
 /// One session with a legacy target.
 pub struct LegacySession {
-    target: Arc<Target>,
+    target: Arc<Link>,
     initialize_params: Value,
     negotiated: RwLock<Negotiated>,
     closed: AtomicBool,
@@ -30,7 +30,7 @@ pub struct LegacySession {
 impl LegacySession {
     /// Opens a session with `initialize` (using the downstream client's params) and `notifications/initialized`,
     /// the whole handshake under the target's deadline.
-    pub async fn connect(target: Arc<Target>, initialize_params: Value) -> Result<Arc<Self>, UpstreamError> {
+    pub async fn connect(target: Arc<Link>, initialize_params: Value) -> Result<Arc<Self>, UpstreamError> {
         let negotiated = target.deadline(initialize(&target, &initialize_params, 0)).await?;
         let session = Arc::new(Self {
             target,
@@ -38,12 +38,11 @@ impl LegacySession {
             negotiated: RwLock::new(negotiated),
             closed: AtomicBool::new(false),
         });
-        session.target.register_session(&session);
         Ok(session)
     }
 
-    /// The target behind the session.
-    pub fn target(&self) -> &Arc<Target> {
+    /// The link to the target behind the session.
+    pub fn target(&self) -> &Arc<Link> {
         &self.target
     }
 
@@ -128,7 +127,7 @@ impl LegacySession {
     }
 }
 
-async fn initialize(target: &Target, params: &Value, generation: u64) -> Result<Negotiated, UpstreamError> {
+async fn initialize(target: &Link, params: &Value, generation: u64) -> Result<Negotiated, UpstreamError> {
     let id = target.next_request_id();
     let request = json!({ "jsonrpc": "2.0", "id": id, "method": method::INITIALIZE, "params": params });
     let requested = params

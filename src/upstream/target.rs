@@ -1,32 +1,20 @@
-//! One configured target: its pooled client, credentials, protocol eras, shared legacy session, the
-//! exchanges in flight, and its retirement when the config drops it.
-//!
-//! Nothing here holds a lock across network I/O: the era probe and the shared session are computed
-//! once behind a [`OnceCell`] (callers for the same target share one attempt, other targets never wait),
-//! and every exchange has the target's deadline.
+//! One configured target: its link, the protocol eras it speaks (probed once), the legacy session
+//! shared by catalog fetches and modern clients, and every legacy session opened on it so retirement can
+//! end them. The era probe and the shared session are computed once behind a [`OnceCell`]: callers for
+//! the same target share one attempt, other targets never wait.
 
-use crate::budget::{Budget, ReadError, read_body};
+use crate::budget::Budget;
 use crate::config::TargetConfig;
 use crate::config::schema::ProtocolChoice;
-use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
-use crate::protocol::raw::RawMessage;
-use crate::protocol::{self, Era, MODERN_VERSION, headers as mcp_headers, jsonrpc, method};
-use crate::upstream::MAX_MESSAGE_BYTES;
-use crate::upstream::credentials::Credentials;
-use crate::upstream::error::{UpstreamError, error_chain};
-use crate::upstream::http::{HttpClient, build_client};
-use crate::upstream::reply::{MessageStream, Received, Reply};
+use crate::protocol::{self, Era, MODERN_VERSION, jsonrpc, method};
+use crate::upstream::error::UpstreamError;
+use crate::upstream::link::{Link, Outbound};
+use crate::upstream::reply::Reply;
 use crate::upstream::session::LegacySession;
-use crate::upstream::tls::FileStamps;
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
-use http_body_util::Full;
 use serde_json::{Value, json};
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use tokio::sync::{Notify, OnceCell};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::OnceCell;
 
 /// Which eras a target speaks (a target may speak both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,45 +32,19 @@ impl Dialects {
     }
 }
 
-/// Per-POST header values that depend on the caller.
-#[derive(Default)]
-pub struct Outbound<'a> {
-    /// `MCP-Protocol-Version` to send.
-    pub protocol_version: Option<&'a str>,
-    /// `Mcp-Session-Id` to send.
-    pub session_id: Option<&'a str>,
-    /// Send `Mcp-Method`/`Mcp-Name` (modern era).
-    pub method_headers: bool,
-    /// The agent's `Authorization`, forwarded only when the target asks for passthrough.
-    pub authorization: Option<&'a HeaderValue>,
-}
-
 /// A configured upstream MCP server.
 pub struct Target {
-    /// Its checked config.
-    pub config: TargetConfig,
-    client: RwLock<(HttpClient, FileStamps)>,
-    credentials: Credentials,
+    link: Arc<Link>,
     dialects: RwLock<Arc<OnceCell<Dialects>>>,
     control: RwLock<Arc<OnceCell<Arc<LegacySession>>>>,
-    next_id: AtomicU64,
-    capabilities: Mutex<Option<Value>>,
-    exchanges: AtomicUsize,
-    drained: Notify,
-    retired: CancellationToken,
     sessions: Mutex<Vec<Weak<LegacySession>>>,
-    unreachable: Notify,
-    budget: Arc<Budget>,
 }
 
-/// Marks one exchange with a target as in flight until dropped (a retiring target waits for these).
-pub struct ExchangeGuard(Arc<Target>);
+impl Deref for Target {
+    type Target = Link;
 
-impl Drop for ExchangeGuard {
-    fn drop(&mut self) {
-        if self.0.exchanges.fetch_sub(1, Ordering::AcqRel) == 1 && self.0.retired.is_cancelled() {
-            self.0.drained.notify_waiters();
-        }
+    fn deref(&self) -> &Link {
+        &self.link
     }
 }
 
@@ -90,323 +52,46 @@ impl Target {
     /// Creates the target and its connection pool (no connection is opened yet); answers it sends take
     /// their share of `budget` while mcplex holds them.
     pub fn new(config: TargetConfig, budget: Arc<Budget>) -> Result<Arc<Self>, UpstreamError> {
-        let client = build_client(config.tls.as_ref(), config.url.scheme_str() == Some("https")).map_err(|source| {
-            UpstreamError::Tls {
-                target: config.name.clone(),
-                source,
-            }
-        })?;
-        let stamps = FileStamps::read(config.tls.as_ref());
         let dialects = OnceCell::new_with(pinned_dialects(config.protocol));
         Ok(Arc::new(Self {
-            credentials: Credentials::new(config.auth.as_ref()),
-            config,
-            client: RwLock::new((client, stamps)),
+            link: Link::new(config, budget)?,
             dialects: RwLock::new(Arc::new(dialects)),
             control: RwLock::new(Arc::new(OnceCell::new())),
-            next_id: AtomicU64::new(1),
-            capabilities: Mutex::new(None),
-            exchanges: AtomicUsize::new(0),
-            drained: Notify::new(),
-            retired: CancellationToken::new(),
             sessions: Mutex::new(Vec::new()),
-            unreachable: Notify::new(),
-            budget,
         }))
     }
 
-    /// Runs `work` under the target's deadline; running out is a [`UpstreamError::Timeout`].
-    pub async fn deadline<T>(&self, work: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {
-        tokio::time::timeout(self.config.timeout, work)
-            .await
-            .unwrap_or_else(|_| Err(self.timeout()))
+    /// The link every channel to this target uses.
+    pub fn link(&self) -> &Arc<Link> {
+        &self.link
     }
 
-    /// Counts an exchange as in flight until the guard is dropped.
-    pub fn begin_exchange(self: &Arc<Self>) -> ExchangeGuard {
-        self.exchanges.fetch_add(1, Ordering::AcqRel);
-        ExchangeGuard(self.clone())
-    }
-
-    /// Exchanges in flight now.
-    pub fn exchanges_in_flight(&self) -> usize {
-        self.exchanges.load(Ordering::Acquire)
-    }
-
-    /// Cancelled once the config no longer has this target: streams and background work stop.
-    pub fn retired(&self) -> &CancellationToken {
-        &self.retired
+    /// Opens a legacy session (for one client, or the shared one) and remembers it so retirement can end it.
+    pub async fn connect_session(&self, initialize_params: Value) -> Result<Arc<LegacySession>, UpstreamError> {
+        let session = LegacySession::connect(self.link.clone(), initialize_params).await?;
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|s| s.strong_count() > 0);
+        sessions.push(Arc::downgrade(&session));
+        Ok(session)
     }
 
     /// Takes the target out of service: background work stops at once, in-flight exchanges get up to the
     /// target's timeout to finish, then every upstream session opened on it is ended with DELETE.
     pub async fn retire(&self) {
-        self.retired.cancel();
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
-        loop {
-            let drained = self.drained.notified();
-            tokio::pin!(drained);
-            // Registered before the check, so a last exchange ending in between still wakes us.
-            drained.as_mut().enable();
-            if self.exchanges_in_flight() == 0 {
-                break;
-            }
-            if tokio::time::timeout_at(deadline, drained).await.is_ok() {
-                continue;
-            }
-            tracing::warn!(
-                target_name = self.name(),
-                in_flight = self.exchanges_in_flight(),
-                "removed target still had calls in flight after its timeout; ending its sessions anyway"
-            );
-            break;
-        }
-        let sessions: Vec<Arc<LegacySession>> = lock(&self.sessions).drain(..).filter_map(|s| s.upgrade()).collect();
+        self.link.drain().await;
+        let sessions: Vec<Arc<LegacySession>> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .filter_map(|s| s.upgrade())
+            .collect();
         futures_util::future::join_all(sessions.iter().map(|s| s.close())).await;
         tracing::info!(
             target_name = self.name(),
             sessions = sessions.len(),
             "removed target retired"
         );
-    }
-
-    /// Signalled when an exchange found the target unreachable, so whoever keeps its lists can look again.
-    pub fn unreachable_seen(&self) -> &Notify {
-        &self.unreachable
-    }
-
-    /// Remembers a legacy session opened on this target so retirement can end it.
-    pub fn register_session(&self, session: &Arc<LegacySession>) {
-        let mut sessions = lock(&self.sessions);
-        sessions.retain(|s| s.strong_count() > 0);
-        sessions.push(Arc::downgrade(session));
-    }
-
-    /// The target's name.
-    pub fn name(&self) -> &str {
-        &self.config.name
-    }
-
-    /// A fresh id for a request mcplex sends to this target.
-    pub fn next_request_id(&self) -> Value {
-        json!(self.next_id.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// Remembers the capabilities the target announced (in `server/discover` or `initialize`).
-    pub fn set_capabilities(&self, capabilities: Option<&Value>) {
-        if let Some(capabilities) = capabilities.filter(|c| c.is_object()) {
-            *lock(&self.capabilities) = Some(capabilities.clone());
-        }
-    }
-
-    /// False only when the target announced capabilities without `capability` (so its list need not be asked for).
-    pub fn offers(&self, capability: &str) -> bool {
-        lock(&self.capabilities)
-            .as_ref()
-            .is_none_or(|c| c.get(capability).is_some())
-    }
-
-    /// Rebuilds the connection pool when the TLS files changed; old connections finish as they are.
-    pub fn reload_tls_if_changed(&self) -> Result<bool, UpstreamError> {
-        let stamps = FileStamps::read(self.config.tls.as_ref());
-        if self.client.read().map(|c| c.1 == stamps).unwrap_or(false) {
-            return Ok(false);
-        }
-        let client = build_client(self.config.tls.as_ref(), self.config.url.scheme_str() == Some("https")).map_err(
-            |source| UpstreamError::Tls {
-                target: self.config.name.clone(),
-                source,
-            },
-        )?;
-        *self.client.write().unwrap_or_else(|p| p.into_inner()) = (client, stamps);
-        Ok(true)
-    }
-
-    fn client(&self) -> HttpClient {
-        self.client.read().unwrap_or_else(|p| p.into_inner()).0.clone()
-    }
-
-    /// POSTs one message and classifies the answer.
-    pub async fn post(&self, message: &Value, out: &Outbound<'_>) -> Result<Reply, UpstreamError> {
-        self.post_with_session_id(message, out).await.map(|(reply, _)| reply)
-    }
-
-    /// POSTs one message; also returns the `Mcp-Session-Id` the target assigned, if any.
-    pub async fn post_with_session_id(
-        &self,
-        message: &Value,
-        out: &Outbound<'_>,
-    ) -> Result<(Reply, Option<String>), UpstreamError> {
-        let body = serde_json::to_vec(message).unwrap_or_default();
-        let mut request = self.request(Method::POST, Bytes::from(body), out)?;
-        let headers = request.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/json, text/event-stream"),
-        );
-        if out.method_headers {
-            mcp_headers::add(headers, message);
-        }
-        // One deadline covers the headers and a JSON body (a stream's deadline is the relay's).
-        let exchange = async {
-            let response = self
-                .client()
-                .request(request)
-                .await
-                .map_err(|e| self.unreachable(error_chain(&e)))?;
-            let session_id = response
-                .headers()
-                .get(MCP_SESSION_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            Ok((self.classify(response, out.session_id.is_some()).await?, session_id))
-        };
-        let result = self.deadline(exchange).await;
-        if let Err(UpstreamError::Unreachable { .. }) = &result {
-            self.unreachable.notify_one();
-        }
-        result
-    }
-
-    /// Opens the legacy GET stream of a session; `None` when the target offers none (405).
-    pub async fn open_stream(&self, out: &Outbound<'_>) -> Result<Option<MessageStream>, UpstreamError> {
-        let mut request = self.request(Method::GET, Bytes::new(), out)?;
-        request
-            .headers_mut()
-            .insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
-        let response = self
-            .deadline(async {
-                self.client()
-                    .request(request)
-                    .await
-                    .map_err(|e| self.unreachable(error_chain(&e)))
-            })
-            .await?;
-        match response.status() {
-            StatusCode::OK if is_event_stream(response.headers()) => Ok(Some(MessageStream::new(
-                self.name(),
-                response.into_body(),
-                &self.budget,
-            ))),
-            StatusCode::NOT_FOUND if out.session_id.is_some() => Err(UpstreamError::SessionExpired {
-                target: self.name().into(),
-            }),
-            StatusCode::METHOD_NOT_ALLOWED => Ok(None),
-            status => Err(UpstreamError::Status {
-                target: self.name().into(),
-                status: status.as_u16(),
-                body: String::new(),
-            }),
-        }
-    }
-
-    /// Ends a legacy session with DELETE; errors are ignored (the target may be gone).
-    pub async fn delete_session(&self, out: &Outbound<'_>) {
-        if let Ok(request) = self.request(Method::DELETE, Bytes::new(), out) {
-            let _ = tokio::time::timeout(self.config.timeout, self.client().request(request)).await;
-        }
-    }
-
-    /// A request to the target's URL with the session, version and credential headers.
-    fn request(&self, method: Method, body: Bytes, out: &Outbound<'_>) -> Result<Request<Full<Bytes>>, UpstreamError> {
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = method;
-        *request.uri_mut() = self.config.url.clone();
-        self.add_common_headers(request.headers_mut(), out)?;
-        Ok(request)
-    }
-
-    fn add_common_headers(&self, headers: &mut HeaderMap, out: &Outbound<'_>) -> Result<(), UpstreamError> {
-        if let Some(version) = out.protocol_version.and_then(protocol::version_header) {
-            headers.insert(MCP_PROTOCOL_VERSION, version);
-        }
-        if let Some(id) = out.session_id.and_then(|v| HeaderValue::from_str(v).ok()) {
-            headers.insert(MCP_SESSION_ID, id);
-        }
-        match self.credentials.header() {
-            Ok(Some((name, value))) => {
-                headers.insert(name, value);
-            }
-            Ok(None) => {
-                if self.credentials.passthrough()
-                    && let Some(value) = out.authorization
-                {
-                    headers.insert(header::AUTHORIZATION, value.clone());
-                }
-            }
-            Err(source) => {
-                return Err(UpstreamError::Credential {
-                    target: self.name().into(),
-                    source,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    async fn classify(
-        &self,
-        response: http::Response<hyper::body::Incoming>,
-        in_session: bool,
-    ) -> Result<Reply, UpstreamError> {
-        let status = response.status();
-        if status == StatusCode::ACCEPTED {
-            return Ok(Reply::Accepted);
-        }
-        if status == StatusCode::NOT_FOUND && in_session {
-            return Err(UpstreamError::SessionExpired {
-                target: self.name().into(),
-            });
-        }
-        if status.is_success() && is_event_stream(response.headers()) {
-            return Ok(Reply::Stream(MessageStream::new(
-                self.name(),
-                response.into_body(),
-                &self.budget,
-            )));
-        }
-        let mut hold = self.budget.hold();
-        let bytes = match read_body(response.into_body(), MAX_MESSAGE_BYTES, &mut hold, 2).await {
-            Ok(bytes) => bytes,
-            Err(ReadError::TooLarge { limit }) => {
-                return Err(UpstreamError::TooLarge {
-                    target: self.name().into(),
-                    limit,
-                });
-            }
-            Err(ReadError::OverBudget(source)) => {
-                return Err(UpstreamError::OverBudget {
-                    target: self.name().into(),
-                    source,
-                });
-            }
-            Err(ReadError::Body(reason)) => {
-                return Err(self.unreachable(format!("reading the answer failed: {reason}")));
-            }
-        };
-        if status.is_success() {
-            // Checked when it is read (the rewrite for the client parses its top level anyway).
-            return Ok(if bytes.is_empty() {
-                Reply::Accepted
-            } else {
-                Reply::Single(Received {
-                    message: RawMessage::new(bytes),
-                    hold,
-                })
-            });
-        }
-        // Modern targets answer errors with 4xx and a JSON-RPC body; the body is what matters.
-        let message = RawMessage::new(bytes);
-        if message.object().is_ok_and(|o| o.has("error")) {
-            return Ok(Reply::Single(Received { message, hold }));
-        }
-        let bytes = message.bytes();
-        Err(UpstreamError::Status {
-            target: self.name().into(),
-            status: status.as_u16(),
-            body: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
-        })
     }
 
     /// The era mcplex prefers for this target.
@@ -493,25 +178,9 @@ impl Target {
     pub async fn control_session(self: &Arc<Self>) -> Result<Arc<LegacySession>, UpstreamError> {
         let cell = self.control.read().unwrap_or_else(|p| p.into_inner()).clone();
         let session = cell
-            .get_or_try_init(|| {
-                LegacySession::connect(self.clone(), protocol::ClientContext::mcplex().initialize_params())
-            })
+            .get_or_try_init(|| self.connect_session(protocol::ClientContext::mcplex().initialize_params()))
             .await?;
         Ok(session.clone())
-    }
-
-    fn unreachable(&self, reason: String) -> UpstreamError {
-        UpstreamError::Unreachable {
-            target: self.name().into(),
-            reason,
-        }
-    }
-
-    fn timeout(&self) -> UpstreamError {
-        UpstreamError::Timeout {
-            target: self.name().into(),
-            after: self.config.timeout,
-        }
     }
 }
 
@@ -527,15 +196,4 @@ fn pinned_dialects(choice: ProtocolChoice) -> Option<Dialects> {
         }),
         ProtocolChoice::Auto => None,
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
 }

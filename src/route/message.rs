@@ -1,0 +1,81 @@
+//! What flows through the router: who sent a message, the message, and what the client gets back.
+
+use crate::budget::Hold;
+use crate::protocol::{ClientContext, Era, jsonrpc};
+pub use crate::route::chunk::{Chunk, encode};
+use crate::route::session::ClientSession;
+use bytes::Bytes;
+use http::HeaderValue;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Who sent a message.
+#[derive(Clone)]
+pub enum Caller {
+    /// A session-era client and its session.
+    Session(Arc<ClientSession>),
+    /// A 2026-07-28 client and the context its request carried.
+    Stateless(Arc<ClientContext>),
+}
+
+impl Caller {
+    /// The era whose rules apply to the answer.
+    pub fn era(&self) -> Era {
+        match self {
+            Self::Session(_) => Era::Legacy,
+            Self::Stateless(_) => Era::Modern,
+        }
+    }
+
+    /// The client's session, for session-era clients.
+    pub fn session(&self) -> Option<&Arc<ClientSession>> {
+        match self {
+            Self::Session(session) => Some(session),
+            Self::Stateless(_) => None,
+        }
+    }
+}
+
+/// One message from a client with what is needed to route it.
+pub struct Inbound {
+    /// The sender.
+    pub caller: Caller,
+    /// The message.
+    pub message: jsonrpc::Message,
+    /// The agent's Authorization header (forwarded only to targets that ask for passthrough).
+    pub authorization: Option<HeaderValue>,
+}
+
+impl Inbound {
+    /// The request's id (`null` for notifications).
+    pub fn id(&self) -> Value {
+        self.message.id().cloned().unwrap_or(Value::Null)
+    }
+}
+
+/// What the client gets back.
+pub enum Outcome {
+    /// One JSON-RPC message mcplex wrote.
+    Message(Value),
+    /// One JSON-RPC message, already encoded (a target's rewritten answer, a merged list page).
+    Encoded {
+        /// The message text.
+        json: Bytes,
+        /// Its JSON-RPC error code, when it is an error (the client's era may map it to an HTTP status).
+        error_code: Option<i64>,
+        /// Its share of the message budget, held until it is written out.
+        hold: Hold,
+    },
+    /// Encoded messages as they come; the stream ends after the final response (or lives, for listen).
+    Stream(mpsc::Receiver<Chunk>),
+    /// A notification or response was taken.
+    Accepted,
+}
+
+impl Outcome {
+    /// An error answer to the request `id`.
+    pub fn error(id: Value, code: i64, message: impl Into<String>) -> Self {
+        Self::Message(jsonrpc::error(Some(id), code, message))
+    }
+}

@@ -1,0 +1,416 @@
+//! The way to one target: its pooled HTTP(S) client, credentials, request ids, the capabilities it
+//! announced, the exchanges in flight, and its retirement when the config drops it. Every exchange has
+//! the target's deadline; nothing here holds a lock across network I/O.
+
+use crate::budget::{Budget, ReadError, read_body};
+use crate::config::TargetConfig;
+use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use crate::protocol::raw::RawMessage;
+use crate::protocol::{self, headers as mcp_headers};
+use crate::upstream::MAX_MESSAGE_BYTES;
+use crate::upstream::credentials::Credentials;
+use crate::upstream::error::{UpstreamError, error_chain};
+use crate::upstream::http::{HttpClient, build_client};
+use crate::upstream::reply::{MessageStream, Received, Reply};
+use crate::upstream::tls::FileStamps;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::Full;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Per-POST header values that depend on the caller.
+#[derive(Default)]
+pub struct Outbound<'a> {
+    /// `MCP-Protocol-Version` to send.
+    pub protocol_version: Option<&'a str>,
+    /// `Mcp-Session-Id` to send.
+    pub session_id: Option<&'a str>,
+    /// Send `Mcp-Method`/`Mcp-Name` (modern era).
+    pub method_headers: bool,
+    /// The agent's `Authorization`, forwarded only when the target asks for passthrough.
+    pub authorization: Option<&'a HeaderValue>,
+}
+
+/// The way to one configured target: its pooled client, credentials, request ids, what it announced,
+/// the exchanges in flight and whether the config still has it.
+pub struct Link {
+    /// The target's checked config.
+    pub config: TargetConfig,
+    client: RwLock<(HttpClient, FileStamps)>,
+    credentials: Credentials,
+    next_id: AtomicU64,
+    capabilities: Mutex<Option<Value>>,
+    exchanges: AtomicUsize,
+    drained: Notify,
+    retired: CancellationToken,
+    unreachable: Notify,
+    budget: Arc<Budget>,
+    detached: AtomicUsize,
+}
+
+/// One background send to a target under way, until dropped.
+pub struct DetachedSlot(Arc<Link>);
+
+impl Drop for DetachedSlot {
+    fn drop(&mut self) {
+        self.0.detached.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Marks one exchange with a target as in flight until dropped (a retiring target waits for these).
+pub struct ExchangeGuard(Arc<Link>);
+
+impl Drop for ExchangeGuard {
+    fn drop(&mut self) {
+        if self.0.exchanges.fetch_sub(1, Ordering::AcqRel) == 1 && self.0.retired.is_cancelled() {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
+
+impl Link {
+    /// Creates the link and its connection pool (no connection is opened yet); answers the target sends
+    /// take their share of `budget` while mcplex holds them.
+    pub fn new(config: TargetConfig, budget: Arc<Budget>) -> Result<Arc<Self>, UpstreamError> {
+        let client = build_client(config.tls.as_ref(), config.url.scheme_str() == Some("https")).map_err(|source| {
+            UpstreamError::Tls {
+                target: config.name.clone(),
+                source,
+            }
+        })?;
+        let stamps = FileStamps::read(config.tls.as_ref());
+        Ok(Arc::new(Self {
+            credentials: Credentials::new(config.auth.as_ref()),
+            config,
+            client: RwLock::new((client, stamps)),
+            next_id: AtomicU64::new(1),
+            capabilities: Mutex::new(None),
+            exchanges: AtomicUsize::new(0),
+            drained: Notify::new(),
+            retired: CancellationToken::new(),
+            unreachable: Notify::new(),
+            budget,
+            detached: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Runs `work` under the target's deadline; running out is a [`UpstreamError::Timeout`].
+    pub async fn deadline<T>(&self, work: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {
+        tokio::time::timeout(self.config.timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(self.timeout()))
+    }
+
+    /// Counts an exchange as in flight until the guard is dropped.
+    pub fn begin_exchange(self: &Arc<Self>) -> ExchangeGuard {
+        self.exchanges.fetch_add(1, Ordering::AcqRel);
+        ExchangeGuard(self.clone())
+    }
+
+    /// Exchanges in flight now.
+    pub fn exchanges_in_flight(&self) -> usize {
+        self.exchanges.load(Ordering::Acquire)
+    }
+
+    /// Cancelled once the config no longer has this target: streams and background work stop.
+    pub fn retired(&self) -> &CancellationToken {
+        &self.retired
+    }
+
+    /// Takes the link out of service: background work stops at once, and in-flight exchanges get up to
+    /// the target's timeout to finish (the wait ends early when the last one does).
+    pub async fn drain(&self) {
+        self.retired.cancel();
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before the check, so a last exchange ending in between still wakes us.
+            drained.as_mut().enable();
+            if self.exchanges_in_flight() == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                tracing::warn!(
+                    target_name = self.name(),
+                    in_flight = self.exchanges_in_flight(),
+                    "removed target still had calls in flight after its timeout; ending its sessions anyway"
+                );
+                return;
+            }
+        }
+    }
+
+    /// A slot for one background send, while fewer than `limit` are under way; the slot is given back
+    /// when dropped.
+    pub fn detached_slot(self: &Arc<Self>, limit: usize) -> Option<DetachedSlot> {
+        let previous = self.detached.fetch_add(1, Ordering::AcqRel);
+        if previous >= limit {
+            self.detached.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(DetachedSlot(self.clone()))
+    }
+
+    /// Signalled when an exchange found the target unreachable, so whoever keeps its lists can look again.
+    pub fn unreachable_seen(&self) -> &Notify {
+        &self.unreachable
+    }
+
+    /// The target's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// A fresh id for a request mcplex sends to this target.
+    pub fn next_request_id(&self) -> Value {
+        json!(self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Remembers the capabilities the target announced (in `server/discover` or `initialize`).
+    pub fn set_capabilities(&self, capabilities: Option<&Value>) {
+        if let Some(capabilities) = capabilities.filter(|c| c.is_object()) {
+            *lock(&self.capabilities) = Some(capabilities.clone());
+        }
+    }
+
+    /// False only when the target announced capabilities without `capability` (so its list need not be asked for).
+    pub fn offers(&self, capability: &str) -> bool {
+        lock(&self.capabilities)
+            .as_ref()
+            .is_none_or(|c| c.get(capability).is_some())
+    }
+
+    /// Rebuilds the connection pool when the TLS files changed; old connections finish as they are.
+    pub fn reload_tls_if_changed(&self) -> Result<bool, UpstreamError> {
+        let stamps = FileStamps::read(self.config.tls.as_ref());
+        if self.client.read().map(|c| c.1 == stamps).unwrap_or(false) {
+            return Ok(false);
+        }
+        let client = build_client(self.config.tls.as_ref(), self.config.url.scheme_str() == Some("https")).map_err(
+            |source| UpstreamError::Tls {
+                target: self.config.name.clone(),
+                source,
+            },
+        )?;
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = (client, stamps);
+        Ok(true)
+    }
+
+    fn client(&self) -> HttpClient {
+        self.client.read().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    /// POSTs one message and classifies the answer.
+    pub async fn post(&self, message: &Value, out: &Outbound<'_>) -> Result<Reply, UpstreamError> {
+        self.post_with_session_id(message, out).await.map(|(reply, _)| reply)
+    }
+
+    /// POSTs one message; also returns the `Mcp-Session-Id` the target assigned, if any.
+    pub async fn post_with_session_id(
+        &self,
+        message: &Value,
+        out: &Outbound<'_>,
+    ) -> Result<(Reply, Option<String>), UpstreamError> {
+        let body = serde_json::to_vec(message).unwrap_or_default();
+        let mut request = self.request(Method::POST, Bytes::from(body), out)?;
+        let headers = request.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        if out.method_headers {
+            mcp_headers::add(headers, message);
+        }
+        // One deadline covers the headers and a JSON body (a stream's deadline is the relay's).
+        let exchange = async {
+            let response = self
+                .client()
+                .request(request)
+                .await
+                .map_err(|e| self.unreachable(error_chain(&e)))?;
+            let session_id = response
+                .headers()
+                .get(MCP_SESSION_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            Ok((self.classify(response, out.session_id.is_some()).await?, session_id))
+        };
+        let result = self.deadline(exchange).await;
+        if let Err(UpstreamError::Unreachable { .. }) = &result {
+            self.unreachable.notify_one();
+        }
+        result
+    }
+
+    /// Opens the legacy GET stream of a session; `None` when the target offers none (405).
+    pub async fn open_stream(&self, out: &Outbound<'_>) -> Result<Option<MessageStream>, UpstreamError> {
+        let mut request = self.request(Method::GET, Bytes::new(), out)?;
+        request
+            .headers_mut()
+            .insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+        let response = self
+            .deadline(async {
+                self.client()
+                    .request(request)
+                    .await
+                    .map_err(|e| self.unreachable(error_chain(&e)))
+            })
+            .await?;
+        match response.status() {
+            StatusCode::OK if is_event_stream(response.headers()) => Ok(Some(MessageStream::new(
+                self.name(),
+                response.into_body(),
+                &self.budget,
+            ))),
+            StatusCode::NOT_FOUND if out.session_id.is_some() => Err(UpstreamError::SessionExpired {
+                target: self.name().into(),
+            }),
+            StatusCode::METHOD_NOT_ALLOWED => Ok(None),
+            status => Err(UpstreamError::Status {
+                target: self.name().into(),
+                status: status.as_u16(),
+                body: String::new(),
+            }),
+        }
+    }
+
+    /// Ends a legacy session with DELETE; errors are ignored (the target may be gone).
+    pub async fn delete_session(&self, out: &Outbound<'_>) {
+        if let Ok(request) = self.request(Method::DELETE, Bytes::new(), out) {
+            let _ = tokio::time::timeout(self.config.timeout, self.client().request(request)).await;
+        }
+    }
+
+    /// A request to the target's URL with the session, version and credential headers.
+    fn request(&self, method: Method, body: Bytes, out: &Outbound<'_>) -> Result<Request<Full<Bytes>>, UpstreamError> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = self.config.url.clone();
+        self.add_common_headers(request.headers_mut(), out)?;
+        Ok(request)
+    }
+
+    fn add_common_headers(&self, headers: &mut HeaderMap, out: &Outbound<'_>) -> Result<(), UpstreamError> {
+        if let Some(version) = out.protocol_version.and_then(protocol::version_header) {
+            headers.insert(MCP_PROTOCOL_VERSION, version);
+        }
+        if let Some(id) = out.session_id.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(MCP_SESSION_ID, id);
+        }
+        match self.credentials.header() {
+            Ok(Some((name, value))) => {
+                headers.insert(name, value);
+            }
+            Ok(None) => {
+                if self.credentials.passthrough()
+                    && let Some(value) = out.authorization
+                {
+                    headers.insert(header::AUTHORIZATION, value.clone());
+                }
+            }
+            Err(source) => {
+                return Err(UpstreamError::Credential {
+                    target: self.name().into(),
+                    source,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn classify(
+        &self,
+        response: http::Response<hyper::body::Incoming>,
+        in_session: bool,
+    ) -> Result<Reply, UpstreamError> {
+        let status = response.status();
+        if status == StatusCode::ACCEPTED {
+            return Ok(Reply::Accepted);
+        }
+        if status == StatusCode::NOT_FOUND && in_session {
+            return Err(UpstreamError::SessionExpired {
+                target: self.name().into(),
+            });
+        }
+        if status.is_success() && is_event_stream(response.headers()) {
+            return Ok(Reply::Stream(MessageStream::new(
+                self.name(),
+                response.into_body(),
+                &self.budget,
+            )));
+        }
+        let mut hold = self.budget.hold();
+        let bytes = match read_body(response.into_body(), MAX_MESSAGE_BYTES, &mut hold, 2).await {
+            Ok(bytes) => bytes,
+            Err(ReadError::TooLarge { limit }) => {
+                return Err(UpstreamError::TooLarge {
+                    target: self.name().into(),
+                    limit,
+                });
+            }
+            Err(ReadError::OverBudget(source)) => {
+                return Err(UpstreamError::OverBudget {
+                    target: self.name().into(),
+                    source,
+                });
+            }
+            Err(ReadError::Body(reason)) => {
+                return Err(self.unreachable(format!("reading the answer failed: {reason}")));
+            }
+        };
+        if status.is_success() {
+            // Checked when it is read (the rewrite for the client parses its top level anyway).
+            return Ok(if bytes.is_empty() {
+                Reply::Accepted
+            } else {
+                Reply::Single(Received {
+                    message: RawMessage::new(bytes),
+                    hold,
+                })
+            });
+        }
+        // Modern targets answer errors with 4xx and a JSON-RPC body; the body is what matters.
+        let message = RawMessage::new(bytes);
+        if message.object().is_ok_and(|o| o.has("error")) {
+            return Ok(Reply::Single(Received { message, hold }));
+        }
+        let bytes = message.bytes();
+        Err(UpstreamError::Status {
+            target: self.name().into(),
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+        })
+    }
+
+    fn unreachable(&self, reason: String) -> UpstreamError {
+        UpstreamError::Unreachable {
+            target: self.name().into(),
+            reason,
+        }
+    }
+
+    fn timeout(&self) -> UpstreamError {
+        UpstreamError::Timeout {
+            target: self.name().into(),
+            after: self.config.timeout,
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
+}
