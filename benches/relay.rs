@@ -391,20 +391,7 @@ async fn bench() {
         );
     }
 
-    // A 10 MiB tool result: how far the peak RSS rises above what it was.
     let client = http_client();
-    let peak_before = status_mib(sidecar.child.id(), "VmHWM:");
-    let body = send(&client, sidecar.mcp, modern_call(1, "t0_big")).await;
-    assert!(body.len() > BIG_RESULT, "the big result came back whole");
-    let peak_after = status_mib(sidecar.child.id(), "VmHWM:");
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    let (after_big, _) = rss_and_cpu(sidecar.child.id());
-    println!(
-        "| peak RSS rise for one 10 MiB tool result (JSON answer); RSS 12 s later | {:.1} MiB ({:.1} x the result); {after_big:.1} MiB |",
-        peak_after - peak_before,
-        (peak_after - peak_before) / (BIG_RESULT as f64 / 1048576.0)
-    );
-
     // Idle session-era sessions: the cost of each, and whether it is returned when they end.
     let (before_sessions, _) = rss_and_cpu(sidecar.child.id());
     let mut ids = Vec::new();
@@ -442,6 +429,19 @@ async fn bench() {
         "| RSS: before / with {SESSIONS} idle sessions / after they ended | {before_sessions:.1} / {with_sessions:.1} / {after_sessions:.1} MiB ({:.1} KiB per session) |",
         (with_sessions - before_sessions) * 1024.0 / SESSIONS as f64
     );
+    // A 10 MiB tool result: how far the peak RSS rises above what it was.
+    let peak_before = status_mib(sidecar.child.id(), "VmHWM:");
+    let body = send(&client, sidecar.mcp, modern_call(1, "t0_big")).await;
+    assert!(body.len() > BIG_RESULT, "the big result came back whole");
+    let peak_after = status_mib(sidecar.child.id(), "VmHWM:");
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let (after_big, _) = rss_and_cpu(sidecar.child.id());
+    println!(
+        "| peak RSS rise for one 10 MiB tool result (JSON answer); RSS 12 s later | {:.1} MiB ({:.1} x the result); {after_big:.1} MiB |",
+        peak_after - peak_before,
+        (peak_after - peak_before) / (BIG_RESULT as f64 / 1048576.0)
+    );
+
     drop(sidecar);
     let _ = raw_relay.kill();
     let _ = raw_relay.wait();

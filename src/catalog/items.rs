@@ -95,7 +95,6 @@ fn expose_one(kind: ItemKind, namer: Option<&Namer>, target: &Arc<str>, mut item
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::schema::FilterSpec;
     use serde_json::json;
 
     #[test]
@@ -111,7 +110,7 @@ mod tests {
         );
         assert_eq!(listed.lists[0].len(), 2);
         assert_eq!((listed.ttl_ms, listed.private), (Some(100), true));
-        let namer = Namer::new("p", &FilterSpec::default());
+        let namer = Namer::new("p", crate::catalog::naming::Rules::default());
         let items = TargetItems::expose("t", &namer, &namer, listed);
         let names: Vec<&str> = items.entries(ItemKind::Tools).iter().map(|e| &*e.exposed).collect();
         assert_eq!(names, ["p_a", "p_b"]);

@@ -224,7 +224,6 @@ fn literal_prefix_match(template: &str, uri: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::schema::FilterSpec;
     use serde_json::json;
 
     fn items(target: &str, tools: &[&str]) -> TargetItems {
@@ -234,7 +233,7 @@ mod tests {
             .map(|n| json!({"name": n, "inputSchema": {"type":"object"}, "x-extra": 1}))
             .collect();
         listed.lists[3] = vec![json!({"uriTemplate": "file:///{path}", "name": "files"})];
-        let plain = Namer::new("", &FilterSpec::default());
+        let plain = Namer::new("", naming::Rules::default());
         TargetItems::expose(target, &plain, &plain, listed)
     }
 

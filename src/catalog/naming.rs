@@ -1,20 +1,31 @@
 //! How one target's item names become exposed names: allow/deny globs, renames and the prefix.
 
-use crate::config::schema::FilterSpec;
+use std::collections::BTreeMap;
+
+/// Which of a target's names are exposed, and under what names (before the prefix).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rules {
+    /// Globs (`*`, `?`) of names to expose; empty means all.
+    pub allow: Vec<String>,
+    /// Globs of names to hide; wins over `allow`.
+    pub deny: Vec<String>,
+    /// Target's name to the name used before prefixing.
+    pub rename: BTreeMap<String, String>,
+}
 
 /// Turns a target's original names into exposed names (or hides them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Namer {
     prefix: String,
-    filter: FilterSpec,
+    filter: Rules,
 }
 
 impl Namer {
     /// A namer for one target and item kind.
-    pub fn new(prefix: &str, filter: &FilterSpec) -> Self {
+    pub fn new(prefix: &str, rules: Rules) -> Self {
         Self {
             prefix: prefix.to_owned(),
-            filter: filter.clone(),
+            filter: rules,
         }
     }
 
@@ -64,7 +75,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// Whether an exposed name fits what MCP clients accept (`^[A-Za-z0-9_.-]{1,128}$`).
 pub fn is_valid_exposed_name(name: &str) -> bool {
-    (1..=128).contains(&name.len()) && name.chars().all(crate::config::validate::is_name_char)
+    (1..=128).contains(&name.len()) && name.chars().all(crate::protocol::is_name_char)
 }
 
 /// Longest tool name some client APIs accept; longer names are reported, not refused.
@@ -86,16 +97,16 @@ mod tests {
 
     #[test]
     fn filters_renames_and_prefixes() {
-        let filter = FilterSpec {
+        let filter = Rules {
             allow: vec!["add".into(), "mul*".into()],
             deny: vec!["multiply_secret".into()],
             rename: [("add".to_string(), "plus".to_string())].into(),
         };
-        let namer = Namer::new("math", &filter);
+        let namer = Namer::new("math", filter);
         assert_eq!(namer.expose("add").as_deref(), Some("math_plus"));
         assert_eq!(namer.expose("multiply").as_deref(), Some("math_multiply"));
         assert_eq!(namer.expose("multiply_secret"), None);
         assert_eq!(namer.expose("divide"), None);
-        assert_eq!(Namer::new("", &FilterSpec::default()).expose("x").as_deref(), Some("x"));
+        assert_eq!(Namer::new("", Rules::default()).expose("x").as_deref(), Some("x"));
     }
 }

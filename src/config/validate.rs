@@ -100,7 +100,7 @@ fn check_target(spec: TargetSpec, report: &mut impl FnMut(&str, String)) -> Opti
         .map_err(|m| fail("url", m))
         .ok();
     let prefix = spec.prefix.clone().unwrap_or_else(|| spec.name.clone());
-    if prefix.len() > 64 || !prefix.chars().all(is_name_char) {
+    if prefix.len() > 64 || !prefix.chars().all(crate::protocol::is_name_char) {
         fail(
             "prefix",
             format!("`{prefix}` may only hold A-Z, a-z, 0-9, '_', '.', '-' (at most 64)"),
@@ -203,7 +203,7 @@ fn check_filter(kind: &str, filter: &FilterSpec, fail: &mut impl FnMut(&str, Str
         }
     }
     for (from, to) in &filter.rename {
-        if to.is_empty() || to.len() > 128 || !to.chars().all(is_name_char) {
+        if to.is_empty() || to.len() > 128 || !to.chars().all(crate::protocol::is_name_char) {
             fail(
                 &format!("{kind}.rename.{from}"),
                 format!("`{to}` may only hold A-Z, a-z, 0-9, '_', '.', '-' (1 to 128)"),
@@ -227,9 +227,4 @@ fn is_dns_label(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
-}
-
-/// Characters MCP clients accept in tool and prompt names.
-pub fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
 }

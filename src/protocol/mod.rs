@@ -49,6 +49,11 @@ pub fn version_header(version: &str) -> Option<http::HeaderValue> {
         .or_else(|| http::HeaderValue::from_str(version).ok())
 }
 
+/// Characters MCP allows in tool and prompt names (`^[A-Za-z0-9_.-]{1,128}$`).
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
 /// `_meta` keys of the 2026-07-28 revision.
 pub mod meta {
     /// The request's protocol version.

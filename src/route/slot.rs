@@ -2,8 +2,10 @@
 //! that fetches its lists. Every slot refreshes on its own, so a hung target only ever delays itself.
 
 use crate::budget::Budget;
+use crate::catalog::naming::Rules;
 use crate::catalog::{ItemKind, Namer, TargetItems};
 use crate::config::TargetConfig;
+use crate::config::schema::FilterSpec;
 use crate::route::fetch;
 use crate::upstream::Target;
 use futures_util::FutureExt;
@@ -61,8 +63,8 @@ impl TargetSlot {
         Arc::new(Self {
             name: config.name.clone(),
             target,
-            tools: Namer::new(&config.prefix, &config.tools),
-            prompts: Namer::new(&config.prefix, &config.prompts),
+            tools: Namer::new(&config.prefix, rules(&config.tools)),
+            prompts: Namer::new(&config.prefix, rules(&config.prompts)),
             state: Mutex::new(TargetState {
                 error,
                 ..TargetState::default()
@@ -197,6 +199,15 @@ impl TargetSlot {
             .last_known
             .as_ref()
             .is_some_and(|items| items.entries(kind).iter().any(|e| &*e.exposed == name))
+    }
+}
+
+/// The catalog's naming rules from the config's filter.
+fn rules(filter: &FilterSpec) -> Rules {
+    Rules {
+        allow: filter.allow.clone(),
+        deny: filter.deny.clone(),
+        rename: filter.rename.clone(),
     }
 }
 
