@@ -162,6 +162,17 @@ fn modern_call(id: usize, tool: &str) -> http::Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// A modern `tools/list` of the first page.
+fn list_request() -> http::Request<Full<Bytes>> {
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    http::Request::post("/")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .body(Full::new(Bytes::from(list.to_string())))
+        .unwrap()
+}
+
 async fn send(client: &HttpClient, addr: SocketAddr, mut request: http::Request<Full<Bytes>>) -> Bytes {
     *request.uri_mut() = format!("http://{addr}/mcp").parse().unwrap();
     let response = client.request(request).await.expect("request");
@@ -456,17 +467,10 @@ async fn bench() {
         "| start-up to ready (10 targets x 50 tools) | {:.1} ms |",
         ready_after.as_secs_f64() * 1e3
     );
-    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string();
     let mut latencies = Vec::new();
     for i in 0..2_200 {
-        let request = http::Request::post("/")
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/list")
-            .body(Full::new(Bytes::from(list.clone())))
-            .unwrap();
         let begun = Instant::now();
-        let body = send(&client, sidecar.mcp, request).await;
+        let body = send(&client, sidecar.mcp, list_request()).await;
         if i == 0 {
             let parsed: Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(
@@ -499,14 +503,8 @@ async fn bench() {
         let (rss, _) = rss_and_cpu(sidecar.child.id());
         let mut latencies = Vec::new();
         for i in 0..300 {
-            let request = http::Request::post("/")
-                .header("content-type", "application/json")
-                .header("mcp-protocol-version", "2026-07-28")
-                .header("mcp-method", "tools/list")
-                .body(Full::new(Bytes::from(list.clone())))
-                .unwrap();
             let begun = Instant::now();
-            send(&client, sidecar.mcp, request).await;
+            send(&client, sidecar.mcp, list_request()).await;
             if i >= 50 {
                 latencies.push(begun.elapsed());
             }

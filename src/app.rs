@@ -9,6 +9,7 @@ use crate::route::router::DEFAULT_STARTUP_DEADLINE;
 use crate::serve::{ServeLimits, serve};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -211,6 +212,26 @@ async fn upkeep(endpoint: Arc<Endpoint>, session_idle: Duration, shutdown: Cance
         for session in endpoint.sessions.expire(session_idle) {
             tracing::info!(session = %session.id(), "session ended after being idle");
             tokio::spawn(async move { session.route.close().await });
+        }
+    }
+}
+
+/// Runs a command on a single-threaded runtime and turns its outcome into the process's exit code
+/// (2 with the error on stderr). The sidecar serves one agent: cross-thread wake-ups would cost more per
+/// call than the work itself at the loads a pod sees (BENCHMARKS.md).
+pub fn run_command<E: std::fmt::Display>(command: impl std::future::Future<Output = Result<(), E>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
         }
     }
 }

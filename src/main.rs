@@ -85,22 +85,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log_level);
-    // The sidecar serves one agent: a single-threaded runtime avoids cross-thread wake-ups, which cost
-    // more per call than the work itself at the loads a pod sees (BENCHMARKS.md).
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(execute(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(2)
-        }
-    }
+    mcplex::app::run_command(execute(cli.command))
 }
 
 /// Why a command failed.
