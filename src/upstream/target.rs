@@ -90,7 +90,7 @@ impl Target {
         tracing::info!(
             target_name = self.name(),
             sessions = sessions.len(),
-            "removed target retired"
+            "target retired; its upstream sessions are ended"
         );
     }
 
