@@ -382,6 +382,7 @@ async fn carry_session_stream(session: Arc<Session>, mut changes: broadcast::Rec
         let _ = tx.send(Chunk::of(&refusal)).await;
         return;
     };
+    let _open = session.route.streams.open_get();
     loop {
         let chunk = tokio::select! {
             _ = tx.closed() => return,

@@ -119,6 +119,8 @@ async fn relay_stream(
 ) {
     let target = forward.channel.target().clone();
     let deadline = target.config.timeout;
+    // While this stream is read, requests the target sends outside the call can reach the client here.
+    let _listed = forward.session.as_ref().map(|s| s.streams.open_call(&target, &tx));
     let end = loop {
         // Any message from the target (progress included) restarts the deadline.
         let next = tokio::select! {

@@ -15,6 +15,7 @@ pub mod own;
 pub mod router;
 pub mod session;
 pub mod slot;
+pub mod streams;
 
 pub use channel::Channel;
 pub use dispatch::handle;

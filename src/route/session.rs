@@ -7,7 +7,8 @@ use crate::protocol::{ClientContext, jsonrpc, method};
 use crate::route::channel::Channel;
 use crate::route::chunk::{Chunk, encode};
 use crate::route::router::Router;
-use crate::upstream::{LegacySession, Link, Target, UpstreamError};
+use crate::route::streams::{ClientStreams, Route};
+use crate::upstream::{LegacySession, Link, MessageStream, Target, UpstreamError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -49,6 +50,8 @@ pub struct ClientSession {
     queued_bytes: AtomicUsize,
     budget: Arc<Budget>,
     closed: CancellationToken,
+    /// The streams the client is reading now.
+    pub streams: Arc<ClientStreams>,
 }
 
 impl ClientSession {
@@ -69,6 +72,7 @@ impl ClientSession {
             queued_bytes: AtomicUsize::new(0),
             budget,
             closed: CancellationToken::new(),
+            streams: Arc::default(),
         })
     }
 
@@ -100,12 +104,16 @@ impl ClientSession {
                     channel.send_detached(set_level, "logging/setLevel");
                 }
                 if let Channel::Legacy(upstream) = &channel {
+                    // The GET stream is open before the first call goes out: TypeScript SDK servers send
+                    // requests tied to no call only on a stream that already exists, and drop them otherwise.
+                    let first = upstream.open_stream().await;
                     tokio::spawn(pump_session_stream(
                         Arc::downgrade(self),
                         Arc::downgrade(router),
                         channel.clone(),
                         upstream.clone(),
                         self.closed.clone(),
+                        Some(first),
                     ));
                 }
                 Ok::<_, UpstreamError>(channel)
@@ -168,6 +176,41 @@ impl ClientSession {
         }
         request["id"] = json!(id);
         Some(request)
+    }
+
+    /// Carries a request a target sent outside any call to a stream the client reads: its GET stream,
+    /// else one of its call streams (the answer comes back by id either way). With no stream open, the
+    /// target gets an error at once instead of waiting for its timeout.
+    pub fn deliver_server_request(&self, channel: &Channel, request: Value) {
+        let Some(request) = self.register_server_request(channel, request) else {
+            return;
+        };
+        match self.streams.route_for(channel.target()) {
+            Route::GetStream => self.push_to_stream(request),
+            Route::CallStream(stream) => {
+                if let Err(mpsc::error::TrySendError::Full(chunk) | mpsc::error::TrySendError::Closed(chunk)) =
+                    stream.try_send(Chunk::of(&request))
+                {
+                    drop(chunk);
+                    self.push_to_stream(request);
+                }
+            }
+            Route::Nowhere => {
+                // A call in flight whose stream has not started yet will carry it.
+                let has_calls = !lock(&self.in_flight).is_empty();
+                if has_calls && self.streams.park(Chunk::of(&request)).is_ok() {
+                    return;
+                }
+                if let Some(pending) = request.get("id").and_then(|id| self.take_server_request(id)) {
+                    refuse_server_request(
+                        &pending.channel,
+                        pending.upstream_id,
+                        "the client has no stream open to receive the request (no GET stream, no call in progress)"
+                            .into(),
+                    );
+                }
+            }
+        }
     }
 
     /// Takes the pending request the client is answering.
@@ -250,8 +293,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Reads the upstream GET stream while the client session lives and the target is configured,
-/// reconnecting with backoff. Opening the stream is bounded by the target's deadline; an open stream
+/// Reads the upstream GET stream (starting with `first`, when the caller already opened it) while the
+/// client session lives and the target is configured, reconnecting with backoff. Opening the stream is bounded by the target's deadline; an open stream
 /// may stay quiet for as long as the target likes.
 pub async fn pump_session_stream(
     session: Weak<ClientSession>,
@@ -259,15 +302,19 @@ pub async fn pump_session_stream(
     channel: Channel,
     upstream: Arc<LegacySession>,
     closed: CancellationToken,
+    mut first: Option<Result<Option<MessageStream>, UpstreamError>>,
 ) {
     let target = upstream.target().clone();
     let retired = target.retired().clone();
     let mut backoff = Duration::from_millis(250);
     loop {
-        let opened = tokio::select! {
-            opened = upstream.open_stream() => opened,
-            _ = retired.cancelled() => break,
-            _ = closed.cancelled() => return,
+        let opened = match first.take() {
+            Some(opened) => opened,
+            None => tokio::select! {
+                opened = upstream.open_stream() => opened,
+                _ = retired.cancelled() => break,
+                _ = closed.cancelled() => return,
+            },
         };
         match opened {
             Ok(None) => return,
@@ -316,13 +363,9 @@ fn deliver(session: &Arc<ClientSession>, router: &Weak<Router>, channel: &Channe
         }
         return;
     }
-    let message = if message.get("id").is_some() && !name.is_empty() {
-        match session.register_server_request(channel, message) {
-            Some(message) => message,
-            None => return,
-        }
-    } else {
-        message
-    };
-    session.push_to_stream(message);
+    if message.get("id").is_none() || name.is_empty() {
+        session.push_to_stream(message);
+        return;
+    }
+    session.deliver_server_request(channel, message);
 }

@@ -12,4 +12,5 @@ mod manifests;
 mod process;
 mod rogue;
 mod security;
+mod server_requests;
 mod tls;

@@ -34,6 +34,10 @@ pub enum Call {
     Slow(u64),
     /// Answers with a text block of this many bytes.
     Big(usize),
+    /// Asks the client for sampling on the session's GET stream, tied to no call, as TypeScript SDK
+    /// servers do (and like them drops the request when no GET stream is open), then answers with the
+    /// sampled text.
+    SampleOnGetStream,
 }
 
 /// Which era the rogue speaks.
@@ -53,6 +57,13 @@ pub struct Rogue {
     stop: CancellationToken,
 }
 
+/// The GET stream of the rogue's session (if one is open) and the answers it waits for.
+#[derive(Default)]
+struct Sessions {
+    stream: Option<tokio::sync::mpsc::UnboundedSender<Value>>,
+    waiting: std::collections::HashMap<String, tokio::sync::oneshot::Sender<Value>>,
+}
+
 impl Rogue {
     pub async fn start(era: RogueEra, call: Call) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -60,7 +71,12 @@ impl Rogue {
         let call = Arc::new(Mutex::new(call));
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = CancellationToken::new();
-        let state = (call.clone(), log.clone(), stop.clone());
+        let state: State = (
+            call.clone(),
+            log.clone(),
+            stop.clone(),
+            Arc::new(Mutex::new(Sessions::default())),
+        );
         tokio::spawn(mcplex::serve::serve(
             listener,
             None,
@@ -100,9 +116,14 @@ impl Drop for Rogue {
     }
 }
 
-type State = (Arc<Mutex<Call>>, Arc<Mutex<Vec<(String, Instant)>>>, CancellationToken);
+type State = (
+    Arc<Mutex<Call>>,
+    Arc<Mutex<Vec<(String, Instant)>>>,
+    CancellationToken,
+    Arc<Mutex<Sessions>>,
+);
 
-async fn handle(era: RogueEra, (call, log, stop): State, request: Request<Incoming>) -> Response<Body> {
+async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Request<Incoming>) -> Response<Body> {
     let record = |entry: String| log.lock().unwrap().push((entry, Instant::now()));
     match *request.method() {
         http::Method::DELETE => {
@@ -113,8 +134,12 @@ async fn handle(era: RogueEra, (call, log, stop): State, request: Request<Incomi
             record("GET".into());
             return match era {
                 RogueEra::Modern => status(StatusCode::METHOD_NOT_ALLOWED),
-                // A session stream that stays open (and quiet) until the server stops.
-                RogueEra::Legacy => sse_until(stop, Vec::new()),
+                // The session stream stays open until the server stops and carries requests tied to no call.
+                RogueEra::Legacy => {
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                    sessions.lock().unwrap().stream = Some(tx);
+                    session_stream(stop, rx)
+                }
             };
         }
         _ => {}
@@ -123,6 +148,16 @@ async fn handle(era: RogueEra, (call, log, stop): State, request: Request<Incomi
     let message: Value = serde_json::from_slice(&body).unwrap_or_default();
     let method = message["method"].as_str().unwrap_or("").to_owned();
     record(format!("POST {method}"));
+    if method.is_empty() {
+        // A client's answer to a request the rogue sent.
+        let waiter = message["id"]
+            .as_str()
+            .and_then(|id| sessions.lock().unwrap().waiting.remove(id));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(message.clone());
+        }
+        return status(StatusCode::ACCEPTED);
+    }
     let id = message["id"].clone();
     let complete = |mut result: Value| {
         if era == RogueEra::Modern {
@@ -169,6 +204,33 @@ async fn handle(era: RogueEra, (call, log, stop): State, request: Request<Incomi
                     complete(text_result("done"))
                 }
                 Call::Big(bytes) => complete(text_result(&"x".repeat(bytes))),
+                Call::SampleOnGetStream => {
+                    // Like a TypeScript SDK server: the call's SSE headers go out first, the request goes on
+                    // the GET stream (and is lost when none is open), and the result follows the answer.
+                    let (events, stream) = tokio::sync::mpsc::unbounded_channel();
+                    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+                    let sent = {
+                        let mut sessions = sessions.lock().unwrap();
+                        sessions.waiting.insert("rogue-sample-1".into(), answer_tx);
+                        let request = json!({"jsonrpc": "2.0", "id": "rogue-sample-1", "method": "sampling/createMessage", "params": {"messages": [{"role": "user", "content": {"type": "text", "text": "hi"}}], "maxTokens": 10}});
+                        sessions.stream.as_ref().is_some_and(|s| s.send(request).is_ok())
+                    };
+                    record(format!("sampling sent on the GET stream: {sent}"));
+                    tokio::spawn(async move {
+                        let answer = answer_rx.await.ok();
+                        let text = answer
+                            .as_ref()
+                            .and_then(|a| a["result"]["content"]["text"].as_str())
+                            .unwrap_or("no answer")
+                            .to_owned();
+                        let mut result = text_result(&format!("sampled: {text}"));
+                        if era == RogueEra::Modern {
+                            result["resultType"] = json!("complete");
+                        }
+                        let _ = events.send(json!({"jsonrpc": "2.0", "id": id, "result": result}));
+                    });
+                    session_stream(stop, stream)
+                }
             }
         }
         (name, _) if name.starts_with("notifications/") || message.get("method").is_none() => {
@@ -193,6 +255,23 @@ fn json_response(message: Value) -> Response<Body> {
     response
         .headers_mut()
         .insert("content-type", http::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// An SSE response that carries what `messages` receives until `stop`.
+fn session_stream(stop: CancellationToken, messages: tokio::sync::mpsc::UnboundedReceiver<Value>) -> Response<Body> {
+    let events = futures_util::stream::unfold((messages, stop), |(mut messages, stop)| async move {
+        let message = tokio::select! {
+            message = messages.recv() => message?,
+            _ = stop.cancelled() => return None,
+        };
+        let frame = Frame::data(Bytes::from(format!("event: message\ndata: {message}\n\n")));
+        Some((Ok::<_, Infallible>(frame), (messages, stop)))
+    });
+    let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(events)));
+    response
+        .headers_mut()
+        .insert("content-type", http::HeaderValue::from_static("text/event-stream"));
     response
 }
 

@@ -1,0 +1,83 @@
+//! Requests a target sends outside any call, on its own GET stream (TypeScript SDK servers do this for
+//! sampling and elicitation), reach the client on whatever stream it reads, and its answer goes back.
+
+use crate::common::*;
+use crate::rogue::{Call, Rogue, RogueEra};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A session-era client that opens no GET stream: it reads only its call's SSE stream.
+async fn call_without_get_stream(url: &str) -> String {
+    let client = reqwest::Client::new();
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {"sampling": {}}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let (status, headers, _) = post(url, &[], &initialize.to_string()).await;
+    assert_eq!(status, 200);
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let session_header = [("mcp-session-id", session.as_str())];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(post(url, &session_header, &initialized.to_string()).await.0, 202);
+    let call =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .body(call.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    while let Some(chunk) = body.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                continue;
+            };
+            let message: Value = serde_json::from_str(data).unwrap();
+            if message["method"] == "sampling/createMessage" {
+                let answer = json!({"jsonrpc": "2.0", "id": message["id"], "result": {"role": "assistant", "content": {"type": "text", "text": "from the call stream"}, "model": "m"}});
+                assert_eq!(post(url, &session_header, &answer.to_string()).await.0, 202);
+            } else if message["id"] == 1 {
+                return message["result"]["content"][0]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        }
+    }
+    panic!("the call stream ended without an answer: {buffer}");
+}
+
+#[tokio::test]
+async fn a_request_on_the_targets_get_stream_reaches_a_client_without_one() {
+    let rogue = Rogue::start(RogueEra::Legacy, Call::SampleOnGetStream).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
+    let answer = tokio::time::timeout(Duration::from_secs(4), call_without_get_stream(&harness.url()))
+        .await
+        .expect("the sampling request never reached the client");
+    assert_eq!(answer, "sampled: from the call stream");
+    assert_eq!(
+        rogue.count("sampling sent on the GET stream: true"),
+        1,
+        "{:?}",
+        rogue.log()
+    );
+}
+
+#[tokio::test]
+async fn a_request_on_the_targets_get_stream_reaches_a_client_reading_its_own() {
+    let rogue = Rogue::start(RogueEra::Legacy, Call::SampleOnGetStream).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
+    // rmcp's client keeps a GET stream open and answers sampling through its handler.
+    let client = harness.legacy_client().await;
+    let answer = tokio::time::timeout(Duration::from_secs(4), call_text(&client, "r_work", json!({})))
+        .await
+        .expect("the sampling request never reached the client");
+    assert_eq!(answer, "sampled: sampled answer");
+    assert!(client.service().wait_for("sampling").await["messages"].is_array());
+    client.cancel().await.unwrap();
+}
