@@ -92,8 +92,9 @@ async fn a_call_that_hangs_anywhere_times_out_alone() {
             "{behaviour:?}: {:?}",
             started.elapsed()
         );
+        // Had they waited on the hung call (500 ms timeout), five calls would take 2.5 s at least.
         assert!(
-            others < Duration::from_millis(400),
+            others < Duration::from_millis(1000),
             "{behaviour:?}: healthy calls took {others:?}"
         );
         // The merged list still has both targets' tools.
