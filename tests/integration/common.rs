@@ -329,3 +329,11 @@ pub async fn silent_url() -> String {
     });
     format!("http://{addr}/mcp")
 }
+
+/// Asserts that `/status` shows the target at `index` down, with an error containing `reason`.
+pub fn assert_down(status: &Value, index: usize, reason: &str) {
+    let target = &status["targets"][index];
+    assert_eq!(target["up"], false, "{status}");
+    let error = target["error"].as_str().unwrap_or_default();
+    assert!(error.contains(reason), "expected `{reason}` in the error: {status}");
+}

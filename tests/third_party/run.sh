@@ -15,10 +15,15 @@ trap cleanup EXIT
 
 free_port() { "$tools/venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "not answering: $1" >&2; return 1; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on port $1" >&2; return 1; }
+# Ready means every target was fetched or missed its start-up deadline; these tests need every target up.
+wait_targets_up() { local s; for _ in $(seq 1 100); do s=$(curl -fsS "$1" 2>/dev/null) && ! grep -q '"up":false' <<<"$s" && return 0; sleep 0.1; done; echo "targets not up: $(curl -sS "$1")" >&2; return 1; }
 
 everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port)
 "$examples" serve everything --listen "127.0.0.1:$everything_port" >"$work/everything.log" 2>&1 & pids+=($!)
 "$examples" serve math --listen "127.0.0.1:$math_port" >"$work/math.log" 2>&1 & pids+=($!)
+wait_port "$everything_port"
+wait_port "$math_port"
 cat >"$work/config.yaml" <<YAML
 targets:
   - name: everything
@@ -29,6 +34,7 @@ targets:
 YAML
 "$bin" run --config "$work/config.yaml" --listen "127.0.0.1:$mcp_port" --admin "127.0.0.1:$admin_port" >"$work/mcplex.log" 2>&1 & pids+=($!)
 wait_http "http://127.0.0.1:$admin_port/readyz"
+wait_targets_up "http://127.0.0.1:$admin_port/status"
 url="http://127.0.0.1:$mcp_port/mcp"
 
 passed=0; failed=0
