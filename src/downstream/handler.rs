@@ -215,20 +215,35 @@ impl Endpoint {
             session.touch();
             return Ok(Identified::Caller(Caller::Session(session.route.clone())));
         }
-        if message.method() == method::INITIALIZE {
-            return Ok(Identified::Initialize);
-        }
-        let meta_version = message
-            .meta()
-            .and_then(|m| m.get(meta::PROTOCOL_VERSION))
-            .and_then(Value::as_str);
+        let meta = message.meta();
+        let meta_version = meta.and_then(|m| m.get(meta::PROTOCOL_VERSION)).and_then(Value::as_str);
         let is_modern =
             meta_version.is_some() || header_version.as_deref().is_some_and(|v| v >= protocol::MODERN_VERSION);
         if !is_modern {
+            if message.method() == method::INITIALIZE {
+                return Ok(Identified::Initialize);
+            }
             return fail(StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, "Bad Request: no Mcp-Session-Id header; session-era clients must send initialize first, 2026-07-28 clients must send MCP-Protocol-Version and _meta".into());
         }
         if message.kind != jsonrpc::Kind::Request {
             return Ok(Identified::Caller(Caller::Stateless(modern_context())));
+        }
+        // A 2026-07-28 request: its _meta first (-32602), then the version header (-32020), the version
+        // itself (-32022), then the routing headers (-32020), as the revision orders them.
+        let missing = match meta {
+            None => Some("_meta".to_owned()),
+            Some(_) if meta_version.is_none() => Some(format!("_meta `{}`", meta::PROTOCOL_VERSION)),
+            Some(m) if !m.get(meta::CLIENT_CAPABILITIES).is_some_and(Value::is_object) => {
+                Some(format!("_meta `{}`", meta::CLIENT_CAPABILITIES))
+            }
+            Some(_) => None,
+        };
+        if let Some(missing) = missing {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::INVALID_PARAMS,
+                format!("Invalid params: {missing} is required"),
+            );
         }
         let Some(header_version) = header_version else {
             return fail(
@@ -248,28 +263,19 @@ impl Endpoint {
             );
         }
         if header_version != protocol::MODERN_VERSION {
-            return fail(
-                StatusCode::BAD_REQUEST,
+            let error = jsonrpc::error_with_data(
+                id.clone(),
                 jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
                 format!(
                     "protocol version `{header_version}` is not supported; use {} or a session-era version with initialize",
                     protocol::MODERN_VERSION
                 ),
+                json!({ "supported": protocol::supported_versions(), "requested": header_version }),
             );
+            return Err(Box::new(respond::json_with_status(StatusCode::BAD_REQUEST, &error)));
         }
         if let Err(problem) = protocol::headers::check(headers, message.method(), message.body.get("params")) {
             return fail(StatusCode::BAD_REQUEST, jsonrpc::HEADER_MISMATCH, problem.to_string());
-        }
-        if !message
-            .meta()
-            .and_then(|m| m.get(meta::CLIENT_CAPABILITIES))
-            .is_some_and(Value::is_object)
-        {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::INVALID_PARAMS,
-                format!("Invalid params: _meta `{}` is required", meta::CLIENT_CAPABILITIES),
-            );
         }
         // The request's own _meta travels with it to modern targets; the shared context only fills gaps.
         Ok(Identified::Caller(Caller::Stateless(modern_context())))

@@ -129,6 +129,11 @@ pub fn error(id: Option<Value>, code: i64, message: impl Into<String>) -> Value 
     json!({ "jsonrpc": "2.0", "id": id.unwrap_or(Value::Null), "error": { "code": code, "message": message.into() } })
 }
 
+/// An error response carrying `data` (for errors whose data the protocol defines).
+pub fn error_with_data(id: Option<Value>, code: i64, message: impl Into<String>, data: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id.unwrap_or(Value::Null), "error": { "code": code, "message": message.into(), "data": data } })
+}
+
 /// The error object of a response, if it is one: (code, message).
 pub fn error_of(response: &Value) -> Option<(i64, &str)> {
     let error = response.get("error")?;

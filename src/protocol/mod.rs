@@ -16,6 +16,11 @@ pub const LATEST_LEGACY_VERSION: &str = "2025-11-25";
 /// Session-era revisions mcplex speaks.
 pub const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 
+/// Every version mcplex speaks, oldest first (what `server/discover` and `-32022` errors list).
+pub fn supported_versions() -> Vec<&'static str> {
+    LEGACY_VERSIONS.iter().copied().chain([MODERN_VERSION]).collect()
+}
+
 /// Which protocol era a peer (client or target) speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Era {
@@ -120,6 +125,8 @@ pub mod method {
     pub const ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
     /// The suffix of every list-changed notification.
     pub const LIST_CHANGED_SUFFIX: &str = "/list_changed";
+    /// Methods the 2026-07-28 revision removed: on its wire they are answered HTTP 404 and -32601.
+    pub const REMOVED_IN_MODERN: [&str; 5] = [INITIALIZE, PING, SET_LEVEL, RESOURCES_SUBSCRIBE, RESOURCES_UNSUBSCRIBE];
 }
 
 /// mcplex's own identity, used where it speaks for itself (probes, catalog fetches, results it writes).

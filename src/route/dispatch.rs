@@ -2,7 +2,7 @@
 //! target, or carried back to the target that is waiting for it.
 
 use crate::catalog::ItemKind;
-use crate::protocol::{jsonrpc, method};
+use crate::protocol::{Era, jsonrpc, method};
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::router::Router;
 use crate::route::{call, listen, own};
@@ -31,6 +31,13 @@ async fn request(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     let name = inbound.message.method();
     if let Some(kind) = ItemKind::from_list_method(name) {
         return own::list_page(router, &inbound, kind);
+    }
+    if era == Era::Modern && method::REMOVED_IN_MODERN.contains(&name) {
+        return Outcome::error(
+            id,
+            jsonrpc::METHOD_NOT_FOUND,
+            format!("method `{name}` does not exist in 2026-07-28"),
+        );
     }
     match name {
         method::PING => answer(json!({})),

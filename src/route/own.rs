@@ -38,10 +38,8 @@ pub fn instructions(snapshot: &Snapshot) -> String {
 
 /// The `server/discover` result.
 pub fn discover_result(snapshot: &Snapshot) -> Value {
-    let mut versions: Vec<&str> = protocol::LEGACY_VERSIONS.to_vec();
-    versions.push(protocol::MODERN_VERSION);
     json!({
-        "supportedVersions": versions,
+        "supportedVersions": protocol::supported_versions(),
         "capabilities": capabilities(),
         "instructions": instructions(snapshot),
         "ttlMs": 0,

@@ -137,6 +137,19 @@ async fn errors_follow_each_eras_status_rules() {
     let (status, _, text) = post(&url, &modern_headers("tools/list", None), &no_caps).await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("clientCapabilities"), "{text}");
+    assert_eq!(message_of(&text)["error"]["code"], -32602, "{text}");
+    // No _meta at all: -32602 too, before any header is looked at.
+    let no_meta = json!({"jsonrpc": "2.0", "id": 11, "method": "tools/list", "params": {}}).to_string();
+    let (status, _, text) = post(&url, &modern_headers("tools/list", None), &no_meta).await;
+    assert_eq!(
+        (
+            status,
+            message_of(&text)["error"]["code"].as_i64(),
+            message_of(&text)["id"].as_i64()
+        ),
+        (400, Some(-32602), Some(11)),
+        "{text}"
+    );
     let future = json!({"jsonrpc": "2.0", "id": 10, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2099-01-01", "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string();
     let (status, _, text) = post(
         &url,
@@ -144,11 +157,37 @@ async fn errors_follow_each_eras_status_rules() {
         &future,
     )
     .await;
-    assert_eq!(
-        (status, message_of(&text)["error"]["code"].as_i64()),
-        (400, Some(-32022)),
+    let error = &message_of(&text)["error"];
+    assert_eq!((status, error["code"].as_i64()), (400, Some(-32022)), "{text}");
+    assert_eq!(error["data"]["requested"], "2099-01-01", "{text}");
+    assert!(
+        error["data"]["supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2026-07-28")),
         "{text}"
     );
+    // Methods 2026-07-28 removed are HTTP 404 and -32601 on its wire, initialize included.
+    for removed in [
+        "initialize",
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "resources/unsubscribe",
+    ] {
+        let body = json!({"jsonrpc": "2.0", "id": 12, "method": removed, "params": {"uri": "test://x", "level": "info", "_meta": modern_meta()}}).to_string();
+        let name = matches!(removed, "resources/subscribe" | "resources/unsubscribe").then_some("test://x");
+        let (status, _, text) = post(&url, &modern_headers(removed, name), &body).await;
+        assert_eq!(
+            (
+                status,
+                message_of(&text)["error"]["code"].as_i64(),
+                message_of(&text)["id"].as_i64()
+            ),
+            (404, Some(-32601), Some(12)),
+            "{removed}: {text}"
+        );
+    }
     // GET and DELETE without a session are not for modern clients.
     let response = reqwest::Client::new().get(&url).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 405);
