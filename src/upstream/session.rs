@@ -1,6 +1,6 @@
 //! A legacy (session-era) connection to one target: `initialize`, the session header, and transparent re-initialization.
 
-use crate::protocol::{LATEST_LEGACY_VERSION, LEGACY_VERSIONS, jsonrpc, method};
+use crate::protocol::{LEGACY_VERSIONS, jsonrpc, method};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::final_response;
 use crate::upstream::link::{Link, Outbound};
@@ -130,15 +130,9 @@ impl LegacySession {
 async fn initialize(target: &Link, params: &Value, generation: u64) -> Result<Negotiated, UpstreamError> {
     let id = target.next_request_id();
     let request = json!({ "jsonrpc": "2.0", "id": id, "method": method::INITIALIZE, "params": params });
-    let requested = params
-        .get("protocolVersion")
-        .and_then(Value::as_str)
-        .unwrap_or(LATEST_LEGACY_VERSION);
-    let out = Outbound {
-        protocol_version: Some(requested),
-        ..Default::default()
-    };
-    let (reply, session_id) = target.post_with_session_id(&request, &out).await?;
+    // No MCP-Protocol-Version on initialize: the header belongs to the requests after it, and dual-era
+    // servers send any POST that carries it to their 2026-07-28 handler, where initialize does not exist.
+    let (reply, session_id) = target.post_with_session_id(&request, &Outbound::default()).await?;
     let response = final_response(reply, &id, target.name()).await?;
     if let Some((code, message)) = jsonrpc::error_of(&response) {
         return Err(UpstreamError::Refused {

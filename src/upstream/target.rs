@@ -148,10 +148,14 @@ impl Target {
         if let Some(versions) = answer.pointer("/result/supportedVersions").and_then(Value::as_array) {
             self.set_capabilities(answer.pointer("/result/capabilities"));
             let versions: Vec<&str> = versions.iter().filter_map(Value::as_str).collect();
-            return Ok(Dialects {
-                modern: versions.iter().any(|v| *v >= MODERN_VERSION),
-                legacy: versions.iter().any(|v| protocol::LEGACY_VERSIONS.contains(v)),
-            });
+            let modern = versions.iter().any(|v| *v >= MODERN_VERSION);
+            let mut legacy = versions.iter().any(|v| protocol::LEGACY_VERSIONS.contains(v));
+            if modern && !legacy {
+                // A 2026-07-28 discover result lists only what that handler speaks; a dual-era server may
+                // still take sessions. One handshake (ended at once) tells.
+                legacy = self.accepts_sessions().await;
+            }
+            return Ok(Dialects { modern, legacy });
         }
         // A modern-only rejection still proves the target speaks 2026-07-28.
         let modern_rejection = jsonrpc::error_of(&answer)
@@ -164,6 +168,25 @@ impl Target {
         } else {
             legacy_only
         })
+    }
+
+    /// True when the target completes a session-era handshake; the session is ended right away.
+    async fn accepts_sessions(&self) -> bool {
+        match LegacySession::connect(self.link.clone(), protocol::ClientContext::mcplex().initialize_params()).await {
+            Ok(session) => {
+                session.close().await;
+                true
+            }
+            Err(error) => {
+                tracing::debug!(target_name = self.name(), %error, "target takes no sessions");
+                false
+            }
+        }
+    }
+
+    /// The eras the target speaks, when known (probed or pinned).
+    pub fn known_dialects(&self) -> Option<Dialects> {
+        self.dialects.read().unwrap_or_else(|p| p.into_inner()).get().copied()
     }
 
     /// Forgets the probed eras so the next use probes again (after the target restarted).

@@ -47,6 +47,9 @@ pub enum RogueEra {
     Modern,
     /// Session era only (holds a GET stream open).
     Legacy,
+    /// Both, routed like the official dual-era reference server: a POST that carries
+    /// `MCP-Protocol-Version` or `params._meta` goes to the 2026-07-28 handler, anything else to sessions.
+    Dual,
 }
 
 /// A running rogue upstream.
@@ -125,6 +128,8 @@ type State = (
 
 async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Request<Incoming>) -> Response<Body> {
     let record = |entry: String| log.lock().unwrap().push((entry, Instant::now()));
+    let version_header = request.headers().contains_key("mcp-protocol-version");
+    let session_wire = if era == RogueEra::Dual { RogueEra::Legacy } else { era };
     match *request.method() {
         http::Method::DELETE => {
             record("DELETE".into());
@@ -132,10 +137,10 @@ async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Requ
         }
         http::Method::GET => {
             record("GET".into());
-            return match era {
+            return match session_wire {
                 RogueEra::Modern => status(StatusCode::METHOD_NOT_ALLOWED),
                 // The session stream stays open until the server stops and carries requests tied to no call.
-                RogueEra::Legacy => {
+                RogueEra::Legacy | RogueEra::Dual => {
                     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
                     sessions.lock().unwrap().stream = Some(tx);
                     session_stream(stop, rx)
@@ -159,6 +164,11 @@ async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Requ
         return status(StatusCode::ACCEPTED);
     }
     let id = message["id"].clone();
+    let era = match era {
+        RogueEra::Dual if version_header || message["params"].get("_meta").is_some() => RogueEra::Modern,
+        RogueEra::Dual => RogueEra::Legacy,
+        era => era,
+    };
     let complete = |mut result: Value| {
         if era == RogueEra::Modern {
             result["resultType"] = json!("complete");

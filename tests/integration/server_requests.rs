@@ -81,3 +81,24 @@ async fn a_request_on_the_targets_get_stream_reaches_a_client_reading_its_own() 
     assert!(client.service().wait_for("sampling").await["messages"].is_array());
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_dual_era_server_that_routes_by_header_keeps_sessions_for_session_clients() {
+    // Its 2026-07-28 discover lists only 2026-07-28; its session side is reached only without the
+    // version header and without _meta, as with the official dual-era reference server.
+    let rogue = Rogue::start(RogueEra::Dual, Call::SampleOnGetStream).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
+    let status = harness.status().await;
+    assert_eq!(
+        status["targets"][0]["eras"],
+        json!({"modern": true, "session": true}),
+        "{status}"
+    );
+    // A session-era client gets a session of its own there, so the request on the GET stream reaches it.
+    let client = harness.legacy_client().await;
+    let answer = tokio::time::timeout(Duration::from_secs(4), call_text(&client, "r_work", json!({})))
+        .await
+        .expect("the sampling request never reached the client");
+    assert_eq!(answer, "sampled: sampled answer");
+    client.cancel().await.unwrap();
+}
