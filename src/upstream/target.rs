@@ -94,11 +94,6 @@ impl Target {
         );
     }
 
-    /// The era mcplex prefers for this target.
-    pub async fn era(&self) -> Result<Era, UpstreamError> {
-        Ok(self.dialects().await?.preferred())
-    }
-
     /// The eras the target speaks: pinned by config, or probed once with `server/discover` (under the
     /// target's deadline) and remembered; concurrent callers share one probe.
     pub async fn dialects(&self) -> Result<Dialects, UpstreamError> {
