@@ -33,8 +33,8 @@ pub enum NoDestination {
 
 /// Where a request goes: the target, and the name to write back into the request.
 struct Destination {
-    target: String,
-    rewrite: Option<String>,
+    target: Arc<str>,
+    rewrite: Option<Arc<str>>,
 }
 
 /// What a request names, before it is looked up.
@@ -75,8 +75,8 @@ fn lookup(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Result<Destination, NoDes
             .catalog
             .lookup(kind, name)
             .map(|e| Destination {
-                target: e.target.to_string(),
-                rewrite: Some(e.original.to_string()),
+                target: e.target.clone(),
+                rewrite: Some(e.original.clone()),
             })
             .ok_or_else(|| NoDestination::Unknown {
                 what: if kind == ItemKind::Tools { "tool" } else { "prompt" },
@@ -86,7 +86,7 @@ fn lookup(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Result<Destination, NoDes
             .catalog
             .route_uri(uri)
             .map(|t| Destination {
-                target: t.to_owned(),
+                target: t.into(),
                 rewrite: None,
             })
             .ok_or_else(|| NoDestination::NoResource(uri.to_owned())),
@@ -167,7 +167,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         } else {
             &mut message["params"]
         };
-        holder["name"] = json!(original);
+        holder["name"] = json!(&*original);
     }
     message["id"] = target.next_request_id();
     forward::forward(Forward {

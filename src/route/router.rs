@@ -165,7 +165,7 @@ impl Router {
     /// Asks every target whose cache hint ran out (never sooner than `ttl_floor`) to refresh; does not wait.
     pub fn refresh_expired(&self, ttl_floor: Duration) {
         for slot in &self.snapshot().slots {
-            if slot.state().is_expired(ttl_floor) {
+            if slot.inspect(|state| state.is_expired(ttl_floor)) {
                 slot.request_fetch();
             }
         }
@@ -174,8 +174,7 @@ impl Router {
     /// Asks targets that are down, or whose cache hint ran out, to refresh (the background upkeep).
     pub fn refresh_stale(&self, ttl_floor: Duration) {
         for slot in &self.snapshot().slots {
-            let state = slot.state();
-            if state.error.is_some() || state.is_expired(ttl_floor) {
+            if slot.inspect(|state| state.error.is_some() || state.is_expired(ttl_floor)) {
                 slot.request_fetch();
             }
         }
@@ -196,7 +195,7 @@ impl Router {
             .snapshot()
             .slots
             .iter()
-            .filter(|s| s.state().items.is_some())
+            .filter(|s| s.inspect(|state| state.items.is_some()))
             .filter_map(|s| s.request_fetch_for_miss(MISS_REFRESH_EVERY))
             .collect();
         if !waiters.is_empty() {

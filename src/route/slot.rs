@@ -81,6 +81,11 @@ impl TargetSlot {
         lock(&self.state).clone()
     }
 
+    /// Looks at the current state without copying it (for checks made on every list request).
+    pub fn inspect<T>(&self, look: impl FnOnce(&TargetState) -> T) -> T {
+        look(&lock(&self.state))
+    }
+
     /// The items to merge: present only while the target is up.
     pub fn items(&self) -> Option<Arc<TargetItems>> {
         lock(&self.state).items.clone()
