@@ -10,10 +10,12 @@ use futures_util::StreamExt;
 use http::{Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
-use hyper::body::Frame;
+use hyper::body::{Frame, SizeHint};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
@@ -90,20 +92,47 @@ pub fn json_with_status(status: StatusCode, message: &Value) -> Response<Body> {
 }
 
 /// A response whose JSON body is already encoded; `hold` (its share of the message budget) is returned
-/// once the body has been written out.
+/// once the body has been handed to the connection. The length is known, so the client gets a
+/// `Content-Length` rather than chunked framing.
 pub fn encoded(status: StatusCode, body: Bytes, hold: Hold) -> Response<Body> {
-    let frames = futures_util::stream::unfold(Some((body, hold)), |state| async move {
-        let (body, hold) = state?;
-        drop(hold);
-        Some((Ok::<_, Infallible>(Frame::data(body)), None))
-    });
-    let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
+    let body = HeldBody {
+        body: Full::new(body),
+        hold: Some(hold),
+    };
+    let mut response = Response::new(BodyExt::boxed_unsync(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// One in-memory body that keeps its message's budget share until the bytes have been taken.
+struct HeldBody {
+    body: Full<Bytes>,
+    hold: Option<Hold>,
+}
+
+impl hyper::body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        if frame.is_ready() {
+            self.hold = None;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A JSON-RPC error sent with an explicit HTTP status (transport-level problems).
