@@ -144,6 +144,22 @@ async fn execute(command: Command) -> Result<(), CliError> {
                     target.name, target.url, prefix, target.timeout, target.protocol
                 );
             }
+            // Tokens are projected when a pod is created, so pods must ask for every audience up front.
+            let mut audiences: Vec<&str> = config
+                .targets
+                .iter()
+                .filter_map(|t| t.auth.as_ref()?.service_account_token.as_ref())
+                .filter(|token| token.path.is_none())
+                .map(|token| token.audience.as_str())
+                .collect();
+            audiences.sort_unstable();
+            audiences.dedup();
+            if !audiences.is_empty() {
+                println!(
+                    "pods using this config need the annotation  mcplex.dev/token-audiences: \"{}\"",
+                    audiences.join(",")
+                );
+            }
             Ok(())
         }
     }

@@ -62,7 +62,7 @@ pub struct AuthSpec {
     pub service_account_token: Option<ServiceAccountTokenAuth>,
     /// A header whose value is read from a file (a mounted Secret).
     pub header: Option<HeaderAuth>,
-    /// Forward the agent's own `Authorization` header (off unless asked for).
+    /// Removed: mcplex never forwards the agent's own token. Still parsed so the error can say why.
     pub passthrough: Option<bool>,
 }
 
@@ -70,9 +70,10 @@ pub struct AuthSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServiceAccountTokenAuth {
-    /// The audience the token was minted for (the kubelet enforces it when it projects the token).
+    /// The audience the token must be minted for; mcplex checks the token's `aud` before sending it.
     pub audience: String,
-    /// Where the token file is; defaults to the injected projection.
+    /// The token file, or a directory of projected tokens searched for one with this audience;
+    /// defaults to the directory the webhook projects into (`/var/run/secrets/mcplex`).
     pub path: Option<PathBuf>,
 }
 

@@ -166,19 +166,23 @@ fn check_tls(tls: &TlsSpec, fail: &mut impl FnMut(&str, String)) {
 }
 
 fn check_auth(auth: &AuthSpec, fail: &mut impl FnMut(&str, String)) {
-    let chosen = usize::from(auth.service_account_token.is_some())
-        + usize::from(auth.header.is_some())
-        + usize::from(auth.passthrough.is_some());
-    if chosen != 1 {
+    if auth.passthrough.is_some() {
         fail(
-            "auth",
-            "set exactly one of serviceAccountToken, header, passthrough".into(),
+            "auth.passthrough",
+            "is not supported: mcplex never forwards the agent's own token; give the target its own credential with serviceAccountToken or header".into(),
         );
     }
+    let chosen = usize::from(auth.service_account_token.is_some()) + usize::from(auth.header.is_some());
+    if chosen != 1 && auth.passthrough.is_none() {
+        fail("auth", "set exactly one of serviceAccountToken, header".into());
+    }
     if let Some(token) = &auth.service_account_token
-        && token.audience.is_empty()
+        && (token.audience.is_empty() || token.audience.contains(|c: char| c.is_whitespace() || c == ','))
     {
-        fail("auth.serviceAccountToken.audience", "must not be empty".into());
+        fail(
+            "auth.serviceAccountToken.audience",
+            "must be non-empty, without spaces or commas (pods list audiences comma-separated)".into(),
+        );
     }
     if let Some(header) = &auth.header {
         if http::HeaderName::from_bytes(header.name.as_bytes()).is_err() {

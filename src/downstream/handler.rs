@@ -165,22 +165,13 @@ impl Endpoint {
                 );
             }
         };
-        let authorization = parts.headers.get(header::AUTHORIZATION).cloned();
         let caller = match self.identify(&parts.headers, &message) {
             Ok(Identified::Caller(caller)) => caller,
             Ok(Identified::Initialize) => return self.initialize(&message),
             Err(response) => return *response,
         };
         let era = caller.era();
-        let outcome = route::handle(
-            &self.router,
-            Inbound {
-                caller,
-                message,
-                authorization,
-            },
-        )
-        .await;
+        let outcome = route::handle(&self.router, Inbound { caller, message }).await;
         let response = respond::outcome(era, outcome, || self.streams.clone().try_acquire_owned().ok());
         drop(hold);
         response

@@ -176,7 +176,6 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         client_id: id,
         era: inbound.caller.era(),
         session: inbound.caller.session().cloned(),
-        authorization: inbound.authorization,
     })
     .await
 }

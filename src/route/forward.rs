@@ -9,7 +9,6 @@ use crate::route::message::{Chunk, Outcome};
 use crate::route::session::{ClientSession, refuse_server_request};
 use crate::upstream::{ExchangeGuard, MessageStream, Received, Reply, UpstreamError};
 use bytes::Bytes;
-use http::HeaderValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -29,8 +28,6 @@ pub struct Forward {
     pub era: Era,
     /// The client's session (session-era clients).
     pub session: Option<Arc<ClientSession>>,
-    /// The agent's Authorization header (forwarded only to passthrough targets).
-    pub authorization: Option<HeaderValue>,
 }
 
 impl Forward {
@@ -68,7 +65,7 @@ pub async fn forward(mut forward: Forward) -> Outcome {
         session.start_call(&forward.client_id, &forward.channel, &upstream_id);
     }
     let message = std::mem::take(&mut forward.message);
-    match forward.channel.send(message, forward.authorization.as_ref()).await {
+    match forward.channel.send(message).await {
         Ok(Reply::Single(Received { message, hold })) => {
             forward.finish();
             let answer = forward.client_response(&message);

@@ -5,7 +5,6 @@ use crate::protocol::{ClientContext, Era, jsonrpc};
 pub use crate::route::chunk::{Chunk, encode};
 use crate::route::session::ClientSession;
 use bytes::Bytes;
-use http::HeaderValue;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -43,8 +42,6 @@ pub struct Inbound {
     pub caller: Caller,
     /// The message.
     pub message: jsonrpc::Message,
-    /// The agent's Authorization header (forwarded only to targets that ask for passthrough).
-    pub authorization: Option<HeaderValue>,
 }
 
 impl Inbound {

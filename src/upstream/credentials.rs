@@ -1,24 +1,32 @@
-//! Outbound credentials: a header value read from a file, cached and re-read periodically.
+//! Outbound credentials: the projected ServiceAccount token minted for a target's own audience, or a
+//! header value read from a file. Both are cached and read again before they go stale.
+//!
+//! A token is only ever sent to the target whose audience it names: its `aud` claim is checked every
+//! time the file is read, so a token meant for one target can never be replayed by another.
 
 use crate::config::schema::AuthSpec;
 use http::{HeaderName, HeaderValue};
-use std::path::PathBuf;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Where the webhook projects the pod's ServiceAccount token.
-pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/mcplex/token";
+/// Where the webhook projects the pod's ServiceAccount tokens, one file per audience.
+pub const DEFAULT_TOKEN_DIR: &str = "/var/run/secrets/mcplex";
 
-/// How long a read credential is used before the file is read again (the kubelet rotates tokens).
+/// How long a credential is used before its file is read again (the kubelet rotates tokens, Secrets change).
 const REFRESH_AFTER: Duration = Duration::from_secs(30);
 
-/// Why a credential file could not be used.
+/// A token this close to its expiry is read again on every use until the kubelet has replaced it.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+
+/// Why a target's credential could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
-    /// The file could not be read.
+    /// The file or directory could not be read.
     #[error("cannot read credential file {path}: {source}")]
     Read {
-        /// The file.
+        /// The file or directory.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -29,63 +37,365 @@ pub enum CredentialError {
         /// The file.
         path: PathBuf,
     },
+    /// The file named for a token does not hold a JWT whose claims can be read.
+    #[error("token file {path} does not hold a readable JWT: {source}")]
+    NotAToken {
+        /// The file.
+        path: PathBuf,
+        /// What the JWT decoder found.
+        source: jsonwebtoken::errors::Error,
+    },
+    /// The token was minted for another audience; sending it would let this target replay it elsewhere.
+    #[error(
+        "token file {path} was minted for audience {found:?}, not `{expected}`; a target only ever gets a token for its own audience"
+    )]
+    WrongAudience {
+        /// The file.
+        path: PathBuf,
+        /// The target's audience.
+        expected: String,
+        /// The audiences the token names.
+        found: Vec<String>,
+    },
+    /// The token's `exp` has passed.
+    #[error("token file {path} expired; the kubelet has not replaced it")]
+    Expired {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No token in the projection directory was minted for the target's audience.
+    #[error(
+        "no projected token for audience `{audience}` in {dir} (it holds tokens for {found:?}); tokens are projected when the pod is created: add `{audience}` to the pod's mcplex.dev/token-audiences annotation and restart the pod"
+    )]
+    NoTokenForAudience {
+        /// The target's audience.
+        audience: String,
+        /// The directory searched.
+        dir: PathBuf,
+        /// The audiences of the tokens that are there.
+        found: Vec<String>,
+    },
+}
+
+/// The claims mcplex reads from a token it is about to send (it does not verify the signature: the
+/// kubelet wrote the file, and the target verifies what it receives).
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(default)]
+    aud: Audiences,
+    exp: Option<u64>,
+}
+
+/// `aud` is a string or a list of strings (RFC 7519 §4.1.3).
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum Audiences {
+    #[default]
+    Absent,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audiences {
+    fn list(&self) -> Vec<String> {
+        match self {
+            Self::Absent => Vec::new(),
+            Self::One(one) => vec![one.clone()],
+            Self::Many(many) => many.clone(),
+        }
+    }
+
+    fn contains(&self, audience: &str) -> bool {
+        match self {
+            Self::Absent => false,
+            Self::One(one) => one == audience,
+            Self::Many(many) => many.iter().any(|a| a == audience),
+        }
+    }
+}
+
+/// A token read from a file, with its expiry (seconds since the Unix epoch).
+struct Token {
+    text: String,
+    expires: Option<u64>,
+}
+
+/// Where one target's credential comes from.
+enum Source {
+    /// A projected ServiceAccount token whose `aud` must name `audience`; `path` is the token file or
+    /// the directory of projected tokens to search.
+    Token { audience: String, path: PathBuf },
+    /// A header whose value is the content of a file.
+    Header { name: HeaderName, file: PathBuf },
+}
+
+struct Cached {
+    value: HeaderValue,
+    renew_at: Instant,
 }
 
 /// The credential one target presents.
 pub struct Credentials {
-    source: Option<(HeaderName, PathBuf, &'static str)>,
-    passthrough: bool,
-    cached: Mutex<Option<(Instant, HeaderValue)>>,
+    source: Option<Source>,
+    cached: Mutex<Option<Cached>>,
 }
 
 impl Credentials {
-    /// Prepares the credential named by the target's `auth`.
+    /// Prepares the credential named by the target's `auth` (validation has checked its shape).
     pub fn new(auth: Option<&AuthSpec>) -> Self {
-        let token = auth.and_then(|a| a.service_account_token.as_ref()).map(|token| {
-            (
-                http::header::AUTHORIZATION,
-                token.path.clone().unwrap_or_else(|| DEFAULT_TOKEN_PATH.into()),
-                "Bearer ",
-            )
-        });
+        let token = auth
+            .and_then(|a| a.service_account_token.as_ref())
+            .map(|token| Source::Token {
+                audience: token.audience.clone(),
+                path: token.path.clone().unwrap_or_else(|| DEFAULT_TOKEN_DIR.into()),
+            });
         let header = auth.and_then(|a| a.header.as_ref()).and_then(|h| {
             HeaderName::from_bytes(h.name.as_bytes())
                 .ok()
-                .map(|name| (name, h.value_file.clone(), ""))
+                .map(|name| Source::Header {
+                    name,
+                    file: h.value_file.clone(),
+                })
         });
-        let passthrough = auth.and_then(|a| a.passthrough).unwrap_or(false);
         Self {
             source: token.or(header),
-            passthrough,
             cached: Mutex::new(None),
         }
     }
 
-    /// True when the agent's own `Authorization` header should be forwarded.
-    pub fn passthrough(&self) -> bool {
-        self.passthrough
-    }
-
-    /// The header to add, reading the file when the cached value is stale. The file is small and local
-    /// (a projected volume), so it is read synchronously under the cache lock.
+    /// The header to add, reading the file when the cached value is stale. The files are small and
+    /// local (projected volumes), so they are read synchronously under the cache lock.
     pub fn header(&self) -> Result<Option<(HeaderName, HeaderValue)>, CredentialError> {
-        let Some((name, path, scheme)) = &self.source else {
+        let Some(source) = &self.source else {
             return Ok(None);
         };
+        let name = match source {
+            Source::Token { .. } => http::header::AUTHORIZATION,
+            Source::Header { name, .. } => name.clone(),
+        };
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((read_at, value)) = cached.as_ref()
-            && read_at.elapsed() < REFRESH_AFTER
+        if let Some(current) = cached.as_ref()
+            && Instant::now() < current.renew_at
         {
-            return Ok(Some((name.clone(), value.clone())));
+            return Ok(Some((name, current.value.clone())));
         }
-        let text = std::fs::read_to_string(path).map_err(|source| CredentialError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let mut value = HeaderValue::from_str(&format!("{scheme}{}", text.trim()))
-            .map_err(|_| CredentialError::NotHeaderText { path: path.clone() })?;
+        let (text, path, renew_at) = match source {
+            Source::Token { audience, path } => {
+                let (token, file) = find_token(audience, path)?;
+                let renew_at =
+                    Instant::now() + REFRESH_AFTER.min(time_left(token.expires).saturating_sub(EXPIRY_MARGIN));
+                (format!("Bearer {}", token.text), file, renew_at)
+            }
+            Source::Header { file, .. } => (
+                read(file)?.trim().to_owned(),
+                file.clone(),
+                Instant::now() + REFRESH_AFTER,
+            ),
+        };
+        let mut value = HeaderValue::from_str(&text).map_err(|_| CredentialError::NotHeaderText { path })?;
         value.set_sensitive(true);
-        *cached = Some((Instant::now(), value.clone()));
-        Ok(Some((name.clone(), value)))
+        *cached = Some(Cached {
+            value: value.clone(),
+            renew_at,
+        });
+        Ok(Some((name, value)))
+    }
+}
+
+fn read(path: &Path) -> Result<String, CredentialError> {
+    std::fs::read_to_string(path).map_err(|source| CredentialError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn time_left(expires: Option<u64>) -> Duration {
+    expires.map_or(Duration::MAX, |exp| Duration::from_secs(exp.saturating_sub(now_unix())))
+}
+
+fn read_token(path: &Path) -> Result<(Token, Audiences), CredentialError> {
+    let text = read(path)?.trim().to_owned();
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(&text)
+        .map_err(|source| CredentialError::NotAToken {
+            path: path.to_owned(),
+            source,
+        })?
+        .claims;
+    let expires = claims.exp;
+    Ok((Token { text, expires }, claims.aud))
+}
+
+fn expired(token: &Token) -> bool {
+    token.expires.is_some_and(|exp| exp <= now_unix())
+}
+
+/// The token for `audience`: `path` is either the token file itself (its `aud` must match) or a
+/// directory searched for a token whose `aud` matches (the one that expires last wins).
+fn find_token(audience: &str, path: &Path) -> Result<(Token, PathBuf), CredentialError> {
+    let is_dir = std::fs::metadata(path)
+        .map_err(|source| CredentialError::Read {
+            path: path.to_owned(),
+            source,
+        })?
+        .is_dir();
+    if !is_dir {
+        let (token, audiences) = read_token(path)?;
+        if !audiences.contains(audience) {
+            return Err(CredentialError::WrongAudience {
+                path: path.to_owned(),
+                expected: audience.to_owned(),
+                found: audiences.list(),
+            });
+        }
+        if expired(&token) {
+            return Err(CredentialError::Expired { path: path.to_owned() });
+        }
+        return Ok((token, path.to_owned()));
+    }
+    let entries = std::fs::read_dir(path).map_err(|source| CredentialError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        // The kubelet's own bookkeeping (`..data`, timestamped directories) starts with dots.
+        .filter(|entry| !entry.file_name().to_string_lossy().starts_with('.'))
+        .map(|entry| entry.path())
+        .filter(|file| file.is_file())
+        .collect();
+    files.sort();
+    let mut found = Vec::new();
+    let mut best: Option<(Token, PathBuf)> = None;
+    let mut expired_match = None;
+    for file in files {
+        // Files that are not tokens (or not readable) are someone else's; they are only named in the error.
+        let Ok((token, audiences)) = read_token(&file) else {
+            continue;
+        };
+        found.extend(audiences.list());
+        if !audiences.contains(audience) {
+            continue;
+        }
+        if expired(&token) {
+            expired_match = Some(file);
+            continue;
+        }
+        let later = best
+            .as_ref()
+            .is_none_or(|(kept, _)| token.expires.unwrap_or(u64::MAX) > kept.expires.unwrap_or(u64::MAX));
+        if later {
+            best = Some((token, file));
+        }
+    }
+    match (best, expired_match) {
+        (Some(best), _) => Ok(best),
+        (None, Some(path)) => Err(CredentialError::Expired { path }),
+        (None, None) => {
+            found.sort();
+            found.dedup();
+            Err(CredentialError::NoTokenForAudience {
+                audience: audience.to_owned(),
+                dir: path.to_owned(),
+                found,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::schema::ServiceAccountTokenAuth;
+    use serde_json::json;
+
+    fn jwt(claims: serde_json::Value) -> String {
+        let key = jsonwebtoken::EncodingKey::from_secret(b"test key");
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+    }
+
+    fn credentials(audience: &str, path: &Path) -> Credentials {
+        Credentials::new(Some(&AuthSpec {
+            service_account_token: Some(ServiceAccountTokenAuth {
+                audience: audience.into(),
+                path: Some(path.to_owned()),
+            }),
+            ..Default::default()
+        }))
+    }
+
+    fn bearer(credentials: &Credentials) -> Result<String, CredentialError> {
+        credentials
+            .header()
+            .map(|h| h.unwrap().1.to_str().unwrap().trim_start_matches("Bearer ").to_owned())
+    }
+
+    #[test]
+    fn a_directory_of_projected_tokens_gives_each_audience_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let later = now_unix() + 3600;
+        let math = jwt(json!({"aud": ["math-mcp"], "exp": later, "sub": "system:serviceaccount:a:b"}));
+        let date = jwt(json!({"aud": "date-mcp", "exp": later}));
+        std::fs::write(dir.path().join("aud-math-mcp"), format!("{math}\n")).unwrap();
+        std::fs::write(dir.path().join("aud-date-mcp"), &date).unwrap();
+        std::fs::create_dir(dir.path().join("..2026_11_25")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a token").unwrap();
+        assert_eq!(bearer(&credentials("math-mcp", dir.path())).unwrap(), math);
+        assert_eq!(bearer(&credentials("date-mcp", dir.path())).unwrap(), date);
+        let missing = bearer(&credentials("search-mcp", dir.path())).unwrap_err().to_string();
+        assert!(missing.contains("`search-mcp`"), "{missing}");
+        assert!(missing.contains("restart the pod"), "{missing}");
+        assert!(
+            missing.contains("date-mcp") && missing.contains("math-mcp"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn a_token_file_for_another_audience_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, jwt(json!({"aud": ["date-mcp"], "exp": now_unix() + 600}))).unwrap();
+        let error = bearer(&credentials("math-mcp", &file)).unwrap_err();
+        assert!(
+            matches!(error, CredentialError::WrongAudience { ref found, .. } if found == &["date-mcp"]),
+            "{error}"
+        );
+        std::fs::write(&file, "pod-identity-token").unwrap();
+        let error = bearer(&credentials("math-mcp", &file)).unwrap_err();
+        assert!(matches!(error, CredentialError::NotAToken { .. }), "{error}");
+    }
+
+    #[test]
+    fn expired_tokens_are_not_sent_and_the_newest_token_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a"),
+            jwt(json!({"aud": "math-mcp", "exp": now_unix() - 10})),
+        )
+        .unwrap();
+        let error = bearer(&credentials("math-mcp", dir.path())).unwrap_err();
+        assert!(matches!(error, CredentialError::Expired { .. }), "{error}");
+        let fresh = jwt(json!({"aud": "math-mcp", "exp": now_unix() + 600}));
+        let fresher = jwt(json!({"aud": "math-mcp", "exp": now_unix() + 3600}));
+        std::fs::write(dir.path().join("b"), &fresher).unwrap();
+        std::fs::write(dir.path().join("c"), &fresh).unwrap();
+        assert_eq!(bearer(&credentials("math-mcp", dir.path())).unwrap(), fresher);
+    }
+
+    #[test]
+    fn a_token_close_to_expiry_is_read_again_on_next_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        let soon = jwt(json!({"aud": "math-mcp", "exp": now_unix() + 5}));
+        std::fs::write(&file, &soon).unwrap();
+        let credentials = credentials("math-mcp", &file);
+        assert_eq!(bearer(&credentials).unwrap(), soon);
+        let rotated = jwt(json!({"aud": "math-mcp", "exp": now_unix() + 3600}));
+        std::fs::write(&file, &rotated).unwrap();
+        assert_eq!(bearer(&credentials).unwrap(), rotated);
     }
 }

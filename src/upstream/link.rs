@@ -32,8 +32,6 @@ pub struct Outbound<'a> {
     pub session_id: Option<&'a str>,
     /// Send `Mcp-Method`/`Mcp-Name` (modern era).
     pub method_headers: bool,
-    /// The agent's `Authorization`, forwarded only when the target asks for passthrough.
-    pub authorization: Option<&'a HeaderValue>,
 }
 
 /// The way to one configured target: its pooled client, credentials, request ids, what it announced,
@@ -308,13 +306,7 @@ impl Link {
             Ok(Some((name, value))) => {
                 headers.insert(name, value);
             }
-            Ok(None) => {
-                if self.credentials.passthrough()
-                    && let Some(value) = out.authorization
-                {
-                    headers.insert(header::AUTHORIZATION, value.clone());
-                }
-            }
+            Ok(None) => {}
             Err(source) => {
                 return Err(UpstreamError::Credential {
                     target: self.name().into(),

@@ -5,7 +5,6 @@ use crate::upstream::error::UpstreamError;
 use crate::upstream::final_response;
 use crate::upstream::link::{Link, Outbound};
 use crate::upstream::reply::{MessageStream, Reply};
-use http::HeaderValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,28 +48,22 @@ impl LegacySession {
     /// Sends one message in the session; a 404 (the target forgot the session, e.g. it restarted)
     /// re-initializes and retries once. The retry is safe for every method: a 404 means the target
     /// rejected the request before acting on it.
-    pub async fn send(&self, message: &Value, authorization: Option<&HeaderValue>) -> Result<Reply, UpstreamError> {
+    pub async fn send(&self, message: &Value) -> Result<Reply, UpstreamError> {
         let current = self.negotiated.read().await.clone();
-        match self.send_in(&current, message, authorization).await {
+        match self.send_in(&current, message).await {
             Err(UpstreamError::SessionExpired { .. }) => {
                 let renewed = self.renew(current.generation).await?;
-                self.send_in(&renewed, message, authorization).await
+                self.send_in(&renewed, message).await
             }
             other => other,
         }
     }
 
-    async fn send_in(
-        &self,
-        negotiated: &Negotiated,
-        message: &Value,
-        authorization: Option<&HeaderValue>,
-    ) -> Result<Reply, UpstreamError> {
+    async fn send_in(&self, negotiated: &Negotiated, message: &Value) -> Result<Reply, UpstreamError> {
         let out = Outbound {
             protocol_version: Some(&negotiated.protocol_version),
             session_id: negotiated.session_id.as_deref(),
             method_headers: false,
-            authorization,
         };
         self.target.post(message, &out).await
     }

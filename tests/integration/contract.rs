@@ -30,6 +30,17 @@ async fn the_injected_container_spec_runs_the_real_sidecar() {
     };
     json_patch::patch(&mut pod, &patch).unwrap();
     let sidecar = &pod["spec"]["initContainers"][0];
+    let token_mount = sidecar["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "mcplex-token")
+        .unwrap();
+    assert_eq!(
+        token_mount["mountPath"],
+        mcplex::upstream::credentials::DEFAULT_TOKEN_DIR,
+        "the sidecar searches for tokens where the webhook projects them"
+    );
 
     // Every declared mount becomes a temp dir; the ConfigMap one gets a config.yaml.
     let root = tempfile::tempdir().unwrap();

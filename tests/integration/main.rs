@@ -6,6 +6,7 @@ mod config_live;
 mod contract;
 mod eras;
 mod faults;
+mod identity;
 mod interactive;
 mod isolation;
 mod manifests;

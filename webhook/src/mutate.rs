@@ -2,7 +2,7 @@
 //! annotations in, a JSON Patch out.
 
 use crate::settings::{
-    ADMIN_PORT, AnnotationError, DEFAULT_CONTAINER, Defaults, INJECT, RUN_AS_USER, STATUS, Settings,
+    ADMIN_PORT, AnnotationError, DEFAULT_CONTAINER, Defaults, INJECT, RUN_AS_USER, STATUS, Settings, token_file_name,
 };
 use serde_json::{Value, json};
 
@@ -12,7 +12,7 @@ pub const CONTAINER_NAME: &str = "mcplex";
 pub const CONFIG_DIR: &str = "/etc/mcplex/config";
 /// Where the mTLS Secret is mounted.
 pub const TLS_DIR: &str = "/etc/mcplex/tls";
-/// Where the projected ServiceAccount token is mounted.
+/// Where the projected ServiceAccount tokens are mounted (one file per audience).
 pub const TOKEN_DIR: &str = "/var/run/secrets/mcplex";
 /// The env var app containers find the endpoint in.
 pub const ENDPOINT_ENV: &str = "MCP_SERVER_URL";
@@ -124,10 +124,19 @@ fn volumes(settings: &Settings) -> Vec<Value> {
     if let Some(secret) = &settings.tls_secret {
         volumes.push(json!({ "name": "mcplex-tls", "secret": { "secretName": secret } }));
     }
-    if let Some(audience) = &settings.token_audience {
-        volumes.push(json!({ "name": "mcplex-token", "projected": { "sources": [
-            { "serviceAccountToken": { "audience": audience, "expirationSeconds": 3600, "path": "token" } }
-        ] } }));
+    if !settings.token_audiences.is_empty() {
+        // One file per audience, so each target can be given only the token minted for it.
+        let mut names = Vec::new();
+        let sources: Vec<Value> = settings
+            .token_audiences
+            .iter()
+            .map(|audience| {
+                let path = token_file_name(audience, &names);
+                names.push(path.clone());
+                json!({ "serviceAccountToken": { "audience": audience, "expirationSeconds": 3600, "path": path } })
+            })
+            .collect();
+        volumes.push(json!({ "name": "mcplex-token", "projected": { "sources": sources } }));
     }
     volumes
 }
@@ -137,7 +146,7 @@ fn container(settings: &Settings) -> Value {
     if settings.tls_secret.is_some() {
         mounts.push(json!({ "name": "mcplex-tls", "mountPath": TLS_DIR, "readOnly": true }));
     }
-    if settings.token_audience.is_some() {
+    if !settings.token_audiences.is_empty() {
         mounts.push(json!({ "name": "mcplex-token", "mountPath": TOKEN_DIR, "readOnly": true }));
     }
     let probe = |path: &str, period: u32, failures: u32| json!({ "httpGet": { "path": path, "port": ADMIN_PORT }, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 1 });

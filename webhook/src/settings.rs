@@ -35,8 +35,8 @@ pub struct Settings {
     pub config_map: String,
     /// Secret with `tls.crt`, `tls.key`, `ca.crt`, when mTLS is wanted.
     pub tls_secret: Option<String>,
-    /// Audience of the projected ServiceAccount token, when wanted.
-    pub token_audience: Option<String>,
+    /// Audiences to project ServiceAccount tokens for, one token file each (the targets' audiences).
+    pub token_audiences: Vec<String>,
     /// Sidecar image.
     pub image: String,
     /// MCP port on loopback.
@@ -81,16 +81,7 @@ impl Settings {
                 )),
             }
         };
-        let audience = match get("mcplex.dev/token-audience") {
-            Some(value) if value.is_empty() || value.len() > 253 || value.chars().any(char::is_whitespace) => {
-                return Err(invalid(
-                    "mcplex.dev/token-audience",
-                    value,
-                    "a non-empty audience without spaces",
-                ));
-            }
-            other => other.map(str::to_owned),
-        };
+        let token_audiences = token_audiences(get(TOKEN_AUDIENCE), get(TOKEN_AUDIENCES))?;
         let image = match get("mcplex.dev/image") {
             Some(value) if !is_image_reference(value) => {
                 return Err(invalid(
@@ -143,7 +134,7 @@ impl Settings {
         Ok(Self {
             config_map: name("mcplex.dev/config", Some("mcplex"))?.unwrap_or_default(),
             tls_secret: name("mcplex.dev/tls-secret", None)?,
-            token_audience: audience,
+            token_audiences,
             image,
             port,
             cpu: quantity("mcplex.dev/cpu", "50m")?,
@@ -152,6 +143,66 @@ impl Settings {
             native_sidecar,
         })
     }
+}
+
+/// Annotation listing the audiences (comma-separated) the pod's targets expect tokens for.
+pub const TOKEN_AUDIENCES: &str = "mcplex.dev/token-audiences";
+/// Annotation naming one audience (the older, single-target form of [`TOKEN_AUDIENCES`]).
+pub const TOKEN_AUDIENCE: &str = "mcplex.dev/token-audience";
+/// Most tokens one pod may have projected (each is a file the kubelet keeps refreshing).
+pub const MAX_TOKEN_AUDIENCES: usize = 32;
+
+/// Both audience annotations merged, in order, without repeats.
+fn token_audiences(single: Option<&str>, list: Option<&str>) -> Result<Vec<String>, AnnotationError> {
+    let mut audiences: Vec<String> = Vec::new();
+    let sources = [(TOKEN_AUDIENCE, single), (TOKEN_AUDIENCES, list)];
+    for (key, value) in sources.into_iter().filter_map(|(key, value)| Some((key, value?))) {
+        let entries: Vec<&str> = if key == TOKEN_AUDIENCES {
+            value.split(',').map(str::trim).collect()
+        } else {
+            vec![value]
+        };
+        for entry in entries {
+            if entry.is_empty() || entry.len() > 253 || entry.contains(|c: char| c.is_whitespace() || c == ',') {
+                return Err(invalid(
+                    key,
+                    value,
+                    "non-empty audiences of at most 253 characters, without spaces, separated by commas",
+                ));
+            }
+            if !audiences.iter().any(|a| a == entry) {
+                audiences.push(entry.to_owned());
+            }
+        }
+        if audiences.len() > MAX_TOKEN_AUDIENCES {
+            return Err(invalid(key, value, "at most 32 audiences per pod"));
+        }
+    }
+    Ok(audiences)
+}
+
+/// The file a token for `audience` is projected to: readable, unique within `taken`, never starting
+/// with a dot (the kubelet's own entries do). The sidecar finds tokens by their `aud` claim, not by name.
+pub fn token_file_name(audience: &str, taken: &[String]) -> String {
+    let safe: String = audience
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    let base = format!("aud-{safe}");
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken.contains(&name) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    name
 }
 
 fn invalid(annotation: &'static str, value: &str, allowed: &'static str) -> AnnotationError {
@@ -270,6 +321,8 @@ mod tests {
             ("mcplex.dev/config", "Bad_Name"),
             ("mcplex.dev/tls-secret", "-x"),
             ("mcplex.dev/token-audience", "two words"),
+            ("mcplex.dev/token-audiences", "math-mcp,,date-mcp"),
+            ("mcplex.dev/token-audiences", "math-mcp, two words"),
         ] {
             let error = settings(json!({ key: value })).unwrap_err();
             assert_eq!(error.annotation, key, "{value}");

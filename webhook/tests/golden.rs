@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::path::Path;
 
-const CASES: [&str; 6] = [
+const CASES: [&str; 7] = [
+    "token-audiences",
     "deployment",
     "cronjob",
     "existing-init-and-volumes",
