@@ -1,15 +1,40 @@
 //! The admin endpoint (never MCP): `/healthz`, `/readyz`, `/status` (JSON) and `/metrics` (Prometheus).
+//!
+//! The port is reachable from the whole cluster network (the kubelet probes it, Prometheus scrapes it), so
+//! what it tells depends on who asks: probes and metrics to anyone, `/status` (target URLs, upstream
+//! errors, item counts) only to clients on the pod's loopback unless the operator opens it.
 
 use crate::catalog::ItemKind;
 use crate::downstream::Endpoint;
 use crate::downstream::respond::{self, Body};
+use crate::serve::Peer;
 use http::{Request, Response, StatusCode};
 use serde_json::json;
 use std::fmt::Write;
 use std::sync::Arc;
 
+/// Who may read `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusAccess {
+    /// Only clients on the pod's loopback (`kubectl port-forward`, `kubectl exec`).
+    #[default]
+    Loopback,
+    /// Anyone who reaches the admin port.
+    Anyone,
+}
+
+impl StatusAccess {
+    /// True when a request from `peer` may read `/status` (a request with no known peer may not).
+    pub fn allows(self, peer: Option<&Peer>) -> bool {
+        match self {
+            Self::Anyone => true,
+            Self::Loopback => peer.is_some_and(|Peer(addr)| addr.ip().is_loopback()),
+        }
+    }
+}
+
 /// Answers one admin request.
-pub async fn handle(endpoint: Arc<Endpoint>, request: Request<hyper::body::Incoming>) -> Response<Body> {
+pub async fn handle<B>(endpoint: Arc<Endpoint>, access: StatusAccess, request: Request<B>) -> Response<Body> {
     let router = &endpoint.router;
     match request.uri().path() {
         "/healthz" => respond::plain(StatusCode::OK, "ok"),
@@ -18,7 +43,13 @@ pub async fn handle(endpoint: Arc<Endpoint>, request: Request<hyper::body::Incom
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the config is not loaded yet",
         ),
-        "/status" => respond::json_with_status(StatusCode::OK, &status(&endpoint)),
+        "/status" if access.allows(request.extensions().get::<Peer>()) => {
+            respond::json_with_status(StatusCode::OK, &status(&endpoint))
+        }
+        "/status" => respond::plain(
+            StatusCode::FORBIDDEN,
+            "/status names targets and their errors, so it is served only to clients on the pod's loopback: use `kubectl port-forward` to the admin port, or start mcplex with --public-status",
+        ),
         "/metrics" => {
             let mut response = respond::plain(StatusCode::OK, &metrics(&endpoint));
             response.headers_mut().insert(

@@ -1,5 +1,6 @@
 //! The running sidecar: listeners, the config watcher, background upkeep, and graceful stop.
 
+use crate::admin::StatusAccess;
 use crate::budget::{Budget, DEFAULT_BUDGET_BYTES};
 use crate::config::{self, ConfigError, watch};
 use crate::downstream::Endpoint;
@@ -44,6 +45,8 @@ pub struct Options {
     pub drain: Duration,
     /// Session-era sessions idle this long are ended.
     pub session_idle: Duration,
+    /// Who may read the admin port's `/status`.
+    pub status_access: StatusAccess,
 }
 
 impl Options {
@@ -60,6 +63,7 @@ impl Options {
             message_budget: DEFAULT_BUDGET_BYTES,
             drain: Duration::from_secs(20),
             session_idle: Duration::from_secs(30 * 60),
+            status_access: StatusAccess::Loopback,
         }
     }
 }
@@ -143,7 +147,7 @@ impl Sidecar {
             tokio::spawn(serve(
                 admin_listener,
                 None,
-                move |r| crate::admin::handle(admin_endpoint.clone(), r),
+                move |r| crate::admin::handle(admin_endpoint.clone(), options.status_access, r),
                 ServeLimits::ADMIN,
                 shutdown.clone(),
                 Duration::from_secs(1),

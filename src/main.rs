@@ -74,6 +74,9 @@ enum Command {
         /// that needs more gets a clear error.
         #[arg(long, default_value_t = mcplex::budget::DEFAULT_BUDGET_BYTES / (1024 * 1024))]
         message_budget_mib: usize,
+        /// Serve `/status` (target URLs and errors) to any client of the admin port, not only to loopback.
+        #[arg(long)]
+        public_status: bool,
     },
     /// Validate a config file and print every problem with its key path.
     Check {
@@ -113,6 +116,7 @@ async fn execute(command: Command) -> Result<(), CliError> {
             max_streams,
             max_connections,
             message_budget_mib,
+            public_status,
         } => {
             let mut options = Options::new(config);
             options.listen = listen;
@@ -125,6 +129,9 @@ async fn execute(command: Command) -> Result<(), CliError> {
             options.limits.max_streams = max_streams;
             options.connections.max_connections = max_connections;
             options.message_budget = message_budget_mib * 1024 * 1024;
+            if public_status {
+                options.status_access = mcplex::admin::StatusAccess::Anyone;
+            }
             let sidecar = Sidecar::start(options).await?;
             mcplex::app::wait_for_signal().await;
             sidecar.stop().await;

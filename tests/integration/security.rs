@@ -1,6 +1,7 @@
 //! The endpoint's transport rules: Host/Origin, body limit, malformed JSON-RPC, modern headers.
 
 use crate::common::*;
+use mcplex::admin::StatusAccess;
 use mcplex_examples::everything::Versions;
 use serde_json::json;
 
@@ -191,4 +192,56 @@ async fn errors_follow_each_eras_status_rules() {
     // GET and DELETE without a session are not for modern clients.
     let response = reqwest::Client::new().get(&url).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 405);
+}
+
+/// This machine's address on its default route: a client there reaches the admin port the way the
+/// cluster network does. (Connecting a UDP socket sends nothing; it only picks the source address.)
+fn cluster_facing_ip() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("203.0.113.1:9")
+        .expect("the machine has a default route");
+    let ip = socket.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback(), "need a non-loopback address, got {ip}");
+    ip
+}
+
+#[tokio::test]
+async fn status_is_served_only_to_loopback_unless_opened() {
+    let upstream = everything(Versions::All).await;
+    let yaml = config(&[("e", &upstream.url(), "")]);
+    let ip = cluster_facing_ip();
+    for access in [StatusAccess::Loopback, StatusAccess::Anyone] {
+        let harness = Harness::start_with(&yaml, |o| {
+            o.admin = "0.0.0.0:0".parse().unwrap();
+            o.status_access = access;
+        })
+        .await;
+        let port = harness.sidecar.admin_addr.port();
+        let get = |host: String, path: &str| {
+            let url = format!("http://{host}:{port}{path}");
+            async move {
+                let response = reqwest::get(&url).await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            }
+        };
+        // Probes and metrics answer the whole cluster.
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            assert_eq!(get(ip.to_string(), path).await.0, 200, "{path} from {ip}");
+        }
+        let (status, text) = get("127.0.0.1".into(), "/status").await;
+        assert_eq!(status, 200);
+        assert!(text.contains(&upstream.url()), "{text}");
+        let (status, text) = get(ip.to_string(), "/status").await;
+        match access {
+            StatusAccess::Loopback => {
+                assert_eq!(status, 403, "{text}");
+                assert!(
+                    text.contains("--public-status") && !text.contains(&upstream.url()),
+                    "{text}"
+                );
+            }
+            StatusAccess::Anyone => assert_eq!(status, 200, "{text}"),
+        }
+    }
 }
