@@ -20,6 +20,9 @@ struct Cli {
     /// Sidecar image for pods that do not set mcplex.dev/image.
     #[arg(long, global = true, env = "MCPLEX_IMAGE")]
     image: Option<String>,
+    /// Pods may name in mcplex.dev/config only the ConfigMap with this name or names starting with it and `-`.
+    #[arg(long, global = true, env = "MCPLEX_CONFIG_MAP_PREFIX", default_value = mcplex_webhook::settings::DEFAULT_CONFIG_MAP)]
+    config_map_prefix: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,7 +53,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let defaults = Defaults {
         image: cli.image.unwrap_or_else(|| Defaults::default().image),
+        config_map_prefix: cli.config_map_prefix,
     };
+    if !mcplex_webhook::settings::is_dns_subdomain(&defaults.config_map_prefix) {
+        eprintln!(
+            "error: --config-map-prefix {:?} is not a ConfigMap name",
+            defaults.config_map_prefix
+        );
+        return ExitCode::from(2);
+    }
     if let Some(image) = Some(&defaults.image).filter(|i| !mcplex_webhook::settings::is_image_reference(i)) {
         eprintln!("error: --image {image:?} is not an image reference");
         return ExitCode::from(2);

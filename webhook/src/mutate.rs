@@ -37,6 +37,46 @@ pub enum MutateError {
     /// The object is not a pod (template) with a `spec.containers` list.
     #[error("the object has no spec.containers list, so it is not a pod")]
     NotAPod,
+    /// The pod shares the node's network namespace.
+    #[error(
+        "the pod uses hostNetwork, where the sidecar's 127.0.0.1 endpoint would be the node's loopback (every process on the node could use the pod's tools and identity, and two such pods on one node would clash on ports); run the agent without hostNetwork"
+    )]
+    HostNetwork,
+    /// The pod runs on Windows nodes.
+    #[error(
+        "the pod runs on Windows (spec.os.name: windows) and the mcplex sidecar is a Linux image; run the agent on Linux nodes or remove mcplex.dev/inject"
+    )]
+    Windows,
+    /// A container already declares a port the sidecar listens on (containers share the pod's network).
+    #[error("container `{container}` already declares port {port}, which the sidecar needs ({purpose}); {fix}")]
+    PortTaken {
+        /// The container.
+        container: String,
+        /// The port.
+        port: u16,
+        /// What the sidecar uses it for.
+        purpose: &'static str,
+        /// How to resolve it.
+        fix: &'static str,
+    },
+    /// The pod already has a volume with a name the sidecar injects.
+    #[error("the pod already has a volume named `{0}`, a name the mcplex sidecar injects; rename that volume")]
+    VolumeTaken(String),
+    /// A container is named like the sidecar but the pod carries no injection marker.
+    #[error(
+        "spec.{0} already has a container named `mcplex` but the pod has no mcplex.dev/status marker, so it is not mcplex's sidecar; rename that container"
+    )]
+    ContainerNameTaken(&'static str),
+    /// `mcplex.dev/config` names a ConfigMap outside the names the platform allows.
+    #[error(
+        "annotation mcplex.dev/config={name:?} is not allowed: the webhook accepts only ConfigMaps named `{prefix}` or `{prefix}-*` (set by the platform with --config-map-prefix)"
+    )]
+    ConfigMapNotAllowed {
+        /// The name asked for.
+        name: String,
+        /// The allowed prefix.
+        prefix: String,
+    },
 }
 
 /// Computes the patch that injects the sidecar into `pod` (an object with `metadata` and `spec`).
@@ -54,17 +94,11 @@ pub fn mutate(pod: &Value, defaults: &Defaults) -> Result<Outcome, MutateError> 
         .get("containers")
         .and_then(Value::as_array)
         .ok_or(MutateError::NotAPod)?;
-    let has_sidecar = |list: Option<&Value>| {
-        list.and_then(Value::as_array)
-            .is_some_and(|l| l.iter().any(|c| c["name"] == CONTAINER_NAME))
-    };
-    if annotations.contains_key(STATUS)
-        || has_sidecar(spec.get("containers"))
-        || has_sidecar(spec.get("initContainers"))
-    {
+    if annotations.contains_key(STATUS) {
         return Ok(Outcome::AlreadyInjected);
     }
     let settings = Settings::from_annotations(annotations, defaults)?;
+    refuse_unsafe(spec, &settings, defaults)?;
     let endpoint = format!("http://127.0.0.1:{}/mcp", settings.port);
     let mut ops = Vec::new();
 
@@ -83,6 +117,20 @@ pub fn mutate(pod: &Value, defaults: &Defaults) -> Result<Outcome, MutateError> 
     match spec.get("volumes").and_then(Value::as_array) {
         Some(_) => ops.extend(volumes.into_iter().map(|v| add("/spec/volumes/-", v))),
         None => ops.push(add("/spec/volumes", Value::Array(volumes))),
+    }
+
+    // A native sidecar starts before every init container, so they may use it too; a classic one
+    // starts after them.
+    let init_containers = spec.get("initContainers").and_then(Value::as_array);
+    if settings.native_sidecar {
+        for (index, container) in init_containers.into_iter().flatten().enumerate() {
+            let env_var = json!({ "name": ENDPOINT_ENV, "value": endpoint });
+            match container.get("env").and_then(Value::as_array) {
+                Some(env) if env.iter().any(|e| e["name"] == ENDPOINT_ENV) => {}
+                Some(_) => ops.push(add(&format!("/spec/initContainers/{index}/env/-"), env_var)),
+                None => ops.push(add(&format!("/spec/initContainers/{index}/env"), json!([env_var]))),
+            }
+        }
     }
 
     let list = if settings.native_sidecar {
@@ -108,6 +156,69 @@ pub fn mutate(pod: &Value, defaults: &Defaults) -> Result<Outcome, MutateError> 
     }
     let patch = serde_json::from_value(Value::Array(ops)).expect("operations are built from valid JSON Patch shapes");
     Ok(Outcome::Patch(patch))
+}
+
+/// Refuses what the sidecar cannot be added to safely, naming the reason and the fix.
+fn refuse_unsafe(
+    spec: &serde_json::Map<String, Value>,
+    settings: &Settings,
+    defaults: &Defaults,
+) -> Result<(), MutateError> {
+    if spec.get("hostNetwork").and_then(Value::as_bool) == Some(true) {
+        return Err(MutateError::HostNetwork);
+    }
+    if spec
+        .get("os")
+        .and_then(|os| os.get("name"))
+        .and_then(Value::as_str)
+        .is_some_and(|name| name.eq_ignore_ascii_case("windows"))
+    {
+        return Err(MutateError::Windows);
+    }
+    if !defaults.allows_config_map(&settings.config_map) {
+        return Err(MutateError::ConfigMapNotAllowed {
+            name: settings.config_map.clone(),
+            prefix: defaults.config_map_prefix.clone(),
+        });
+    }
+    for list in ["containers", "initContainers"] {
+        for container in spec.get(list).and_then(Value::as_array).into_iter().flatten() {
+            let name = container.get("name").and_then(Value::as_str).unwrap_or_default();
+            if name == CONTAINER_NAME {
+                return Err(MutateError::ContainerNameTaken(list));
+            }
+            let ports = container.get("ports").and_then(Value::as_array).into_iter().flatten();
+            for port in ports.filter_map(|p| p.get("containerPort").and_then(Value::as_u64)) {
+                let taken = |purpose, fix| MutateError::PortTaken {
+                    container: name.to_owned(),
+                    port: port as u16,
+                    purpose,
+                    fix,
+                };
+                if port == u64::from(settings.port) {
+                    return Err(taken(
+                        "its MCP endpoint",
+                        "pick another port for the sidecar with mcplex.dev/port",
+                    ));
+                }
+                if port == u64::from(ADMIN_PORT) {
+                    return Err(taken(
+                        "probes and metrics",
+                        "move the container off that port; the sidecar's admin port is fixed",
+                    ));
+                }
+            }
+        }
+    }
+    let injected: Vec<Value> = volumes(settings).into_iter().map(|v| v["name"].clone()).collect();
+    let existing = spec.get("volumes").and_then(Value::as_array).into_iter().flatten();
+    if let Some(name) = existing
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .find(|name| injected.iter().any(|i| i == name))
+    {
+        return Err(MutateError::VolumeTaken(name.to_owned()));
+    }
+    Ok(())
 }
 
 fn add(path: &str, value: Value) -> Value {

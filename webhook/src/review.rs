@@ -1,6 +1,6 @@
 //! AdmissionReview in, AdmissionReview out: the webhook's decision for one request.
 
-use crate::mutate::{MutateError, Outcome, mutate};
+use crate::mutate::{Outcome, mutate};
 use crate::settings::Defaults;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
@@ -50,7 +50,7 @@ pub fn review(body: &[u8], defaults: &Defaults) -> Result<(Vec<u8>, Decision), R
                 "denied: patch encoding".to_owned(),
             ),
         },
-        Err(error @ (MutateError::Annotation(_) | MutateError::NotAPod)) => {
+        Err(error) => {
             let reason = format!("mcplex sidecar injection refused: {error}");
             (response.deny(&reason), format!("denied: {error}"))
         }

@@ -56,13 +56,31 @@ pub struct Settings {
 pub struct Defaults {
     /// Image used when the pod does not name one.
     pub image: String,
+    /// The ConfigMaps a pod may name in `mcplex.dev/config`: this name, or this name followed by `-`
+    /// and anything. The platform team owns those names; an agent team cannot point its sidecar at a
+    /// ConfigMap of its own making.
+    pub config_map_prefix: String,
 }
+
+/// The ConfigMap name pods get by default, and the default allowed prefix.
+pub const DEFAULT_CONFIG_MAP: &str = "mcplex";
 
 impl Default for Defaults {
     fn default() -> Self {
         Self {
             image: format!("ghcr.io/mcplex/mcplex:{}", env!("CARGO_PKG_VERSION")),
+            config_map_prefix: DEFAULT_CONFIG_MAP.into(),
         }
+    }
+}
+
+impl Defaults {
+    /// True when a pod may use the ConfigMap `name`.
+    pub fn allows_config_map(&self, name: &str) -> bool {
+        name == self.config_map_prefix
+            || name
+                .strip_prefix(self.config_map_prefix.as_str())
+                .is_some_and(|rest| rest.len() > 1 && rest.starts_with('-'))
     }
 }
 
@@ -132,7 +150,7 @@ impl Settings {
             Some(value) => return Err(invalid("mcplex.dev/native-sidecar", value, "\"true\" or \"false\"")),
         };
         Ok(Self {
-            config_map: name("mcplex.dev/config", Some("mcplex"))?.unwrap_or_default(),
+            config_map: name("mcplex.dev/config", Some(DEFAULT_CONFIG_MAP))?.unwrap_or_default(),
             tls_secret: name("mcplex.dev/tls-secret", None)?,
             token_audiences,
             image,

@@ -20,6 +20,7 @@ const CASES: [&str; 7] = [
 fn defaults() -> Defaults {
     Defaults {
         image: "ghcr.io/mcplex/mcplex:test".into(),
+        ..Defaults::default()
     }
 }
 
@@ -158,7 +159,7 @@ fn the_override_annotations_reach_the_container() {
         .map(|v| v["name"].as_str().unwrap())
         .collect();
     assert_eq!(volumes, ["mcplex-config", "mcplex-tls", "mcplex-token"]);
-    assert_eq!(spec["volumes"][0]["configMap"]["name"], "platform-targets");
+    assert_eq!(spec["volumes"][0]["configMap"]["name"], "mcplex-platform-targets");
     assert_eq!(
         spec["volumes"][2]["projected"]["sources"][0]["serviceAccountToken"]["audience"],
         "tools.example"

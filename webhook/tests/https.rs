@@ -41,6 +41,7 @@ async fn start(dir: &Path) -> String {
         cert,
         Arc::new(Defaults {
             image: "ghcr.io/mcplex/mcplex:test".into(),
+            ..Defaults::default()
         }),
         CancellationToken::new(),
     ));
@@ -199,5 +200,135 @@ async fn a_rotated_serving_certificate_is_used_without_a_restart() {
             "the rotated certificate was never served"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Each pod the injector cannot make safe, as the API server would send it: the spec change, and words
+/// the refusal must contain (the reason and the fix).
+fn unsafe_pods() -> Vec<(&'static str, Value, &'static [&'static str])> {
+    vec![
+        (
+            "host network",
+            json!({ "hostNetwork": true }),
+            &["hostNetwork", "node's loopback", "without hostNetwork"],
+        ),
+        ("windows", json!({ "os": { "name": "windows" } }), &["Windows", "Linux"]),
+        (
+            "mcp port taken",
+            json!({ "containers": [{ "name": "agent", "image": "agent:1", "ports": [{ "containerPort": 15301 }] }] }),
+            &["`agent`", "15301", "mcplex.dev/port"],
+        ),
+        (
+            "admin port taken by an init container",
+            json!({ "initContainers": [{ "name": "warmup", "image": "w:1", "ports": [{ "containerPort": 15302 }] }] }),
+            &["`warmup`", "15302", "admin port is fixed"],
+        ),
+        (
+            "volume name taken",
+            json!({ "volumes": [{ "name": "mcplex-config", "emptyDir": {} }] }),
+            &["`mcplex-config`", "rename that volume"],
+        ),
+        (
+            "container named mcplex without the marker",
+            json!({ "containers": [{ "name": "agent", "image": "agent:1" }, { "name": "mcplex", "image": "someone-elses:1" }] }),
+            &[
+                "spec.containers",
+                "`mcplex`",
+                "mcplex.dev/status",
+                "rename that container",
+            ],
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn pods_that_cannot_be_made_safe_are_denied_with_reason_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = write_cert(dir.path());
+    let url = start(dir.path()).await;
+    let client = client_trusting(&pem);
+    for (case, change, words) in unsafe_pods() {
+        let mut request = review(case, json!({ "mcplex.dev/inject": "true" }));
+        let spec = request["request"]["object"]["spec"].as_object_mut().unwrap();
+        for (key, value) in change.as_object().unwrap() {
+            spec.insert(key.clone(), value.clone());
+        }
+        let response: Value = client
+            .post(format!("{url}/mutate"))
+            .json(&request)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(response["response"]["uid"], case);
+        assert_eq!(response["response"]["allowed"], false, "{case}: {response}");
+        assert!(patch_of(&response).is_none(), "{case}");
+        let message = response["response"]["status"]["message"].as_str().unwrap();
+        for word in words {
+            assert!(message.contains(word), "{case}: {message:?} lacks {word:?}");
+        }
+    }
+    // A ConfigMap outside the names the platform allows.
+    let request = review(
+        "config",
+        json!({ "mcplex.dev/inject": "true", "mcplex.dev/config": "my-own-targets" }),
+    );
+    let response: Value = client
+        .post(format!("{url}/mutate"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(response["response"]["allowed"], false);
+    let message = response["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("my-own-targets") && message.contains("`mcplex-*`"),
+        "{message}"
+    );
+    // Allowed names: the default and the prefix followed by `-`.
+    for allowed in ["mcplex", "mcplex-sre"] {
+        let request = review(
+            allowed,
+            json!({ "mcplex.dev/inject": "true", "mcplex.dev/config": allowed }),
+        );
+        let response: Value = client
+            .post(format!("{url}/mutate"))
+            .json(&request)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(response["response"]["allowed"], true, "{allowed}");
+    }
+}
+
+#[test]
+fn inject_refuses_the_same_pods_and_names_the_document() {
+    for (case, change, words) in unsafe_pods() {
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "agent", "annotations": { "mcplex.dev/inject": "true" } },
+            "spec": { "containers": [{ "name": "agent", "image": "agent:1" }] }
+        });
+        let spec = pod["spec"].as_object_mut().unwrap();
+        for (key, value) in change.as_object().unwrap() {
+            spec.insert(key.clone(), value.clone());
+        }
+        let yaml = yaml_serde::to_string(&pod).unwrap();
+        let Err(error) = mcplex_webhook::inject::inject(&yaml, &Defaults::default()) else {
+            panic!("{case}: injected")
+        };
+        let error = error.to_string();
+        assert!(error.contains("agent"), "{case}: {error}");
+        for word in words {
+            assert!(error.contains(word), "{case}: {error:?} lacks {word:?}");
+        }
     }
 }
