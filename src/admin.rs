@@ -7,11 +7,14 @@
 use crate::catalog::ItemKind;
 use crate::downstream::Endpoint;
 use crate::downstream::respond::{self, Body};
+use crate::metrics::Scrape;
 use crate::serve::Peer;
 use http::{Request, Response, StatusCode};
 use serde_json::json;
-use std::fmt::Write;
 use std::sync::Arc;
+
+/// The content type of the OpenMetrics text exposition `/metrics` serves.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Who may read `/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,14 +53,8 @@ pub async fn handle<B>(endpoint: Arc<Endpoint>, access: StatusAccess, request: R
             StatusCode::FORBIDDEN,
             "/status names targets and their errors, so it is served only to clients on the pod's loopback: use `kubectl port-forward` to the admin port, or start mcplex with --public-status",
         ),
-        "/metrics" => {
-            let mut response = respond::plain(StatusCode::OK, &metrics(&endpoint));
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            response
-        }
+        // The page ends with `# EOF` exactly: OpenMetrics parsers reject anything after it.
+        "/metrics" => respond::with_type(StatusCode::OK, OPENMETRICS, metrics(&endpoint)),
         _ => respond::plain(
             StatusCode::NOT_FOUND,
             "not found: try /healthz, /readyz, /status or /metrics",
@@ -105,51 +102,23 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
 }
 
 fn metrics(endpoint: &Endpoint) -> String {
-    let snapshot = endpoint.router.snapshot();
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP mcplex_ready 1 once the config is loaded and the catalog built.\n# TYPE mcplex_ready gauge\nmcplex_ready {}",
-        u8::from(endpoint.router.is_ready())
-    );
-    let _ = writeln!(
-        out,
-        "# HELP mcplex_sessions Open session-era client sessions.\n# TYPE mcplex_sessions gauge\nmcplex_sessions {}",
-        endpoint.sessions.len()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP mcplex_target_up 1 when the target's lists were fetched.\n# TYPE mcplex_target_up gauge"
-    );
-    for slot in &snapshot.slots {
-        let _ = writeln!(
-            out,
-            "mcplex_target_up{{target=\"{}\"}} {}",
-            slot.name,
-            u8::from(slot.items().is_some())
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP mcplex_catalog_items Items exposed after merging.\n# TYPE mcplex_catalog_items gauge"
-    );
-    for kind in ItemKind::ALL {
-        let _ = writeln!(
-            out,
-            "mcplex_catalog_items{{kind=\"{}\"}} {}",
-            kind.result_key(),
-            snapshot.catalog.entries(kind).len()
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP mcplex_name_collisions Items hidden because an earlier target has the name.\n# TYPE mcplex_name_collisions gauge\nmcplex_name_collisions {}",
-        snapshot.catalog.collisions.len()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP mcplex_config_generation Catalog swaps since start.\n# TYPE mcplex_config_generation counter\nmcplex_config_generation {}",
-        snapshot.generation
-    );
-    out
+    let router = &endpoint.router;
+    let snapshot = router.snapshot();
+    router.metrics.encode(Scrape {
+        ready: router.is_ready(),
+        sessions: endpoint.sessions.len(),
+        streams: endpoint.open_streams(),
+        targets: snapshot
+            .slots
+            .iter()
+            .map(|slot| (Arc::from(slot.name.as_str()), slot.items().is_some()))
+            .collect(),
+        items: ItemKind::ALL
+            .iter()
+            .map(|kind| (kind.result_key(), snapshot.catalog.entries(*kind).len()))
+            .collect(),
+        collisions: snapshot.catalog.collisions.len(),
+        generation: snapshot.generation,
+        budget_used: router.budget.held_bytes(),
+    })
 }

@@ -5,6 +5,7 @@ use crate::budget::{Budget, DEFAULT_BUDGET_BYTES};
 use crate::config::{self, ConfigError, watch};
 use crate::downstream::Endpoint;
 use crate::downstream::handler::Limits;
+use crate::metrics::{Metrics, MetricsOptions};
 use crate::route::Router;
 use crate::route::router::DEFAULT_STARTUP_DEADLINE;
 use crate::serve::{ServeLimits, serve};
@@ -47,6 +48,8 @@ pub struct Options {
     pub session_idle: Duration,
     /// Who may read the admin port's `/status`.
     pub status_access: StatusAccess,
+    /// What `/metrics` records.
+    pub metrics: MetricsOptions,
 }
 
 impl Options {
@@ -64,6 +67,7 @@ impl Options {
             drain: Duration::from_secs(20),
             session_idle: Duration::from_secs(30 * 60),
             status_access: StatusAccess::Loopback,
+            metrics: MetricsOptions::default(),
         }
     }
 }
@@ -130,6 +134,7 @@ impl Sidecar {
             options.page_size,
             options.startup_deadline,
             Budget::new(options.message_budget),
+            Metrics::new(options.metrics),
         );
         let endpoint = Endpoint::new(router.clone(), options.limits);
         let shutdown = CancellationToken::new();
@@ -156,6 +161,7 @@ impl Sidecar {
         tracing::info!(%mcp_addr, %admin_addr, config = %options.config_path.display(), "mcplex listening");
         router.apply(config).await;
         let apply_router = router.clone();
+        let reject_metrics = router.metrics.clone();
         watch::spawn(
             options.config_path.clone(),
             text,
@@ -163,10 +169,14 @@ impl Sidecar {
                 let router = apply_router.clone();
                 Box::pin(async move {
                     tracing::info!(targets = config.targets.len(), "config changed; applying");
+                    router.metrics.config_reload(true);
                     router.apply(config).await;
                 })
             },
-            |error| tracing::error!(%error, "config change rejected; the last good config stays live"),
+            move |error| {
+                reject_metrics.config_reload(false);
+                tracing::error!(%error, "config change rejected; the last good config stays live");
+            },
             shutdown.clone(),
         )?;
         tokio::spawn(upkeep(endpoint.clone(), options.session_idle, shutdown.clone()));
@@ -204,9 +214,15 @@ async fn upkeep(endpoint: Arc<Endpoint>, session_idle: Duration, shutdown: Cance
         for slot in &router.snapshot().slots {
             if let Some(target) = &slot.target {
                 match target.reload_tls_if_changed() {
-                    Ok(true) => tracing::info!(target_name = %slot.name, "TLS files changed; new connections use them"),
+                    Ok(true) => {
+                        router.metrics.tls_reload(true);
+                        tracing::info!(target_name = %slot.name, "TLS files changed; new connections use them");
+                    }
                     Ok(false) => {}
-                    Err(error) => tracing::warn!(%error, "TLS files changed but cannot be used; keeping the old ones"),
+                    Err(error) => {
+                        router.metrics.tls_reload(false);
+                        tracing::warn!(%error, "TLS files changed but cannot be used; keeping the old ones");
+                    }
                 }
             }
         }

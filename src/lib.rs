@@ -7,6 +7,7 @@ pub mod budget;
 pub mod catalog;
 pub mod config;
 pub mod downstream;
+pub mod metrics;
 pub mod protocol;
 pub mod route;
 pub mod serve;

@@ -77,6 +77,13 @@ enum Command {
         /// Serve `/status` (target URLs and errors) to any client of the admin port, not only to loopback.
         #[arg(long)]
         public_status: bool,
+        /// Give up to N exposed tool names their own series in mcplex_tool_calls_total (0: off; the rest
+        /// are counted as `_other`).
+        #[arg(long, default_value_t = 0)]
+        metrics_tool_names: usize,
+        /// Do not count or time routed requests (for measuring what the metrics cost).
+        #[arg(long)]
+        no_call_metrics: bool,
     },
     /// Validate a config file and print every problem with its key path.
     Check {
@@ -117,6 +124,8 @@ async fn execute(command: Command) -> Result<(), CliError> {
             max_connections,
             message_budget_mib,
             public_status,
+            metrics_tool_names,
+            no_call_metrics,
         } => {
             let mut options = Options::new(config);
             options.listen = listen;
@@ -129,6 +138,8 @@ async fn execute(command: Command) -> Result<(), CliError> {
             options.limits.max_streams = max_streams;
             options.connections.max_connections = max_connections;
             options.message_budget = message_budget_mib * 1024 * 1024;
+            options.metrics.tool_names = metrics_tool_names;
+            options.metrics.calls = !no_call_metrics;
             if public_status {
                 options.status_access = mcplex::admin::StatusAccess::Anyone;
             }

@@ -306,6 +306,7 @@ impl Endpoint {
             uuid::Uuid::new_v4().simple().to_string(),
             context,
             self.router.budget.clone(),
+            self.router.metrics.clone(),
         );
         let session = match self.sessions.insert(route) {
             Ok(session) => session,

@@ -152,6 +152,16 @@ pub fn empty(status: StatusCode) -> Response<Body> {
     response
 }
 
+/// A response with a body of the given content type, sent as it is.
+pub fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    response
+}
+
 /// A plain-text response (for requests that are not MCP at all).
 pub fn plain(status: StatusCode, text: &str) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(format!("{text}\n"))).boxed_unsync());

@@ -75,6 +75,8 @@ pub struct Rewritten {
     pub json: Bytes,
     /// The JSON-RPC error code, when the response is an error.
     pub error_code: Option<i64>,
+    /// The result says `isError: true` (a tool that ran and failed).
+    pub tool_error: bool,
 }
 
 /// Rewrites a target's response for the client: the client's own id, and `resultType` as the client's
@@ -93,10 +95,11 @@ pub fn rewrite_response(raw: &RawMessage, client_id: &Value, era: Era, target: &
     let mut out = Vec::with_capacity(raw.bytes().len() + 32);
     let mut writer = ObjectWriter::start(&mut out);
     let mut error_code = None;
+    let mut tool_error = false;
     for (key, value) in object.members() {
         match key {
             "id" => writer.value("id", client_id),
-            "result" => write_result(writer.key("result"), value, era, target)?,
+            "result" => tool_error = write_result(writer.key("result"), value, era, target)?,
             "error" => {
                 error_code = serde_json::from_str::<Value>(value.get())
                     .ok()
@@ -113,13 +116,15 @@ pub fn rewrite_response(raw: &RawMessage, client_id: &Value, era: Era, target: &
     Ok(Rewritten {
         json: Bytes::from(out),
         error_code,
+        tool_error,
     })
 }
 
-fn write_result(out: &mut Vec<u8>, result: &RawValue, era: Era, target: &str) -> Result<(), AdaptError> {
+/// Writes a result with its `resultType` adapted; true when it carries `isError: true`.
+fn write_result(out: &mut Vec<u8>, result: &RawValue, era: Era, target: &str) -> Result<bool, AdaptError> {
     if !result.get().trim_start().starts_with('{') {
         out.extend_from_slice(result.get().as_bytes());
-        return Ok(());
+        return Ok(false);
     }
     let object: RawObject<'_> = serde_json::from_str(result.get()).map_err(|source| AdaptError::NotJson {
         target: target.to_owned(),
@@ -145,7 +150,7 @@ fn write_result(out: &mut Vec<u8>, result: &RawValue, era: Era, target: &str) ->
         writer.value("resultType", &RESULT_COMPLETE);
     }
     writer.finish();
-    Ok(())
+    Ok(object.get("isError").is_some_and(|flag| flag.get() == "true"))
 }
 
 /// The `resultType` of a final result.
@@ -199,6 +204,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(error.error_code, Some(-32601));
+        assert!(!error.tool_error);
+        let failed = rewrite_response(
+            &RawMessage::new(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError": true}}"#),
+            &json!(1),
+            Era::Modern,
+            "math",
+        )
+        .unwrap();
+        assert!(failed.tool_error && failed.error_code.is_none());
         let mrtr = r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#;
         assert!(rewrite(Era::Legacy, mrtr).unwrap_err().to_string().contains("`math`"));
         assert!(rewrite(Era::Modern, "[1]").is_err());

@@ -2,6 +2,7 @@
 //! find the target that owns it, write the target's own name back, and forward.
 
 use crate::catalog::ItemKind;
+use crate::metrics::CallOutcome;
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::forward::{self, Forward};
 use crate::route::message::{Caller, Inbound, Outcome};
@@ -93,18 +94,34 @@ fn lookup(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Result<Destination, NoDes
     }
 }
 
-/// The error for a name that only a target which is down now used to list.
-fn down_target_error(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Option<String> {
+/// The target that is down now and used to list the name, with the error to answer.
+fn down_target_error(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Option<(Arc<str>, String)> {
     let Wanted::Named(kind, name) = *wanted else {
         return None;
     };
     let slot = snapshot.slots.iter().find(|s| s.knew(kind, name))?;
     let state = slot.state();
     state.items.is_none().then(|| {
-        state
+        let error = state
             .error
-            .unwrap_or_else(|| format!("target `{}` is unavailable", slot.name))
+            .unwrap_or_else(|| format!("target `{}` is unavailable", slot.name));
+        (Arc::from(slot.name.as_str()), error)
     })
+}
+
+/// The method as a fixed label (the dispatcher only routes these here).
+fn routed_method(name: &str) -> &'static str {
+    [
+        method::TOOLS_CALL,
+        method::PROMPTS_GET,
+        method::COMPLETE,
+        method::RESOURCES_READ,
+        method::RESOURCES_SUBSCRIBE,
+        method::RESOURCES_UNSUBSCRIBE,
+    ]
+    .into_iter()
+    .find(|known| *known == name)
+    .unwrap_or("other")
 }
 
 /// Routes a request to the target that owns what it names.
@@ -114,10 +131,19 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         Ok(wanted) => wanted,
         Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
     };
+    let method_label = routed_method(inbound.message.method());
+    let tool = match wanted {
+        Wanted::Named(ItemKind::Tools, name) => Some(name),
+        _ => None,
+    };
     let mut snapshot = router.snapshot();
     let mut found = lookup(&snapshot, &wanted);
     if found.is_err() {
-        if let Some(error) = down_target_error(&snapshot, &wanted) {
+        if let Some((target, error)) = down_target_error(&snapshot, &wanted) {
+            router
+                .metrics
+                .call(&target, method_label, tool)
+                .finish(CallOutcome::Unavailable);
             return Outcome::error(id, jsonrpc::TARGET_UNAVAILABLE, error);
         }
         // A miss may mean a target changed its list without telling us: refresh (rate-limited) and look again.
@@ -129,13 +155,18 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         Ok(destination) => destination,
         Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
     };
+    let mut record = router.metrics.call(&destination.target, method_label, tool);
+    let mut fail = |id: Value, code: i64, message: String| {
+        record.finish(CallOutcome::of_error(code));
+        Outcome::error(id, code, message)
+    };
     let Some(slot) = snapshot.slot(&destination.target) else {
         let message = format!("target `{}` is not configured any more", destination.target);
-        return Outcome::error(id, jsonrpc::TARGET_UNAVAILABLE, message);
+        return fail(id, jsonrpc::TARGET_UNAVAILABLE, message);
     };
     let Some(target) = slot.target.clone() else {
         let error = slot.state().error.unwrap_or_default();
-        return Outcome::error(id, jsonrpc::TARGET_UNAVAILABLE, error);
+        return fail(id, jsonrpc::TARGET_UNAVAILABLE, error);
     };
     let channel = match &inbound.caller {
         Caller::Session(session) => session.channel(router, &target).await,
@@ -143,13 +174,13 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     };
     let channel = match channel {
         Ok(channel) => channel,
-        Err(error) => return Outcome::error(id, error.code(), error.to_string()),
+        Err(error) => return fail(id, error.code(), error.to_string()),
     };
     let method_name = inbound.message.method();
     if matches!(method_name, method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE)
         && channel.era() == Era::Modern
     {
-        return Outcome::error(
+        return fail(
             id,
             jsonrpc::METHOD_NOT_FOUND,
             format!(
@@ -176,6 +207,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         client_id: id,
         era: inbound.caller.era(),
         session: inbound.caller.session().cloned(),
+        record,
     })
     .await
 }

@@ -1,6 +1,7 @@
 //! Forwards one client request to a target and carries the answer back: one message as one message,
 //! a stream as a stream, with ids mapped both ways and progress extending the deadline.
 
+use crate::metrics::{CallOutcome, CallRecord};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::adapt::{AdaptError, rewrite_response};
@@ -28,6 +29,8 @@ pub struct Forward {
     pub era: Era,
     /// The client's session (session-era clients).
     pub session: Option<Arc<ClientSession>>,
+    /// Counts and times the request until its answer reaches the client.
+    pub record: CallRecord,
 }
 
 impl Forward {
@@ -37,21 +40,32 @@ impl Forward {
         }
     }
 
-    /// The target's final response as the client must see it, or the error that replaces it.
-    fn client_response(&self, response: &RawMessage) -> Result<(Bytes, Option<i64>), Value> {
+    /// The target's final response as the client must see it, or the error that replaces it; the
+    /// outcome is recorded either way.
+    fn client_response(&mut self, response: &RawMessage) -> Result<(Bytes, Option<i64>), Value> {
         match rewrite_response(response, &self.client_id, self.era, self.channel.target().name()) {
-            Ok(rewritten) => Ok((rewritten.json, rewritten.error_code)),
+            Ok(rewritten) => {
+                self.record.finish(match rewritten.error_code {
+                    Some(code) => CallOutcome::of_error(code),
+                    None if rewritten.tool_error => CallOutcome::ToolError,
+                    None => CallOutcome::Ok,
+                });
+                Ok((rewritten.json, rewritten.error_code))
+            }
             Err(error) => {
                 let code = match error {
                     AdaptError::NotJson { .. } | AdaptError::NotResponse { .. } => jsonrpc::TARGET_UNAVAILABLE,
                     AdaptError::InputRequired { .. } => jsonrpc::INTERNAL_ERROR,
                 };
+                self.record.finish(CallOutcome::of_error(code));
                 Err(jsonrpc::error(Some(self.client_id.clone()), code, error.to_string()))
             }
         }
     }
 
-    fn error(&self, error: &UpstreamError) -> Value {
+    /// The error answer for a failed exchange, with its outcome recorded.
+    fn error(&mut self, error: &UpstreamError) -> Value {
+        self.record.finish(CallOutcome::of_error(error.code()));
         jsonrpc::error(Some(self.client_id.clone()), error.code(), error.to_string())
     }
 }
@@ -108,7 +122,7 @@ enum StreamEnd {
 }
 
 async fn relay_stream(
-    forward: Forward,
+    mut forward: Forward,
     mut stream: MessageStream,
     upstream_id: Value,
     tx: mpsc::Sender<Chunk>,
@@ -155,7 +169,10 @@ async fn relay_stream(
         } else if has_method && id.is_some() {
             let Ok(request) = message.value() else { continue };
             let registered = match &forward.session {
-                Some(session) => session.register_server_request(&forward.channel, request),
+                Some(session) => {
+                    session.count_server_request(&forward.channel, "post_stream");
+                    session.register_server_request(&forward.channel, request)
+                }
                 None => {
                     refuse_server_request(
                         &forward.channel,
@@ -187,10 +204,14 @@ async fn relay_stream(
     forward.finish();
     match end {
         StreamEnd::Answered => {}
-        StreamEnd::ClientGone => cancel_upstream(&forward.channel, &upstream_id, "the client went away"),
+        StreamEnd::ClientGone => {
+            forward.record.finish(CallOutcome::ClientGone);
+            cancel_upstream(&forward.channel, &upstream_id, "the client went away");
+        }
         StreamEnd::Failed(error) => {
             tracing::warn!(target_name = target.name(), %error, "streamed call failed");
-            let _ = tokio::time::timeout(deadline, tx.send(Chunk::of(&forward.error(&error)))).await;
+            let answer = forward.error(&error);
+            let _ = tokio::time::timeout(deadline, tx.send(Chunk::of(&answer))).await;
             if error.is_unreachable() {
                 cancel_upstream(&forward.channel, &upstream_id, "mcplex gave up waiting");
             }

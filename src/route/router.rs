@@ -7,6 +7,7 @@
 use crate::budget::Budget;
 use crate::catalog::{Catalog, ItemKind};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::route::slot::TargetSlot;
 use crate::upstream::Target;
 use serde_json::{Value, json};
@@ -61,11 +62,13 @@ pub struct Router {
     pub startup_deadline: Duration,
     /// The budget every buffered message takes its share of.
     pub budget: Arc<Budget>,
+    /// Call, error and reload metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Router {
     /// An empty router; it becomes ready with the first [`Router::apply`].
-    pub fn new(page_size: usize, startup_deadline: Duration, budget: Arc<Budget>) -> Arc<Self> {
+    pub fn new(page_size: usize, startup_deadline: Duration, budget: Arc<Budget>, metrics: Arc<Metrics>) -> Arc<Self> {
         let empty = Snapshot {
             config: Arc::new(Config { targets: Vec::new() }),
             slots: Vec::new(),
@@ -82,6 +85,7 @@ impl Router {
             page_size: page_size.max(1),
             startup_deadline,
             budget,
+            metrics,
         })
     }
 
@@ -114,7 +118,7 @@ impl Router {
                     kept.remove(target_config.name.as_str());
                 }
                 _ => {
-                    let slot = TargetSlot::new(target_config, &self.budget);
+                    let slot = TargetSlot::new(target_config, &self.budget, &self.metrics);
                     self.spawn_refresher(&slot);
                     fresh.push(slot.clone());
                     slots.push(slot);

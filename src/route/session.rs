@@ -3,6 +3,7 @@
 //! GET stream, fed by a pump per upstream session that carries what the target sends on its own stream.
 
 use crate::budget::Budget;
+use crate::metrics::Metrics;
 use crate::protocol::{ClientContext, jsonrpc, method};
 use crate::route::channel::Channel;
 use crate::route::chunk::{Chunk, encode};
@@ -49,6 +50,7 @@ pub struct ClientSession {
     inbox: tokio::sync::Mutex<mpsc::Receiver<Chunk>>,
     queued_bytes: AtomicUsize,
     budget: Arc<Budget>,
+    metrics: Arc<Metrics>,
     closed: CancellationToken,
     /// The streams the client is reading now.
     pub streams: Arc<ClientStreams>,
@@ -56,8 +58,8 @@ pub struct ClientSession {
 
 impl ClientSession {
     /// Routing state for a client that sent `initialize` with this context; messages queued for its GET
-    /// stream take their share of `budget`.
-    pub fn new(id: String, context: ClientContext, budget: Arc<Budget>) -> Arc<Self> {
+    /// stream take their share of `budget`; requests from targets are counted in `metrics`.
+    pub fn new(id: String, context: ClientContext, budget: Arc<Budget>, metrics: Arc<Metrics>) -> Arc<Self> {
         let (outbox, inbox) = mpsc::channel(STREAM_QUEUE);
         Arc::new(Self {
             id,
@@ -71,6 +73,7 @@ impl ClientSession {
             inbox: tokio::sync::Mutex::new(inbox),
             queued_bytes: AtomicUsize::new(0),
             budget,
+            metrics,
             closed: CancellationToken::new(),
             streams: Arc::default(),
         })
@@ -185,9 +188,14 @@ impl ClientSession {
         let Some(request) = self.register_server_request(channel, request) else {
             return;
         };
+        let count = |delivery| self.count_server_request(channel, delivery);
         match self.streams.route_for(channel.target()) {
-            Route::GetStream => self.push_to_stream(request),
+            Route::GetStream => {
+                count("get_stream");
+                self.push_to_stream(request);
+            }
             Route::CallStream(stream) => {
+                count("call_stream");
                 if let Err(mpsc::error::TrySendError::Full(chunk) | mpsc::error::TrySendError::Closed(chunk)) =
                     stream.try_send(Chunk::of(&request))
                 {
@@ -199,8 +207,9 @@ impl ClientSession {
                 // A call in flight whose stream has not started yet will carry it.
                 let has_calls = !lock(&self.in_flight).is_empty();
                 if has_calls && self.streams.park(Chunk::of(&request)).is_ok() {
-                    return;
+                    return count("parked");
                 }
+                count("refused");
                 if let Some(pending) = request.get("id").and_then(|id| self.take_server_request(id)) {
                     refuse_server_request(
                         &pending.channel,
@@ -211,6 +220,11 @@ impl ClientSession {
                 }
             }
         }
+    }
+
+    /// Counts a request `channel`'s target sent to this client, by how it was delivered.
+    pub fn count_server_request(&self, channel: &Channel, delivery: &'static str) {
+        self.metrics.server_request(channel.target().name(), delivery);
     }
 
     /// Takes the pending request the client is answering.

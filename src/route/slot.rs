@@ -6,6 +6,7 @@ use crate::catalog::naming::Rules;
 use crate::catalog::{ItemKind, Namer, TargetItems};
 use crate::config::TargetConfig;
 use crate::config::schema::FilterSpec;
+use crate::metrics::Metrics;
 use crate::route::fetch;
 use crate::upstream::Target;
 use futures_util::FutureExt;
@@ -55,8 +56,8 @@ pub struct TargetSlot {
 
 impl TargetSlot {
     /// A slot for a configured target; `Target::new` failures leave it permanently down with the reason.
-    pub fn new(config: &TargetConfig, budget: &Arc<Budget>) -> Arc<Self> {
-        let (target, error) = match Target::new(config.clone(), budget.clone()) {
+    pub fn new(config: &TargetConfig, budget: &Arc<Budget>, metrics: &Arc<Metrics>) -> Arc<Self> {
+        let (target, error) = match Target::new(config.clone(), budget.clone(), metrics.clone()) {
             Ok(target) => (Some(target), None),
             Err(error) => (None, Some(error.to_string())),
         };

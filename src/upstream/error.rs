@@ -109,6 +109,23 @@ impl UpstreamError {
         }
     }
 
+    /// A short, fixed name for the kind of failure (a metrics label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } => "unreachable",
+            Self::Timeout { .. } => "timeout",
+            Self::Status { .. } => "http_status",
+            Self::Garbage { .. } => "invalid_answer",
+            Self::TooLarge { .. } => "too_large",
+            Self::Refused { .. } => "refused",
+            Self::Tls { .. } => "tls",
+            Self::Credential { .. } => "credential",
+            Self::SessionExpired { .. } => "session_expired",
+            Self::OverBudget { .. } => "over_budget",
+            Self::Retired { .. } => "retired",
+        }
+    }
+
     /// True when the target could not be reached at all (as opposed to answering badly).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })

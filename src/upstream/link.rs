@@ -4,6 +4,7 @@
 
 use crate::budget::{Budget, ReadError, read_body};
 use crate::config::TargetConfig;
+use crate::metrics::Metrics;
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{self, headers as mcp_headers};
@@ -48,6 +49,7 @@ pub struct Link {
     retired: CancellationToken,
     unreachable: Notify,
     budget: Arc<Budget>,
+    metrics: Arc<Metrics>,
     detached: AtomicUsize,
 }
 
@@ -74,7 +76,7 @@ impl Drop for ExchangeGuard {
 impl Link {
     /// Creates the link and its connection pool (no connection is opened yet); answers the target sends
     /// take their share of `budget` while mcplex holds them.
-    pub fn new(config: TargetConfig, budget: Arc<Budget>) -> Result<Arc<Self>, UpstreamError> {
+    pub fn new(config: TargetConfig, budget: Arc<Budget>, metrics: Arc<Metrics>) -> Result<Arc<Self>, UpstreamError> {
         let client = build_client(config.tls.as_ref(), config.url.scheme_str() == Some("https")).map_err(|source| {
             UpstreamError::Tls {
                 target: config.name.clone(),
@@ -93,6 +95,7 @@ impl Link {
             retired: CancellationToken::new(),
             unreachable: Notify::new(),
             budget,
+            metrics,
             detached: AtomicUsize::new(0),
         }))
     }
@@ -241,14 +244,25 @@ impl Link {
             Ok((self.classify(response, out.session_id.is_some()).await?, session_id))
         };
         let result = self.deadline(exchange).await;
-        if let Err(UpstreamError::Unreachable { .. }) = &result {
-            self.unreachable.notify_one();
+        if let Err(error) = &result {
+            self.metrics.upstream_error(self.name(), error.kind());
+            if matches!(error, UpstreamError::Unreachable { .. }) {
+                self.unreachable.notify_one();
+            }
         }
         result
     }
 
     /// Opens the legacy GET stream of a session; `None` when the target offers none (405).
     pub async fn open_stream(&self, out: &Outbound<'_>) -> Result<Option<MessageStream>, UpstreamError> {
+        let opened = self.open_stream_inner(out).await;
+        if let Err(error) = &opened {
+            self.metrics.upstream_error(self.name(), error.kind());
+        }
+        opened
+    }
+
+    async fn open_stream_inner(&self, out: &Outbound<'_>) -> Result<Option<MessageStream>, UpstreamError> {
         let mut request = self.request(Method::GET, Bytes::new(), out)?;
         request
             .headers_mut()

@@ -6,6 +6,7 @@
 use crate::budget::Budget;
 use crate::config::TargetConfig;
 use crate::config::schema::ProtocolChoice;
+use crate::metrics::Metrics;
 use crate::protocol::{self, Era, MODERN_VERSION, jsonrpc, method};
 use crate::upstream::error::UpstreamError;
 use crate::upstream::link::{Link, Outbound};
@@ -51,10 +52,10 @@ impl Deref for Target {
 impl Target {
     /// Creates the target and its connection pool (no connection is opened yet); answers it sends take
     /// their share of `budget` while mcplex holds them.
-    pub fn new(config: TargetConfig, budget: Arc<Budget>) -> Result<Arc<Self>, UpstreamError> {
+    pub fn new(config: TargetConfig, budget: Arc<Budget>, metrics: Arc<Metrics>) -> Result<Arc<Self>, UpstreamError> {
         let dialects = OnceCell::new_with(pinned_dialects(config.protocol));
         Ok(Arc::new(Self {
-            link: Link::new(config, budget)?,
+            link: Link::new(config, budget, metrics)?,
             dialects: RwLock::new(Arc::new(dialects)),
             control: RwLock::new(Arc::new(OnceCell::new())),
             sessions: Mutex::new(Vec::new()),

@@ -10,6 +10,7 @@ mod identity;
 mod interactive;
 mod isolation;
 mod manifests;
+mod metrics;
 mod process;
 mod rogue;
 mod security;

@@ -1,0 +1,169 @@
+//! `/metrics` of a real `mcplex run` after real calls: requests by target, method and outcome, latency,
+//! in-flight, upstream errors, config reloads, and the opt-in per-tool series with its cap.
+
+use crate::common::*;
+use mcplex_examples::Example;
+use mcplex_examples::everything::Versions;
+use serde_json::json;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_addr() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string()
+}
+
+/// The value of the series whose name and labels start with `series` (0 when absent).
+fn value(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn calls_errors_and_reloads_are_counted_by_a_real_sidecar() {
+    let everything = everything(Versions::All).await;
+    let math = example(Example::Math).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.yaml");
+    let yaml = config(&[("e", &everything.url(), ""), ("math", &math.url(), "")]);
+    std::fs::write(&config_path, &yaml).unwrap();
+    let (mcp, admin) = (free_addr(), free_addr());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcplex"))
+        .args([
+            "run",
+            "--config",
+            config_path.to_str().unwrap(),
+            "--listen",
+            &mcp,
+            "--admin",
+            &admin,
+        ])
+        .args(["--metrics-tool-names", "2"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while reqwest::get(format!("http://{admin}/readyz"))
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let url = format!("http://{mcp}/mcp");
+    let call = |tool: &'static str, arguments: serde_json::Value| {
+        let url = url.clone();
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": arguments, "_meta": modern_meta()}}).to_string();
+            let (status, _, text) = post(&url, &modern_headers("tools/call", Some(tool)), &body).await;
+            assert_eq!(status, 200, "{text}");
+            text
+        }
+    };
+    for _ in 0..3 {
+        call("e_test_simple_text", json!({})).await;
+    }
+    let failed = call("e_test_error_handling", json!({})).await;
+    assert!(failed.contains("\"isError\":true"), "{failed}");
+    call("math_add", json!({"a": 1, "b": 2})).await;
+    // The math target goes away: its next call is answered -32030 and counted as unavailable.
+    math.shutdown().await;
+    let gone = call("math_add", json!({"a": 1, "b": 2})).await;
+    assert!(gone.contains("-32030"), "{gone}");
+    // An invalid edit is rejected, a valid one accepted.
+    std::fs::write(&config_path, "targets: [ {").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::fs::write(&config_path, config(&[("e", &everything.url(), "")])).unwrap();
+
+    let scrape = || async {
+        let response = reqwest::get(format!("http://{admin}/metrics")).await.unwrap();
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        (content_type, response.text().await.unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let (content_type, page) = scrape().await;
+        assert!(
+            content_type.starts_with("application/openmetrics-text"),
+            "{content_type}"
+        );
+        if value(&page, r#"mcplex_config_reloads_total{result="accepted"}"#) >= 1.0 || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert!(page.ends_with("# EOF\n"), "an OpenMetrics page ends with # EOF: {page}");
+    let requests = |target: &str, outcome: &str| {
+        value(
+            &page,
+            &format!(r#"mcplex_requests_total{{target="{target}",method="tools/call",outcome="{outcome}"}}"#),
+        )
+    };
+    assert_eq!(requests("e", "ok"), 3.0, "{page}");
+    assert_eq!(requests("e", "tool_error"), 1.0, "{page}");
+    assert_eq!(requests("math", "ok"), 1.0, "{page}");
+    assert_eq!(requests("math", "unavailable"), 1.0, "{page}");
+    assert_eq!(
+        value(
+            &page,
+            r#"mcplex_request_duration_seconds_count{target="e",method="tools/call"}"#
+        ),
+        4.0,
+        "{page}"
+    );
+    assert_eq!(value(&page, r#"mcplex_requests_in_flight{target="e"}"#), 0.0, "{page}");
+    assert!(
+        value(
+            &page,
+            r#"mcplex_upstream_errors_total{target="math",kind="unreachable"}"#
+        ) >= 1.0,
+        "{page}"
+    );
+    assert_eq!(
+        value(&page, r#"mcplex_config_reloads_total{result="rejected"}"#),
+        1.0,
+        "{page}"
+    );
+    assert_eq!(
+        value(&page, r#"mcplex_config_reloads_total{result="accepted"}"#),
+        1.0,
+        "{page}"
+    );
+    // Two tool names get their own series, the third is `_other`.
+    assert_eq!(
+        value(
+            &page,
+            r#"mcplex_tool_calls_total{target="e",tool="e_test_simple_text",outcome="ok"}"#
+        ),
+        3.0,
+        "{page}"
+    );
+    assert_eq!(
+        value(
+            &page,
+            r#"mcplex_tool_calls_total{target="e",tool="e_test_error_handling",outcome="tool_error"}"#
+        ),
+        1.0,
+        "{page}"
+    );
+    assert_eq!(
+        value(
+            &page,
+            r#"mcplex_tool_calls_total{target="math",tool="_other",outcome="ok"}"#
+        ),
+        1.0,
+        "{page}"
+    );
+    // The reload removed math: it leaves the target gauge.
+    assert_eq!(value(&page, r#"mcplex_target_up{target="e"}"#), 1.0, "{page}");
+    assert!(!page.contains(r#"mcplex_target_up{target="math"}"#), "{page}");
+}
