@@ -99,6 +99,11 @@ fn free_port() -> SocketAddr {
 
 /// Starts `mcplex run` in front of `targets`; returns it and how long it took to be ready.
 async fn start_sidecar(targets: &[SocketAddr]) -> (Sidecar, Duration) {
+    start_sidecar_with(targets, &[]).await
+}
+
+/// [`start_sidecar`] with extra `mcplex run` arguments.
+async fn start_sidecar_with(targets: &[SocketAddr], extra: &[&str]) -> (Sidecar, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let mut yaml = String::from("targets:\n");
     for (i, addr) in targets.iter().enumerate() {
@@ -122,6 +127,7 @@ async fn start_sidecar(targets: &[SocketAddr]) -> (Sidecar, Duration) {
             "--log-level",
             "warn",
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -402,6 +408,44 @@ async fn bench() {
             "| CPU per call, {concurrency} session(s): raw hyper relay / mcplex | {:.0} µs / {:.0} µs |",
             median(rounds.iter().map(|r| r.cpu[0])),
             median(rounds.iter().map(|r| r.cpu[1]))
+        );
+    }
+
+    // What the call metrics cost: the same sidecar with and without them, one session, interleaved rounds.
+    {
+        let (quiet, _) = start_sidecar_with(&[upstream], &["--no-call-metrics"]).await;
+        drive(quiet.mcp, "t0_tool_000", 1, WARMUP).await;
+        drive(sidecar.mcp, "t0_tool_000", 1, WARMUP).await;
+        let mut rounds = Vec::new();
+        for _ in 0..ROUNDS {
+            let (off_before, off_after, off, _) = measured(quiet.child.id(), quiet.mcp, "t0_tool_000", 1).await;
+            let (on_before, on_after, on, _) = measured(sidecar.child.id(), sidecar.mcp, "t0_tool_000", 1).await;
+            let per_call = |a: Duration, b: Duration| micros(b - a) / (CALLS / ROUNDS) as f64;
+            rounds.push([
+                percentile_of(off, 0.5),
+                percentile_of(on, 0.5),
+                per_call(off_before, off_after),
+                per_call(on_before, on_after),
+            ]);
+        }
+        let [p50_off, p50_on, cpu_off, cpu_on] = [0, 1, 2, 3].map(|i| median(rounds.iter().map(|r| r[i])));
+        // The bookkeeping itself, without the noise of three processes: start, finish and time one call.
+        let metrics = mcplex::metrics::Metrics::new(mcplex::metrics::MetricsOptions::default());
+        let target: std::sync::Arc<str> = "t0".into();
+        let timed = 200_000;
+        let begun = Instant::now();
+        for _ in 0..timed {
+            let mut record = metrics.call(&target, "tools/call", Some("t0_tool_000"));
+            record.finish(mcplex::metrics::CallOutcome::Ok);
+        }
+        println!(
+            "| call metrics bookkeeping per call (in process, {timed} calls) | {:.2} µs |",
+            micros(begun.elapsed()) / timed as f64
+        );
+        println!(
+            "| call metrics off / on, 1 session: p50; CPU per call | {p50_off:.0} / {p50_on:.0} µs ({:+.0} µs); {cpu_off:.0} / {cpu_on:.0} µs ({:+.1} µs) |",
+            p50_on - p50_off,
+            cpu_on - cpu_off
         );
     }
 

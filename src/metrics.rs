@@ -14,6 +14,43 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// How a request from a target (sampling, elicitation, roots) reached the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// On the stream of the call it belongs to.
+    PostStream,
+    /// On the client's GET stream.
+    GetStream,
+    /// On the stream of another call the client is reading.
+    CallStream,
+    /// Held until a call's stream opens.
+    Parked,
+    /// Answered with an error: the client had no stream open.
+    Refused,
+}
+
+impl Delivery {
+    /// Every delivery, for series that start at zero.
+    pub const ALL: [Self; 5] = [
+        Self::PostStream,
+        Self::GetStream,
+        Self::CallStream,
+        Self::Parked,
+        Self::Refused,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PostStream => "post_stream",
+            Self::GetStream => "get_stream",
+            Self::CallStream => "call_stream",
+            Self::Parked => "parked",
+            Self::Refused => "refused",
+        }
+    }
+}
+
 /// The label value used for tool names past the opt-in cap.
 pub const OTHER_TOOLS: &str = "_other";
 
@@ -287,7 +324,26 @@ impl Metrics {
             m.budget_used.clone(),
         );
         metrics.registry = registry;
+        // Series with a known, fixed label set start at zero, so rate() and alerts see them before the first event.
+        for result in ["accepted", "rejected"] {
+            metrics.config_reloads.get_or_create(&ResultLabels { result });
+        }
+        for result in ["ok", "failed"] {
+            metrics.tls_reloads.get_or_create(&ResultLabels { result });
+        }
         Arc::new(metrics)
+    }
+
+    /// Starts a configured target's fixed series at zero (requests in flight, server-request deliveries).
+    pub fn add_target(&self, target: &str) {
+        let target = Name(target.into());
+        self.in_flight.get_or_create(&TargetLabels { target: target.clone() });
+        for delivery in Delivery::ALL {
+            self.server_requests.get_or_create(&DeliveryLabels {
+                target: target.clone(),
+                delivery: delivery.as_str(),
+            });
+        }
     }
 
     /// Starts recording one routed request; the record ends when it is finished or dropped.
@@ -327,8 +383,9 @@ impl Metrics {
     }
 
     /// Counts a request a target sent to a client, by how it was delivered (or refused).
-    pub fn server_request(&self, target: &str, delivery: &'static str) {
+    pub fn server_request(&self, target: &str, delivery: Delivery) {
         let target = Name(target.into());
+        let delivery = delivery.as_str();
         self.server_requests
             .get_or_create(&DeliveryLabels { target, delivery })
             .inc();

@@ -1,7 +1,7 @@
 //! Forwards one client request to a target and carries the answer back: one message as one message,
 //! a stream as a stream, with ids mapped both ways and progress extending the deadline.
 
-use crate::metrics::{CallOutcome, CallRecord};
+use crate::metrics::{CallOutcome, CallRecord, Delivery};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::adapt::{AdaptError, rewrite_response};
@@ -170,7 +170,7 @@ async fn relay_stream(
             let Ok(request) = message.value() else { continue };
             let registered = match &forward.session {
                 Some(session) => {
-                    session.count_server_request(&forward.channel, "post_stream");
+                    session.count_server_request(&forward.channel, Delivery::PostStream);
                     session.register_server_request(&forward.channel, request)
                 }
                 None => {

@@ -3,7 +3,7 @@
 //! GET stream, fed by a pump per upstream session that carries what the target sends on its own stream.
 
 use crate::budget::Budget;
-use crate::metrics::Metrics;
+use crate::metrics::{Delivery, Metrics};
 use crate::protocol::{ClientContext, jsonrpc, method};
 use crate::route::channel::Channel;
 use crate::route::chunk::{Chunk, encode};
@@ -191,11 +191,11 @@ impl ClientSession {
         let count = |delivery| self.count_server_request(channel, delivery);
         match self.streams.route_for(channel.target()) {
             Route::GetStream => {
-                count("get_stream");
+                count(Delivery::GetStream);
                 self.push_to_stream(request);
             }
             Route::CallStream(stream) => {
-                count("call_stream");
+                count(Delivery::CallStream);
                 if let Err(mpsc::error::TrySendError::Full(chunk) | mpsc::error::TrySendError::Closed(chunk)) =
                     stream.try_send(Chunk::of(&request))
                 {
@@ -207,9 +207,9 @@ impl ClientSession {
                 // A call in flight whose stream has not started yet will carry it.
                 let has_calls = !lock(&self.in_flight).is_empty();
                 if has_calls && self.streams.park(Chunk::of(&request)).is_ok() {
-                    return count("parked");
+                    return count(Delivery::Parked);
                 }
-                count("refused");
+                count(Delivery::Refused);
                 if let Some(pending) = request.get("id").and_then(|id| self.take_server_request(id)) {
                     refuse_server_request(
                         &pending.channel,
@@ -223,7 +223,7 @@ impl ClientSession {
     }
 
     /// Counts a request `channel`'s target sent to this client, by how it was delivered.
-    pub fn count_server_request(&self, channel: &Channel, delivery: &'static str) {
+    pub fn count_server_request(&self, channel: &Channel, delivery: Delivery) {
         self.metrics.server_request(channel.target().name(), delivery);
     }
 

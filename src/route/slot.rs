@@ -57,6 +57,7 @@ pub struct TargetSlot {
 impl TargetSlot {
     /// A slot for a configured target; `Target::new` failures leave it permanently down with the reason.
     pub fn new(config: &TargetConfig, budget: &Arc<Budget>, metrics: &Arc<Metrics>) -> Arc<Self> {
+        metrics.add_target(&config.name);
         let (target, error) = match Target::new(config.clone(), budget.clone(), metrics.clone()) {
             Ok(target) => (Some(target), None),
             Err(error) => (None, Some(error.to_string())),

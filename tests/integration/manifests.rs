@@ -19,7 +19,7 @@ fn documents(path: &Path) -> Vec<Value> {
 
 #[test]
 fn kustomizations_list_every_manifest_and_nothing_else() {
-    for dir in ["manifests/webhook", "manifests/examples"] {
+    for dir in ["manifests/webhook", "manifests/examples", "manifests/monitoring"] {
         let dir = root().join(dir);
         let kustomization = documents(&dir.join("kustomization.yaml")).remove(0);
         let mut listed: Vec<String> = kustomization["resources"]

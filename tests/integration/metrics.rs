@@ -167,3 +167,97 @@ async fn calls_errors_and_reloads_are_counted_by_a_real_sidecar() {
     assert_eq!(value(&page, r#"mcplex_target_up{target="e"}"#), 1.0, "{page}");
     assert!(!page.contains(r#"mcplex_target_up{target="math"}"#), "{page}");
 }
+
+/// Metric names in a PromQL expression (`mcplex_` followed by lowercase letters and underscores).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("mcplex_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+fn expressions(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("expr", serde_json::Value::String(expr)) => out.push(expr.clone()),
+                    _ => expressions(value, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| expressions(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_metric_the_dashboard_and_podmonitor_rely_on_is_exported() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/monitoring");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("mcplex-dashboard.json")).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    expressions(&dashboard, &mut exprs);
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    // One call and one target that is not there: every family has a series to show.
+    let upstream = everything(Versions::All).await;
+    let nothing_there = format!("http://{}/mcp", free_addr());
+    let harness = Harness::start(&config(&[("e", &upstream.url(), ""), ("gone", &nothing_there, "")])).await;
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "e_test_simple_text", "_meta": modern_meta()}}).to_string();
+    let (status, _, _) = post(
+        &harness.url(),
+        &modern_headers("tools/call", Some("e_test_simple_text")),
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let page = reqwest::get(harness.admin("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for expr in &exprs {
+        for name in metric_names(expr) {
+            // Counters are exposed as `<family>_total`, histograms as `<family>_bucket|_count|_sum`.
+            let family = ["_total", "_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                page.contains(&format!("# TYPE {family} ")),
+                "the dashboard queries {name}, which /metrics does not export: {page}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "{checked}");
+    // The PodMonitor finds sidecars by the admin port's name and scrapes the path served above.
+    let text = std::fs::read_to_string(root.join("podmonitor.yaml")).unwrap();
+    let monitor: serde_json::Value = yaml_serde::from_str(&text).unwrap();
+    assert_eq!(monitor["kind"], "PodMonitor");
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(endpoint["path"], "/metrics");
+    let mut pod = json!({
+        "metadata": { "name": "agent", "annotations": { "mcplex.dev/inject": "true" } },
+        "spec": { "containers": [{ "name": "agent", "image": "agent:1" }] }
+    });
+    let mcplex_webhook::Outcome::Patch(patch) = mcplex_webhook::mutate(&pod, &Default::default()).unwrap() else {
+        panic!("not injected")
+    };
+    json_patch::patch(&mut pod, &patch).unwrap();
+    let port = &pod["spec"]["initContainers"][0]["ports"][0];
+    assert_eq!(
+        endpoint["port"], port["name"],
+        "the PodMonitor selects the injected admin port"
+    );
+    assert_eq!(port["containerPort"], 15302);
+}
