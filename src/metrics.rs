@@ -326,10 +326,10 @@ impl Metrics {
         metrics.registry = registry;
         // Series with a known, fixed label set start at zero, so rate() and alerts see them before the first event.
         for result in ["accepted", "rejected"] {
-            metrics.config_reloads.get_or_create(&ResultLabels { result });
+            metrics.config_reloads.get_or_create(&ResultLabels { result }).inc_by(0);
         }
         for result in ["ok", "failed"] {
-            metrics.tls_reloads.get_or_create(&ResultLabels { result });
+            metrics.tls_reloads.get_or_create(&ResultLabels { result }).inc_by(0);
         }
         Arc::new(metrics)
     }
@@ -337,12 +337,16 @@ impl Metrics {
     /// Starts a configured target's fixed series at zero (requests in flight, server-request deliveries).
     pub fn add_target(&self, target: &str) {
         let target = Name(target.into());
-        self.in_flight.get_or_create(&TargetLabels { target: target.clone() });
+        self.in_flight
+            .get_or_create(&TargetLabels { target: target.clone() })
+            .inc_by(0);
         for delivery in Delivery::ALL {
-            self.server_requests.get_or_create(&DeliveryLabels {
-                target: target.clone(),
-                delivery: delivery.as_str(),
-            });
+            self.server_requests
+                .get_or_create(&DeliveryLabels {
+                    target: target.clone(),
+                    delivery: delivery.as_str(),
+                })
+                .inc_by(0);
         }
     }
 
