@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// jemalloc's background thread gives freed memory back to the system after a few seconds (glibc's
 /// allocator keeps what sessions and large answers used), so the RSS falls again after a burst.
@@ -184,13 +186,14 @@ async fn execute(command: Command) -> Result<(), CliError> {
 }
 
 fn init_logging(format: LogFormat, level: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // `Targets` takes `level` or `target=level,...` directives without pulling in a regex engine
+    // (EnvFilter's span-field filters are not needed here, and its matcher costs binary size and memory).
+    let filter = level
+        .parse::<tracing_subscriber::filter::Targets>()
+        .unwrap_or_else(|_| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Human => builder.finish().with(filter).init(),
+        LogFormat::Json => builder.json().flatten_event(true).finish().with(filter).init(),
     }
 }

@@ -242,7 +242,8 @@ async fn every_metric_the_dashboard_and_podmonitor_rely_on_is_exported() {
     assert!(checked >= 12, "{checked}");
     // The PodMonitor finds sidecars by the admin port's name and scrapes the path served above.
     let text = std::fs::read_to_string(root.join("podmonitor.yaml")).unwrap();
-    let monitor: serde_json::Value = yaml_serde::from_str(&text).unwrap();
+    let monitor: serde_json::Value =
+        serde::Deserialize::deserialize(yaml_serde::Deserializer::from_str(&text).next().unwrap()).unwrap();
     assert_eq!(monitor["kind"], "PodMonitor");
     let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
     assert_eq!(endpoint["path"], "/metrics");

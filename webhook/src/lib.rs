@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod inject;
+pub mod metrics;
 pub mod mutate;
 pub mod review;
 pub mod server;

@@ -79,6 +79,22 @@ pub enum MutateError {
     },
 }
 
+impl MutateError {
+    /// A short, fixed name for the refusal (a metrics label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Annotation(_) => "invalid_annotation",
+            Self::NotAPod => "not_a_pod",
+            Self::HostNetwork => "host_network",
+            Self::Windows => "windows",
+            Self::PortTaken { .. } => "port_taken",
+            Self::VolumeTaken(_) => "volume_taken",
+            Self::ContainerNameTaken(_) => "container_name_taken",
+            Self::ConfigMapNotAllowed { .. } => "config_map_not_allowed",
+        }
+    }
+}
+
 /// Computes the patch that injects the sidecar into `pod` (an object with `metadata` and `spec`).
 pub fn mutate(pod: &Value, defaults: &Defaults) -> Result<Outcome, MutateError> {
     let empty = serde_json::Map::new();

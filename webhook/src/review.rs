@@ -26,6 +26,10 @@ pub struct Decision {
     pub pod: String,
     /// `injected`, `skipped: …` or `denied: …`.
     pub verdict: String,
+    /// `injected`, `skipped` or `denied`.
+    pub outcome: &'static str,
+    /// Why, as a short fixed name (`not_annotated`, `host_network`, ...).
+    pub reason: &'static str,
 }
 
 /// Decides one AdmissionReview body and returns the response review (JSON) and the decision.
@@ -40,25 +44,44 @@ pub fn review(body: &[u8], defaults: &Defaults) -> Result<(Vec<u8>, Decision), R
         .map(serde_json::to_value)
         .transpose()?
         .unwrap_or(Value::Null);
-    let (response, verdict) = match mutate(&object, defaults) {
-        Ok(Outcome::NotRequested) => (response, "skipped: not annotated".to_owned()),
-        Ok(Outcome::AlreadyInjected) => (response, "skipped: already injected".to_owned()),
+    let (response, verdict, outcome, reason) = match mutate(&object, defaults) {
+        Ok(Outcome::NotRequested) => (
+            response,
+            "skipped: not annotated".to_owned(),
+            "skipped",
+            "not_annotated",
+        ),
+        Ok(Outcome::AlreadyInjected) => (
+            response,
+            "skipped: already injected".to_owned(),
+            "skipped",
+            "already_injected",
+        ),
         Ok(Outcome::Patch(patch)) => match response.clone().with_patch(patch) {
-            Ok(patched) => (patched, "injected".to_owned()),
+            Ok(patched) => (patched, "injected".to_owned(), "injected", "annotated"),
             Err(e) => (
                 response.deny(format!("mcplex could not encode its patch: {e}")),
                 "denied: patch encoding".to_owned(),
+                "denied",
+                "patch_encoding",
             ),
         },
         Err(error) => {
-            let reason = format!("mcplex sidecar injection refused: {error}");
-            (response.deny(&reason), format!("denied: {error}"))
+            let message = format!("mcplex sidecar injection refused: {error}");
+            (
+                response.deny(&message),
+                format!("denied: {error}"),
+                "denied",
+                error.reason(),
+            )
         }
     };
     let decision = Decision {
         uid: request.uid.clone(),
         pod: pod_name,
         verdict,
+        outcome,
+        reason,
     };
     Ok((serde_json::to_vec(&response.into_review())?, decision))
 }

@@ -1,5 +1,6 @@
 //! `mcplex-webhook serve`: HTTPS with a serving certificate that is re-read when cert-manager rotates it.
 
+use crate::metrics::WebhookMetrics;
 use crate::review::review;
 use crate::settings::Defaults;
 use bytes::Bytes;
@@ -54,17 +55,22 @@ impl ReloadingCert {
     }
 
     /// Re-reads the files when their modification time changed; a broken new pair keeps the old one.
-    pub fn reload_if_changed(&self) {
+    /// Returns whether a change was taken (`None` when nothing changed).
+    pub fn reload_if_changed(&self) -> Option<bool> {
         let stamp = modified(&self.cert, &self.key);
         if self.current.read().map(|c| c.1 == stamp).unwrap_or(true) {
-            return;
+            return None;
         }
         match load_pair(&self.cert, &self.key) {
             Ok(pair) => {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = (pair, stamp);
                 tracing::info!(cert = %self.cert.display(), "serving certificate reloaded");
+                Some(true)
             }
-            Err(error) => tracing::warn!(%error, "serving certificate changed but cannot be used; keeping the old one"),
+            Err(error) => {
+                tracing::warn!(%error, "serving certificate changed but cannot be used; keeping the old one");
+                Some(false)
+            }
         }
     }
 }
@@ -99,7 +105,7 @@ fn load_pair(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, CertError> {
         .map_err(|e| fail(e.to_string()))
 }
 
-/// Serves `/mutate` and `/healthz` over HTTPS until `shutdown`.
+/// Serves `/mutate`, `/healthz` and `/metrics` over HTTPS until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     cert: Arc<ReloadingCert>,
@@ -112,13 +118,19 @@ pub async fn serve(
         .with_cert_resolver(cert.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let metrics = WebhookMetrics::new();
     let watcher_shutdown = shutdown.clone();
+    let watcher_metrics = metrics.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CERT_CHECK_EVERY);
         loop {
             tokio::select! {
                 _ = watcher_shutdown.cancelled() => return,
-                _ = tick.tick() => cert.reload_if_changed(),
+                _ = tick.tick() => {
+                    if let Some(ok) = cert.reload_if_changed() {
+                        watcher_metrics.cert_reload(ok);
+                    }
+                }
             }
         }
     });
@@ -135,15 +147,20 @@ pub async fn serve(
             },
             _ = shutdown.cancelled() => break,
         };
-        let (acceptor, builder, defaults, watcher) =
-            (acceptor.clone(), builder.clone(), defaults.clone(), graceful.watcher());
+        let (acceptor, builder, defaults, metrics, watcher) = (
+            acceptor.clone(),
+            builder.clone(),
+            defaults.clone(),
+            metrics.clone(),
+            graceful.watcher(),
+        );
         tokio::spawn(async move {
             let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else {
                 return tracing::debug!("TLS handshake failed or timed out");
             };
             let service = hyper::service::service_fn(move |request| {
-                let defaults = defaults.clone();
-                async move { Ok::<_, Infallible>(handle(request, &defaults).await) }
+                let (defaults, metrics) = (defaults.clone(), metrics.clone());
+                async move { Ok::<_, Infallible>(handle(request, &defaults, &metrics).await) }
             });
             let _ = watcher
                 .watch(builder.serve_connection(TokioIo::new(tls), service).into_owned())
@@ -154,9 +171,17 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
 }
 
-async fn handle(request: Request<Incoming>, defaults: &Defaults) -> Response<Full<Bytes>> {
+async fn handle(request: Request<Incoming>, defaults: &Defaults, metrics: &WebhookMetrics) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok"),
+        (&Method::GET, "/metrics") => {
+            let mut response = Response::new(Full::new(Bytes::from(metrics.encode())));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
+            response
+        }
         (&Method::POST, "/mutate") => {
             let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
                 Ok(body) => body.to_bytes(),
@@ -167,21 +192,27 @@ async fn handle(request: Request<Incoming>, defaults: &Defaults) -> Response<Ful
                     );
                 }
             };
+            let started = std::time::Instant::now();
             match review(&body, defaults) {
                 Ok((response, decision)) => {
-                    tracing::info!(uid = %decision.uid, pod = %decision.pod, verdict = %decision.verdict, "admission decision");
+                    metrics.admission(decision.outcome, decision.reason, started.elapsed().as_secs_f64());
+                    tracing::info!(uid = %decision.uid, pod = %decision.pod, outcome = decision.outcome, reason = decision.reason, verdict = %decision.verdict, "admission decision");
                     Response::builder()
                         .header(header::CONTENT_TYPE, "application/json")
                         .body(Full::new(Bytes::from(response)))
                         .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response could not be built"))
                 }
                 Err(error) => {
+                    metrics.bad_request();
                     tracing::warn!(%error, "bad admission request");
                     text(StatusCode::BAD_REQUEST, &error.to_string())
                 }
             }
         }
-        _ => text(StatusCode::NOT_FOUND, "not found: POST /mutate or GET /healthz"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: POST /mutate, GET /healthz or GET /metrics",
+        ),
     }
 }
 

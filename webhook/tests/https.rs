@@ -201,6 +201,18 @@ async fn a_rotated_serving_certificate_is_used_without_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let metrics = client_trusting(&new)
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"mcplex_webhook_certificate_reloads_total{result="ok"} 1"#),
+        "{metrics}"
+    );
 }
 
 /// Each pod the injector cannot make safe, as the API server would send it: the spec change, and words
@@ -307,6 +319,31 @@ async fn pods_that_cannot_be_made_safe_are_denied_with_reason_and_fix() {
             .unwrap();
         assert_eq!(response["response"]["allowed"], true, "{allowed}");
     }
+    // Every decision above is counted by outcome and reason.
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (outcome, reason, count) in [
+        ("denied", "host_network", 1),
+        ("denied", "windows", 1),
+        ("denied", "port_taken", 2),
+        ("denied", "volume_taken", 1),
+        ("denied", "container_name_taken", 1),
+        ("denied", "config_map_not_allowed", 1),
+        ("injected", "annotated", 2),
+    ] {
+        let series = format!(r#"mcplex_webhook_admissions_total{{outcome="{outcome}",reason="{reason}"}} {count}"#);
+        assert!(metrics.contains(&series), "{series} missing: {metrics}");
+    }
+    assert!(
+        metrics.contains("mcplex_webhook_decision_duration_seconds_count 9"),
+        "{metrics}"
+    );
 }
 
 #[test]
