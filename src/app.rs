@@ -50,6 +50,8 @@ pub struct Options {
     pub status_access: StatusAccess,
     /// What `/metrics` records.
     pub metrics: MetricsOptions,
+    /// Give every routed call a span (only useful with an OpenTelemetry layer installed).
+    pub tracing: bool,
 }
 
 impl Options {
@@ -68,6 +70,7 @@ impl Options {
             session_idle: Duration::from_secs(30 * 60),
             status_access: StatusAccess::Loopback,
             metrics: MetricsOptions::default(),
+            tracing: false,
         }
     }
 }
@@ -135,6 +138,7 @@ impl Sidecar {
             options.startup_deadline,
             Budget::new(options.message_budget),
             Metrics::new(options.metrics),
+            options.tracing,
         );
         let endpoint = Endpoint::new(router.clone(), options.limits);
         let shutdown = CancellationToken::new();

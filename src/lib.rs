@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod route;
 pub mod serve;
+pub mod telemetry;
 pub mod upstream;
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mcplex::app::{Options, Sidecar};
+use mcplex::telemetry::Exporter;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -96,8 +98,20 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, &cli.log_level);
-    mcplex::app::run_command(execute(cli.command))
+    // Built before the runtime: the exporter's HTTP client and batch thread are its own.
+    let exporter = match Exporter::from_env() {
+        Ok(exporter) => exporter,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cli.log_format, &cli.log_level, exporter.as_ref());
+    let code = mcplex::app::run_command(execute(cli.command, exporter.is_some()));
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
+    }
+    code
 }
 
 /// Why a command failed.
@@ -111,7 +125,7 @@ enum CliError {
     Config(#[from] mcplex::config::ConfigError),
 }
 
-async fn execute(command: Command) -> Result<(), CliError> {
+async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
     match command {
         Command::Run {
             config,
@@ -145,6 +159,7 @@ async fn execute(command: Command) -> Result<(), CliError> {
             if public_status {
                 options.status_access = mcplex::admin::StatusAccess::Anyone;
             }
+            options.tracing = tracing;
             let sidecar = Sidecar::start(options).await?;
             mcplex::app::wait_for_signal().await;
             sidecar.stop().await;
@@ -185,15 +200,20 @@ async fn execute(command: Command) -> Result<(), CliError> {
     }
 }
 
-fn init_logging(format: LogFormat, level: &str) {
+fn init_logging(format: LogFormat, level: &str, exporter: Option<&Exporter>) {
     // `Targets` takes `level` or `target=level,...` directives without pulling in a regex engine
     // (EnvFilter's span-field filters are not needed here, and its matcher costs binary size and memory).
     let filter = level
         .parse::<tracing_subscriber::filter::Targets>()
         .unwrap_or_else(|_| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.finish().with(filter).init(),
-        LogFormat::Json => builder.json().flatten_event(true).finish().with(filter).init(),
-    }
+    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let log = match format {
+        LogFormat::Human => log.boxed(),
+        LogFormat::Json => log.json().flatten_event(true).boxed(),
+    };
+    // The log level applies to the log only: call spans reach the exporter whatever it is.
+    tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(exporter.map(Exporter::layer))
+        .init();
 }

@@ -8,6 +8,7 @@ use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::{self, ClientContext, Era, jsonrpc, meta, method};
 use crate::route::Chunk;
 use crate::route::{self, Caller, ClientSession, Inbound, Router, own};
+use crate::telemetry::TraceContext;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -171,7 +172,8 @@ impl Endpoint {
             Err(response) => return *response,
         };
         let era = caller.era();
-        let outcome = route::handle(&self.router, Inbound { caller, message }).await;
+        let trace = TraceContext::from_request(&parts.headers, message.meta());
+        let outcome = route::handle(&self.router, Inbound { caller, message, trace }).await;
         let response = respond::outcome(era, outcome, || self.streams.clone().try_acquire_owned().ok());
         drop(hold);
         response

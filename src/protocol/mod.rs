@@ -73,6 +73,10 @@ pub mod meta {
     pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
     /// Every key the protocol reserves starts with this.
     pub const RESERVED_PREFIX: &str = "io.modelcontextprotocol/";
+    /// W3C trace context of the request (SEP-414: unprefixed, as OpenTelemetry names it).
+    pub const TRACEPARENT: &str = "traceparent";
+    /// W3C trace state of the request (SEP-414).
+    pub const TRACESTATE: &str = "tracestate";
 }
 
 /// HTTP header names of the Streamable HTTP transport.
@@ -87,6 +91,10 @@ pub mod header {
     pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
     /// The tool, prompt or resource a 2026-07-28 request names.
     pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+    /// W3C trace context.
+    pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    /// W3C trace state.
+    pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 }
 
 /// Method names mcplex treats specially.

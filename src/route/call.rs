@@ -7,8 +7,10 @@ use crate::protocol::{Era, jsonrpc, method};
 use crate::route::forward::{self, Forward};
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::router::{Router, Snapshot};
+use crate::telemetry;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tracing::{Instrument, Span};
 
 /// Why a request could not be given a target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,6 +158,14 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
     };
     let mut record = router.metrics.call(&destination.target, method_label, tool);
+    let (span, trace) = if router.tracing {
+        let span = telemetry::call_span(method_label, &destination.target, tool, inbound.trace.as_ref());
+        // A span nobody records (no exporter listening) has no context; the client's is passed on then.
+        let trace = telemetry::context_of(&span).or_else(|| inbound.trace.clone());
+        (span, trace)
+    } else {
+        (Span::none(), inbound.trace.clone())
+    };
     let mut fail = |id: Value, code: i64, message: String| {
         record.finish(CallOutcome::of_error(code));
         Outcome::error(id, code, message)
@@ -201,13 +211,18 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         holder["name"] = json!(&*original);
     }
     message["id"] = target.next_request_id();
-    forward::forward(Forward {
+    if let Some(trace) = &trace {
+        trace.write_meta(&mut message);
+    }
+    let call = forward::forward(Forward {
         channel,
         message,
         client_id: id,
         era: inbound.caller.era(),
         session: inbound.caller.session().cloned(),
         record,
-    })
-    .await
+        trace,
+        span: span.clone(),
+    });
+    call.instrument(span).await
 }

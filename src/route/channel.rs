@@ -2,6 +2,7 @@
 
 use crate::protocol::{ClientContext, Era, MODERN_VERSION};
 use crate::route::adapt::{add_modern_meta, strip_modern_meta};
+use crate::telemetry::TraceContext;
 use crate::upstream::link::Outbound;
 use crate::upstream::{LegacySession, Link, Reply, Target, UpstreamError};
 use serde_json::Value;
@@ -69,14 +70,14 @@ impl Channel {
 
     /// Sends one message, translating its `_meta` to the target's era. The exchange up to the reply's
     /// headers (and a JSON body) is bounded by the target's deadline; a stream is the caller's to bound.
-    pub async fn send(&self, mut message: Value) -> Result<Reply, UpstreamError> {
+    pub async fn send(&self, mut message: Value, trace: Option<&TraceContext>) -> Result<Reply, UpstreamError> {
         let is_call = message.get("method").is_some();
         match self {
             Self::Legacy(session) => {
                 if is_call {
                     strip_modern_meta(&mut message);
                 }
-                session.send(&message).await
+                session.send(&message, trace).await
             }
             Self::Modern { target, context } => {
                 if is_call {
@@ -85,6 +86,7 @@ impl Channel {
                 let out = Outbound {
                     protocol_version: Some(MODERN_VERSION),
                     method_headers: is_call,
+                    trace,
                     ..Default::default()
                 };
                 target.post(&message, &out).await
@@ -108,7 +110,7 @@ impl Channel {
         let channel = self.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(error) = channel.send(message).await {
+            if let Err(error) = channel.send(message, None).await {
                 tracing::debug!(target_name = channel.target().name(), %error, what, "not delivered to the target");
             }
         });

@@ -40,7 +40,7 @@ async fn fetch_list(channel: &Channel, kind: ItemKind, listed: &mut Listed) -> R
             None => json!({}),
         };
         let request = json!({ "jsonrpc": "2.0", "id": id, "method": kind.list_method(), "params": params });
-        let response = final_response(channel.send(request).await?, &id, target.name()).await?;
+        let response = final_response(channel.send(request, None).await?, &id, target.name()).await?;
         // One broken list must not hide the target's other lists: report it and carry on.
         if let Some((code, message)) = jsonrpc::error_of(&response) {
             if code != jsonrpc::METHOD_NOT_FOUND {

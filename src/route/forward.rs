@@ -8,11 +8,13 @@ use crate::route::adapt::{AdaptError, rewrite_response};
 use crate::route::channel::Channel;
 use crate::route::message::{Chunk, Outcome};
 use crate::route::session::{ClientSession, refuse_server_request};
+use crate::telemetry::TraceContext;
 use crate::upstream::{ExchangeGuard, MessageStream, Received, Reply, UpstreamError};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tracing::{Instrument, Span};
 
 /// Messages a streamed answer may have queued for a client that reads slowly.
 const STREAM_BUFFER: usize = 32;
@@ -31,6 +33,10 @@ pub struct Forward {
     pub session: Option<Arc<ClientSession>>,
     /// Counts and times the request until its answer reaches the client.
     pub record: CallRecord,
+    /// The trace context the target receives (the call's span, or the client's own when tracing is off).
+    pub trace: Option<TraceContext>,
+    /// The call's span (`Span::none()` when tracing is off); it ends with the relay.
+    pub span: Span,
 }
 
 impl Forward {
@@ -40,12 +46,18 @@ impl Forward {
         }
     }
 
+    /// Records how the call ended, in the metrics and on its span.
+    fn finish_with(&mut self, outcome: CallOutcome) {
+        self.span.record("mcplex.outcome", outcome.as_str());
+        self.record.finish(outcome);
+    }
+
     /// The target's final response as the client must see it, or the error that replaces it; the
     /// outcome is recorded either way.
     fn client_response(&mut self, response: &RawMessage) -> Result<(Bytes, Option<i64>), Value> {
         match rewrite_response(response, &self.client_id, self.era, self.channel.target().name()) {
             Ok(rewritten) => {
-                self.record.finish(match rewritten.error_code {
+                self.finish_with(match rewritten.error_code {
                     Some(code) => CallOutcome::of_error(code),
                     None if rewritten.tool_error => CallOutcome::ToolError,
                     None => CallOutcome::Ok,
@@ -57,7 +69,7 @@ impl Forward {
                     AdaptError::NotJson { .. } | AdaptError::NotResponse { .. } => jsonrpc::TARGET_UNAVAILABLE,
                     AdaptError::InputRequired { .. } => jsonrpc::INTERNAL_ERROR,
                 };
-                self.record.finish(CallOutcome::of_error(code));
+                self.finish_with(CallOutcome::of_error(code));
                 Err(jsonrpc::error(Some(self.client_id.clone()), code, error.to_string()))
             }
         }
@@ -65,7 +77,7 @@ impl Forward {
 
     /// The error answer for a failed exchange, with its outcome recorded.
     fn error(&mut self, error: &UpstreamError) -> Value {
-        self.record.finish(CallOutcome::of_error(error.code()));
+        self.finish_with(CallOutcome::of_error(error.code()));
         jsonrpc::error(Some(self.client_id.clone()), error.code(), error.to_string())
     }
 }
@@ -79,7 +91,8 @@ pub async fn forward(mut forward: Forward) -> Outcome {
         session.start_call(&forward.client_id, &forward.channel, &upstream_id);
     }
     let message = std::mem::take(&mut forward.message);
-    match forward.channel.send(message).await {
+    let trace = forward.trace.clone();
+    match forward.channel.send(message, trace.as_ref()).await {
         Ok(Reply::Single(Received { message, hold })) => {
             forward.finish();
             let answer = forward.client_response(&message);
@@ -92,7 +105,8 @@ pub async fn forward(mut forward: Forward) -> Outcome {
         }
         Ok(Reply::Stream(stream)) => {
             let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-            tokio::spawn(relay_stream(forward, stream, upstream_id, tx, exchange));
+            let span = forward.span.clone();
+            tokio::spawn(relay_stream(forward, stream, upstream_id, tx, exchange).instrument(span));
             Outcome::Stream(rx)
         }
         Ok(Reply::Accepted) => {
@@ -205,7 +219,7 @@ async fn relay_stream(
     match end {
         StreamEnd::Answered => {}
         StreamEnd::ClientGone => {
-            forward.record.finish(CallOutcome::ClientGone);
+            forward.finish_with(CallOutcome::ClientGone);
             cancel_upstream(&forward.channel, &upstream_id, "the client went away");
         }
         StreamEnd::Failed(error) => {

@@ -157,7 +157,7 @@ async fn open_upstream_listens(
                 return None;
             }
             let request = json!({ "jsonrpc": "2.0", "id": target.next_request_id(), "method": method::LISTEN, "params": { "notifications": { "resourceSubscriptions": uris } } });
-            match channel.send(request).await {
+            match channel.send(request, None).await {
                 Ok(Reply::Stream(stream)) => Some((uris, stream, target.retired().clone())),
                 Ok(_) => {
                     tracing::debug!(target_name = %name, "subscriptions/listen was not answered with a stream");

@@ -4,6 +4,7 @@ use crate::budget::Hold;
 use crate::protocol::{ClientContext, Era, jsonrpc};
 pub use crate::route::chunk::{Chunk, encode};
 use crate::route::session::ClientSession;
+use crate::telemetry::TraceContext;
 use bytes::Bytes;
 use serde_json::Value;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct Inbound {
     pub caller: Caller,
     /// The message.
     pub message: jsonrpc::Message,
+    /// The client's W3C trace context, from `params._meta` or the HTTP headers.
+    pub trace: Option<TraceContext>,
 }
 
 impl Inbound {

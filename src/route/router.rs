@@ -64,11 +64,19 @@ pub struct Router {
     pub budget: Arc<Budget>,
     /// Call, error and reload metrics.
     pub metrics: Arc<Metrics>,
+    /// A span per routed call (an OTLP exporter is listening).
+    pub tracing: bool,
 }
 
 impl Router {
     /// An empty router; it becomes ready with the first [`Router::apply`].
-    pub fn new(page_size: usize, startup_deadline: Duration, budget: Arc<Budget>, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(
+        page_size: usize,
+        startup_deadline: Duration,
+        budget: Arc<Budget>,
+        metrics: Arc<Metrics>,
+        tracing: bool,
+    ) -> Arc<Self> {
         let empty = Snapshot {
             config: Arc::new(Config { targets: Vec::new() }),
             slots: Vec::new(),
@@ -86,6 +94,7 @@ impl Router {
             startup_deadline,
             budget,
             metrics,
+            tracing,
         })
     }
 

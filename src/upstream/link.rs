@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{self, headers as mcp_headers};
+use crate::telemetry::TraceContext;
 use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::credentials::Credentials;
 use crate::upstream::error::{UpstreamError, error_chain};
@@ -33,6 +34,8 @@ pub struct Outbound<'a> {
     pub session_id: Option<&'a str>,
     /// Send `Mcp-Method`/`Mcp-Name` (modern era).
     pub method_headers: bool,
+    /// W3C trace context for the target.
+    pub trace: Option<&'a TraceContext>,
 }
 
 /// The way to one configured target: its pooled client, credentials, request ids, what it announced,
@@ -315,6 +318,9 @@ impl Link {
         }
         if let Some(id) = out.session_id.and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(MCP_SESSION_ID, id);
+        }
+        if let Some(trace) = out.trace {
+            trace.write_headers(headers);
         }
         match self.credentials.header() {
             Ok(Some((name, value))) => {

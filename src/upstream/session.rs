@@ -1,6 +1,7 @@
 //! A legacy (session-era) connection to one target: `initialize`, the session header, and transparent re-initialization.
 
 use crate::protocol::{LEGACY_VERSIONS, jsonrpc, method};
+use crate::telemetry::TraceContext;
 use crate::upstream::error::UpstreamError;
 use crate::upstream::final_response;
 use crate::upstream::link::{Link, Outbound};
@@ -48,22 +49,28 @@ impl LegacySession {
     /// Sends one message in the session; a 404 (the target forgot the session, e.g. it restarted)
     /// re-initializes and retries once. The retry is safe for every method: a 404 means the target
     /// rejected the request before acting on it.
-    pub async fn send(&self, message: &Value) -> Result<Reply, UpstreamError> {
+    pub async fn send(&self, message: &Value, trace: Option<&TraceContext>) -> Result<Reply, UpstreamError> {
         let current = self.negotiated.read().await.clone();
-        match self.send_in(&current, message).await {
+        match self.send_in(&current, message, trace).await {
             Err(UpstreamError::SessionExpired { .. }) => {
                 let renewed = self.renew(current.generation).await?;
-                self.send_in(&renewed, message).await
+                self.send_in(&renewed, message, trace).await
             }
             other => other,
         }
     }
 
-    async fn send_in(&self, negotiated: &Negotiated, message: &Value) -> Result<Reply, UpstreamError> {
+    async fn send_in(
+        &self,
+        negotiated: &Negotiated,
+        message: &Value,
+        trace: Option<&TraceContext>,
+    ) -> Result<Reply, UpstreamError> {
         let out = Outbound {
             protocol_version: Some(&negotiated.protocol_version),
             session_id: negotiated.session_id.as_deref(),
             method_headers: false,
+            trace,
         };
         self.target.post(message, &out).await
     }

@@ -16,3 +16,4 @@ mod rogue;
 mod security;
 mod server_requests;
 mod tls;
+mod traces;
