@@ -10,6 +10,7 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use serde_json::{Map, Value};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -157,8 +158,11 @@ impl Exporter {
         let resource = opentelemetry_sdk::Resource::builder()
             .with_service_name("mcplex")
             .build();
+        // The batch exporter runs on a thread and runtime of its own (the sidecar's runtime has one
+        // thread, which must never wait on the collector), and reuses the hyper client code mcplex has.
+        let batch = BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::TokioCurrentThread).build();
         let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
+            .with_span_processor(batch)
             .with_resource(resource)
             .build();
         Ok(Some(Self { provider }))
