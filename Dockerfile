@@ -4,7 +4,6 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
-COPY .cargo ./.cargo
 COPY src ./src
 COPY benches ./benches
 COPY tests ./tests

@@ -127,7 +127,8 @@ async fn start_sidecar_with(targets: &[SocketAddr], extra: &[&str]) -> (Sidecar,
             "--log-level",
             "warn",
         ])
-        .args(extra)
+        .args(extra.iter().filter(|a| !a.starts_with("env:")))
+        .envs(extra.iter().filter_map(|a| a.strip_prefix("env:")?.split_once('=')))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -411,24 +412,43 @@ async fn bench() {
         );
     }
 
-    // What the call metrics cost: the same sidecar with and without them, one session, interleaved rounds.
+    // What metrics and traces cost: the sidecar above (call metrics on, no exporter) beside one without call
+    // metrics and one exporting a span per call over OTLP (to a sink that accepts everything); one session,
+    // interleaved rounds, so drift hits all three alike.
     {
         let (quiet, _) = start_sidecar_with(&[upstream], &["--no-call-metrics"]).await;
-        drive(quiet.mcp, "t0_tool_000", 1, WARMUP).await;
-        drive(sidecar.mcp, "t0_tool_000", 1, WARMUP).await;
+        let sink = format!("env:OTEL_EXPORTER_OTLP_ENDPOINT=http://{upstream}");
+        let (traced, _) = start_sidecar_with(&[upstream], &[sink.as_str()]).await;
+        let variants = [&quiet, &sidecar, &traced];
+        for variant in variants {
+            drive(variant.mcp, "t0_tool_000", 1, WARMUP).await;
+        }
         let mut rounds = Vec::new();
         for _ in 0..ROUNDS {
-            let (off_before, off_after, off, _) = measured(quiet.child.id(), quiet.mcp, "t0_tool_000", 1).await;
-            let (on_before, on_after, on, _) = measured(sidecar.child.id(), sidecar.mcp, "t0_tool_000", 1).await;
-            let per_call = |a: Duration, b: Duration| micros(b - a) / (CALLS / ROUNDS) as f64;
-            rounds.push([
-                percentile_of(off, 0.5),
-                percentile_of(on, 0.5),
-                per_call(off_before, off_after),
-                per_call(on_before, on_after),
-            ]);
+            let mut round = Vec::new();
+            for variant in variants {
+                let (before, after, latencies, _) = measured(variant.child.id(), variant.mcp, "t0_tool_000", 1).await;
+                round.push((
+                    percentile_of(latencies, 0.5),
+                    micros(after - before) / (CALLS / ROUNDS) as f64,
+                ));
+            }
+            rounds.push(round);
         }
-        let [p50_off, p50_on, cpu_off, cpu_on] = [0, 1, 2, 3].map(|i| median(rounds.iter().map(|r| r[i])));
+        let p50 = |v: usize| median(rounds.iter().map(|r| r[v].0));
+        let cpu = |v: usize| median(rounds.iter().map(|r| r[v].1));
+        println!(
+            "| 1 session: metrics off / metrics on / metrics on + OTLP span per call: p50 | {:.0} / {:.0} / {:.0} µs |",
+            p50(0),
+            p50(1),
+            p50(2)
+        );
+        println!(
+            "| 1 session: metrics off / metrics on / metrics on + OTLP span per call: CPU per call | {:.0} / {:.0} / {:.0} µs |",
+            cpu(0),
+            cpu(1),
+            cpu(2)
+        );
         // The bookkeeping itself, without the noise of three processes: start, finish and time one call.
         let metrics = mcplex::metrics::Metrics::new(mcplex::metrics::MetricsOptions::default());
         let target: std::sync::Arc<str> = "t0".into();
@@ -441,11 +461,6 @@ async fn bench() {
         println!(
             "| call metrics bookkeeping per call (in process, {timed} calls) | {:.2} µs |",
             micros(begun.elapsed()) / timed as f64
-        );
-        println!(
-            "| call metrics off / on, 1 session: p50; CPU per call | {p50_off:.0} / {p50_on:.0} µs ({:+.0} µs); {cpu_off:.0} / {cpu_on:.0} µs ({:+.1} µs) |",
-            p50_on - p50_off,
-            cpu_on - cpu_off
         );
     }
 
