@@ -175,8 +175,15 @@ impl Exporter {
     {
         use tracing_subscriber::Layer as _;
         let only_calls = tracing_subscriber::filter::Targets::new().with_target(SPAN_TARGET, tracing::Level::TRACE);
+        // Only the attributes set on the span: no source location, thread, target or busy/idle timing,
+        // which would cost time on every call and say nothing about the MCP hop.
         tracing_opentelemetry::layer()
             .with_tracer(self.provider.tracer("mcplex"))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_level(false)
+            .with_tracked_inactivity(false)
             .with_filter(only_calls)
     }
 
