@@ -17,6 +17,14 @@ pub enum UpstreamError {
         /// The transport error and its causes.
         reason: String,
     },
+    /// The connection was made but the TLS handshake failed (certificate, name, protocol).
+    #[error("target `{target}` failed the TLS handshake: {reason}")]
+    TlsHandshake {
+        /// Target name.
+        target: String,
+        /// The transport error and its causes.
+        reason: String,
+    },
     /// No answer within the target's deadline.
     #[error("target `{target}` did not answer within {after:?}")]
     Timeout {
@@ -113,6 +121,7 @@ impl UpstreamError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Unreachable { .. } => "unreachable",
+            Self::TlsHandshake { .. } => "tls_handshake",
             Self::Timeout { .. } => "timeout",
             Self::Status { .. } => "http_status",
             Self::Garbage { .. } => "invalid_answer",
@@ -128,8 +137,29 @@ impl UpstreamError {
 
     /// True when the target could not be reached at all (as opposed to answering badly).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::TlsHandshake { .. } | Self::Timeout { .. }
+        )
     }
+}
+
+/// True when a rustls error is among `error`'s causes. Transports wrap it in `io::Error`s, whose `source()`
+/// skips the wrapped error itself, so each wrapper is also opened with `get_ref`.
+pub fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![error];
+    // Bounded: an error chain is short, and this only runs on failures.
+    for _ in 0..32 {
+        let Some(error) = pending.pop() else { return false };
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            pending.push(inner);
+        }
+        pending.extend(error.source());
+    }
+    false
 }
 
 /// Flattens an error and its causes into one line (transport errors hide the useful part in `source()`).

@@ -11,7 +11,7 @@ use crate::protocol::{self, headers as mcp_headers};
 use crate::telemetry::TraceContext;
 use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::credentials::Credentials;
-use crate::upstream::error::{UpstreamError, error_chain};
+use crate::upstream::error::{UpstreamError, error_chain, is_tls_failure};
 use crate::upstream::http::{HttpClient, build_client};
 use crate::upstream::reply::{MessageStream, Received, Reply};
 use crate::upstream::tls::FileStamps;
@@ -238,7 +238,7 @@ impl Link {
                 .client()
                 .request(request)
                 .await
-                .map_err(|e| self.unreachable(error_chain(&e)))?;
+                .map_err(|e| self.connect_failed(&e))?;
             let session_id = response
                 .headers()
                 .get(MCP_SESSION_ID)
@@ -249,7 +249,10 @@ impl Link {
         let result = self.deadline(exchange).await;
         if let Err(error) = &result {
             self.metrics.upstream_error(self.name(), error.kind());
-            if matches!(error, UpstreamError::Unreachable { .. }) {
+            if matches!(
+                error,
+                UpstreamError::Unreachable { .. } | UpstreamError::TlsHandshake { .. }
+            ) {
                 self.unreachable.notify_one();
             }
         }
@@ -275,7 +278,7 @@ impl Link {
                 self.client()
                     .request(request)
                     .await
-                    .map_err(|e| self.unreachable(error_chain(&e)))
+                    .map_err(|e| self.connect_failed(&e))
             })
             .await?;
         match response.status() {
@@ -399,6 +402,18 @@ impl Link {
             status: status.as_u16(),
             body: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
         })
+    }
+
+    /// A request that got no answer: a failed TLS handshake, or the target out of reach.
+    fn connect_failed(&self, error: &hyper_util::client::legacy::Error) -> UpstreamError {
+        let reason = error_chain(error);
+        if is_tls_failure(error) {
+            return UpstreamError::TlsHandshake {
+                target: self.name().into(),
+                reason,
+            };
+        }
+        self.unreachable(reason)
     }
 
     fn unreachable(&self, reason: String) -> UpstreamError {

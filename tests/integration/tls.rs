@@ -123,3 +123,27 @@ async fn a_rotated_client_certificate_is_picked_up_without_a_restart() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_server_certificate_the_target_does_not_trust_is_a_tls_handshake_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let url = mtls_server(dir.path(), &pki).await;
+    // Trust another CA than the one that signed the server's certificate.
+    let stranger = Pki::new();
+    stranger.write_ca(&dir.path().join("other-ca.crt"));
+    let d = dir.path().display();
+    let yaml = config(&[("distrustful", &url, &format!("tls: {{ ca: {d}/other-ca.crt }}"))]);
+    let harness = Harness::start(&yaml).await;
+    assert_down(&harness.status().await, 0, "failed the TLS handshake");
+    let metrics = reqwest::get(harness.admin("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"mcplex_upstream_errors_total{target="distrustful",kind="tls_handshake"}"#),
+        "{metrics}"
+    );
+}
