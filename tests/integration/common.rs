@@ -337,3 +337,76 @@ pub fn assert_down(status: &Value, index: usize, reason: &str) {
     let error = target["error"].as_str().unwrap_or_default();
     assert!(error.contains(reason), "expected `{reason}` in the error: {status}");
 }
+
+/// A real `mcplex run` process on free loopback ports; killed when dropped unless taken.
+pub struct SidecarProcess {
+    pub child: Option<std::process::Child>,
+    pub mcp: String,
+    pub admin: String,
+}
+
+impl SidecarProcess {
+    /// Runs `mcplex <global> run --config <config> --listen <free> --admin <free> <run_args>` with `envs` and
+    /// waits until `/readyz` answers 200 (at most 10 s).
+    pub async fn start(
+        config: &std::path::Path,
+        global: &[&str],
+        run_args: &[&str],
+        envs: &[(&str, &str)],
+        stderr: std::process::Stdio,
+    ) -> Self {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .to_string()
+        };
+        let (mcp, admin) = (free(), free());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mcplex"))
+            .args(global)
+            .args([
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--listen",
+                &mcp,
+                "--admin",
+                &admin,
+            ])
+            .args(run_args)
+            .envs(envs.iter().copied())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let process = Self {
+            child: Some(child),
+            mcp,
+            admin,
+        };
+        let started = std::time::Instant::now();
+        while reqwest::get(format!("http://{}/readyz", process.admin))
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            assert!(started.elapsed() < Duration::from_secs(10), "mcplex never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        process
+    }
+
+    /// The MCP endpoint's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.mcp)
+    }
+}
+
+impl Drop for SidecarProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -5,7 +5,6 @@ use crate::common::*;
 use mcplex_examples::Example;
 use mcplex_examples::everything::Versions;
 use serde_json::json;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_addr() -> String {
@@ -32,31 +31,16 @@ async fn calls_errors_and_reloads_are_counted_by_a_real_sidecar() {
     let config_path = dir.path().join("config.yaml");
     let yaml = config(&[("e", &everything.url(), ""), ("math", &math.url(), "")]);
     std::fs::write(&config_path, &yaml).unwrap();
-    let (mcp, admin) = (free_addr(), free_addr());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcplex"))
-        .args([
-            "run",
-            "--config",
-            config_path.to_str().unwrap(),
-            "--listen",
-            &mcp,
-            "--admin",
-            &admin,
-        ])
-        .args(["--metrics-tool-names", "2"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while reqwest::get(format!("http://{admin}/readyz"))
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(started.elapsed() < Duration::from_secs(10), "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let url = format!("http://{mcp}/mcp");
+    let sidecar = SidecarProcess::start(
+        &config_path,
+        &[],
+        &["--metrics-tool-names", "2"],
+        &[],
+        std::process::Stdio::null(),
+    )
+    .await;
+    let admin = sidecar.admin.clone();
+    let url = sidecar.url();
     let call = |tool: &'static str, arguments: serde_json::Value| {
         let url = url.clone();
         async move {
@@ -98,8 +82,7 @@ async fn calls_errors_and_reloads_are_counted_by_a_real_sidecar() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(sidecar);
 
     assert!(page.ends_with("# EOF\n"), "an OpenMetrics page ends with # EOF: {page}");
     let requests = |target: &str, outcome: &str| {

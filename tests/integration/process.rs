@@ -8,47 +8,23 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_addr() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn sigterm_lets_in_flight_calls_finish_then_exits() {
     let upstream = everything(Versions::All).await;
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, config(&[("slow", &upstream.url(), "")])).unwrap();
-    let (mcp, admin) = (free_addr(), free_addr());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcplex"))
-        .args([
-            "--log-format",
-            "json",
-            "run",
-            "--config",
-            config_path.to_str().unwrap(),
-            "--listen",
-            &mcp,
-            "--admin",
-            &admin,
-            "--drain-seconds",
-            "5",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while reqwest::get(format!("http://{admin}/readyz"))
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(started.elapsed() < Duration::from_secs(10), "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut sidecar = SidecarProcess::start(
+        &config_path,
+        &["--log-format", "json"],
+        &["--drain-seconds", "5"],
+        &[],
+        Stdio::piped(),
+    )
+    .await;
+    let mcp = sidecar.mcp.clone();
+    // The test signals the process and reads its logs itself.
+    let mut child = sidecar.child.take().unwrap();
     let url = format!("http://{mcp}/mcp");
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow_slow", "arguments": {"ms": 800}, "_meta": modern_meta()}}).to_string();
     let call = tokio::spawn({

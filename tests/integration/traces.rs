@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -152,35 +152,21 @@ async fn with_an_otlp_endpoint_each_call_is_a_span_under_the_clients() {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, config(&[("rec", &url, "")])).unwrap();
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .to_string()
-    };
-    let (mcp, admin) = (free(), free());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mcplex"))
-        .args(["--log-level", "warn", "run", "--config", config_path.to_str().unwrap()])
-        .args(["--listen", &mcp, "--admin", &admin])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while reqwest::get(format!("http://{admin}/readyz"))
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(started.elapsed() < Duration::from_secs(10), "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let sidecar = SidecarProcess::start(
+        &config_path,
+        &["--log-level", "warn"],
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+        Stdio::null(),
+    )
+    .await;
     let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let mut headers = modern_headers("tools/call", Some("rec_who"));
     headers.push(("traceparent", &traceparent));
-    let (status, _, text) = post(&format!("http://{mcp}/mcp"), &headers, &call("rec_who", None)).await;
+    let (status, _, text) = post(&sidecar.url(), &headers, &call("rec_who", None)).await;
     assert_eq!(status, 200, "{text}");
 
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -188,8 +174,7 @@ async fn with_an_otlp_endpoint_each_call_is_a_span_under_the_clients() {
         assert!(Instant::now() < deadline, "no span was exported");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(sidecar);
     let spans = spans.lock().unwrap().clone();
     assert_eq!(spans.len(), 1, "{spans:?}");
     let span = &spans[0];

@@ -259,21 +259,17 @@ async fn pods_that_cannot_be_made_safe_are_denied_with_reason_and_fix() {
     let pem = write_cert(dir.path());
     let url = start(dir.path()).await;
     let client = client_trusting(&pem);
+    let decide = |request: &Value| {
+        let call = client.post(format!("{url}/mutate")).json(request).send();
+        async move { call.await.unwrap().json::<Value>().await.unwrap() }
+    };
     for (case, change, words) in unsafe_pods() {
         let mut request = review(case, json!({ "mcplex.dev/inject": "true" }));
         let spec = request["request"]["object"]["spec"].as_object_mut().unwrap();
         for (key, value) in change.as_object().unwrap() {
             spec.insert(key.clone(), value.clone());
         }
-        let response: Value = client
-            .post(format!("{url}/mutate"))
-            .json(&request)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let response = decide(&request).await;
         assert_eq!(response["response"]["uid"], case);
         assert_eq!(response["response"]["allowed"], false, "{case}: {response}");
         assert!(patch_of(&response).is_none(), "{case}");
@@ -287,15 +283,7 @@ async fn pods_that_cannot_be_made_safe_are_denied_with_reason_and_fix() {
         "config",
         json!({ "mcplex.dev/inject": "true", "mcplex.dev/config": "my-own-targets" }),
     );
-    let response: Value = client
-        .post(format!("{url}/mutate"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let response = decide(&request).await;
     assert_eq!(response["response"]["allowed"], false);
     let message = response["response"]["status"]["message"].as_str().unwrap();
     assert!(
@@ -308,15 +296,7 @@ async fn pods_that_cannot_be_made_safe_are_denied_with_reason_and_fix() {
             allowed,
             json!({ "mcplex.dev/inject": "true", "mcplex.dev/config": allowed }),
         );
-        let response: Value = client
-            .post(format!("{url}/mutate"))
-            .json(&request)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let response = decide(&request).await;
         assert_eq!(response["response"]["allowed"], true, "{allowed}");
     }
     // Every decision above is counted by outcome and reason.
