@@ -410,3 +410,54 @@ impl Drop for SidecarProcess {
         }
     }
 }
+
+/// What a [`scripted_target`] does with a request: answer `tools/call` with this text, or refuse the
+/// request with an HTTP status.
+pub type Script = dyn Fn(&http::HeaderMap, &Value) -> Result<String, http::StatusCode> + Send + Sync;
+
+/// A minimal 2026-07-28 target on loopback with one tool, `who`. `script` sees every request's headers
+/// and JSON body first: it may refuse with a status, and its text answers `tools/call`. Returns the URL.
+pub async fn scripted_target(script: Arc<Script>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(mcplex::serve::serve(
+        listener,
+        None,
+        move |request: http::Request<hyper::body::Incoming>| {
+            let script = script.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = http_body_util::BodyExt::collect(body).await.unwrap().to_bytes();
+                let message: Value = serde_json::from_slice(&body).unwrap_or_default();
+                let text = match script(&parts.headers, &message) {
+                    Ok(text) => text,
+                    Err(status) => {
+                        let mut refused = http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+                            b"refused by the script",
+                        )));
+                        *refused.status_mut() = status;
+                        return refused;
+                    }
+                };
+                let result = match message["method"].as_str() {
+                    Some("server/discover") => {
+                        json!({"resultType": "complete", "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "ttlMs": 0, "cacheScope": "private"})
+                    }
+                    Some("tools/list") => {
+                        json!({"resultType": "complete", "tools": [{"name": "who", "inputSchema": {"type": "object"}}], "ttlMs": 60000, "cacheScope": "public"})
+                    }
+                    Some("tools/call") => {
+                        json!({"resultType": "complete", "content": [{"type": "text", "text": text}]})
+                    }
+                    _ => json!({"resultType": "complete"}),
+                };
+                let reply = json!({"jsonrpc": "2.0", "id": message["id"], "result": result});
+                http::Response::new(http_body_util::Full::new(bytes::Bytes::from(reply.to_string())))
+            }
+        },
+        mcplex::serve::ServeLimits::default(),
+        CancellationToken::new(),
+        Duration::from_secs(1),
+    ));
+    format!("http://{addr}/mcp")
+}

@@ -24,66 +24,26 @@ fn projected_token(audience: &str, subject: &str) -> String {
 /// otherwise), records every `Authorization` it is sent, and answers `who` with the token's subject.
 async fn audience_checking_target(audience: Option<&'static str>) -> (String, Arc<Mutex<Vec<Option<String>>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let recorder = seen.clone();
-    tokio::spawn(mcplex::serve::serve(
-        listener,
-        None,
-        move |request: http::Request<hyper::body::Incoming>| {
-            let recorder = recorder.clone();
-            async move {
-                let presented = request
-                    .headers()
-                    .get("authorization")
-                    .map(|v| v.to_str().unwrap_or("<not text>").to_owned());
-                recorder.lock().unwrap().push(presented.clone());
-                let subject = match audience {
-                    None => Some("anonymous".to_owned()),
-                    Some(audience) => presented
-                        .as_deref()
-                        .and_then(|h| h.strip_prefix("Bearer "))
-                        .and_then(|token| {
-                            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-                            validation.set_audience(&[audience]);
-                            let key = jsonwebtoken::DecodingKey::from_secret(ISSUER_KEY);
-                            jsonwebtoken::decode::<Value>(token, &key, &validation)
-                                .ok()
-                                .and_then(|data| data.claims["sub"].as_str().map(str::to_owned))
-                        }),
-                };
-                let Some(subject) = subject else {
-                    let mut refused =
-                        http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"token rejected")));
-                    *refused.status_mut() = http::StatusCode::UNAUTHORIZED;
-                    return refused;
-                };
-                let body = http_body_util::BodyExt::collect(request.into_body())
-                    .await
-                    .unwrap()
-                    .to_bytes();
-                let message: Value = serde_json::from_slice(&body).unwrap_or_default();
-                let result = match message["method"].as_str() {
-                    Some("server/discover") => {
-                        json!({"resultType": "complete", "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "ttlMs": 0, "cacheScope": "private"})
-                    }
-                    Some("tools/list") => {
-                        json!({"resultType": "complete", "tools": [{"name": "who", "inputSchema": {"type": "object"}}], "ttlMs": 60000, "cacheScope": "public"})
-                    }
-                    Some("tools/call") => {
-                        json!({"resultType": "complete", "content": [{"type": "text", "text": subject}]})
-                    }
-                    _ => json!({"resultType": "complete"}),
-                };
-                let reply = json!({"jsonrpc": "2.0", "id": message["id"], "result": result});
-                http::Response::new(http_body_util::Full::new(bytes::Bytes::from(reply.to_string())))
-            }
-        },
-        mcplex::serve::ServeLimits::default(),
-        tokio_util::sync::CancellationToken::new(),
-        std::time::Duration::from_secs(1),
-    ));
-    (format!("http://{addr}/mcp"), seen)
+    let url = scripted_target(Arc::new(move |headers: &http::HeaderMap, _: &Value| {
+        let presented = headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or("<not text>").to_owned());
+        recorder.lock().unwrap().push(presented.clone());
+        let Some(audience) = audience else {
+            return Ok("anonymous".to_owned());
+        };
+        let token = presented.as_deref().and_then(|h| h.strip_prefix("Bearer "));
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_audience(&[audience]);
+        let key = jsonwebtoken::DecodingKey::from_secret(ISSUER_KEY);
+        token
+            .and_then(|token| jsonwebtoken::decode::<Value>(token, &key, &validation).ok())
+            .and_then(|data| data.claims["sub"].as_str().map(str::to_owned))
+            .ok_or(http::StatusCode::UNAUTHORIZED)
+    }))
+    .await;
+    (url, seen)
 }
 
 #[tokio::test]

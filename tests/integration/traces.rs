@@ -20,47 +20,17 @@ type Seen = Arc<Mutex<Vec<(Option<String>, Option<String>)>>>;
 /// A modern-era target with one tool, `who`, that records the trace context of every tools/call.
 async fn recording_target() -> (String, Seen) {
     let seen: Seen = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let recorder = seen.clone();
-    tokio::spawn(mcplex::serve::serve(
-        listener,
-        None,
-        move |request: http::Request<hyper::body::Incoming>| {
-            let recorder = recorder.clone();
-            async move {
-                let header = request
-                    .headers()
-                    .get("traceparent")
-                    .map(|v| v.to_str().unwrap().to_owned());
-                let body = http_body_util::BodyExt::collect(request.into_body())
-                    .await
-                    .unwrap()
-                    .to_bytes();
-                let message: Value = serde_json::from_slice(&body).unwrap_or_default();
-                let result = match message["method"].as_str() {
-                    Some("server/discover") => {
-                        json!({"resultType": "complete", "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "ttlMs": 0, "cacheScope": "private"})
-                    }
-                    Some("tools/list") => {
-                        json!({"resultType": "complete", "tools": [{"name": "who", "inputSchema": {"type": "object"}}], "ttlMs": 60000, "cacheScope": "public"})
-                    }
-                    Some("tools/call") => {
-                        let in_meta = message["params"]["_meta"]["traceparent"].as_str().map(str::to_owned);
-                        recorder.lock().unwrap().push((header, in_meta));
-                        json!({"resultType": "complete", "content": [{"type": "text", "text": "ok"}]})
-                    }
-                    _ => json!({"resultType": "complete"}),
-                };
-                let reply = json!({"jsonrpc": "2.0", "id": message["id"], "result": result});
-                http::Response::new(http_body_util::Full::new(bytes::Bytes::from(reply.to_string())))
-            }
-        },
-        mcplex::serve::ServeLimits::default(),
-        tokio_util::sync::CancellationToken::new(),
-        Duration::from_secs(1),
-    ));
-    (format!("http://{addr}/mcp"), seen)
+    let url = scripted_target(Arc::new(move |headers: &http::HeaderMap, message: &Value| {
+        if message["method"] == "tools/call" {
+            let header = headers.get("traceparent").map(|v| v.to_str().unwrap().to_owned());
+            let in_meta = message["params"]["_meta"]["traceparent"].as_str().map(str::to_owned);
+            recorder.lock().unwrap().push((header, in_meta));
+        }
+        Ok("ok".to_owned())
+    }))
+    .await;
+    (url, seen)
 }
 
 /// An OTLP/HTTP trace receiver: decodes each export request and keeps its spans.
