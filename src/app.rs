@@ -52,6 +52,8 @@ pub struct Options {
     pub metrics: MetricsOptions,
     /// Give every routed call a span (only useful with an OpenTelemetry layer installed).
     pub tracing: bool,
+    /// The agent role of this pod (`profiles.<name>` of the config); `None` sees every target.
+    pub profile: Option<String>,
 }
 
 impl Options {
@@ -71,6 +73,7 @@ impl Options {
             status_access: StatusAccess::Loopback,
             metrics: MetricsOptions::default(),
             tracing: false,
+            profile: None,
         }
     }
 }
@@ -118,6 +121,7 @@ impl Sidecar {
             return Err(StartError::NotLoopback(options.listen));
         }
         let (config, text) = config::load(&options.config_path)?;
+        let config = config::select_profile(config, options.profile.as_deref(), &options.config_path)?;
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
@@ -166,15 +170,26 @@ impl Sidecar {
         router.apply(config).await;
         let apply_router = router.clone();
         let reject_metrics = router.metrics.clone();
+        let (profile, path) = (options.profile.clone(), options.config_path.clone());
         watch::spawn(
             options.config_path.clone(),
             text,
             move |config| {
                 let router = apply_router.clone();
+                // An edit that drops this pod's profile is refused like any invalid config.
+                let selected = config::select_profile(config, profile.as_deref(), &path);
                 Box::pin(async move {
-                    tracing::info!(targets = config.targets.len(), "config changed; applying");
-                    router.metrics.config_reload(true);
-                    router.apply(config).await;
+                    match selected {
+                        Ok(config) => {
+                            tracing::info!(targets = config.targets.len(), "config changed; applying");
+                            router.metrics.config_reload(true);
+                            router.apply(config).await;
+                        }
+                        Err(error) => {
+                            router.metrics.config_reload(false);
+                            tracing::error!(%error, "config change rejected; the last good config stays live");
+                        }
+                    }
                 })
             },
             move |error| {

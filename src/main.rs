@@ -88,6 +88,9 @@ enum Command {
         /// Do not count or time routed requests (for measuring what the metrics cost).
         #[arg(long)]
         no_call_metrics: bool,
+        /// The agent role this pod plays: only the targets and tools of `profiles.<NAME>` are exposed.
+        #[arg(long, env = "MCPLEX_PROFILE")]
+        profile: Option<String>,
     },
     /// Validate a config file and print every problem with its key path.
     Check {
@@ -142,6 +145,7 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             public_status,
             metrics_tool_names,
             no_call_metrics,
+            profile,
         } => {
             let mut options = Options::new(config);
             options.listen = listen;
@@ -160,6 +164,7 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
                 options.status_access = mcplex::admin::StatusAccess::Anyone;
             }
             options.tracing = tracing;
+            options.profile = profile;
             let sidecar = Sidecar::start(options).await?;
             mcplex::app::wait_for_signal().await;
             sidecar.stop().await;
@@ -178,6 +183,9 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
                     "  {}  {}  prefix {}  timeout {:?}  protocol {:?}",
                     target.name, target.url, prefix, target.timeout, target.protocol
                 );
+            }
+            for (name, profile) in &config.profiles {
+                println!("  profile {name}: targets {}", profile.targets.join(", "));
             }
             // Tokens are projected when a pod is created, so pods must ask for every audience up front.
             let mut audiences: Vec<&str> = config

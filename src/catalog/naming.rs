@@ -11,6 +11,10 @@ pub struct Rules {
     pub deny: Vec<String>,
     /// Target's name to the name used before prefixing.
     pub rename: BTreeMap<String, String>,
+    /// Globs of exposed names (prefix included) to keep; empty means all (a profile's filter).
+    pub exposed_allow: Vec<String>,
+    /// Globs of exposed names to hide; wins over `exposed_allow`.
+    pub exposed_deny: Vec<String>,
 }
 
 /// Turns a target's original names into exposed names (or hides them).
@@ -36,11 +40,14 @@ impl Namer {
             return None;
         }
         let base = self.filter.rename.get(original).map_or(original, String::as_str);
-        Some(if self.prefix.is_empty() {
+        let exposed = if self.prefix.is_empty() {
             base.to_owned()
         } else {
             format!("{}_{base}", self.prefix)
-        })
+        };
+        let kept =
+            self.filter.exposed_allow.is_empty() || self.filter.exposed_allow.iter().any(|g| glob_match(g, &exposed));
+        (kept && !self.filter.exposed_deny.iter().any(|g| glob_match(g, &exposed))).then_some(exposed)
     }
 }
 
@@ -101,6 +108,7 @@ mod tests {
             allow: vec!["add".into(), "mul*".into()],
             deny: vec!["multiply_secret".into()],
             rename: [("add".to_string(), "plus".to_string())].into(),
+            ..Rules::default()
         };
         let namer = Namer::new("math", filter);
         assert_eq!(namer.expose("add").as_deref(), Some("math_plus"));

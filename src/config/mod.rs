@@ -28,6 +28,16 @@ pub enum ConfigError {
         /// The parser's message, with the key path and line.
         message: String,
     },
+    /// The sidecar was started for a profile the config does not define.
+    #[error("config file {path} defines no profile `{profile}` (it defines: {defined})")]
+    UnknownProfile {
+        /// The file.
+        path: PathBuf,
+        /// The profile asked for.
+        profile: String,
+        /// The profiles the file defines, comma-separated.
+        defined: String,
+    },
     /// The file parsed but some values are wrong.
     #[error("config file {path} has {} problem(s):\n  {}", problems.len(), problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     Invalid {
@@ -41,7 +51,10 @@ pub enum ConfigError {
 /// Parses and validates config text; `path` is only used in messages.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let file: schema::ConfigFile = if text.trim().is_empty() {
-        schema::ConfigFile { targets: Vec::new() }
+        schema::ConfigFile {
+            targets: Vec::new(),
+            profiles: Default::default(),
+        }
     } else {
         yaml_serde::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
@@ -51,6 +64,37 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     validate::validate(file).map_err(|problems| ConfigError::Invalid {
         path: path.to_owned(),
         problems,
+    })
+}
+
+/// The config as a pod with `profile` sees it: every target without a profile; else only the profile's
+/// targets, each with the profile's tool filter.
+pub fn select_profile(config: Config, profile: Option<&str>, path: &Path) -> Result<Config, ConfigError> {
+    let Some(name) = profile else { return Ok(config) };
+    let Some(chosen) = config.profiles.get(name).cloned() else {
+        let defined: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+        return Err(ConfigError::UnknownProfile {
+            path: path.to_owned(),
+            profile: name.to_owned(),
+            defined: if defined.is_empty() {
+                "none".into()
+            } else {
+                defined.join(", ")
+            },
+        });
+    };
+    let targets = config
+        .targets
+        .into_iter()
+        .filter(|t| chosen.targets.contains(&t.name))
+        .map(|mut t| {
+            t.exposed_tools = chosen.tools.clone();
+            t
+        })
+        .collect();
+    Ok(Config {
+        targets,
+        profiles: config.profiles,
     })
 }
 

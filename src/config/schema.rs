@@ -11,6 +11,32 @@ pub struct ConfigFile {
     /// Upstream MCP servers, in priority order (the first one keeps a contested name).
     #[serde(default)]
     pub targets: Vec<TargetSpec>,
+    /// Agent roles: a pod that names one (`mcplex.dev/profile`) sees only its targets and tools.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileSpec>,
+}
+
+/// One agent role: the targets it may use and, optionally, which of their tools.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    /// Names of targets in `targets`.
+    pub targets: Vec<String>,
+    /// Globs of exposed tool names (as the agent sees them, prefix included) to keep or hide.
+    #[serde(default)]
+    pub tools: ExposedFilterSpec,
+}
+
+/// Allow/deny globs on exposed names.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExposedFilterSpec {
+    /// Globs (`*`, `?`) of exposed names to keep; empty means all.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Globs of exposed names to hide; wins over `allow`.
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 /// One upstream MCP server.

@@ -1,7 +1,8 @@
 //! Turns a parsed [`ConfigFile`] into a checked [`Config`], naming the key path of every problem.
 
 use super::duration::parse_duration;
-use super::schema::{AuthSpec, ConfigFile, FilterSpec, ProtocolChoice, TargetSpec, TlsSpec};
+use super::schema::{AuthSpec, ConfigFile, ExposedFilterSpec, FilterSpec, ProtocolChoice, TargetSpec, TlsSpec};
+use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
@@ -11,10 +12,21 @@ use std::time::Duration;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A config that passed every check.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     /// Targets in priority order.
     pub targets: Vec<TargetConfig>,
+    /// Agent roles by name.
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// One checked agent role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// Names of existing targets.
+    pub targets: Vec<String>,
+    /// Filter on exposed tool names.
+    pub tools: ExposedFilterSpec,
 }
 
 /// One checked target with its defaults filled in.
@@ -38,6 +50,8 @@ pub struct TargetConfig {
     pub timeout: Duration,
     /// Pinned or probed protocol era.
     pub protocol: ProtocolChoice,
+    /// Filter on exposed tool names, from the pod's profile (empty: every tool).
+    pub exposed_tools: ExposedFilterSpec,
 }
 
 /// One thing wrong with the config, at a key path such as `targets[1].url`.
@@ -74,8 +88,45 @@ pub fn validate(file: ConfigFile) -> Result<Config, Vec<Problem>> {
             targets.push(target);
         }
     }
+    let mut profiles = BTreeMap::new();
+    for (name, spec) in file.profiles {
+        let mut report = |key: &str, message: String| {
+            problems.push(Problem {
+                path: format!("profiles.{name}{}{key}", if key.is_empty() { "" } else { "." }),
+                message,
+            })
+        };
+        if !is_dns_label(&name) {
+            report(
+                "",
+                format!("`{name}` is not a DNS label (a-z, 0-9 and '-', as in the mcplex.dev/profile annotation)"),
+            );
+        }
+        if spec.targets.is_empty() {
+            report("targets", "list at least one target".into());
+        }
+        for (i, target) in spec.targets.iter().enumerate() {
+            if !seen_names.contains(target) {
+                report(&format!("targets[{i}]"), format!("no target is named `{target}`"));
+            }
+        }
+        for (list, globs) in [("allow", &spec.tools.allow), ("deny", &spec.tools.deny)] {
+            for (i, glob) in globs.iter().enumerate() {
+                if glob.is_empty() {
+                    report(&format!("tools.{list}[{i}]"), "an empty pattern matches nothing".into());
+                }
+            }
+        }
+        profiles.insert(
+            name,
+            Profile {
+                targets: spec.targets,
+                tools: spec.tools,
+            },
+        );
+    }
     if problems.is_empty() {
-        Ok(Config { targets })
+        Ok(Config { targets, profiles })
     } else {
         Err(problems)
     }
@@ -131,6 +182,7 @@ fn check_target(spec: TargetSpec, report: &mut impl FnMut(&str, String)) -> Opti
         prompts: spec.prompts,
         timeout: timeout?,
         protocol: spec.protocol,
+        exposed_tools: ExposedFilterSpec::default(),
     })
 }
 

@@ -78,7 +78,7 @@ impl Router {
         tracing: bool,
     ) -> Arc<Self> {
         let empty = Snapshot {
-            config: Arc::new(Config { targets: Vec::new() }),
+            config: Arc::new(Config::default()),
             slots: Vec::new(),
             catalog: Catalog::default(),
             generation: 0,

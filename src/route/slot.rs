@@ -65,7 +65,14 @@ impl TargetSlot {
         Arc::new(Self {
             name: config.name.clone(),
             target,
-            tools: Namer::new(&config.prefix, rules(&config.tools)),
+            tools: Namer::new(
+                &config.prefix,
+                Rules {
+                    exposed_allow: config.exposed_tools.allow.clone(),
+                    exposed_deny: config.exposed_tools.deny.clone(),
+                    ..rules(&config.tools)
+                },
+            ),
             prompts: Namer::new(&config.prefix, rules(&config.prompts)),
             state: Mutex::new(TargetState {
                 error,
@@ -215,6 +222,7 @@ fn rules(filter: &FilterSpec) -> Rules {
         allow: filter.allow.clone(),
         deny: filter.deny.clone(),
         rename: filter.rename.clone(),
+        ..Rules::default()
     }
 }
 

@@ -22,7 +22,7 @@ fn free_port() -> u16 {
 async fn the_injected_container_spec_runs_the_real_sidecar() {
     let math = example(Example::Math).await;
     let mut pod = json!({
-        "metadata": { "name": "agent", "annotations": { "mcplex.dev/inject": "true", "mcplex.dev/tls-secret": "agent-mtls", "mcplex.dev/token-audience": "tools" } },
+        "metadata": { "name": "agent", "annotations": { "mcplex.dev/inject": "true", "mcplex.dev/tls-secret": "agent-mtls", "mcplex.dev/token-audience": "tools", "mcplex.dev/profile": "sre" } },
         "spec": { "containers": [{ "name": "agent", "image": "agent:1" }] }
     });
     let Outcome::Patch(patch) = mutate(&pod, &Defaults::default()).unwrap() else {
@@ -52,7 +52,7 @@ async fn the_injected_container_spec_runs_the_real_sidecar() {
     }
     std::fs::write(
         mounts["/etc/mcplex/config"].join("config.yaml"),
-        config(&[("math", &math.url(), "")]),
+        config(&[("math", &math.url(), "")]) + "profiles:\n  sre:\n    targets: [math]\n",
     )
     .unwrap();
     let (mcp_port, admin_port) = (free_port(), free_port());

@@ -12,6 +12,7 @@ mod isolation;
 mod manifests;
 mod metrics;
 mod process;
+mod profiles;
 mod rogue;
 mod security;
 mod server_requests;

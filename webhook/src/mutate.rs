@@ -306,6 +306,11 @@ fn container(settings: &Settings) -> Value {
         "livenessProbe": probe("/healthz", 10, 3),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     });
+    if let Some(profile) = &settings.profile
+        && let Some(args) = container["args"].as_array_mut()
+    {
+        args.extend([json!("--profile"), json!(profile)]);
+    }
     if settings.native_sidecar {
         container["restartPolicy"] = json!("Always");
     }

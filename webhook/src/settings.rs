@@ -49,6 +49,8 @@ pub struct Settings {
     pub log_level: String,
     /// Inject as a native sidecar (init container with `restartPolicy: Always`).
     pub native_sidecar: bool,
+    /// The agent role (`profiles.<name>` of the config) the sidecar serves; `None` serves every target.
+    pub profile: Option<String>,
 }
 
 /// Defaults that come from the webhook's own configuration rather than the pod.
@@ -144,6 +146,17 @@ impl Settings {
                 ));
             }
         };
+        let profile = match get(PROFILE) {
+            None => None,
+            Some(value) if is_dns_label(value) => Some(value.to_owned()),
+            Some(value) => {
+                return Err(invalid(
+                    PROFILE,
+                    value,
+                    "a profile name of the config (a DNS label: a-z, 0-9 and '-', at most 63 characters)",
+                ));
+            }
+        };
         let native_sidecar = match get("mcplex.dev/native-sidecar") {
             None | Some("true") => true,
             Some("false") => false,
@@ -159,8 +172,22 @@ impl Settings {
             memory: quantity("mcplex.dev/memory", "128Mi")?,
             log_level,
             native_sidecar,
+            profile,
         })
     }
+}
+
+/// Annotation naming the agent role the pod plays (a profile of the config).
+pub const PROFILE: &str = "mcplex.dev/profile";
+
+/// True for a DNS label: 1-63 of a-z, 0-9 and '-', starting and ending with a letter or digit.
+fn is_dns_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 /// Annotation listing the audiences (comma-separated) the pod's targets expect tokens for.
@@ -338,6 +365,7 @@ mod tests {
             ("mcplex.dev/log-level", "loud"),
             ("mcplex.dev/config", "Bad_Name"),
             ("mcplex.dev/tls-secret", "-x"),
+            ("mcplex.dev/profile", "SRE team"),
             ("mcplex.dev/token-audience", "two words"),
             ("mcplex.dev/token-audiences", "math-mcp,,date-mcp"),
             ("mcplex.dev/token-audiences", "math-mcp, two words"),

@@ -149,6 +149,9 @@ fn the_override_annotations_reach_the_container() {
         "{args:?}"
     );
     assert!(args.windows(2).any(|w| w == ["--log-level", "debug"]), "{args:?}");
+    // The profile is a `run` option, so it must come after the subcommand.
+    let run = args.iter().position(|a| *a == "run").unwrap();
+    assert!(args[run..].windows(2).any(|w| w == ["--profile", "sre"]), "{args:?}");
     assert_eq!(sidecar["resources"]["requests"]["cpu"], "200m");
     assert_eq!(sidecar["resources"]["limits"]["memory"], "128Mi");
     assert_eq!(spec["containers"][1]["env"][0]["value"], "http://127.0.0.1:16001/mcp");
