@@ -120,5 +120,6 @@ fn metrics(endpoint: &Endpoint) -> String {
         collisions: snapshot.catalog.collisions.len(),
         generation: snapshot.generation,
         budget_used: router.budget.held_bytes(),
+        audit_dropped: router.audit.dropped(),
     })
 }

@@ -1,6 +1,7 @@
 //! The running sidecar: listeners, the config watcher, background upkeep, and graceful stop.
 
 use crate::admin::StatusAccess;
+use crate::audit::{AuditError, AuditLog, AuditOptions};
 use crate::budget::{Budget, DEFAULT_BUDGET_BYTES};
 use crate::config::{self, ConfigError, watch};
 use crate::downstream::Endpoint;
@@ -54,6 +55,8 @@ pub struct Options {
     pub tracing: bool,
     /// The agent role of this pod (`profiles.<name>` of the config); `None` sees every target.
     pub profile: Option<String>,
+    /// Where the audit trail of calls goes (off by default).
+    pub audit: AuditOptions,
 }
 
 impl Options {
@@ -74,6 +77,7 @@ impl Options {
             metrics: MetricsOptions::default(),
             tracing: false,
             profile: None,
+            audit: AuditOptions::default(),
         }
     }
 }
@@ -98,6 +102,9 @@ pub enum StartError {
     /// The config directory cannot be watched.
     #[error(transparent)]
     Watch(#[from] watch::WatchError),
+    /// The audit log cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// A started sidecar.
@@ -122,6 +129,7 @@ impl Sidecar {
         }
         let (config, text) = config::load(&options.config_path)?;
         let config = config::select_profile(config, options.profile.as_deref(), &options.config_path)?;
+        let audit = AuditLog::open(&options.audit)?;
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
@@ -143,6 +151,7 @@ impl Sidecar {
             Budget::new(options.message_budget),
             Metrics::new(options.metrics),
             options.tracing,
+            (Arc::new(audit), options.profile.clone()),
         );
         let endpoint = Endpoint::new(router.clone(), options.limits);
         let shutdown = CancellationToken::new();

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mcplex::app::{Options, Sidecar};
+use mcplex::audit::{AuditOptions, AuditSink};
 use mcplex::telemetry::Exporter;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -91,6 +92,12 @@ enum Command {
         /// The agent role this pod plays: only the targets and tools of `profiles.<NAME>` are exposed.
         #[arg(long, env = "MCPLEX_PROFILE")]
         profile: Option<String>,
+        /// Write one JSON line per tool call, prompt get and resource read to PATH (`-`: standard output).
+        #[arg(long, value_name = "PATH")]
+        audit_log: Option<PathBuf>,
+        /// Add the SHA-256 of each call's arguments to its audit line (arguments are never written).
+        #[arg(long)]
+        audit_hash_arguments: bool,
     },
     /// Validate a config file and print every problem with its key path.
     Check {
@@ -146,6 +153,8 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             metrics_tool_names,
             no_call_metrics,
             profile,
+            audit_log,
+            audit_hash_arguments,
         } => {
             let mut options = Options::new(config);
             options.listen = listen;
@@ -165,6 +174,13 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             }
             options.tracing = tracing;
             options.profile = profile;
+            options.audit = AuditOptions {
+                sink: audit_log.map(|path| match path.to_str() {
+                    Some("-") => AuditSink::Stdout,
+                    _ => AuditSink::File(path),
+                }),
+                hash_arguments: audit_hash_arguments,
+            };
             let sidecar = Sidecar::start(options).await?;
             mcplex::app::wait_for_signal().await;
             sidecar.stop().await;

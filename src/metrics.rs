@@ -3,6 +3,7 @@
 //! from bounded sets: target names from the config, method names from a fixed list, outcomes and error
 //! kinds from enums here; tool names only when the operator opts in, and then at most a fixed number.
 
+use crate::audit::{AuditEntry, AuditLog};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -193,6 +194,8 @@ pub struct Scrape {
     pub generation: u64,
     /// Bytes of messages held in the budget now.
     pub budget_used: usize,
+    /// Audit lines dropped since start because the writer fell behind.
+    pub audit_dropped: u64,
 }
 
 /// Every metric of one sidecar.
@@ -216,6 +219,7 @@ pub struct Metrics {
     collisions: Gauge,
     generation: Gauge,
     budget_used: Gauge,
+    audit_dropped: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -247,6 +251,7 @@ impl Metrics {
             collisions: Gauge::default(),
             generation: Gauge::default(),
             budget_used: Gauge::default(),
+            audit_dropped: Gauge::default(),
         };
         let m = &metrics;
         registry.register(
@@ -323,6 +328,11 @@ impl Metrics {
             "Bytes of messages held (request bodies, answers, queued stream messages)",
             m.budget_used.clone(),
         );
+        registry.register(
+            "mcplex_audit_dropped_lines",
+            "Audit lines lost since start because the audit writer fell behind",
+            m.audit_dropped.clone(),
+        );
         metrics.registry = registry;
         // Series with a known, fixed label set start at zero, so rate() and alerts see them before the first event.
         for result in ["accepted", "rejected"] {
@@ -355,17 +365,24 @@ impl Metrics {
         if !self.options.calls {
             return CallRecord::off();
         }
+        CallRecord {
+            recording: Some(self.recording(target, method, tool)),
+            audit: None,
+            started: Instant::now(),
+        }
+    }
+
+    fn recording(self: &Arc<Self>, target: &Arc<str>, method: &'static str, tool: Option<&str>) -> Recording {
         let target = Name(target.clone());
         self.in_flight
             .get_or_create(&TargetLabels { target: target.clone() })
             .inc();
-        CallRecord(Some(Recording {
+        Recording {
             metrics: self.clone(),
             target,
             method,
             tool: tool.filter(|_| self.options.tool_names > 0).map(Arc::from),
-            started: Instant::now(),
-        }))
+        }
     }
 
     /// Counts a failed exchange with a target.
@@ -413,6 +430,7 @@ impl Metrics {
         self.collisions.set(now.collisions as i64);
         self.generation.set(now.generation as i64);
         self.budget_used.set(now.budget_used as i64);
+        self.audit_dropped.set(now.audit_dropped as i64);
         let mut text = String::new();
         // Encoding into a String cannot fail on I/O; a formatting error would leave a partial page.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -435,21 +453,29 @@ struct Recording {
     target: Name,
     method: &'static str,
     tool: Option<Arc<str>>,
+}
+
+/// One routed request being timed, for the metrics and (when on) the audit trail; recorded as
+/// [`CallOutcome::ClientGone`] if dropped unfinished.
+pub struct CallRecord {
+    recording: Option<Recording>,
+    audit: Option<(Arc<AuditLog>, AuditEntry)>,
     started: Instant,
 }
 
-/// One routed request being timed; counted as [`CallOutcome::ClientGone`] if dropped unfinished.
-pub struct CallRecord(Option<Recording>);
-
 impl CallRecord {
-    /// A record that records nothing (call metrics off).
+    /// A record that records nothing (call metrics off, no audit).
     pub fn off() -> Self {
-        Self(None)
+        Self {
+            recording: None,
+            audit: None,
+            started: Instant::now(),
+        }
     }
 
-    /// True when the outcome is recorded (so it is worth working out whether a result is a tool error).
-    pub fn is_on(&self) -> bool {
-        self.0.is_some()
+    /// Also writes `entry` (completed with the outcome and latency) to the audit trail when the call ends.
+    pub fn audit(&mut self, log: Arc<AuditLog>, entry: AuditEntry) {
+        self.audit = Some((log, entry));
     }
 
     /// Records the outcome and the time since the request was routed (once; later calls do nothing).
@@ -458,15 +484,19 @@ impl CallRecord {
     }
 
     fn record(&mut self, outcome: CallOutcome) {
-        let Some(r) = self.0.take() else { return };
+        let elapsed = self.started.elapsed();
+        if let Some((log, mut entry)) = self.audit.take() {
+            entry.outcome = outcome.as_str();
+            entry.latency_ms = elapsed.as_secs_f64() * 1e3;
+            log.write(entry);
+        }
+        let Some(r) = self.recording.take() else { return };
         let m = &r.metrics;
         let route = RouteLabels {
             target: r.target.clone(),
             method: r.method,
         };
-        m.duration
-            .get_or_create(&route)
-            .observe(r.started.elapsed().as_secs_f64());
+        m.duration.get_or_create(&route).observe(elapsed.as_secs_f64());
         m.requests
             .get_or_create(&CallLabels {
                 target: r.target.clone(),
@@ -508,6 +538,7 @@ mod tests {
             collisions: 0,
             generation: 1,
             budget_used: 0,
+            audit_dropped: 0,
         })
     }
 

@@ -55,6 +55,12 @@ impl TraceContext {
         })
     }
 
+    /// The trace id (32 hex digits), when `traceparent` is well formed.
+    pub fn trace_id(&self) -> Option<String> {
+        let id = self.traceparent.to_str().ok()?.split('-').nth(1)?;
+        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
+    }
+
     /// Writes the context into a request's `params._meta` (replacing what the client put there).
     pub fn write_meta(&self, message: &mut Value) {
         let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) else {

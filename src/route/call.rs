@@ -1,13 +1,16 @@
 //! Requests that name one item (`tools/call`, `prompts/get`, `completion/complete`, `resources/*`):
 //! find the target that owns it, write the target's own name back, and forward.
 
+use crate::audit::{AuditCaller, AuditEntry};
 use crate::catalog::ItemKind;
 use crate::metrics::CallOutcome;
+use crate::protocol::meta;
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::forward::{self, Forward};
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::router::{Router, Snapshot};
 use crate::telemetry;
+use crate::telemetry::TraceContext;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tracing::{Instrument, Span};
@@ -111,6 +114,60 @@ fn down_target_error(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Option<(Arc<st
     })
 }
 
+/// The methods the audit trail records.
+const AUDITED: [&str; 3] = [method::TOOLS_CALL, method::PROMPTS_GET, method::RESOURCES_READ];
+
+/// The audit line of a routed call, before its outcome is known. Arguments appear only as a hash, and
+/// only when the operator asked for it; no header (so no token) is read.
+fn audit_entry(
+    router: &Router,
+    inbound: &Inbound,
+    method: &'static str,
+    wanted: &Wanted<'_>,
+    destination: &Destination,
+    trace: Option<&TraceContext>,
+) -> AuditEntry {
+    let name = match *wanted {
+        Wanted::Named(_, name) | Wanted::Uri(name) => name.to_owned(),
+    };
+    let caller = match &inbound.caller {
+        Caller::Session(session) => AuditCaller {
+            session: Some(session.id.clone()),
+            client: session
+                .context
+                .client_info
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        },
+        Caller::Stateless(_) => AuditCaller {
+            session: None,
+            client: inbound
+                .message
+                .meta()
+                .and_then(|m| m.get(meta::CLIENT_INFO)?.get("name")?.as_str())
+                .map(str::to_owned),
+        },
+    };
+    let arguments = inbound.message.body.get("params").and_then(|p| p.get("arguments"));
+    AuditEntry {
+        time: String::new(),
+        kind: "mcplex.audit",
+        caller,
+        profile: router.profile.clone(),
+        method,
+        name,
+        upstream_name: destination.rewrite.as_deref().map(str::to_owned),
+        target: destination.target.to_string(),
+        decision: "allow",
+        rule: "no policy configured",
+        outcome: "",
+        latency_ms: 0.0,
+        trace_id: trace.and_then(TraceContext::trace_id),
+        arguments_sha256: router.audit.arguments_hash(arguments),
+    }
+}
+
 /// The method as a fixed label (the dispatcher only routes these here).
 fn routed_method(name: &str) -> &'static str {
     [
@@ -166,6 +223,10 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     } else {
         (Span::none(), inbound.trace.clone())
     };
+    if router.audit.is_on() && AUDITED.contains(&method_label) {
+        let entry = audit_entry(router, &inbound, method_label, &wanted, &destination, trace.as_ref());
+        record.audit(router.audit.clone(), entry);
+    }
     let mut fail = |id: Value, code: i64, message: String| {
         record.finish(CallOutcome::of_error(code));
         Outcome::error(id, code, message)

@@ -4,6 +4,7 @@
 //! holds into a new [`Snapshot`]. The merge is CPU work under a plain mutex: no lock here is ever held
 //! across network I/O, so a hung target cannot delay lists or calls of the others.
 
+use crate::audit::AuditLog;
 use crate::budget::Budget;
 use crate::catalog::{Catalog, ItemKind};
 use crate::config::Config;
@@ -66,6 +67,10 @@ pub struct Router {
     pub metrics: Arc<Metrics>,
     /// A span per routed call (an OTLP exporter is listening).
     pub tracing: bool,
+    /// The audit trail of calls.
+    pub audit: Arc<AuditLog>,
+    /// The pod's profile, for the audit trail.
+    pub profile: Option<String>,
 }
 
 impl Router {
@@ -76,6 +81,7 @@ impl Router {
         budget: Arc<Budget>,
         metrics: Arc<Metrics>,
         tracing: bool,
+        audit: (Arc<AuditLog>, Option<String>),
     ) -> Arc<Self> {
         let empty = Snapshot {
             config: Arc::new(Config::default()),
@@ -95,6 +101,8 @@ impl Router {
             budget,
             metrics,
             tracing,
+            audit: audit.0,
+            profile: audit.1,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Integration tests: real MCP servers and clients on loopback, the sidecar in between.
 
+mod audit;
 mod catalog;
 mod common;
 mod config_live;
