@@ -412,14 +412,17 @@ async fn bench() {
         );
     }
 
-    // What metrics and traces cost: the sidecar above (call metrics on, no exporter) beside one without call
-    // metrics and one exporting a span per call over OTLP (to a sink that accepts everything); one session,
-    // interleaved rounds, so drift hits all three alike.
+    // What metrics, traces and the audit trail cost: the sidecar above (call metrics on, no exporter) beside
+    // one without call metrics, one exporting a span per call over OTLP (to a sink that accepts everything)
+    // and one writing an audit line per call to a file; one session, interleaved rounds, so drift hits all alike.
     {
         let (quiet, _) = start_sidecar_with(&[upstream], &["--no-call-metrics"]).await;
         let sink = format!("env:OTEL_EXPORTER_OTLP_ENDPOINT=http://{upstream}");
         let (traced, _) = start_sidecar_with(&[upstream], &[sink.as_str()]).await;
-        let variants = [&quiet, &sidecar, &traced];
+        let audit_dir = tempfile::tempdir().unwrap();
+        let audit_file = audit_dir.path().join("audit.jsonl");
+        let (audited, _) = start_sidecar_with(&[upstream], &["--audit-log", audit_file.to_str().unwrap()]).await;
+        let variants = [&quiet, &sidecar, &traced, &audited];
         for variant in variants {
             drive(variant.mcp, "t0_tool_000", 1, WARMUP).await;
         }
@@ -438,16 +441,18 @@ async fn bench() {
         let p50 = |v: usize| median(rounds.iter().map(|r| r[v].0));
         let cpu = |v: usize| median(rounds.iter().map(|r| r[v].1));
         println!(
-            "| 1 session: metrics off / metrics on / metrics on + OTLP span per call: p50 | {:.0} / {:.0} / {:.0} µs |",
+            "| 1 session: metrics off / metrics on / + OTLP span per call / + audit line per call: p50 | {:.0} / {:.0} / {:.0} / {:.0} µs |",
             p50(0),
             p50(1),
-            p50(2)
+            p50(2),
+            p50(3)
         );
         println!(
-            "| 1 session: metrics off / metrics on / metrics on + OTLP span per call: CPU per call | {:.0} / {:.0} / {:.0} µs |",
+            "| 1 session: metrics off / metrics on / + OTLP span per call / + audit line per call: CPU per call | {:.0} / {:.0} / {:.0} / {:.0} µs |",
             cpu(0),
             cpu(1),
-            cpu(2)
+            cpu(2),
+            cpu(3)
         );
         // The bookkeeping itself, without the noise of three processes: start, finish and time one call.
         let metrics = mcplex::metrics::Metrics::new(mcplex::metrics::MetricsOptions::default());

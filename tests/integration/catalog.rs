@@ -40,12 +40,7 @@ async fn filters_renames_and_collisions_are_applied_and_reported() {
         collisions.contains(&json!({"kind": "tools", "name": "echo", "keptBy": "first", "hiddenFrom": "second"})),
         "{status}"
     );
-    let metrics = reqwest::get(harness.admin("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = harness.metrics().await;
     assert!(
         metrics.contains(&format!("mcplex_name_collisions {}", collisions.len())),
         "{metrics}"

@@ -111,6 +111,16 @@ impl Harness {
         modern_client(&self.url(), Recorder::default()).await
     }
 
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.admin("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn status(&self) -> Value {
         reqwest::get(self.admin("/status")).await.unwrap().json().await.unwrap()
     }

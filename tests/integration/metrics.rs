@@ -201,12 +201,7 @@ async fn every_metric_the_dashboard_and_podmonitor_rely_on_is_exported() {
     )
     .await;
     assert_eq!(status, 200);
-    let page = reqwest::get(harness.admin("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = harness.metrics().await;
     let mut checked = 0;
     for expr in &exprs {
         for name in metric_names(expr) {

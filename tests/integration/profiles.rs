@@ -51,7 +51,7 @@ async fn a_profile_exposes_exactly_its_targets_and_tools() {
         ["math_add", "math_multiply", "math_subtract"]
     );
     client.cancel().await.unwrap();
-    let metrics = reqwest::get(sre.admin("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = sre.metrics().await;
     assert!(
         metrics.contains(r#"mcplex_config_reloads_total{result="rejected"} 1"#),
         "{metrics}"

@@ -136,12 +136,7 @@ async fn a_server_certificate_the_target_does_not_trust_is_a_tls_handshake_failu
     let yaml = config(&[("distrustful", &url, &format!("tls: {{ ca: {d}/other-ca.crt }}"))]);
     let harness = Harness::start(&yaml).await;
     assert_down(&harness.status().await, 0, "failed the TLS handshake");
-    let metrics = reqwest::get(harness.admin("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = harness.metrics().await;
     assert!(
         metrics.contains(r#"mcplex_upstream_errors_total{target="distrustful",kind="tls_handshake"}"#),
         "{metrics}"

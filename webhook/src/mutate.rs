@@ -284,6 +284,8 @@ fn container(settings: &Settings) -> Value {
             "--log-format", "json", "--log-level", settings.log_level,
             "run", "--config", format!("{CONFIG_DIR}/config.yaml"),
             "--listen", format!("127.0.0.1:{}", settings.port), "--admin", format!("0.0.0.0:{ADMIN_PORT}"),
+            // The audit trail goes to stdout, apart from the logs on stderr, for the cluster's log pipeline.
+            "--audit-log", "-",
         ],
         "ports": [{ "name": "mcplex-admin", "containerPort": ADMIN_PORT, "protocol": "TCP" }],
         "resources": {
