@@ -27,17 +27,22 @@ pub enum StatusAccess {
 }
 
 impl StatusAccess {
-    /// True when a request from `peer` may read `/status` (a request with no known peer may not).
-    pub fn allows(self, peer: Option<&Peer>) -> bool {
+    /// True when a request from `peer` may read `/status`.
+    pub fn allows(self, peer: Peer) -> bool {
         match self {
             Self::Anyone => true,
-            Self::Loopback => peer.is_some_and(|Peer(addr)| addr.ip().is_loopback()),
+            Self::Loopback => peer.0.ip().is_loopback(),
         }
     }
 }
 
-/// Answers one admin request.
-pub async fn handle<B>(endpoint: Arc<Endpoint>, access: StatusAccess, request: Request<B>) -> Response<Body> {
+/// Answers one admin request from `peer`.
+pub async fn handle<B>(
+    endpoint: Arc<Endpoint>,
+    access: StatusAccess,
+    peer: Peer,
+    request: Request<B>,
+) -> Response<Body> {
     let router = &endpoint.router;
     match request.uri().path() {
         "/healthz" => respond::plain(StatusCode::OK, "ok"),
@@ -46,9 +51,7 @@ pub async fn handle<B>(endpoint: Arc<Endpoint>, access: StatusAccess, request: R
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the config is not loaded yet",
         ),
-        "/status" if access.allows(request.extensions().get::<Peer>()) => {
-            respond::json_with_status(StatusCode::OK, &status(&endpoint))
-        }
+        "/status" if access.allows(peer) => respond::json_with_status(StatusCode::OK, &status(&endpoint)),
         "/status" => respond::plain(
             StatusCode::FORBIDDEN,
             "/status names targets and their errors, so it is served only to clients on the pod's loopback: use `kubectl port-forward` to the admin port, or start mcplex with --public-status",

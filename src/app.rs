@@ -9,7 +9,7 @@ use crate::downstream::handler::Limits;
 use crate::metrics::{Metrics, MetricsOptions};
 use crate::route::Router;
 use crate::route::router::DEFAULT_STARTUP_DEADLINE;
-use crate::serve::{ServeLimits, serve};
+use crate::serve::{ServeLimits, serve, serve_per_peer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -166,10 +166,13 @@ impl Sidecar {
                 shutdown.clone(),
                 options.drain,
             )),
-            tokio::spawn(serve(
+            tokio::spawn(serve_per_peer(
                 admin_listener,
                 None,
-                move |r| crate::admin::handle(admin_endpoint.clone(), options.status_access, r),
+                move |peer| {
+                    let endpoint = admin_endpoint.clone();
+                    move |r| crate::admin::handle(endpoint.clone(), options.status_access, peer, r)
+                },
                 ServeLimits::ADMIN,
                 shutdown.clone(),
                 Duration::from_secs(1),

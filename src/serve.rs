@@ -53,7 +53,7 @@ const H2_STREAMS: u32 = 32;
 /// What a client over the connection cap receives before the connection is closed.
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 52\r\n\r\nmcplex: too many connections are open; retry shortly\n";
 
-/// The address of the client that sent a request, put into every request's extensions.
+/// The address of the client on the other end of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer(pub std::net::SocketAddr);
 
@@ -67,6 +67,25 @@ pub async fn serve<H, F, B>(
     drain: Duration,
 ) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    serve_per_peer(listener, tls, move |_| handler.clone(), limits, shutdown, drain).await;
+}
+
+/// [`serve`] with a handler made for each connection from its peer's address (the admin port answers
+/// by who asks); the MCP endpoint, which does not care, pays nothing per request for it.
+pub async fn serve_per_peer<M, H, F, B>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handler_for: M,
+    limits: ServeLimits,
+    shutdown: CancellationToken,
+    drain: Duration,
+) where
+    M: Fn(Peer) -> H,
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
     F: Future<Output = Response<B>> + Send + 'static,
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -109,9 +128,8 @@ pub async fn serve<H, F, B>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(Peer(peer));
+        let handler = handler_for(Peer(peer));
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let response = handler(request);
             async move { Ok::<_, Infallible>(response.await) }
         });
