@@ -197,17 +197,11 @@ impl Sidecar {
                             router.metrics.config_reload(true);
                             router.apply(config).await;
                         }
-                        Err(error) => {
-                            router.metrics.config_reload(false);
-                            tracing::error!(%error, "config change rejected; the last good config stays live");
-                        }
+                        Err(error) => config_rejected(&router.metrics, &error),
                     }
                 })
             },
-            move |error| {
-                reject_metrics.config_reload(false);
-                tracing::error!(%error, "config change rejected; the last good config stays live");
-            },
+            move |error| config_rejected(&reject_metrics, &error),
             shutdown.clone(),
         )?;
         tokio::spawn(upkeep(endpoint.clone(), options.session_idle, shutdown.clone()));
@@ -231,6 +225,12 @@ impl Sidecar {
         self.endpoint.router.retire_all().await;
         tracing::info!("stopped");
     }
+}
+
+/// Counts and reports a config edit that is not applied (the last good config stays live).
+fn config_rejected(metrics: &Metrics, error: &ConfigError) {
+    metrics.config_reload(false);
+    tracing::error!(%error, "config change rejected; the last good config stays live");
 }
 
 /// Retries down targets, honours cache hints, re-reads rotated TLS files and ends idle sessions.

@@ -143,15 +143,6 @@ impl AuditLog {
         })
     }
 
-    /// A trail that records nothing.
-    pub fn off() -> Self {
-        Self {
-            queue: None,
-            hash_arguments: false,
-            dropped: AtomicU64::new(0),
-        }
-    }
-
     /// True when calls are recorded.
     pub fn is_on(&self) -> bool {
         self.queue.is_some()

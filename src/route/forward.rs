@@ -91,8 +91,7 @@ pub async fn forward(mut forward: Forward) -> Outcome {
         session.start_call(&forward.client_id, &forward.channel, &upstream_id);
     }
     let message = std::mem::take(&mut forward.message);
-    let trace = forward.trace.clone();
-    match forward.channel.send(message, trace.as_ref()).await {
+    match forward.channel.send(message, forward.trace.as_ref()).await {
         Ok(Reply::Single(Received { message, hold })) => {
             forward.finish();
             let answer = forward.client_response(&message);

@@ -48,6 +48,12 @@ async fn start(dir: &Path) -> String {
     format!("https://127.0.0.1:{}", addr.port())
 }
 
+/// The webhook's `/metrics` page.
+async fn metrics_page(client: &reqwest::Client, url: &str) -> String {
+    let response = client.get(format!("{url}/metrics")).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 /// An AdmissionReview for a pod created by a ReplicaSet: generateName, no name, as the API server sends it.
 fn review(uid: &str, annotations: Value) -> Value {
     json!({
@@ -201,14 +207,7 @@ async fn a_rotated_serving_certificate_is_used_without_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let metrics = client_trusting(&new)
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_page(&client_trusting(&new), &url).await;
     assert!(
         metrics.contains(r#"mcplex_webhook_certificate_reloads_total{result="ok"} 1"#),
         "{metrics}"
@@ -300,14 +299,7 @@ async fn pods_that_cannot_be_made_safe_are_denied_with_reason_and_fix() {
         assert_eq!(response["response"]["allowed"], true, "{allowed}");
     }
     // Every decision above is counted by outcome and reason.
-    let metrics = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_page(&client, &url).await;
     for (outcome, reason, count) in [
         ("denied", "host_network", 1),
         ("denied", "windows", 1),
