@@ -48,6 +48,12 @@ pub struct AuditError {
 /// Who made a call, as far as mcplex knows it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditCaller {
+    /// The validated token's subject, when inbound identity is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Who acts for the subject (`act.sub` of a delegated token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     /// The session-era client's session id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
@@ -78,10 +84,10 @@ pub struct AuditEntry {
     pub upstream_name: Option<String>,
     /// The target.
     pub target: String,
-    /// `allow` (no policy denies calls yet).
+    /// `allow` or `deny`.
     pub decision: &'static str,
-    /// What made the decision.
-    pub rule: &'static str,
+    /// What made the decision: the Cedar rule's `@id` or id, or that no policy is configured.
+    pub rule: String,
     /// How the call ended (the metrics' outcome).
     pub outcome: &'static str,
     /// Milliseconds from routing to the answer.

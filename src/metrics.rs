@@ -80,6 +80,8 @@ pub enum CallOutcome {
     Unavailable,
     /// The client went away before the answer.
     ClientGone,
+    /// The policy denied the call; it was not sent.
+    Denied,
 }
 
 impl CallOutcome {
@@ -92,6 +94,7 @@ impl CallOutcome {
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::ClientGone => "client_gone",
+            Self::Denied => "denied",
         }
     }
 
@@ -100,6 +103,7 @@ impl CallOutcome {
         match code {
             crate::protocol::jsonrpc::TARGET_TIMEOUT => Self::Timeout,
             crate::protocol::jsonrpc::TARGET_UNAVAILABLE => Self::Unavailable,
+            crate::protocol::jsonrpc::DENIED_BY_POLICY => Self::Denied,
             _ => Self::JsonRpcError,
         }
     }

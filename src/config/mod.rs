@@ -54,6 +54,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         schema::ConfigFile {
             targets: Vec::new(),
             profiles: Default::default(),
+            inbound: None,
+            policy: None,
         }
     } else {
         yaml_serde::from_str(text).map_err(|e| ConfigError::Parse {
@@ -92,10 +94,7 @@ pub fn select_profile(config: Config, profile: Option<&str>, path: &Path) -> Res
             t
         })
         .collect();
-    Ok(Config {
-        targets,
-        profiles: config.profiles,
-    })
+    Ok(Config { targets, ..config })
 }
 
 /// Reads, parses and validates the config file at `path`.

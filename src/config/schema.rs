@@ -14,6 +14,58 @@ pub struct ConfigFile {
     /// Agent roles: a pod that names one (`mcplex.dev/profile`) sees only its targets and tools.
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileSpec>,
+    /// Who may call: validation of the caller's bearer token (off when absent).
+    pub inbound: Option<InboundSpec>,
+    /// Which caller may use which tool, prompt and resource (everything is allowed when absent).
+    pub policy: Option<PolicySpec>,
+}
+
+/// Checks applied to every request from the agent.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSpec {
+    /// Require a bearer JWT and validate it.
+    pub jwt: Option<JwtSpec>,
+}
+
+/// How a caller's bearer JWT is validated.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwtSpec {
+    /// The `iss` the token must carry; also announced as the authorization server (RFC 9728).
+    pub issuer: String,
+    /// The token's `aud` must hold one of these.
+    pub audiences: Vec<String>,
+    /// Where the issuer's signing keys are.
+    pub jwks: JwksSpec,
+    /// The resource identifier announced in the protected resource metadata; defaults to the URL the
+    /// agent used (`http://<Host>/mcp`).
+    pub resource: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, e.g. `30s` (the default).
+    pub leeway: Option<String>,
+    /// Scopes announced in the protected resource metadata.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// A JSON Web Key Set, from a file or a URL: set exactly one.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JwksSpec {
+    /// A mounted file, re-read when a token names a key it does not hold.
+    pub file: Option<PathBuf>,
+    /// An `http(s)` URL, fetched at first use and again when a token names an unknown key.
+    pub url: Option<String>,
+    /// A PEM CA bundle for an https `url` (the system roots otherwise).
+    pub ca: Option<PathBuf>,
+}
+
+/// Per-call authorization rules.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Cedar policies; a call is allowed when some `permit` matches and no `forbid` does.
+    pub cedar: String,
 }
 
 /// One agent role: the targets it may use and, optionally, which of their tools.
@@ -88,6 +140,8 @@ pub struct AuthSpec {
     pub service_account_token: Option<ServiceAccountTokenAuth>,
     /// A header whose value is read from a file (a mounted Secret).
     pub header: Option<HeaderAuth>,
+    /// On-Behalf-Of: the caller's validated token exchanged (RFC 8693) for one meant for this target.
+    pub token_exchange: Option<TokenExchangeSpec>,
     /// Removed: mcplex never forwards the agent's own token. Still parsed so the error can say why.
     pub passthrough: Option<bool>,
 }
@@ -101,6 +155,30 @@ pub struct ServiceAccountTokenAuth {
     /// The token file, or a directory of projected tokens searched for one with this audience;
     /// defaults to the directory the webhook projects into (`/var/run/secrets/mcplex`).
     pub path: Option<PathBuf>,
+}
+
+/// An RFC 8693 token exchange at an authorization server, on behalf of the caller.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenExchangeSpec {
+    /// The authorization server's token endpoint.
+    pub token_endpoint: String,
+    /// The `audience` asked for (the target's logical name at the authorization server).
+    pub audience: Option<String>,
+    /// The `resource` asked for (the target's URI, RFC 8707).
+    pub resource: Option<String>,
+    /// The `scope` asked for.
+    pub scope: Option<String>,
+    /// The pod's projected ServiceAccount token with this audience is sent as the `actor_token`.
+    pub actor_audience: Option<String>,
+    /// Where the projected actor token is (file or directory); the webhook's directory by default.
+    pub actor_path: Option<PathBuf>,
+    /// Client id for client authentication at the token endpoint (HTTP Basic).
+    pub client_id: Option<String>,
+    /// File holding the client secret (a mounted Secret).
+    pub client_secret_file: Option<PathBuf>,
+    /// A PEM CA bundle for an https token endpoint (the system roots otherwise).
+    pub ca: Option<PathBuf>,
 }
 
 /// A header read from a file.

@@ -1,11 +1,18 @@
 //! Turns a parsed [`ConfigFile`] into a checked [`Config`], naming the key path of every problem.
 
 use super::duration::parse_duration;
-use super::schema::{AuthSpec, ConfigFile, ExposedFilterSpec, FilterSpec, ProtocolChoice, TargetSpec, TlsSpec};
+use super::schema::{
+    AuthSpec, ConfigFile, ExposedFilterSpec, FilterSpec, InboundSpec, JwtSpec, PolicySpec, ProtocolChoice, TargetSpec,
+    TlsSpec, TokenExchangeSpec,
+};
+use crate::identity::InboundJwt;
+use crate::identity::keys::{KeySource, Keys};
+use crate::policy::Policy;
 use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Deadline used when a target sets none.
@@ -18,6 +25,10 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     /// Agent roles by name.
     pub profiles: BTreeMap<String, Profile>,
+    /// Validation of the caller's token, when on.
+    pub inbound: Option<InboundJwt>,
+    /// Per-call rules, when set.
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// One checked agent role.
@@ -125,8 +136,25 @@ pub fn validate(file: ConfigFile) -> Result<Config, Vec<Problem>> {
             },
         );
     }
+    let inbound = file.inbound.and_then(|spec| check_inbound(spec, &mut problems));
+    let policy = file.policy.and_then(|spec| check_policy(&spec, &mut problems));
+    if inbound.is_none() {
+        for (index, target) in targets.iter().enumerate() {
+            if target.auth.as_ref().is_some_and(|a| a.token_exchange.is_some()) {
+                problems.push(Problem {
+                    path: format!("targets[{index}].auth.tokenExchange"),
+                    message: "needs inbound.jwt: only a caller's validated token is ever exchanged".into(),
+                });
+            }
+        }
+    }
     if problems.is_empty() {
-        Ok(Config { targets, profiles })
+        Ok(Config {
+            targets,
+            profiles,
+            inbound,
+            policy,
+        })
     } else {
         Err(problems)
     }
@@ -186,6 +214,124 @@ fn check_target(spec: TargetSpec, report: &mut impl FnMut(&str, String)) -> Opti
     })
 }
 
+fn check_inbound(spec: InboundSpec, problems: &mut Vec<Problem>) -> Option<InboundJwt> {
+    let jwt = spec.jwt?;
+    let mut report = |key: &str, message: String| {
+        problems.push(Problem {
+            path: format!("inbound.jwt.{key}"),
+            message,
+        })
+    };
+    check_jwt(jwt, &mut report)
+}
+
+fn check_jwt(jwt: JwtSpec, report: &mut impl FnMut(&str, String)) -> Option<InboundJwt> {
+    let mut failed = false;
+    let mut fail = |key: &str, message: String| {
+        failed = true;
+        report(key, message)
+    };
+    if jwt.issuer.is_empty() {
+        fail("issuer", "must be the issuer's URL, as in the tokens' `iss`".into());
+    }
+    if jwt.audiences.is_empty() || jwt.audiences.iter().any(String::is_empty) {
+        fail("audiences", "list at least one non-empty audience".into());
+    }
+    let keys = match (&jwt.jwks.file, &jwt.jwks.url) {
+        (Some(file), None) => match std::fs::read(file) {
+            Ok(text) => Keys::parse(&text, &format!("`{}`", file.display()))
+                .map(|_| KeySource::File(file.clone()))
+                .map_err(|e| fail("jwks.file", e.to_string()))
+                .ok(),
+            Err(e) => {
+                fail("jwks.file", format!("cannot read `{}`: {e}", file.display()));
+                None
+            }
+        },
+        (None, Some(url)) => check_url(url, false)
+            .map(|url| KeySource::Url {
+                url,
+                ca: jwt.jwks.ca.clone(),
+            })
+            .map_err(|m| fail("jwks.url", m))
+            .ok(),
+        _ => {
+            fail("jwks", "set exactly one of file, url".into());
+            None
+        }
+    };
+    if let Some(ca) = &jwt.jwks.ca {
+        check_readable(ca).unwrap_or_else(|m| fail("jwks.ca", m));
+    }
+    if let Some(resource) = &jwt.resource {
+        check_url(resource, false)
+            .map(drop)
+            .unwrap_or_else(|m| fail("resource", m));
+    }
+    let leeway = match &jwt.leeway {
+        None => Some(crate::identity::jwt::DEFAULT_LEEWAY),
+        Some(text) => parse_duration(text).map_err(|m| fail("leeway", m)).ok(),
+    };
+    if failed {
+        return None;
+    }
+    Some(InboundJwt {
+        issuer: jwt.issuer,
+        audiences: jwt.audiences,
+        keys: keys?,
+        resource: jwt.resource,
+        leeway: leeway?,
+        scopes: jwt.scopes,
+    })
+}
+
+fn check_policy(spec: &PolicySpec, problems: &mut Vec<Problem>) -> Option<Arc<Policy>> {
+    match Policy::parse(&spec.cedar) {
+        Ok(policy) => Some(Arc::new(policy)),
+        Err(found) => {
+            problems.extend(found.into_iter().map(|p| Problem {
+                path: "policy.cedar".into(),
+                message: if p.line == 0 {
+                    p.message
+                } else {
+                    format!("line {}, column {}: {}", p.line, p.column, p.message)
+                },
+            }));
+            None
+        }
+    }
+}
+
+fn check_exchange(exchange: &TokenExchangeSpec, fail: &mut impl FnMut(&str, String)) {
+    check_url(&exchange.token_endpoint, false)
+        .map(drop)
+        .unwrap_or_else(|m| fail("auth.tokenExchange.tokenEndpoint", m));
+    if exchange.audience.is_none() && exchange.resource.is_none() {
+        fail(
+            "auth.tokenExchange",
+            "set audience, resource or both: the exchanged token must be meant for this target".into(),
+        );
+    }
+    if exchange.client_id.is_some() != exchange.client_secret_file.is_some() {
+        fail(
+            "auth.tokenExchange",
+            "`clientId` and `clientSecretFile` go together".into(),
+        );
+    }
+    if let Some(file) = &exchange.client_secret_file {
+        check_readable(file).unwrap_or_else(|m| fail("auth.tokenExchange.clientSecretFile", m));
+    }
+    if let Some(ca) = &exchange.ca {
+        check_readable(ca).unwrap_or_else(|m| fail("auth.tokenExchange.ca", m));
+    }
+    if exchange.actor_path.is_some() && exchange.actor_audience.is_none() {
+        fail(
+            "auth.tokenExchange.actorPath",
+            "needs actorAudience (the audience of the pod's token sent as the actor)".into(),
+        );
+    }
+}
+
 fn check_url(text: &str, has_tls: bool) -> Result<http::Uri, String> {
     let url: http::Uri = text.parse().map_err(|e| format!("`{text}` is not a URL: {e}"))?;
     match url.scheme_str() {
@@ -224,9 +370,17 @@ fn check_auth(auth: &AuthSpec, fail: &mut impl FnMut(&str, String)) {
             "is not supported: mcplex never forwards the agent's own token; give the target its own credential with serviceAccountToken or header".into(),
         );
     }
-    let chosen = usize::from(auth.service_account_token.is_some()) + usize::from(auth.header.is_some());
+    let chosen = usize::from(auth.service_account_token.is_some())
+        + usize::from(auth.header.is_some())
+        + usize::from(auth.token_exchange.is_some());
     if chosen != 1 && auth.passthrough.is_none() {
-        fail("auth", "set exactly one of serviceAccountToken, header".into());
+        fail(
+            "auth",
+            "set exactly one of serviceAccountToken, header, tokenExchange".into(),
+        );
+    }
+    if let Some(exchange) = &auth.token_exchange {
+        check_exchange(exchange, fail);
     }
     if let Some(token) = &auth.service_account_token
         && (token.audience.is_empty() || token.audience.contains(|c: char| c.is_whitespace() || c == ','))

@@ -1,9 +1,11 @@
 //! The `/mcp` endpoint: transport checks, limits, era detection and sessions; then the router.
 
 use crate::budget::{ReadError, read_body};
+use crate::downstream::authn::{self, Authenticator, Refusal};
 use crate::downstream::guard;
 use crate::downstream::respond::{self, Body};
 use crate::downstream::sessions::{Session, SessionStore};
+use crate::identity::{Acting, Principal};
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::{self, ClientContext, Era, jsonrpc, meta, method};
 use crate::route::Chunk;
@@ -54,6 +56,7 @@ pub struct Endpoint {
     limits: Limits,
     in_flight: Arc<Semaphore>,
     streams: Arc<Semaphore>,
+    authn: Authenticator,
 }
 
 impl Endpoint {
@@ -65,6 +68,7 @@ impl Endpoint {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             streams: Arc::new(Semaphore::new(limits.max_streams.max(1))),
             limits,
+            authn: Authenticator::default(),
         })
     }
 
@@ -75,21 +79,35 @@ impl Endpoint {
 
     /// Handles one HTTP request.
     pub async fn handle(self: Arc<Self>, request: Request<hyper::body::Incoming>) -> Response<Body> {
-        if request.uri().path() != "/mcp" {
+        let path = request.uri().path();
+        let is_metadata = authn::is_metadata_path(path) && request.method() == Method::GET;
+        if path != protocol::ENDPOINT_PATH && !is_metadata {
             return respond::plain(StatusCode::NOT_FOUND, "not found: the MCP endpoint is /mcp");
         }
         if let Err(refusal) = guard::check(request.uri(), request.headers()) {
             tracing::warn!(%refusal, "request refused");
             return respond::plain(StatusCode::FORBIDDEN, &refusal.to_string());
         }
+        let config = self.router.snapshot().config.clone();
+        if is_metadata {
+            return authn::metadata_response(config.inbound.as_ref(), request.headers());
+        }
         let Ok(_in_flight) = self.in_flight.clone().try_acquire_owned() else {
             tracing::warn!(limit = self.limits.max_in_flight, "request refused: too many in flight");
             return respond::too_busy(&format!("{} requests in flight", self.limits.max_in_flight));
         };
+        let principal = match self
+            .authn
+            .authenticate(config.inbound.as_ref(), request.headers())
+            .await
+        {
+            Ok(principal) => principal,
+            Err(refusal) => return authn::refusal_response(&refusal, config.inbound.as_ref(), request.headers()),
+        };
         match *request.method() {
-            Method::POST => self.post(request).await,
-            Method::GET => self.get(request.headers()),
-            Method::DELETE => self.delete(request.headers()).await,
+            Method::POST => self.post(request, principal).await,
+            Method::GET => self.get(request.headers(), principal.as_ref()),
+            Method::DELETE => self.delete(request.headers(), principal.as_ref()).await,
             _ => {
                 let mut response = respond::plain(StatusCode::METHOD_NOT_ALLOWED, "use POST, GET or DELETE");
                 response
@@ -100,7 +118,7 @@ impl Endpoint {
         }
     }
 
-    async fn post(&self, request: Request<hyper::body::Incoming>) -> Response<Body> {
+    async fn post(&self, request: Request<hyper::body::Incoming>, principal: Option<Arc<Principal>>) -> Response<Body> {
         let (parts, body) = request.into_parts();
         if let Some(kind) = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
             && !kind.trim_start().to_ascii_lowercase().starts_with("application/json")
@@ -168,12 +186,25 @@ impl Endpoint {
         };
         let caller = match self.identify(&parts.headers, &message) {
             Ok(Identified::Caller(caller)) => caller,
-            Ok(Identified::Initialize) => return self.initialize(&message),
+            Ok(Identified::Initialize) => return self.initialize(&message, principal.map(Acting::new)),
             Err(response) => return *response,
+        };
+        let acting = match &caller {
+            Caller::Session(session) => match bind(session, principal) {
+                Ok(acting) => acting,
+                Err(refusal) => return authn::refusal_response(&refusal, None, &parts.headers),
+            },
+            Caller::Stateless(_) => principal.map(Acting::new),
         };
         let era = caller.era();
         let trace = TraceContext::from_request(&parts.headers, message.meta());
-        let outcome = route::handle(&self.router, Inbound { caller, message, trace }).await;
+        let inbound = Inbound {
+            caller,
+            message,
+            trace,
+            acting,
+        };
+        let outcome = route::handle(&self.router, inbound).await;
         let response = respond::outcome(era, outcome, || self.streams.clone().try_acquire_owned().ok());
         drop(hold);
         response
@@ -274,7 +305,7 @@ impl Endpoint {
         Ok(Identified::Caller(Caller::Stateless(modern_context())))
     }
 
-    fn initialize(&self, message: &jsonrpc::Message) -> Response<Body> {
+    fn initialize(&self, message: &jsonrpc::Message, acting: Option<Arc<Acting>>) -> Response<Body> {
         let id = message.id().cloned().unwrap_or(Value::Null);
         if message.kind != jsonrpc::Kind::Request {
             return respond::error_with_status(
@@ -307,6 +338,7 @@ impl Endpoint {
         let route = ClientSession::new(
             uuid::Uuid::new_v4().simple().to_string(),
             context,
+            acting,
             self.router.budget.clone(),
             self.router.metrics.clone(),
         );
@@ -331,7 +363,7 @@ impl Endpoint {
         response
     }
 
-    fn get(&self, headers: &HeaderMap) -> Response<Body> {
+    fn get(&self, headers: &HeaderMap, principal: Option<&Arc<Principal>>) -> Response<Body> {
         let Some(session_id) = headers.get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()) else {
             return respond::plain(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -341,6 +373,9 @@ impl Endpoint {
         let Some(session) = self.sessions.get(session_id) else {
             return respond::plain(StatusCode::NOT_FOUND, "session not found");
         };
+        if let Err(refusal) = bind(&session.route, principal.cloned()) {
+            return authn::refusal_response(&refusal, None, headers);
+        }
         session.touch();
         let Ok(slot) = self.streams.clone().try_acquire_owned() else {
             return respond::too_busy(&format!("{} open SSE streams", self.limits.max_streams));
@@ -350,10 +385,15 @@ impl Endpoint {
         respond::sse(rx, slot)
     }
 
-    async fn delete(&self, headers: &HeaderMap) -> Response<Body> {
+    async fn delete(&self, headers: &HeaderMap, principal: Option<&Arc<Principal>>) -> Response<Body> {
         let Some(session_id) = headers.get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()) else {
             return respond::plain(StatusCode::METHOD_NOT_ALLOWED, "DELETE needs an Mcp-Session-Id");
         };
+        if let Some(session) = self.sessions.get(session_id)
+            && let Err(refusal) = bind(&session.route, principal.cloned())
+        {
+            return authn::refusal_response(&refusal, None, headers);
+        }
         match self.sessions.remove(session_id) {
             Some(session) => {
                 tracing::info!(session = %session.id(), "session ended by the client");
@@ -399,6 +439,25 @@ async fn carry_session_stream(session: Arc<Session>, mut changes: broadcast::Rec
         if tx.send(chunk).await.is_err() {
             return;
         }
+    }
+}
+
+/// Checks that a session-era request comes from the subject that opened the session, and keeps the
+/// newest token for the session's upstream work. A session opened while inbound identity was off
+/// cannot be used once it is on.
+fn bind(session: &ClientSession, principal: Option<Arc<Principal>>) -> Result<Option<Arc<Acting>>, Refusal> {
+    match (principal, &session.acting) {
+        (None, acting) => Ok(acting.clone()),
+        (Some(principal), Some(acting)) => {
+            let owner = acting.current();
+            let same = owner.subject == principal.subject && owner.claims.get("iss") == principal.claims.get("iss");
+            if !same {
+                return Err(Refusal::OtherSubject);
+            }
+            acting.update(principal);
+            Ok(Some(acting.clone()))
+        }
+        (Some(_), None) => Err(Refusal::OtherSubject),
     }
 }
 

@@ -16,6 +16,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const TARGET_UNAVAILABLE: i64 = -32030;
 /// A target did not answer within its timeout.
 pub const TARGET_TIMEOUT: i64 = -32031;
+/// The policy denied the call (the message names the rule); nothing was sent to the target.
+pub const DENIED_BY_POLICY: i64 = -32032;
 /// Modern era: an `Mcp-*` header disagrees with the body.
 pub const HEADER_MISMATCH: i64 = -32020;
 /// Modern era: a request lacks required `_meta`.

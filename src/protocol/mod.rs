@@ -15,6 +15,11 @@ pub const MODERN_VERSION: &str = "2026-07-28";
 pub const LATEST_LEGACY_VERSION: &str = "2025-11-25";
 /// Session-era revisions mcplex speaks.
 pub const LEGACY_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+/// The path of the MCP endpoint.
+pub const ENDPOINT_PATH: &str = "/mcp";
+/// Where OAuth 2.0 protected resource metadata is served (RFC 9728 §3); the endpoint's own path is
+/// appended for the resource `<origin>/mcp`.
+pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 /// Every version mcplex speaks, oldest first (what `server/discover` and `-32022` errors list).
 pub fn supported_versions() -> Vec<&'static str> {

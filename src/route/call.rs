@@ -3,9 +3,12 @@
 
 use crate::audit::{AuditCaller, AuditEntry};
 use crate::catalog::ItemKind;
+use crate::identity::Acting;
 use crate::metrics::CallOutcome;
+use crate::policy::{self, Verdict};
 use crate::protocol::meta;
 use crate::protocol::{Era, jsonrpc, method};
+use crate::route::decide;
 use crate::route::forward::{self, Forward};
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::router::{Router, Snapshot};
@@ -126,12 +129,18 @@ fn audit_entry(
     wanted: &Wanted<'_>,
     destination: &Destination,
     trace: Option<&TraceContext>,
+    verdict: Option<&Verdict>,
 ) -> AuditEntry {
     let name = match *wanted {
         Wanted::Named(_, name) | Wanted::Uri(name) => name.to_owned(),
     };
+    let principal = inbound.acting.as_deref().map(Acting::current);
+    let subject = principal.as_ref().map(|p| p.subject.clone());
+    let actor = principal.as_ref().and_then(|p| p.actor.clone());
     let caller = match &inbound.caller {
         Caller::Session(session) => AuditCaller {
+            subject,
+            actor,
             session: Some(session.id.clone()),
             client: session
                 .context
@@ -141,6 +150,8 @@ fn audit_entry(
                 .map(str::to_owned),
         },
         Caller::Stateless(_) => AuditCaller {
+            subject,
+            actor,
             session: None,
             client: inbound
                 .message
@@ -159,8 +170,12 @@ fn audit_entry(
         name,
         upstream_name: destination.rewrite.as_deref().map(str::to_owned),
         target: destination.target.to_string(),
-        decision: "allow",
-        rule: "no policy configured",
+        decision: if verdict.is_none_or(|v| v.allowed) {
+            "allow"
+        } else {
+            "deny"
+        },
+        rule: verdict.map_or_else(|| policy::NO_POLICY.to_owned(), |v| v.rule.clone()),
         outcome: "",
         latency_ms: 0.0,
         trace_id: trace.and_then(TraceContext::trace_id),
@@ -214,6 +229,19 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         Ok(destination) => destination,
         Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
     };
+    let verdict = snapshot.config.policy.as_deref().map(|policy| {
+        let (kind, exposed) = match wanted {
+            Wanted::Named(kind, name) => (kind, name),
+            Wanted::Uri(uri) => (ItemKind::Resources, uri),
+        };
+        let item = decide::Item {
+            kind,
+            exposed,
+            upstream: destination.rewrite.as_deref().unwrap_or(exposed),
+            target: &destination.target,
+        };
+        decide::decide(policy, inbound.acting.as_deref(), router.profile.as_deref(), &item)
+    });
     let mut record = router.metrics.call(&destination.target, method_label, tool);
     let (span, trace) = if router.tracing {
         let span = telemetry::call_span(method_label, &destination.target, tool, inbound.trace.as_ref());
@@ -224,13 +252,29 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         (Span::none(), inbound.trace.clone())
     };
     if router.audit.is_on() && AUDITED.contains(&method_label) {
-        let entry = audit_entry(router, &inbound, method_label, &wanted, &destination, trace.as_ref());
+        let entry = audit_entry(
+            router,
+            &inbound,
+            method_label,
+            &wanted,
+            &destination,
+            trace.as_ref(),
+            verdict.as_ref(),
+        );
         record.audit(router.audit.clone(), entry);
     }
     let mut fail = |id: Value, code: i64, message: String| {
         record.finish(CallOutcome::of_error(code));
         Outcome::error(id, code, message)
     };
+    if let Some(denied) = verdict.filter(|v| !v.allowed) {
+        let name = match wanted {
+            Wanted::Named(_, name) | Wanted::Uri(name) => name,
+        };
+        tracing::info!(name, target_name = %destination.target, rule = %denied.rule, "call denied by policy");
+        let message = format!("`{name}` is denied by policy (rule `{}`)", denied.rule);
+        return fail(id, jsonrpc::DENIED_BY_POLICY, message);
+    }
     let Some(slot) = snapshot.slot(&destination.target) else {
         let message = format!("target `{}` is not configured any more", destination.target);
         return fail(id, jsonrpc::TARGET_UNAVAILABLE, message);
@@ -241,7 +285,9 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     };
     let channel = match &inbound.caller {
         Caller::Session(session) => session.channel(router, &target).await,
-        Caller::Stateless(context) => crate::route::channel::Channel::open(&target, context, false).await,
+        Caller::Stateless(context) => {
+            crate::route::channel::Channel::open(&target, context, false, inbound.acting.clone()).await
+        }
     };
     let channel = match channel {
         Ok(channel) => channel,

@@ -1,5 +1,6 @@
 //! A way to send messages to one target in the right era, on behalf of one kind of client.
 
+use crate::identity::Acting;
 use crate::protocol::{ClientContext, Era, MODERN_VERSION};
 use crate::route::adapt::{add_modern_meta, strip_modern_meta};
 use crate::telemetry::TraceContext;
@@ -11,9 +12,9 @@ use std::sync::Arc;
 /// Background sends (notifications, answers to a target's requests) under way to one target at most.
 pub const MAX_DETACHED: usize = 64;
 
-/// A route to one target in its era.
+/// How a channel reaches its target.
 #[derive(Clone)]
-pub enum Channel {
+pub enum Way {
     /// A session with a target that speaks the session protocol.
     Legacy(Arc<LegacySession>),
     /// Self-contained requests to a modern target.
@@ -25,14 +26,23 @@ pub enum Channel {
     },
 }
 
+/// A route to one target in its era, on behalf of one caller (or of the pod, for background work).
+#[derive(Clone)]
+pub struct Channel {
+    way: Way,
+    acting: Option<Arc<Acting>>,
+}
+
 impl Channel {
     /// Opens a channel. A session-era client (`dedicated`) gets its own upstream session whenever the
     /// target speaks the session protocol, so server requests and subscriptions reach it; others
-    /// use stateless requests, or the target's shared session when it speaks nothing else.
+    /// use stateless requests, or the target's shared session when it speaks nothing else. What is sent
+    /// is sent for `acting` (a target with a token exchange gets a token on their behalf).
     pub async fn open(
         target: &Arc<Target>,
         context: &Arc<ClientContext>,
         dedicated: bool,
+        acting: Option<Arc<Acting>>,
     ) -> Result<Self, UpstreamError> {
         if target.retired().is_cancelled() {
             return Err(UpstreamError::Retired {
@@ -40,31 +50,45 @@ impl Channel {
             });
         }
         let dialects = target.dialects().await?;
-        if dedicated && dialects.legacy {
-            return Ok(Self::Legacy(target.connect_session(context.initialize_params()).await?));
-        }
-        match dialects.preferred() {
-            Era::Modern => Ok(Self::Modern {
-                target: target.clone(),
-                context: context.clone(),
-            }),
-            Era::Legacy => Ok(Self::Legacy(target.control_session().await?)),
+        let way = if dedicated && dialects.legacy {
+            Way::Legacy(
+                target
+                    .connect_session(context.initialize_params(), acting.clone())
+                    .await?,
+            )
+        } else {
+            match dialects.preferred() {
+                Era::Modern => Way::Modern {
+                    target: target.clone(),
+                    context: context.clone(),
+                },
+                Era::Legacy => Way::Legacy(target.control_session().await?),
+            }
+        };
+        Ok(Self { way, acting })
+    }
+
+    /// The upstream session, when the target is reached through one.
+    pub fn legacy_session(&self) -> Option<&Arc<LegacySession>> {
+        match &self.way {
+            Way::Legacy(session) => Some(session),
+            Way::Modern { .. } => None,
         }
     }
 
     /// The link to the target this channel reaches.
     pub fn target(&self) -> &Arc<Link> {
-        match self {
-            Self::Legacy(session) => session.target(),
-            Self::Modern { target, .. } => target.link(),
+        match &self.way {
+            Way::Legacy(session) => session.target(),
+            Way::Modern { target, .. } => target.link(),
         }
     }
 
     /// The era of the target.
     pub fn era(&self) -> Era {
-        match self {
-            Self::Legacy(_) => Era::Legacy,
-            Self::Modern { .. } => Era::Modern,
+        match &self.way {
+            Way::Legacy(_) => Era::Legacy,
+            Way::Modern { .. } => Era::Modern,
         }
     }
 
@@ -72,14 +96,15 @@ impl Channel {
     /// headers (and a JSON body) is bounded by the target's deadline; a stream is the caller's to bound.
     pub async fn send(&self, mut message: Value, trace: Option<&TraceContext>) -> Result<Reply, UpstreamError> {
         let is_call = message.get("method").is_some();
-        match self {
-            Self::Legacy(session) => {
+        let acting = self.acting.as_deref();
+        match &self.way {
+            Way::Legacy(session) => {
                 if is_call {
                     strip_modern_meta(&mut message);
                 }
-                session.send(&message, trace).await
+                session.send(&message, trace, acting).await
             }
-            Self::Modern { target, context } => {
+            Way::Modern { target, context } => {
                 if is_call {
                     add_modern_meta(&mut message, context);
                 }
@@ -87,6 +112,7 @@ impl Channel {
                     protocol_version: Some(MODERN_VERSION),
                     method_headers: is_call,
                     trace,
+                    acting,
                     ..Default::default()
                 };
                 target.post(&message, &out).await

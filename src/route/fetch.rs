@@ -17,7 +17,7 @@ pub async fn fetch_target(target: &Arc<Target>) -> Result<Listed, UpstreamError>
     let context = CONTEXT.get_or_init(|| Arc::new(ClientContext::mcplex()));
     target
         .deadline(async {
-            let channel = Channel::open(target, context, false).await?;
+            let channel = Channel::open(target, context, false, None).await?;
             let mut listed = Listed::default();
             for kind in ItemKind::ALL {
                 fetch_list(&channel, kind, &mut listed).await?;

@@ -47,7 +47,7 @@ pub async fn listen(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     let upstreams = match &inbound.caller {
-        Caller::Stateless(context) => open_upstream_listens(router, context, &uris).await,
+        Caller::Stateless(context) => open_upstream_listens(router, context, inbound.acting.as_ref(), &uris).await,
         Caller::Session(_) => Vec::new(),
     };
     let accepted_uris: Vec<Value> = upstreams
@@ -140,6 +140,7 @@ fn set_subscription_id(message: &mut Value, subscription_id: &Value) {
 async fn open_upstream_listens(
     router: &Router,
     context: &Arc<crate::protocol::ClientContext>,
+    acting: Option<&Arc<crate::identity::Acting>>,
     uris: &[String],
 ) -> Vec<(Vec<String>, MessageStream, CancellationToken)> {
     let snapshot = router.snapshot();
@@ -152,7 +153,7 @@ async fn open_upstream_listens(
     let opens = by_target.into_iter().filter_map(|(name, uris)| {
         let target = snapshot.target(&name)?.clone();
         Some(async move {
-            let channel = Channel::open(&target, context, false).await.ok()?;
+            let channel = Channel::open(&target, context, false, acting.cloned()).await.ok()?;
             if channel.era() != Era::Modern {
                 return None;
             }

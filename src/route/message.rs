@@ -1,6 +1,7 @@
 //! What flows through the router: who sent a message, the message, and what the client gets back.
 
 use crate::budget::Hold;
+use crate::identity::Acting;
 use crate::protocol::{ClientContext, Era, jsonrpc};
 pub use crate::route::chunk::{Chunk, encode};
 use crate::route::session::ClientSession;
@@ -45,6 +46,8 @@ pub struct Inbound {
     pub message: jsonrpc::Message,
     /// The client's W3C trace context, from `params._meta` or the HTTP headers.
     pub trace: Option<TraceContext>,
+    /// The validated caller, when inbound identity is on.
+    pub acting: Option<Arc<Acting>>,
 }
 
 impl Inbound {

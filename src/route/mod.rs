@@ -6,6 +6,7 @@ pub mod adapt;
 pub mod call;
 pub mod channel;
 pub mod chunk;
+pub mod decide;
 pub mod dispatch;
 pub mod fetch;
 pub mod forward;

@@ -2,11 +2,11 @@
 //! results, and pages of the merged lists.
 
 use crate::budget::Hold;
-use crate::catalog::{ItemKind, cursor};
+use crate::catalog::{Entry, ItemKind, cursor};
 use crate::protocol::{self, Era, jsonrpc, meta};
-use crate::route::adapt;
 use crate::route::message::{Inbound, Outcome};
 use crate::route::router::{Router, Snapshot};
+use crate::route::{adapt, decide};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -80,9 +80,33 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
         Some(Err(invalid)) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, invalid.to_string()),
         None => 0,
     };
-    let range = cursor::page(offset, router.page_size, entries.len());
+    // With a policy, the caller sees only what they may use; pages are cut from what they see.
+    let visible: Option<Vec<&Entry>> = snapshot
+        .config
+        .policy
+        .as_deref()
+        .filter(|_| kind != ItemKind::Templates)
+        .map(|policy| {
+            entries
+                .iter()
+                .filter(|entry| {
+                    let item = decide::Item {
+                        kind,
+                        exposed: &entry.exposed,
+                        upstream: &entry.original,
+                        target: &entry.target,
+                    };
+                    decide::decide(policy, inbound.acting.as_deref(), router.profile.as_deref(), &item).allowed
+                })
+                .collect()
+        });
+    let total = visible.as_ref().map_or(entries.len(), Vec::len);
+    let range = cursor::page(offset, router.page_size, total);
     let end = range.end;
-    let page = &entries[range];
+    let page: Vec<&Entry> = match &visible {
+        Some(visible) => visible[range].to_vec(),
+        None => entries[range].iter().collect(),
+    };
     let mut out = Vec::with_capacity(96 + page.iter().map(|e| e.json.len() + 1).sum::<usize>());
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     write_json(&mut out, &id);
@@ -96,7 +120,7 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
         out.extend_from_slice(entry.json.as_bytes());
     }
     out.push(b']');
-    if end < entries.len() {
+    if end < total {
         out.extend_from_slice(b",\"nextCursor\":");
         write_json(&mut out, &cursor::encode(end));
     }

@@ -3,6 +3,7 @@
 //! GET stream, fed by a pump per upstream session that carries what the target sends on its own stream.
 
 use crate::budget::Budget;
+use crate::identity::Acting;
 use crate::metrics::{Delivery, Metrics};
 use crate::protocol::{ClientContext, jsonrpc, method};
 use crate::route::channel::Channel;
@@ -54,12 +55,21 @@ pub struct ClientSession {
     closed: CancellationToken,
     /// The streams the client is reading now.
     pub streams: Arc<ClientStreams>,
+    /// The caller the session belongs to, when inbound identity is on (its token is updated with each
+    /// request; the subject never changes).
+    pub acting: Option<Arc<Acting>>,
 }
 
 impl ClientSession {
     /// Routing state for a client that sent `initialize` with this context; messages queued for its GET
     /// stream take their share of `budget`; requests from targets are counted in `metrics`.
-    pub fn new(id: String, context: ClientContext, budget: Arc<Budget>, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(
+        id: String,
+        context: ClientContext,
+        acting: Option<Arc<Acting>>,
+        budget: Arc<Budget>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         let (outbox, inbox) = mpsc::channel(STREAM_QUEUE);
         Arc::new(Self {
             id,
@@ -76,6 +86,7 @@ impl ClientSession {
             metrics,
             closed: CancellationToken::new(),
             streams: Arc::default(),
+            acting,
         })
     }
 
@@ -101,12 +112,12 @@ impl ClientSession {
         };
         let channel = cell
             .get_or_try_init(|| async {
-                let channel = Channel::open(target, &self.context, true).await?;
+                let channel = Channel::open(target, &self.context, true, self.acting.clone()).await?;
                 if let Some(level) = lock(&self.log_level).clone() {
                     let set_level = json!({"jsonrpc":"2.0","id": target.next_request_id(),"method": method::SET_LEVEL,"params":{"level": level}});
                     channel.send_detached(set_level, "logging/setLevel");
                 }
-                if let Channel::Legacy(upstream) = &channel {
+                if let Some(upstream) = channel.legacy_session() {
                     // The GET stream is open before the first call goes out: TypeScript SDK servers send
                     // requests tied to no call only on a stream that already exists, and drop them otherwise.
                     let first = upstream.open_stream().await;
@@ -288,10 +299,11 @@ impl ClientSession {
             .drain()
             .filter_map(|(_, (_, cell))| cell.get().cloned())
             .collect();
-        futures_util::future::join_all(channels.iter().filter_map(|channel| match channel {
-            Channel::Legacy(session) => Some(session.close()),
-            Channel::Modern { .. } => None,
-        }))
+        futures_util::future::join_all(
+            channels
+                .iter()
+                .filter_map(|channel| channel.legacy_session().map(|session| session.close())),
+        )
         .await;
     }
 }

@@ -1,14 +1,17 @@
-//! Outbound credentials: the projected ServiceAccount token minted for a target's own audience, or a
-//! header value read from a file. Both are cached and read again before they go stale.
+//! Outbound credentials: the projected ServiceAccount token minted for a target's own audience, a
+//! header value read from a file, or a token exchanged (RFC 8693) on behalf of the caller. All are
+//! cached and renewed before they go stale.
 //!
 //! A token is only ever sent to the target whose audience it names: its `aud` claim is checked every
 //! time the file is read, so a token meant for one target can never be replayed by another.
 
 use crate::config::schema::AuthSpec;
+use crate::identity::exchange::Subject;
+use crate::identity::{Acting, ExchangeError, TokenExchanger};
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Where the webhook projects the pod's ServiceAccount tokens, one file per audience.
@@ -75,6 +78,12 @@ pub enum CredentialError {
         /// The audiences of the tokens that are there.
         found: Vec<String>,
     },
+    /// The token exchange on behalf of the caller failed; the call is not sent with any other credential.
+    #[error("{0}")]
+    Exchange(#[source] Arc<ExchangeError>),
+    /// The pod's own token, sent as the actor of an exchange, could not be read.
+    #[error("the actor token for the exchange: {0}")]
+    Actor(#[source] Box<CredentialError>),
 }
 
 /// The claims mcplex reads from a token it is about to send (it does not verify the signature: the
@@ -134,10 +143,17 @@ struct Cached {
     renew_at: Instant,
 }
 
+/// A token exchange, and the pod's own token sent as its actor.
+struct OnBehalf {
+    exchanger: TokenExchanger,
+    actor: Option<Credentials>,
+}
+
 /// The credential one target presents.
 pub struct Credentials {
     source: Option<Source>,
     cached: Mutex<Option<Cached>>,
+    on_behalf: Option<Box<OnBehalf>>,
 }
 
 impl Credentials {
@@ -160,7 +176,85 @@ impl Credentials {
         Self {
             source: token.or(header),
             cached: Mutex::new(None),
+            on_behalf: None,
         }
+    }
+
+    /// Prepares the credential named by `auth`, including a token exchange when it asks for one.
+    pub fn for_target(auth: Option<&AuthSpec>) -> Result<Self, ExchangeError> {
+        let Some(spec) = auth.and_then(|a| a.token_exchange.as_ref()) else {
+            return Ok(Self::new(auth));
+        };
+        let actor = spec.actor_audience.as_ref().map(|audience| {
+            Self::new(Some(&AuthSpec {
+                service_account_token: Some(crate::config::schema::ServiceAccountTokenAuth {
+                    audience: audience.clone(),
+                    path: spec.actor_path.clone(),
+                }),
+                ..AuthSpec::default()
+            }))
+        });
+        Ok(Self {
+            source: None,
+            cached: Mutex::new(None),
+            on_behalf: Some(Box::new(OnBehalf {
+                exchanger: TokenExchanger::new(spec.clone())?,
+                actor,
+            })),
+        })
+    }
+
+    /// The header to add for a request on behalf of `acting`. With a token exchange, the caller's token
+    /// is exchanged (or a cached exchange reused); work of no caller (lists, probes) exchanges the pod's
+    /// own actor token, and goes without a credential when there is none.
+    pub async fn header_for(
+        &self,
+        acting: Option<&Acting>,
+    ) -> Result<Option<(HeaderName, HeaderValue)>, CredentialError> {
+        let Some(on_behalf) = &self.on_behalf else {
+            return self.header();
+        };
+        let actor = match &on_behalf.actor {
+            Some(actor) => Some(actor.bearer_token().map_err(|e| CredentialError::Actor(Box::new(e)))?),
+            None => None,
+        };
+        let principal = acting.map(Acting::current);
+        let header = match (&principal, &actor) {
+            (Some(principal), _) => {
+                let subject = Subject {
+                    token: principal.token(),
+                    key: principal.token_key(),
+                    expires_at: principal.expires_at,
+                };
+                on_behalf.exchanger.authorization(subject, actor.as_deref()).await
+            }
+            (None, Some(own)) => {
+                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, own.as_bytes());
+                let mut key = [0; 32];
+                key.copy_from_slice(digest.as_ref());
+                let subject = Subject {
+                    token: own,
+                    key,
+                    expires_at: 0,
+                };
+                on_behalf.exchanger.authorization(subject, None).await
+            }
+            (None, None) => return Ok(None),
+        };
+        header
+            .map(|value| Some((http::header::AUTHORIZATION, value)))
+            .map_err(CredentialError::Exchange)
+    }
+
+    /// The projected token itself (for use as an actor token), without the `Bearer` scheme.
+    fn bearer_token(&self) -> Result<String, CredentialError> {
+        let value = self.header()?.map(|(_, value)| value);
+        Ok(value
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_owned())
     }
 
     /// The header to add, reading the file when the cached value is stale. The files are small and

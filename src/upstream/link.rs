@@ -4,13 +4,14 @@
 
 use crate::budget::{Budget, ReadError, read_body};
 use crate::config::TargetConfig;
+use crate::identity::Acting;
 use crate::metrics::Metrics;
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{self, headers as mcp_headers};
 use crate::telemetry::TraceContext;
 use crate::upstream::MAX_MESSAGE_BYTES;
-use crate::upstream::credentials::Credentials;
+use crate::upstream::credentials::{CredentialError, Credentials};
 use crate::upstream::error::{UpstreamError, error_chain, is_tls_failure};
 use crate::upstream::http::{HttpClient, build_client};
 use crate::upstream::reply::{MessageStream, Received, Reply};
@@ -36,6 +37,8 @@ pub struct Outbound<'a> {
     pub method_headers: bool,
     /// W3C trace context for the target.
     pub trace: Option<&'a TraceContext>,
+    /// The caller the request is made for (a token exchange uses their token).
+    pub acting: Option<&'a Acting>,
 }
 
 /// The way to one configured target: its pooled client, credentials, request ids, what it announced,
@@ -88,7 +91,10 @@ impl Link {
         })?;
         let stamps = FileStamps::read(config.tls.as_ref());
         Ok(Arc::new(Self {
-            credentials: Credentials::new(config.auth.as_ref()),
+            credentials: Credentials::for_target(config.auth.as_ref()).map_err(|source| UpstreamError::Credential {
+                target: config.name.clone(),
+                source: CredentialError::Exchange(Arc::new(source)),
+            })?,
             config,
             client: RwLock::new((client, stamps)),
             next_id: AtomicU64::new(1),
@@ -222,18 +228,18 @@ impl Link {
         out: &Outbound<'_>,
     ) -> Result<(Reply, Option<String>), UpstreamError> {
         let body = serde_json::to_vec(message).unwrap_or_default();
-        let mut request = self.request(Method::POST, Bytes::from(body), out)?;
-        let headers = request.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/json, text/event-stream"),
-        );
-        if out.method_headers {
-            mcp_headers::add(headers, message);
-        }
-        // One deadline covers the headers and a JSON body (a stream's deadline is the relay's).
+        // One deadline covers the credential, the headers and a JSON body (a stream's deadline is the relay's).
         let exchange = async {
+            let mut request = self.request(Method::POST, Bytes::from(body), out).await?;
+            let headers = request.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                header::ACCEPT,
+                HeaderValue::from_static("application/json, text/event-stream"),
+            );
+            if out.method_headers {
+                mcp_headers::add(headers, message);
+            }
             let response = self
                 .client()
                 .request(request)
@@ -269,7 +275,7 @@ impl Link {
     }
 
     async fn open_stream_inner(&self, out: &Outbound<'_>) -> Result<Option<MessageStream>, UpstreamError> {
-        let mut request = self.request(Method::GET, Bytes::new(), out)?;
+        let mut request = self.request(Method::GET, Bytes::new(), out).await?;
         request
             .headers_mut()
             .insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
@@ -301,21 +307,38 @@ impl Link {
 
     /// Ends a legacy session with DELETE; errors are ignored (the target may be gone).
     pub async fn delete_session(&self, out: &Outbound<'_>) {
-        if let Ok(request) = self.request(Method::DELETE, Bytes::new(), out) {
+        if let Ok(request) = self.request(Method::DELETE, Bytes::new(), out).await {
             let _ = tokio::time::timeout(self.config.timeout, self.client().request(request)).await;
         }
     }
 
     /// A request to the target's URL with the session, version and credential headers.
-    fn request(&self, method: Method, body: Bytes, out: &Outbound<'_>) -> Result<Request<Full<Bytes>>, UpstreamError> {
+    /// A token exchange, when the target needs one, is bounded by the token endpoint's own deadline.
+    async fn request(
+        &self,
+        method: Method,
+        body: Bytes,
+        out: &Outbound<'_>,
+    ) -> Result<Request<Full<Bytes>>, UpstreamError> {
+        let credential = self
+            .credentials
+            .header_for(out.acting)
+            .await
+            .map_err(|source| UpstreamError::Credential {
+                target: self.name().into(),
+                source,
+            });
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
         *request.uri_mut() = self.config.url.clone();
-        self.add_common_headers(request.headers_mut(), out)?;
+        self.add_common_headers(request.headers_mut(), out);
+        if let Some((name, value)) = credential? {
+            request.headers_mut().insert(name, value);
+        }
         Ok(request)
     }
 
-    fn add_common_headers(&self, headers: &mut HeaderMap, out: &Outbound<'_>) -> Result<(), UpstreamError> {
+    fn add_common_headers(&self, headers: &mut HeaderMap, out: &Outbound<'_>) {
         if let Some(version) = out.protocol_version.and_then(protocol::version_header) {
             headers.insert(MCP_PROTOCOL_VERSION, version);
         }
@@ -325,19 +348,6 @@ impl Link {
         if let Some(trace) = out.trace {
             trace.write_headers(headers);
         }
-        match self.credentials.header() {
-            Ok(Some((name, value))) => {
-                headers.insert(name, value);
-            }
-            Ok(None) => {}
-            Err(source) => {
-                return Err(UpstreamError::Credential {
-                    target: self.name().into(),
-                    source,
-                });
-            }
-        }
-        Ok(())
     }
 
     async fn classify(

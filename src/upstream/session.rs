@@ -1,5 +1,6 @@
 //! A legacy (session-era) connection to one target: `initialize`, the session header, and transparent re-initialization.
 
+use crate::identity::Acting;
 use crate::protocol::{LEGACY_VERSIONS, jsonrpc, method};
 use crate::telemetry::TraceContext;
 use crate::upstream::error::UpstreamError;
@@ -25,18 +26,27 @@ pub struct LegacySession {
     initialize_params: Value,
     negotiated: RwLock<Negotiated>,
     closed: AtomicBool,
+    acting: Option<Arc<Acting>>,
 }
 
 impl LegacySession {
     /// Opens a session with `initialize` (using the downstream client's params) and `notifications/initialized`,
-    /// the whole handshake under the target's deadline.
-    pub async fn connect(target: Arc<Link>, initialize_params: Value) -> Result<Arc<Self>, UpstreamError> {
-        let negotiated = target.deadline(initialize(&target, &initialize_params, 0)).await?;
+    /// the whole handshake under the target's deadline. The session's own requests (handshake, GET
+    /// stream, DELETE) are made for `acting`, the caller it serves (`None`: the pod itself).
+    pub async fn connect(
+        target: Arc<Link>,
+        initialize_params: Value,
+        acting: Option<Arc<Acting>>,
+    ) -> Result<Arc<Self>, UpstreamError> {
+        let negotiated = target
+            .deadline(initialize(&target, &initialize_params, 0, acting.as_deref()))
+            .await?;
         let session = Arc::new(Self {
             target,
             initialize_params,
             negotiated: RwLock::new(negotiated),
             closed: AtomicBool::new(false),
+            acting,
         });
         Ok(session)
     }
@@ -48,13 +58,20 @@ impl LegacySession {
 
     /// Sends one message in the session; a 404 (the target forgot the session, e.g. it restarted)
     /// re-initializes and retries once. The retry is safe for every method: a 404 means the target
-    /// rejected the request before acting on it.
-    pub async fn send(&self, message: &Value, trace: Option<&TraceContext>) -> Result<Reply, UpstreamError> {
+    /// rejected the request before acting on it. `acting` is the caller of this one message (on the
+    /// shared session it differs from message to message); `None` uses the session's own.
+    pub async fn send(
+        &self,
+        message: &Value,
+        trace: Option<&TraceContext>,
+        acting: Option<&Acting>,
+    ) -> Result<Reply, UpstreamError> {
+        let acting = acting.or(self.acting.as_deref());
         let current = self.negotiated.read().await.clone();
-        match self.send_in(&current, message, trace).await {
+        match self.send_in(&current, message, trace, acting).await {
             Err(UpstreamError::SessionExpired { .. }) => {
                 let renewed = self.renew(current.generation).await?;
-                self.send_in(&renewed, message, trace).await
+                self.send_in(&renewed, message, trace, acting).await
             }
             other => other,
         }
@@ -65,12 +82,14 @@ impl LegacySession {
         negotiated: &Negotiated,
         message: &Value,
         trace: Option<&TraceContext>,
+        acting: Option<&Acting>,
     ) -> Result<Reply, UpstreamError> {
         let out = Outbound {
             protocol_version: Some(&negotiated.protocol_version),
             session_id: negotiated.session_id.as_deref(),
             method_headers: false,
             trace,
+            acting,
         };
         self.target.post(message, &out).await
     }
@@ -87,7 +106,12 @@ impl LegacySession {
             );
             *negotiated = self
                 .target
-                .deadline(initialize(&self.target, &self.initialize_params, seen_generation + 1))
+                .deadline(initialize(
+                    &self.target,
+                    &self.initialize_params,
+                    seen_generation + 1,
+                    self.acting.as_deref(),
+                ))
                 .await?;
         }
         Ok(negotiated.clone())
@@ -100,6 +124,7 @@ impl LegacySession {
             let out = Outbound {
                 protocol_version: Some(&n.protocol_version),
                 session_id: n.session_id.as_deref(),
+                acting: self.acting.as_deref(),
                 ..Default::default()
             };
             self.target.open_stream(&out).await
@@ -120,6 +145,7 @@ impl LegacySession {
             let out = Outbound {
                 protocol_version: Some(&negotiated.protocol_version),
                 session_id: negotiated.session_id.as_deref(),
+                acting: self.acting.as_deref(),
                 ..Default::default()
             };
             self.target.delete_session(&out).await;
@@ -127,12 +153,21 @@ impl LegacySession {
     }
 }
 
-async fn initialize(target: &Link, params: &Value, generation: u64) -> Result<Negotiated, UpstreamError> {
+async fn initialize(
+    target: &Link,
+    params: &Value,
+    generation: u64,
+    acting: Option<&Acting>,
+) -> Result<Negotiated, UpstreamError> {
     let id = target.next_request_id();
     let request = json!({ "jsonrpc": "2.0", "id": id, "method": method::INITIALIZE, "params": params });
     // No MCP-Protocol-Version on initialize: the header belongs to the requests after it, and dual-era
     // servers send any POST that carries it to their 2026-07-28 handler, where initialize does not exist.
-    let (reply, session_id) = target.post_with_session_id(&request, &Outbound::default()).await?;
+    let first = Outbound {
+        acting,
+        ..Default::default()
+    };
+    let (reply, session_id) = target.post_with_session_id(&request, &first).await?;
     let response = final_response(reply, &id, target.name()).await?;
     if let Some((code, message)) = jsonrpc::error_of(&response) {
         return Err(UpstreamError::Refused {
@@ -160,6 +195,7 @@ async fn initialize(target: &Link, params: &Value, generation: u64) -> Result<Ne
     let out = Outbound {
         protocol_version: Some(&negotiated.protocol_version),
         session_id: negotiated.session_id.as_deref(),
+        acting,
         ..Default::default()
     };
     target.post(&initialized, &out).await?;

@@ -6,6 +6,7 @@
 use crate::budget::Budget;
 use crate::config::TargetConfig;
 use crate::config::schema::ProtocolChoice;
+use crate::identity::Acting;
 use crate::metrics::Metrics;
 use crate::protocol::{self, Era, MODERN_VERSION, jsonrpc, method};
 use crate::upstream::error::UpstreamError;
@@ -68,8 +69,12 @@ impl Target {
     }
 
     /// Opens a legacy session (for one client, or the shared one) and remembers it so retirement can end it.
-    pub async fn connect_session(&self, initialize_params: Value) -> Result<Arc<LegacySession>, UpstreamError> {
-        let session = LegacySession::connect(self.link.clone(), initialize_params).await?;
+    pub async fn connect_session(
+        &self,
+        initialize_params: Value,
+        acting: Option<Arc<Acting>>,
+    ) -> Result<Arc<LegacySession>, UpstreamError> {
+        let session = LegacySession::connect(self.link.clone(), initialize_params, acting).await?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.retain(|s| s.strong_count() > 0);
         sessions.push(Arc::downgrade(&session));
@@ -168,7 +173,13 @@ impl Target {
 
     /// True when the target completes a session-era handshake; the session is ended right away.
     async fn accepts_sessions(&self) -> bool {
-        match LegacySession::connect(self.link.clone(), protocol::ClientContext::mcplex().initialize_params()).await {
+        match LegacySession::connect(
+            self.link.clone(),
+            protocol::ClientContext::mcplex().initialize_params(),
+            None,
+        )
+        .await
+        {
             Ok(session) => {
                 session.close().await;
                 true
@@ -197,7 +208,7 @@ impl Target {
     pub async fn control_session(self: &Arc<Self>) -> Result<Arc<LegacySession>, UpstreamError> {
         let cell = self.control.read().unwrap_or_else(|p| p.into_inner()).clone();
         let session = cell
-            .get_or_try_init(|| self.connect_session(protocol::ClientContext::mcplex().initialize_params()))
+            .get_or_try_init(|| self.connect_session(protocol::ClientContext::mcplex().initialize_params(), None))
             .await?;
         Ok(session.clone())
     }

@@ -1,0 +1,64 @@
+//! One bounded HTTP exchange with an authorization server: a deadline over the whole exchange and a
+//! size limit on the answer.
+
+use crate::budget::{Hold, read_body};
+use crate::upstream::error::error_chain;
+use crate::upstream::http::HttpClient;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use std::time::Duration;
+
+/// Deadline of one exchange with an authorization server.
+pub const DEADLINE: Duration = Duration::from_secs(5);
+/// Largest answer read from an authorization server.
+pub const MAX_ANSWER: usize = 256 * 1024;
+
+/// Why an authorization server gave no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No connection, or it broke.
+    #[error("{url} is unreachable: {reason}")]
+    Unreachable {
+        /// The URL asked.
+        url: String,
+        /// The cause chain.
+        reason: String,
+    },
+    /// No complete answer within [`DEADLINE`].
+    #[error("{url} did not answer within {DEADLINE:?}")]
+    Timeout {
+        /// The URL asked.
+        url: String,
+    },
+    /// The answer was too long or broke off.
+    #[error("the answer of {url} could not be read: {source}")]
+    Body {
+        /// The URL asked.
+        url: String,
+        /// What went wrong.
+        source: crate::budget::ReadError,
+    },
+}
+
+/// Sends `request` and reads the whole answer.
+pub async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), FetchError> {
+    let url = request.uri().to_string();
+    let exchange = async {
+        let response = client.request(request).await.map_err(|e| FetchError::Unreachable {
+            url: url.clone(),
+            reason: error_chain(&e),
+        })?;
+        let status = response.status();
+        let body = read_body(response.into_body(), MAX_ANSWER, &mut Hold::none(), 1)
+            .await
+            .map_err(|source| FetchError::Body {
+                url: url.clone(),
+                source,
+            })?;
+        Ok((status, body))
+    };
+    tokio::time::timeout(DEADLINE, exchange)
+        .await
+        .unwrap_or_else(|_| Err(FetchError::Timeout { url: url.clone() }))
+}

@@ -1,0 +1,165 @@
+//! Validation of the caller's bearer JWT: signature by one of the issuer's keys, issuer, audience,
+//! expiry and not-before with a small leeway, and a subject.
+
+use crate::identity::Principal;
+use crate::identity::keys::{KeyCache, KeySource, KeysError};
+use http::{HeaderMap, header};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Leeway on `exp` and `nbf` when the config sets none.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+
+/// The checked `inbound.jwt` config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundJwt {
+    /// The required `iss`.
+    pub issuer: String,
+    /// One of these must be in `aud`.
+    pub audiences: Vec<String>,
+    /// The issuer's keys.
+    pub keys: KeySource,
+    /// The resource identifier announced in the metadata, when the config fixes it.
+    pub resource: Option<String>,
+    /// Tolerated clock skew.
+    pub leeway: Duration,
+    /// Scopes announced in the metadata.
+    pub scopes: Vec<String>,
+}
+
+/// Why a request's token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("the request carries no bearer token")]
+    Missing,
+    /// An `Authorization` header of another scheme, or not text.
+    #[error("the Authorization header is not `Bearer <token>`")]
+    NotBearer,
+    /// The token is not a JWT.
+    #[error("the bearer token is not a JWT: {0}")]
+    Malformed(#[source] jsonwebtoken::errors::Error),
+    /// No key of the issuer matches the token's `kid` and `alg`, even after fetching the keys again.
+    #[error("no key of the issuer matches the token (kid {kid}, alg {alg:?})")]
+    UnknownKey {
+        /// The token's `kid`, or `none`.
+        kid: String,
+        /// The token's algorithm.
+        alg: Algorithm,
+    },
+    /// Signature, issuer, audience or time checks failed.
+    #[error("the bearer token was rejected: {}", describe(.0))]
+    Rejected(#[source] jsonwebtoken::errors::Error),
+    /// The token has no `sub`.
+    #[error("the bearer token has no `sub` claim")]
+    NoSubject,
+    /// The issuer's keys cannot be had now (the JWKS URL is down, the file became unreadable).
+    #[error("the issuer's keys are unavailable: {0}")]
+    KeysUnavailable(#[source] Arc<KeysError>),
+}
+
+fn describe(error: &jsonwebtoken::errors::Error) -> String {
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "it has expired".into(),
+        ErrorKind::ImmatureSignature => "it is not valid yet (nbf)".into(),
+        ErrorKind::InvalidIssuer => "wrong issuer".into(),
+        ErrorKind::InvalidAudience => "it is not meant for this server (aud)".into(),
+        ErrorKind::InvalidSignature => "bad signature".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the `{claim}` claim is missing"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Validates bearer tokens for one `inbound.jwt` config.
+pub struct JwtValidator {
+    config: InboundJwt,
+    keys: Arc<KeyCache>,
+    validations: Vec<(Algorithm, Validation)>,
+}
+
+const ACCEPTED: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+impl JwtValidator {
+    /// A validator for `config`; a key file is read now.
+    pub fn new(config: InboundJwt) -> Result<Self, KeysError> {
+        let keys = KeyCache::new(config.keys.clone())?;
+        let validations = ACCEPTED
+            .iter()
+            .map(|alg| {
+                let mut validation = Validation::new(*alg);
+                validation.set_issuer(&[&config.issuer]);
+                validation.set_audience(&config.audiences);
+                validation.leeway = config.leeway.as_secs();
+                validation.validate_nbf = true;
+                validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                (*alg, validation)
+            })
+            .collect();
+        Ok(Self {
+            config,
+            keys,
+            validations,
+        })
+    }
+
+    /// The config this validator was built from.
+    pub fn config(&self) -> &InboundJwt {
+        &self.config
+    }
+
+    /// Validates the request's bearer token.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
+        let token = bearer(headers)?;
+        let header = jsonwebtoken::decode_header(token).map_err(AuthError::Malformed)?;
+        let Some((_, validation)) = self.validations.iter().find(|(alg, _)| *alg == header.alg) else {
+            return Err(AuthError::Rejected(ErrorKind::InvalidAlgorithm.into()));
+        };
+        let kid = header.kid.as_deref();
+        let mut keys = self.keys.current();
+        if keys.candidates(kid, header.alg).next().is_none() {
+            // A key the cache does not hold: the issuer may have rotated (rate-limited inside).
+            self.keys.refresh().await.map_err(AuthError::KeysUnavailable)?;
+            keys = self.keys.current();
+        }
+        let mut last = None;
+        for key in keys.candidates(kid, header.alg) {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation) {
+                Ok(data) => {
+                    return Principal::new(token.to_owned(), data.claims)
+                        .map(Arc::new)
+                        .ok_or(AuthError::NoSubject);
+                }
+                // Without a kid several keys may fit; only a bad signature means "try the next".
+                Err(error) if *error.kind() == ErrorKind::InvalidSignature => last = Some(error),
+                Err(error) => return Err(AuthError::Rejected(error)),
+            }
+        }
+        Err(last.map(AuthError::Rejected).unwrap_or_else(|| AuthError::UnknownKey {
+            kid: kid.unwrap_or("none").to_owned(),
+            alg: header.alg,
+        }))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let text = value.to_str().map_err(|_| AuthError::NotBearer)?;
+    let (scheme, token) = text.split_once(' ').ok_or(AuthError::NotBearer)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::NotBearer);
+    }
+    Ok(token.trim())
+}

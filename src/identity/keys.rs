@@ -1,0 +1,271 @@
+//! The issuer's signing keys (a JWKS from a file or a URL), cached and fetched again when a token
+//! names a key the cache does not hold (the issuer rotated its keys), at most once per
+//! [`REFRESH_PAUSE`]; a URL's keys are also refreshed in the background after [`MAX_AGE`].
+
+use crate::identity::fetch::{self, FetchError};
+use crate::upstream::http::{HttpClient, build_client};
+use bytes::Bytes;
+use http::{Request, header};
+use http_body_util::Full;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
+
+/// Shortest time between two fetches caused by unknown key ids (a flood of forged `kid`s must not
+/// turn into a flood of requests to the issuer).
+pub const REFRESH_PAUSE: Duration = Duration::from_secs(10);
+/// Age after which a URL's keys are fetched again in the background.
+pub const MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Where the keys come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeySource {
+    /// A mounted file.
+    File(PathBuf),
+    /// An `http(s)` URL, with an optional CA bundle.
+    Url {
+        /// The JWKS URL.
+        url: http::Uri,
+        /// PEM CA bundle for https.
+        ca: Option<PathBuf>,
+    },
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "JWKS file {}", path.display()),
+            Self::Url { url, .. } => write!(f, "JWKS {url}"),
+        }
+    }
+}
+
+/// Why keys could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The file could not be read.
+    #[error("cannot read JWKS file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The URL gave no answer.
+    #[error("cannot fetch the JWKS: {0}")]
+    Fetch(#[from] FetchError),
+    /// The URL answered with an error status.
+    #[error("the JWKS URL {url} answered HTTP {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// The text is not a JWKS.
+    #[error("{source_name} is not a JSON Web Key Set: {source}")]
+    Parse {
+        /// Where it came from.
+        source_name: String,
+        /// The parser's message.
+        source: serde_json::Error,
+    },
+    /// The set holds no key usable for signatures mcplex accepts.
+    #[error("{source_name} holds no RSA, EC or OKP signing key")]
+    NoKeys {
+        /// Where it came from.
+        source_name: String,
+    },
+    /// The https client could not be built (bad CA file).
+    #[error("cannot set up TLS for the JWKS URL: {0}")]
+    Tls(#[from] crate::upstream::tls::TlsError),
+}
+
+/// One usable key.
+pub struct Key {
+    /// The `kid`, when the set gives one.
+    pub kid: Option<String>,
+    /// The verifying key.
+    pub key: DecodingKey,
+    /// The algorithms a token signed with this key may name.
+    pub algorithms: Vec<Algorithm>,
+}
+
+/// A parsed key set.
+#[derive(Default)]
+pub struct Keys(Vec<Key>);
+
+impl Keys {
+    /// Parses a JWKS document. Keys of unknown type and symmetric keys are left out: a key the
+    /// issuer publishes must never be usable as an HMAC secret.
+    pub fn parse(text: &[u8], source_name: &str) -> Result<Self, KeysError> {
+        let set: JwkSet = serde_json::from_slice(text).map_err(|source| KeysError::Parse {
+            source_name: source_name.to_owned(),
+            source,
+        })?;
+        let keys: Vec<Key> = set
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let family: Vec<Algorithm> = match &jwk.algorithm {
+                    AlgorithmParameters::RSA(_) => vec![
+                        Algorithm::RS256,
+                        Algorithm::RS384,
+                        Algorithm::RS512,
+                        Algorithm::PS256,
+                        Algorithm::PS384,
+                        Algorithm::PS512,
+                    ],
+                    AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                        EllipticCurve::P256 => vec![Algorithm::ES256],
+                        EllipticCurve::P384 => vec![Algorithm::ES384],
+                        _ => return None,
+                    },
+                    AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
+                    _ => return None,
+                };
+                // A key that names its algorithm is used with that one only.
+                let algorithms = match jwk.common.key_algorithm.map(Algorithm::try_from) {
+                    Some(Ok(alg)) if family.contains(&alg) => vec![alg],
+                    Some(_) => return None,
+                    None => family,
+                };
+                let key = DecodingKey::from_jwk(jwk).ok()?;
+                Some(Key {
+                    kid: jwk.common.key_id.clone(),
+                    key,
+                    algorithms,
+                })
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err(KeysError::NoKeys {
+                source_name: source_name.to_owned(),
+            });
+        }
+        Ok(Self(keys))
+    }
+
+    /// The keys that may have signed a token with this `kid` and algorithm.
+    pub fn candidates<'a>(&'a self, kid: Option<&'a str>, alg: Algorithm) -> impl Iterator<Item = &'a Key> + 'a {
+        self.0
+            .iter()
+            .filter(move |k| k.algorithms.contains(&alg) && (kid.is_none() || k.kid.as_deref() == kid))
+    }
+}
+
+type Round = Arc<OnceCell<Result<(), Arc<KeysError>>>>;
+
+/// The cached keys of one issuer.
+pub struct KeyCache {
+    source: KeySource,
+    client: Option<HttpClient>,
+    keys: RwLock<(Arc<Keys>, Option<Instant>)>,
+    round: Mutex<Option<(Instant, Round)>>,
+}
+
+impl KeyCache {
+    /// A cache over `source`; a file is read now (so a bad file is reported at once), a URL at first use.
+    pub fn new(source: KeySource) -> Result<Arc<Self>, KeysError> {
+        let client = match &source {
+            KeySource::Url { url, ca } => {
+                let tls = crate::config::schema::TlsSpec {
+                    ca: ca.clone(),
+                    cert: None,
+                    key: None,
+                    server_name: None,
+                };
+                Some(build_client(Some(&tls), url.scheme_str() == Some("https"))?)
+            }
+            KeySource::File(_) => None,
+        };
+        let cache = Arc::new(Self {
+            source,
+            client,
+            keys: RwLock::new((Arc::default(), None)),
+            round: Mutex::new(None),
+        });
+        if let KeySource::File(path) = &cache.source {
+            let keys = read_file(path)?;
+            *cache.keys.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(keys), Some(Instant::now()));
+        }
+        Ok(cache)
+    }
+
+    /// Where the keys come from.
+    pub fn source(&self) -> &KeySource {
+        &self.source
+    }
+
+    /// The keys held now (none before a URL's first fetch); a URL's old keys are refreshed in the background.
+    pub fn current(self: &Arc<Self>) -> Arc<Keys> {
+        let (keys, fetched) = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if matches!(self.source, KeySource::Url { .. }) && fetched.is_some_and(|at| at.elapsed() > MAX_AGE) {
+            let cache = self.clone();
+            tokio::spawn(async move {
+                if let Err(error) = cache.refresh().await {
+                    tracing::warn!(%error, "JWKS refresh failed; the keys held are kept");
+                }
+            });
+        }
+        keys
+    }
+
+    /// Loads the keys again, unless a load started less than [`REFRESH_PAUSE`] ago (then its result is
+    /// shared). Concurrent callers wait for one load; no lock is held while it runs.
+    pub async fn refresh(&self) -> Result<(), Arc<KeysError>> {
+        let round = {
+            let mut round = self.round.lock().unwrap_or_else(|p| p.into_inner());
+            match &*round {
+                Some((started, cell)) if started.elapsed() < REFRESH_PAUSE => cell.clone(),
+                _ => {
+                    let cell = Round::default();
+                    *round = Some((Instant::now(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        round
+            .get_or_init(|| async {
+                let keys = self.load().await.map_err(Arc::new)?;
+                *self.keys.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(keys), Some(Instant::now()));
+                tracing::info!(source = %self.source, "JWKS loaded");
+                Ok(())
+            })
+            .await
+            .clone()
+    }
+
+    async fn load(&self) -> Result<Keys, KeysError> {
+        match (&self.source, &self.client) {
+            (KeySource::File(path), _) => read_file(path),
+            (KeySource::Url { url, .. }, Some(client)) => {
+                let mut request = Request::new(Full::new(Bytes::new()));
+                *request.uri_mut() = url.clone();
+                request
+                    .headers_mut()
+                    .insert(header::ACCEPT, http::HeaderValue::from_static("application/json"));
+                let (status, body) = fetch::send(client, request).await?;
+                if !status.is_success() {
+                    return Err(KeysError::Status {
+                        url: url.to_string(),
+                        status: status.as_u16(),
+                    });
+                }
+                Keys::parse(&body, &self.source.to_string())
+            }
+            (KeySource::Url { .. }, None) => Ok(Keys::default()),
+        }
+    }
+}
+
+fn read_file(path: &PathBuf) -> Result<Keys, KeysError> {
+    let text = std::fs::read(path).map_err(|source| KeysError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    Keys::parse(&text, &KeySource::File(path.clone()).to_string())
+}
