@@ -154,6 +154,33 @@ mod tests {
     }
 
     #[test]
+    fn identity_and_policy_problems_name_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, "{\"keys\": 3}").unwrap();
+        let message = errors(&format!(
+            "targets:\n  - name: a\n    url: http://a/mcp\n    auth: {{ tokenExchange: {{ tokenEndpoint: http://sts/token }} }}\ninbound:\n  jwt: {{ issuer: https://idp, audiences: [], jwks: {{ file: {} }} }}\npolicy:\n  cedar: |\n    permit(principal, action, resource);\n    forbid(principal action, resource);\n",
+            jwks.display()
+        ));
+        for expected in [
+            "inbound.jwt.audiences: list at least one",
+            "inbound.jwt.jwks.file: `",
+            "is not a JSON Web Key Set",
+            "targets[0].auth.tokenExchange: set audience, resource or both",
+            "policy.cedar: line 2, column",
+        ] {
+            assert!(message.contains(expected), "missing {expected:?} in:\n{message}");
+        }
+        let without_inbound = errors(
+            "targets:\n  - name: a\n    url: http://a/mcp\n    auth: { tokenExchange: { tokenEndpoint: http://sts/token, audience: a } }\n",
+        );
+        assert!(
+            without_inbound.contains("targets[0].auth.tokenExchange: needs inbound.jwt"),
+            "{without_inbound}"
+        );
+    }
+
+    #[test]
     fn empty_file_is_an_empty_config() {
         assert!(parse("", Path::new("c.yaml")).unwrap().targets.is_empty());
     }

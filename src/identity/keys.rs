@@ -14,9 +14,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
-/// Shortest time between two fetches caused by unknown key ids (a flood of forged `kid`s must not
-/// turn into a flood of requests to the issuer).
+/// Shortest time between two fetches of a URL caused by unknown key ids (a flood of forged `kid`s
+/// must not turn into a flood of requests to the issuer).
 pub const REFRESH_PAUSE: Duration = Duration::from_secs(10);
+/// The same for a key file: reading it is cheap, but not free.
+pub const FILE_REFRESH_PAUSE: Duration = Duration::from_secs(1);
 /// Age after which a URL's keys are fetched again in the background.
 pub const MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -214,13 +216,18 @@ impl KeyCache {
         keys
     }
 
-    /// Loads the keys again, unless a load started less than [`REFRESH_PAUSE`] ago (then its result is
-    /// shared). Concurrent callers wait for one load; no lock is held while it runs.
+    /// Loads the keys again, unless a load started less than [`REFRESH_PAUSE`] (a file:
+    /// [`FILE_REFRESH_PAUSE`]) ago; then its result is shared. Concurrent callers wait for one load; no
+    /// lock is held while it runs.
     pub async fn refresh(&self) -> Result<(), Arc<KeysError>> {
+        let pause = match self.source {
+            KeySource::File(_) => FILE_REFRESH_PAUSE,
+            KeySource::Url { .. } => REFRESH_PAUSE,
+        };
         let round = {
             let mut round = self.round.lock().unwrap_or_else(|p| p.into_inner());
             match &*round {
-                Some((started, cell)) if started.elapsed() < REFRESH_PAUSE => cell.clone(),
+                Some((started, cell)) if started.elapsed() < pause => cell.clone(),
                 _ => {
                     let cell = Round::default();
                     *round = Some((Instant::now(), cell.clone()));

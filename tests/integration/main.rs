@@ -1,6 +1,7 @@
 //! Integration tests: real MCP servers and clients on loopback, the sidecar in between.
 
 mod audit;
+mod authz;
 mod catalog;
 mod common;
 mod config_live;
@@ -12,6 +13,7 @@ mod interactive;
 mod isolation;
 mod manifests;
 mod metrics;
+mod on_behalf;
 mod process;
 mod profiles;
 mod rogue;

@@ -1,0 +1,401 @@
+//! Inbound identity, On-Behalf-Of token exchange and per-tool policy against a real authorization
+//! server (npm `oidc-provider`): callers present its JWTs, mcplex validates them with its JWKS and
+//! exchanges them at its token endpoint, and targets verify what they receive with the same keys.
+
+use crate::authz::{self, ACTOR_AUDIENCE, AuthorizationServer, EXCHANGER, MCPLEX_AUDIENCE};
+use crate::common::*;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A modern `tools/call` or `tools/list` with an optional bearer token: status, headers, message.
+async fn request(
+    url: &str,
+    token: Option<&str>,
+    method: &str,
+    tool: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut params = json!({ "_meta": modern_meta() });
+    if let Some(tool) = tool {
+        params["name"] = json!(tool);
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = modern_headers(method, tool);
+    if let Some(bearer) = &bearer {
+        headers.push(("authorization", bearer));
+    }
+    let (status, headers, text) = post(url, &headers, &body).await;
+    (status, headers, message_of(&text))
+}
+
+async fn tools_as(url: &str, token: &str) -> Vec<String> {
+    let (status, _, answer) = request(url, Some(token), "tools/list", None).await;
+    assert_eq!(status, 200, "{answer}");
+    let mut names: Vec<String> = answer["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn text_of(answer: &Value) -> String {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A target that records every `Authorization` it gets and answers `who` with what it can verify:
+/// `<sub>/<act.sub>` of a token the authorization server signed for `audience`, else HTTP 401.
+async fn verifying_target(
+    server: &AuthorizationServer,
+    audience: &'static str,
+) -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+    let keys = server.keys().await;
+    let issuer = server.issuer.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorder = seen.clone();
+    let url = scripted_target(Arc::new(move |headers: &http::HeaderMap, _: &Value| {
+        let presented = headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        recorder.lock().unwrap().push(presented.clone());
+        let token = presented.as_deref().and_then(|h| h.strip_prefix("Bearer "));
+        let claims = token
+            .and_then(|t| authz::verify(&keys, t, &issuer, audience))
+            .ok_or(http::StatusCode::UNAUTHORIZED)?;
+        Ok(format!(
+            "{}/{}",
+            claims["sub"].as_str().unwrap_or("?"),
+            claims["act"]["sub"].as_str().unwrap_or("-")
+        ))
+    }))
+    .await;
+    (url, seen)
+}
+
+#[tokio::test]
+async fn callers_without_a_valid_token_are_challenged_and_sessions_stay_with_their_caller() {
+    let server = AuthorizationServer::start(json!({"alice": {}, "bob": {}}), &[]).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorder = seen.clone();
+    let url = scripted_target(Arc::new(move |headers: &http::HeaderMap, _: &Value| {
+        recorder.lock().unwrap().push(headers.get("authorization").cloned());
+        Ok("plain".to_owned())
+    }))
+    .await;
+    let yaml = format!("{}{}", config(&[("plain", &url, "")]), server.inbound_yaml());
+    let harness = Harness::start(&yaml).await;
+    let endpoint = harness.url();
+    let metadata_url = endpoint.replace("/mcp", "/.well-known/oauth-protected-resource/mcp");
+
+    // No token: 401 with a challenge that points at the metadata, which names the issuer.
+    let (status, headers, _) = request(&endpoint, None, "tools/list", None).await;
+    assert_eq!(status, 401);
+    let challenge = headers["www-authenticate"].to_str().unwrap().to_owned();
+    assert_eq!(challenge, format!("Bearer resource_metadata=\"{metadata_url}\""));
+    let metadata: Value = reqwest::get(&metadata_url).await.unwrap().json().await.unwrap();
+    assert_eq!(metadata["resource"], endpoint);
+    assert_eq!(metadata["authorization_servers"], json!([server.issuer]));
+
+    // Not a JWT, and a real token minted for another audience: 401 invalid_token, saying why.
+    let (status, headers, _) = request(&endpoint, Some("not-a-jwt"), "tools/list", None).await;
+    assert_eq!(status, 401);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    let elsewhere = server.token("alice", "urn:some-other-api").await;
+    let (status, headers, _) = request(&endpoint, Some(&elsewhere), "tools/list", None).await;
+    assert_eq!(status, 401);
+    let challenge = headers["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("not meant for this server (aud)"), "{challenge}");
+
+    // A valid token: the call goes through, and the target never sees the caller's token.
+    let alice = server.token("alice", MCPLEX_AUDIENCE).await;
+    let (status, _, answer) = request(&endpoint, Some(&alice), "tools/call", Some("plain_who")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(text_of(&answer), "plain", "{answer}");
+    assert!(
+        seen.lock().unwrap().iter().all(Option::is_none),
+        "a target without auth got a credential"
+    );
+
+    // A session-era session belongs to the caller who opened it.
+    let bob = server.token("bob", MCPLEX_AUDIENCE).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}).to_string();
+    let alice_bearer = format!("Bearer {alice}");
+    let (status, headers, _) = post(&endpoint, &[("authorization", &alice_bearer)], &initialize).await;
+    assert_eq!(status, 200);
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+    let bob_bearer = format!("Bearer {bob}");
+    let as_bob = [
+        ("authorization", bob_bearer.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let (status, _, text) = post(&endpoint, &as_bob, &list).await;
+    assert_eq!(status, 403, "{text}");
+    let as_alice = [
+        ("authorization", alice_bearer.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let (status, _, text) = post(&endpoint, &as_alice, &list).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("plain_who"), "{text}");
+}
+
+#[tokio::test]
+async fn each_target_gets_a_token_exchanged_for_the_caller_and_nothing_else() {
+    let server = AuthorizationServer::start(json!({"alice": {}, "bob": {}, "carol": {}, "pod": {}}), &["carol"]).await;
+    let (math_url, math_seen) = verifying_target(&server, "math-mcp").await;
+    let (date_url, date_seen) = verifying_target(&server, "date-mcp").await;
+    let dir = tempfile::tempdir().unwrap();
+    // The pod's own projected token for the authorization server, sent as the exchange's actor.
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    std::fs::write(tokens.join("aud-sts"), server.token("pod", ACTOR_AUDIENCE).await).unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, EXCHANGER.1).unwrap();
+    let exchange = |audience: &str, endpoint: &str| {
+        format!(
+            "auth:\n  tokenExchange:\n    tokenEndpoint: {endpoint}\n    audience: {audience}\n    clientId: {}\n    clientSecretFile: {}\n    actorAudience: \"{ACTOR_AUDIENCE}\"\n    actorPath: {}\n",
+            EXCHANGER.0,
+            secret.display(),
+            tokens.display()
+        )
+    };
+    let endpoint = server.token_endpoint();
+    let down = silent_url().await.replace("/mcp", "/token");
+    let (spare_url, spare_seen) = verifying_target(&server, "spare-mcp").await;
+    let yaml = format!(
+        "{}{}",
+        config(&[
+            ("math", &math_url, &exchange("math-mcp", &endpoint)),
+            ("date", &date_url, &exchange("date-mcp", &endpoint)),
+            ("spare", &spare_url, &exchange("spare-mcp", &down)),
+        ]),
+        server.inbound_yaml()
+    );
+    let harness = Harness::start(&yaml).await;
+    let url = harness.url();
+    let alice = server.token("alice", MCPLEX_AUDIENCE).await;
+    let bob = server.token("bob", MCPLEX_AUDIENCE).await;
+
+    // Each target sees the caller as the subject and the pod as the actor, in a token for its own audience.
+    let (_, _, answer) = request(&url, Some(&alice), "tools/call", Some("math_who")).await;
+    assert_eq!(text_of(&answer), "alice/pod", "{answer}");
+    let before = server.exchanges().await;
+    let (_, _, answer) = request(&url, Some(&alice), "tools/call", Some("math_who")).await;
+    assert_eq!(text_of(&answer), "alice/pod", "{answer}");
+    assert_eq!(
+        server.exchanges().await,
+        before,
+        "the second call reuses the cached exchange"
+    );
+    let (_, _, answer) = request(&url, Some(&alice), "tools/call", Some("date_who")).await;
+    assert_eq!(text_of(&answer), "alice/pod", "{answer}");
+    let (_, _, answer) = request(&url, Some(&bob), "tools/call", Some("math_who")).await;
+    assert_eq!(text_of(&answer), "bob/pod", "{answer}");
+    assert_eq!(
+        server.exchanges().await,
+        before + 2,
+        "one exchange per new (caller, target)"
+    );
+
+    // A refused exchange fails closed with an error naming the target; the others keep working.
+    let carol = server.token("carol", MCPLEX_AUDIENCE).await;
+    let (_, _, answer) = request(&url, Some(&carol), "tools/call", Some("math_who")).await;
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(answer["error"]["code"], -32030, "{answer}");
+    assert!(
+        message.contains("math") && message.contains("invalid_grant"),
+        "{message}"
+    );
+    let (_, _, answer) = request(&url, Some(&alice), "tools/call", Some("date_who")).await;
+    assert_eq!(text_of(&answer), "alice/pod", "{answer}");
+    // A token endpoint that never answers: that target is down, naming the endpoint; nothing was sent.
+    let status = harness.status().await;
+    let spare = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "spare")
+        .unwrap()
+        .clone();
+    assert_eq!(spare["up"], false, "{spare}");
+    assert!(spare_seen.lock().unwrap().is_empty());
+
+    // No target ever saw a caller's own token or a token meant for another target.
+    let keys = server.keys().await;
+    for (seen, audience) in [(&math_seen, "math-mcp"), (&date_seen, "date-mcp")] {
+        let seen = seen.lock().unwrap().clone();
+        assert!(!seen.is_empty());
+        for header in seen {
+            let token = header
+                .as_deref()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .expect("a bearer token");
+            assert!(token != alice && token != bob && token != carol);
+            assert!(
+                authz::verify(&keys, token, &server.issuer, audience).is_some(),
+                "{audience} got a token for another audience"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn policy_hides_and_denies_by_caller_claims_and_follows_config_edits() {
+    let server = AuthorizationServer::start(
+        json!({"alice": {"claims": {"groups": ["sre"]}}, "bob": {"claims": {"groups": ["dev"]}}}),
+        &[],
+    )
+    .await;
+    let ops = scripted_target(Arc::new(|_: &http::HeaderMap, _: &Value| Ok("ops".to_owned()))).await;
+    let public = scripted_target(Arc::new(|_: &http::HeaderMap, _: &Value| Ok("public".to_owned()))).await;
+    let targets = config(&[("ops", &ops, ""), ("public", &public, "")]);
+    let policy = |text: &str| {
+        format!(
+            "policy:\n  cedar: |\n{}",
+            text.lines().map(|l| format!("    {l}\n")).collect::<String>()
+        )
+    };
+    let strict = policy(
+        "@id(\"sre-runs-ops\")\npermit(principal, action == Action::\"tools/call\", resource)\nwhen { context.target == \"ops\" && context.claims has groups && context.claims.groups.contains(\"sre\") };\n@id(\"public-for-all\")\npermit(principal, action, resource) when { context.target == \"public\" };",
+    );
+    let yaml = format!("{targets}{}{strict}", server.inbound_yaml());
+    let dir = tempfile::tempdir().unwrap();
+    let audit_path = dir.path().join("audit.jsonl");
+    let audit = audit_path.clone();
+    let harness = Harness::start_with(&yaml, move |options| {
+        options.audit.sink = Some(mcplex::audit::AuditSink::File(audit));
+    })
+    .await;
+    let url = harness.url();
+    let alice = server.token("alice", MCPLEX_AUDIENCE).await;
+    let bob = server.token("bob", MCPLEX_AUDIENCE).await;
+
+    assert_eq!(tools_as(&url, &alice).await, ["ops_who", "public_who"]);
+    assert_eq!(tools_as(&url, &bob).await, ["public_who"]);
+    let (_, _, answer) = request(&url, Some(&alice), "tools/call", Some("ops_who")).await;
+    assert_eq!(text_of(&answer), "ops", "{answer}");
+    let (_, _, answer) = request(&url, Some(&bob), "tools/call", Some("ops_who")).await;
+    assert_eq!(answer["error"]["code"], -32032, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no permit matched"),
+        "{answer}"
+    );
+    assert!(harness.metrics().await.contains("outcome=\"denied\""));
+
+    // The audit trail says who was refused and by what.
+    let denied = {
+        let mut found = None;
+        for _ in 0..50 {
+            let text = std::fs::read_to_string(&audit_path).unwrap_or_default();
+            found = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|l| l["decision"] == "deny");
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        found.expect("an audit line for the denied call")
+    };
+    assert_eq!(denied["caller"]["subject"], "bob", "{denied}");
+    assert_eq!(denied["rule"], "no permit matched", "{denied}");
+    assert!(
+        !std::fs::read_to_string(&audit_path).unwrap().contains(&bob),
+        "a token reached the audit trail"
+    );
+
+    // An edit with a syntax error is rejected with its place; the last good policy stays.
+    std::fs::write(
+        &harness.config_path,
+        format!(
+            "{targets}{}{}",
+            server.inbound_yaml(),
+            policy("permit(principal, action resource);")
+        ),
+    )
+    .unwrap();
+    let mut rejected = false;
+    for _ in 0..50 {
+        if harness
+            .metrics()
+            .await
+            .contains("mcplex_config_reloads_total{result=\"rejected\"} 1")
+        {
+            rejected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rejected, "the broken policy was not rejected");
+    assert_eq!(tools_as(&url, &bob).await, ["public_who"]);
+    // A good edit applies live.
+    std::fs::write(
+        &harness.config_path,
+        format!(
+            "{targets}{}{}",
+            server.inbound_yaml(),
+            policy("permit(principal, action, resource);")
+        ),
+    )
+    .unwrap();
+    let mut names = Vec::new();
+    for _ in 0..50 {
+        names = tools_as(&url, &bob).await;
+        if names.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(names, ["ops_who", "public_who"]);
+}
+
+#[tokio::test]
+async fn a_key_file_is_read_again_when_a_token_names_a_key_it_lacks() {
+    let server = AuthorizationServer::start(json!({"alice": {}}), &[]).await;
+    let target = scripted_target(Arc::new(|_: &http::HeaderMap, _: &Value| Ok("ok".to_owned()))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    // Before the issuer's rotation reaches the mounted file: the same key material under an old id.
+    let mut stale = serde_json::to_value(server.keys().await).unwrap();
+    stale["keys"][0]["kid"] = json!("retired-key");
+    std::fs::write(&jwks, stale.to_string()).unwrap();
+    let inbound = format!(
+        "inbound:\n  jwt:\n    issuer: {}\n    audiences: [\"{MCPLEX_AUDIENCE}\"]\n    jwks: {{ file: {} }}\n",
+        server.issuer,
+        jwks.display()
+    );
+    let harness = Harness::start(&format!("{}{inbound}", config(&[("t", &target, "")]))).await;
+    let alice = server.token("alice", MCPLEX_AUDIENCE).await;
+    let (status, headers, _) = request(&harness.url(), Some(&alice), "tools/list", None).await;
+    assert_eq!(status, 401);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("no key of the issuer")
+    );
+    // The kubelet updates the file; the next token with the unknown kid reads it again (after the
+    // refresh pause that keeps forged kids from hammering the source).
+    std::fs::write(&jwks, serde_json::to_string(&server.keys().await).unwrap()).unwrap();
+    tokio::time::sleep(mcplex::identity::keys::FILE_REFRESH_PAUSE).await;
+    let (status, _, answer) = request(&harness.url(), Some(&alice), "tools/list", None).await;
+    assert_eq!(status, 200, "{answer}");
+}
