@@ -77,6 +77,163 @@ async fn fast_upstream(tools: usize) -> SocketAddr {
     addr
 }
 
+/// A caller's identity for the benchmark: an ES256 key whose JWKS is in a file, a token signed with it,
+/// and a token endpoint on loopback that answers every exchange at once.
+struct BenchIdentity {
+    token: &'static str,
+    jwks: std::path::PathBuf,
+    endpoint: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchIdentity {
+    const ISSUER: &str = "https://bench.idp";
+    const POLICY_YAML: &str = "policy:\n  cedar: |\n    @id(\"bench\")\n    permit(principal, action == Action::\"tools/call\", resource) when { context.target == \"t0\" && context.claims has groups && context.claims.groups.contains(\"bench\") };\n";
+
+    async fn new() -> Self {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        use base64::Engine;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = pair.public_key().as_ref();
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65]), "kid": "bench", "alg": "ES256", "use": "sig"}]});
+        let dir = tempfile::tempdir().unwrap();
+        let jwks_path = dir.path().join("jwks.json");
+        std::fs::write(&jwks_path, jwks.to_string()).unwrap();
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        let claims =
+            json!({"iss": Self::ISSUER, "aud": "mcplex", "sub": "bench-user", "exp": exp, "groups": ["bench"]});
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("bench".into());
+        let key = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
+        let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+        Self {
+            token: Box::leak(token.into_boxed_str()),
+            jwks: jwks_path,
+            endpoint: token_endpoint().await,
+            _dir: dir,
+        }
+    }
+
+    fn inbound_yaml(&self) -> String {
+        format!(
+            "inbound:\n  jwt: {{ issuer: \"{}\", audiences: [mcplex], jwks: {{ file: {} }} }}\n",
+            Self::ISSUER,
+            self.jwks.display()
+        )
+    }
+
+    fn exchange_yaml(&self) -> String {
+        format!(
+            "    auth: {{ tokenExchange: {{ tokenEndpoint: \"http://{}/token\", audience: t0 }} }}\n",
+            self.endpoint
+        )
+    }
+
+    /// The three steps alone, in this process: validating the JWT, a cached exchange, a policy decision.
+    async fn in_process(&self) {
+        let timed = 20_000;
+        let validator = mcplex::identity::JwtValidator::new(mcplex::identity::InboundJwt {
+            issuer: Self::ISSUER.into(),
+            audiences: vec!["mcplex".into()],
+            keys: mcplex::identity::keys::KeySource::File(self.jwks.clone()),
+            resource: None,
+            leeway: Duration::from_secs(30),
+            scopes: Vec::new(),
+        })
+        .unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {}", self.token).parse().unwrap());
+        let principal = validator.authenticate(&headers).await.unwrap();
+        let begun = Instant::now();
+        for _ in 0..timed {
+            std::hint::black_box(validator.authenticate(&headers).await.unwrap());
+        }
+        println!(
+            "| inbound JWT validation (ES256), per call (in process) | {:.2} µs |",
+            micros(begun.elapsed()) / timed as f64
+        );
+        let exchanger = mcplex::identity::TokenExchanger::new(mcplex::config::schema::TokenExchangeSpec {
+            token_endpoint: format!("http://{}/token", self.endpoint),
+            audience: Some("t0".into()),
+            resource: None,
+            scope: None,
+            actor_audience: None,
+            actor_path: None,
+            client_id: None,
+            client_secret_file: None,
+            ca: None,
+        })
+        .unwrap();
+        let subject = || mcplex::identity::exchange::Subject {
+            token: principal.token(),
+            key: principal.token_key(),
+            expires_at: principal.expires_at,
+        };
+        exchanger.authorization(subject(), None).await.unwrap();
+        let begun = Instant::now();
+        for _ in 0..timed {
+            std::hint::black_box(exchanger.authorization(subject(), None).await.unwrap());
+        }
+        println!(
+            "| exchanged token from the cache, per call (in process) | {:.2} µs |",
+            micros(begun.elapsed()) / timed as f64
+        );
+        let text = Self::POLICY_YAML
+            .lines()
+            .skip(2)
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let policy = mcplex::policy::Policy::parse(&text).unwrap();
+        let query = mcplex::policy::Query {
+            subject: Some(&principal.subject),
+            claims: Some(&principal.claims),
+            action: mcplex::policy::Action::CallTool,
+            exposed: "t0_tool_000",
+            upstream: "tool_000",
+            target: "t0",
+            profile: None,
+        };
+        assert!(policy.decide(&query).allowed);
+        let begun = Instant::now();
+        for _ in 0..timed {
+            std::hint::black_box(policy.decide(&query));
+        }
+        println!(
+            "| Cedar policy decision, per call (in process) | {:.2} µs |",
+            micros(begun.elapsed()) / timed as f64
+        );
+    }
+}
+
+/// A token endpoint that answers every request with a fresh-looking token valid for an hour.
+async fn token_endpoint() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(mcplex::serve::serve(
+        listener,
+        None,
+        |_: http::Request<hyper::body::Incoming>| async {
+            let token = r#"{"access_token":"exchanged-for-t0","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer","expires_in":3600}"#;
+            http::Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(token.as_bytes())))
+                .unwrap()
+        },
+        mcplex::serve::ServeLimits::default(),
+        CancellationToken::new(),
+        Duration::from_secs(1),
+    ));
+    addr
+}
+
 struct Sidecar {
     child: Child,
     mcp: SocketAddr,
@@ -104,13 +261,23 @@ async fn start_sidecar(targets: &[SocketAddr]) -> (Sidecar, Duration) {
 
 /// [`start_sidecar`] with extra `mcplex run` arguments.
 async fn start_sidecar_with(targets: &[SocketAddr], extra: &[&str]) -> (Sidecar, Duration) {
-    let dir = tempfile::tempdir().unwrap();
+    start_sidecar_yaml(&targets_yaml(targets, ""), extra).await
+}
+
+/// The `targets:` of a config listing `targets` as modern targets, each with `per_target` lines.
+fn targets_yaml(targets: &[SocketAddr], per_target: &str) -> String {
     let mut yaml = String::from("targets:\n");
     for (i, addr) in targets.iter().enumerate() {
         yaml.push_str(&format!(
-            "  - name: t{i}\n    url: http://{addr}/mcp\n    protocol: modern\n"
+            "  - name: t{i}\n    url: http://{addr}/mcp\n    protocol: modern\n{per_target}"
         ));
     }
+    yaml
+}
+
+/// Starts `mcplex run` with this config text and extra arguments.
+async fn start_sidecar_yaml(yaml: &str, extra: &[&str]) -> (Sidecar, Duration) {
+    let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, yaml).unwrap();
     let (mcp, admin) = (free_port(), free_port());
@@ -157,9 +324,19 @@ fn http_client() -> HttpClient {
 }
 
 fn modern_call(id: usize, tool: &str) -> http::Request<Full<Bytes>> {
+    modern_call_as(id, tool, None)
+}
+
+/// A modern `tools/call`, with the caller's bearer token when there is one.
+fn modern_call_as(id: usize, tool: &str, bearer: Option<&str>) -> http::Request<Full<Bytes>> {
     let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": {"x": 1},
         "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
-    http::Request::post("/")
+    let request = http::Request::post("/");
+    let request = match bearer {
+        Some(token) => request.header("authorization", format!("Bearer {token}")),
+        None => request,
+    };
+    request
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
@@ -189,6 +366,17 @@ async fn send(client: &HttpClient, addr: SocketAddr, mut request: http::Request<
 
 /// Runs `total` calls over `concurrency` connections; returns every latency and the wall time.
 async fn drive(addr: SocketAddr, tool: &'static str, concurrency: usize, total: usize) -> (Vec<Duration>, Duration) {
+    drive_as(addr, tool, concurrency, total, None).await
+}
+
+/// [`drive`] with the caller's bearer token on every call.
+async fn drive_as(
+    addr: SocketAddr,
+    tool: &'static str,
+    concurrency: usize,
+    total: usize,
+    bearer: Option<&'static str>,
+) -> (Vec<Duration>, Duration) {
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -197,7 +385,7 @@ async fn drive(addr: SocketAddr, tool: &'static str, concurrency: usize, total: 
                 let mut latencies = Vec::with_capacity(total / concurrency);
                 for i in 0..total / concurrency {
                     let begun = Instant::now();
-                    let body = send(&client, addr, modern_call(i, tool)).await;
+                    let body = send(&client, addr, modern_call_as(i, tool, bearer)).await;
                     latencies.push(begun.elapsed());
                     debug_assert!(body.windows(2).any(|w| w == b"ok"));
                 }
@@ -230,9 +418,10 @@ async fn measured(
     addr: SocketAddr,
     tool: &'static str,
     concurrency: usize,
+    bearer: Option<&'static str>,
 ) -> (Duration, Duration, Vec<Duration>, Duration) {
     let (_, before) = rss_and_cpu(pid);
-    let (latencies, wall) = drive(addr, tool, concurrency, CALLS / ROUNDS).await;
+    let (latencies, wall) = drive_as(addr, tool, concurrency, CALLS / ROUNDS, bearer).await;
     let (_, after) = rss_and_cpu(pid);
     (before, after, latencies, wall)
 }
@@ -364,9 +553,9 @@ async fn bench() {
         for _ in 0..ROUNDS {
             let (direct, _) = drive(upstream, "tool_000", concurrency, CALLS / ROUNDS).await;
             let (raw_cpu_before, raw_cpu_after, raw, raw_wall) =
-                measured(raw_relay.id(), raw_relay_addr, "tool_000", concurrency).await;
+                measured(raw_relay.id(), raw_relay_addr, "tool_000", concurrency, None).await;
             let (cpu_before, cpu_after, relayed, wall) =
-                measured(sidecar.child.id(), sidecar.mcp, "t0_tool_000", concurrency).await;
+                measured(sidecar.child.id(), sidecar.mcp, "t0_tool_000", concurrency, None).await;
             let per_call = |a: Duration, b: Duration| micros(b - a) / (CALLS / ROUNDS) as f64;
             rounds.push(Round {
                 p50: [
@@ -430,7 +619,8 @@ async fn bench() {
         for _ in 0..ROUNDS {
             let mut round = Vec::new();
             for variant in variants {
-                let (before, after, latencies, _) = measured(variant.child.id(), variant.mcp, "t0_tool_000", 1).await;
+                let (before, after, latencies, _) =
+                    measured(variant.child.id(), variant.mcp, "t0_tool_000", 1, None).await;
                 round.push((
                     percentile_of(latencies, 0.5),
                     micros(after - before) / (CALLS / ROUNDS) as f64,
@@ -487,6 +677,56 @@ async fn bench() {
             "| tracing off: reading and passing on the client's trace context, per call (in process) | {:.2} µs |",
             micros(begun.elapsed()) / timed as f64
         );
+    }
+
+    // What identity costs a call: the caller's JWT validated (ES256, keys from a file) and a token exchanged
+    // for the target (the cache is warm after the first call), then the same with a Cedar policy, beside the
+    // plain sidecar; one session, interleaved rounds.
+    {
+        let identity = BenchIdentity::new().await;
+        let verified_yaml = format!(
+            "{}{}",
+            targets_yaml(&[upstream], &identity.exchange_yaml()),
+            identity.inbound_yaml()
+        );
+        let (verified, _) = start_sidecar_yaml(&verified_yaml, &[]).await;
+        let (governed, _) = start_sidecar_yaml(&format!("{verified_yaml}{}", BenchIdentity::POLICY_YAML), &[]).await;
+        let variants: [(&Sidecar, Option<&'static str>); 3] = [
+            (&sidecar, None),
+            (&verified, Some(identity.token)),
+            (&governed, Some(identity.token)),
+        ];
+        for (variant, bearer) in variants {
+            drive_as(variant.mcp, "t0_tool_000", 1, WARMUP, bearer).await;
+        }
+        let mut rounds = Vec::new();
+        for _ in 0..ROUNDS {
+            let mut round = Vec::new();
+            for (variant, bearer) in variants {
+                let (before, after, latencies, _) =
+                    measured(variant.child.id(), variant.mcp, "t0_tool_000", 1, bearer).await;
+                round.push((
+                    percentile_of(latencies, 0.5),
+                    micros(after - before) / (CALLS / ROUNDS) as f64,
+                ));
+            }
+            rounds.push(round);
+        }
+        let p50 = |v: usize| median(rounds.iter().map(|r| r[v].0));
+        let cpu = |v: usize| median(rounds.iter().map(|r| r[v].1));
+        println!(
+            "| 1 session: identity off / JWT + exchanged token (cache warm) / + Cedar policy: p50 | {:.0} / {:.0} / {:.0} µs |",
+            p50(0),
+            p50(1),
+            p50(2)
+        );
+        println!(
+            "| 1 session: identity off / JWT + exchanged token (cache warm) / + Cedar policy: CPU per call | {:.0} / {:.0} / {:.0} µs |",
+            cpu(0),
+            cpu(1),
+            cpu(2)
+        );
+        identity.in_process().await;
     }
 
     let client = http_client();

@@ -203,14 +203,32 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             for (name, profile) in &config.profiles {
                 println!("  profile {name}: targets {}", profile.targets.join(", "));
             }
+            if let Some(jwt) = &config.inbound {
+                println!(
+                    "  inbound: JWT from {} for {} (keys: {})",
+                    jwt.issuer,
+                    jwt.audiences.join(", "),
+                    jwt.keys
+                );
+            }
+            if config.policy.is_some() {
+                println!("  policy: Cedar (calls not permitted are denied)");
+            }
             // Tokens are projected when a pod is created, so pods must ask for every audience up front.
-            let mut audiences: Vec<&str> = config
+            let own = config
                 .targets
                 .iter()
                 .filter_map(|t| t.auth.as_ref()?.service_account_token.as_ref())
                 .filter(|token| token.path.is_none())
-                .map(|token| token.audience.as_str())
-                .collect();
+                .map(|token| token.audience.as_str());
+            // A token exchange sends the pod's token for the authorization server as its actor.
+            let actors = config
+                .targets
+                .iter()
+                .filter_map(|t| t.auth.as_ref()?.token_exchange.as_ref())
+                .filter(|exchange| exchange.actor_path.is_none())
+                .filter_map(|exchange| exchange.actor_audience.as_deref());
+            let mut audiences: Vec<&str> = own.chain(actors).collect();
             audiences.sort_unstable();
             audiences.dedup();
             if !audiences.is_empty() {

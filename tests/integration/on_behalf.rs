@@ -176,12 +176,16 @@ async fn each_target_gets_a_token_exchanged_for_the_caller_and_nothing_else() {
     let endpoint = server.token_endpoint();
     let down = silent_url().await.replace("/mcp", "/token");
     let (spare_url, spare_seen) = verifying_target(&server, "spare-mcp").await;
+    // A token endpoint that answers 200 with something that is not a token response.
+    let liar = scripted_target(Arc::new(|_: &http::HeaderMap, _: &Value| Ok(String::new()))).await;
+    let (odd_url, odd_seen) = verifying_target(&server, "odd-mcp").await;
     let yaml = format!(
         "{}{}",
         config(&[
             ("math", &math_url, &exchange("math-mcp", &endpoint)),
             ("date", &date_url, &exchange("date-mcp", &endpoint)),
             ("spare", &spare_url, &exchange("spare-mcp", &down)),
+            ("odd", &odd_url, &exchange("odd-mcp", &liar)),
         ]),
         server.inbound_yaml()
     );
@@ -233,6 +237,16 @@ async fn each_target_gets_a_token_exchanged_for_the_caller_and_nothing_else() {
         .clone();
     assert_eq!(spare["up"], false, "{spare}");
     assert!(spare_seen.lock().unwrap().is_empty());
+    let odd = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "odd")
+        .unwrap()
+        .clone();
+    assert_eq!(odd["up"], false, "{odd}");
+    assert!(odd["error"].as_str().unwrap().contains("not a token response"), "{odd}");
+    assert!(odd_seen.lock().unwrap().is_empty());
 
     // No target ever saw a caller's own token or a token meant for another target.
     let keys = server.keys().await;
