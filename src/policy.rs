@@ -30,7 +30,7 @@ pub const DEFAULT_DENY: &str = "no permit matched";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// `tools/call`.
-    CallTool,
+    CallTool = 0,
     /// `prompts/get`.
     GetPrompt,
     /// `resources/read`.
@@ -188,11 +188,37 @@ fn empty_entities() -> &'static Entities {
     EMPTY.get_or_init(Entities::empty)
 }
 
+/// The entity type names, parsed once (Cedar parses them with its full grammar).
+struct Names {
+    caller: EntityTypeName,
+    actions: [EntityUid; 3],
+    kinds: [EntityTypeName; 3],
+}
+
+fn names() -> &'static Names {
+    static NAMES: OnceLock<Names> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let parse = |name: &str| {
+            EntityTypeName::from_str(name).unwrap_or_else(|_| unreachable!("`{name}` is a valid Cedar type name"))
+        };
+        let all = [Action::CallTool, Action::GetPrompt, Action::ReadResource];
+        Names {
+            caller: parse("Caller"),
+            actions: all.map(|a| EntityUid::from_type_name_and_id(parse("Action"), EntityId::new(a.names().0))),
+            kinds: all.map(|a| parse(a.names().1)),
+        }
+    })
+}
+
 fn build_request(query: &Query<'_>) -> Result<Request, String> {
-    let (action, kind) = query.action.names();
-    let principal = uid("Caller", query.subject.unwrap_or("anonymous"))?;
-    let action = uid("Action", action)?;
-    let resource = uid(kind, query.exposed)?;
+    let names = names();
+    let index = query.action as usize;
+    let principal = EntityUid::from_type_name_and_id(
+        names.caller.clone(),
+        EntityId::new(query.subject.unwrap_or("anonymous")),
+    );
+    let action = names.actions[index].clone();
+    let resource = EntityUid::from_type_name_and_id(names.kinds[index].clone(), EntityId::new(query.exposed));
     let claims = query.claims.map_or_else(
         || RestrictedExpression::new_record([]).map_err(|e| e.to_string()),
         to_record,
@@ -214,11 +240,6 @@ fn build_request(query: &Query<'_>) -> Result<Request, String> {
     ])
     .map_err(|e| e.to_string())?;
     Request::new(principal, action, resource, context, None).map_err(|e| e.to_string())
-}
-
-fn uid(kind: &str, id: &str) -> Result<EntityUid, String> {
-    let kind = EntityTypeName::from_str(kind).map_err(|e| e.to_string())?;
-    Ok(EntityUid::from_type_name_and_id(kind, EntityId::new(id)))
 }
 
 /// Claims as a Cedar record. Values Cedar has no type for (null, fractions) are left out; they

@@ -47,9 +47,7 @@ impl Principal {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let expires_at = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-        let mut token_key = [0; 32];
-        token_key.copy_from_slice(digest.as_ref());
+        let token_key = Self::digest(&token);
         Some(Self {
             subject,
             actor,
@@ -58,6 +56,14 @@ impl Principal {
             token,
             token_key,
         })
+    }
+
+    /// The SHA-256 of a token: how tokens are remembered without being compared as text.
+    pub fn digest(token: &str) -> [u8; 32] {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut key = [0; 32];
+        key.copy_from_slice(digest.as_ref());
+        key
     }
 
     /// The caller's token, to exchange (never to forward).

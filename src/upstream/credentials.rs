@@ -229,12 +229,9 @@ impl Credentials {
                 on_behalf.exchanger.authorization(subject, actor.as_deref()).await
             }
             (None, Some(own)) => {
-                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, own.as_bytes());
-                let mut key = [0; 32];
-                key.copy_from_slice(digest.as_ref());
                 let subject = Subject {
                     token: own,
-                    key,
+                    key: crate::identity::Principal::digest(own),
                     expires_at: 0,
                 };
                 on_behalf.exchanger.authorization(subject, None).await

@@ -413,3 +413,30 @@ async fn a_key_file_is_read_again_when_a_token_names_a_key_it_lacks() {
     let (status, _, answer) = request(&harness.url(), Some(&alice), "tools/list", None).await;
     assert_eq!(status, 200, "{answer}");
 }
+
+#[tokio::test]
+async fn keys_that_cannot_be_had_refuse_with_503_and_name_the_problem() {
+    // A JWKS URL that answers JSON which is not a key set.
+    let not_keys = scripted_target(Arc::new(|_: &http::HeaderMap, _: &Value| Ok(String::new()))).await;
+    let target = scripted_target(Arc::new(|_: &http::HeaderMap, _: &Value| Ok("ok".to_owned()))).await;
+    let inbound = format!(
+        "inbound:\n  jwt:\n    issuer: https://idp.example\n    audiences: [\"{MCPLEX_AUDIENCE}\"]\n    jwks: {{ url: {not_keys} }}\n"
+    );
+    let harness = Harness::start(&format!("{}{inbound}", config(&[("t", &target, "")]))).await;
+    // A well-formed RS256 token (its signature never gets checked: there are no keys to check it with).
+    use base64::Engine;
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let token = format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(json!({"alg": "RS256", "kid": "k1"})),
+        b64(json!({"iss": "https://idp.example", "sub": "x", "aud": MCPLEX_AUDIENCE, "exp": 4_000_000_000u64}))
+    );
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}}).to_string();
+    let bearer = format!("Bearer {token}");
+    let mut headers = modern_headers("tools/list", None);
+    headers.push(("authorization", &bearer));
+    let (status, _, text) = post(&harness.url(), &headers, &body).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("not a JSON Web Key Set"), "{text}");
+}
