@@ -18,8 +18,9 @@ use cedar_policy::{
 };
 use miette::Diagnostic;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The rule reported when no policy is configured.
 pub const NO_POLICY: &str = "no policy configured";
@@ -56,8 +57,15 @@ impl Action {
     }
 }
 
+/// Verdicts remembered at most; the memory is emptied when it is full.
+pub const MAX_REMEMBERED: usize = 16 * 1024;
+
 /// One question to the policy.
+#[derive(Clone, Copy)]
 pub struct Query<'a> {
+    /// A digest of the caller's token (which fixes the subject and the claims); zeros without one.
+    /// Verdicts are remembered under it.
+    pub caller_key: [u8; 32],
     /// The caller's subject, when inbound identity is on.
     pub subject: Option<&'a str>,
     /// The caller's token claims.
@@ -80,7 +88,7 @@ pub struct Verdict {
     /// Whether the call may go ahead.
     pub allowed: bool,
     /// The deciding rule's `@id`, Cedar id, or [`DEFAULT_DENY`].
-    pub rule: String,
+    pub rule: Arc<str>,
 }
 
 /// One thing wrong with a policy text, at a line and column of it.
@@ -99,6 +107,9 @@ pub struct Policy {
     text: String,
     set: PolicySet,
     authorizer: Authorizer,
+    /// Verdicts by caller and item: a Cedar evaluation costs microseconds, and an agent asks about the
+    /// same few tools again and again. A policy edit makes a new `Policy`, so nothing outlives it.
+    remembered: Mutex<HashMap<([u8; 32], String), Verdict>>,
 }
 
 impl std::fmt::Debug for Policy {
@@ -148,19 +159,44 @@ impl Policy {
             text: text.to_owned(),
             set,
             authorizer: Authorizer::new(),
+            remembered: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Decides one query. An error while evaluating a policy (a missing claim, say) makes that policy
-    /// not apply, as Cedar specifies; it is logged at debug level.
+    /// Decides one query, or answers as it did before for the same caller and item. An error while
+    /// evaluating a policy (a missing claim, say) makes that policy not apply, as Cedar specifies; it is
+    /// logged at debug level.
     pub fn decide(&self, query: &Query<'_>) -> Verdict {
+        let (_, kind) = query.action.names();
+        let item = [
+            kind,
+            query.exposed,
+            query.upstream,
+            query.target,
+            query.profile.unwrap_or(""),
+        ]
+        .join("\0");
+        let key = (query.caller_key, item);
+        if let Some(known) = lock(&self.remembered).get(&key) {
+            return known.clone();
+        }
+        let verdict = self.evaluate(query);
+        let mut remembered = lock(&self.remembered);
+        if remembered.len() >= MAX_REMEMBERED {
+            remembered.clear();
+        }
+        remembered.insert(key, verdict.clone());
+        verdict
+    }
+
+    fn evaluate(&self, query: &Query<'_>) -> Verdict {
         let request = match build_request(query) {
             Ok(request) => request,
             Err(reason) => {
                 tracing::warn!(%reason, "policy request could not be built; denied");
                 return Verdict {
                     allowed: false,
-                    rule: format!("invalid request: {reason}"),
+                    rule: format!("invalid request: {reason}").into(),
                 };
             }
         };
@@ -176,11 +212,15 @@ impl Policy {
             .map(|id| {
                 self.set
                     .annotation(id, "id")
-                    .map_or_else(|| id.to_string(), str::to_owned)
+                    .map_or_else(|| Arc::from(id.to_string()), Arc::from)
             })
-            .unwrap_or_else(|| DEFAULT_DENY.to_owned());
+            .unwrap_or_else(|| Arc::from(DEFAULT_DENY));
         Verdict { allowed, rule }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn empty_entities() -> &'static Entities {
@@ -288,6 +328,7 @@ mod tests {
 
     fn query<'a>(subject: &'a str, claims: &'a Map<String, Value>, exposed: &'a str, target: &'a str) -> Query<'a> {
         Query {
+            caller_key: [subject.len() as u8; 32],
             subject: Some(subject),
             claims: Some(claims),
             action: Action::CallTool,
@@ -329,7 +370,7 @@ forbid(principal, action, resource == Tool::"math_delete");"#,
             }
         );
         let other_group = policy.decide(&query("bob", dev, "math_add", "math"));
-        assert_eq!(other_group.rule, DEFAULT_DENY);
+        assert_eq!(&*other_group.rule, DEFAULT_DENY);
         assert!(!other_group.allowed);
         assert!(!policy.decide(&query("alice", sre, "date_now", "date")).allowed);
     }

@@ -175,7 +175,7 @@ fn audit_entry(
         } else {
             "deny"
         },
-        rule: verdict.map_or_else(|| policy::NO_POLICY.to_owned(), |v| v.rule.clone()),
+        rule: verdict.map_or_else(|| policy::NO_POLICY.to_owned(), |v| v.rule.to_string()),
         outcome: "",
         latency_ms: 0.0,
         trace_id: trace.and_then(TraceContext::trace_id),

@@ -21,6 +21,7 @@ pub struct Item<'a> {
 pub fn decide(policy: &Policy, acting: Option<&Acting>, profile: Option<&str>, item: &Item<'_>) -> Verdict {
     let principal = acting.map(Acting::current);
     policy.decide(&Query {
+        caller_key: principal.as_ref().map_or([0; 32], |p| p.token_key()),
         subject: principal.as_ref().map(|p| p.subject.as_str()),
         claims: principal.as_ref().map(|p| &p.claims),
         action: Action::for_kind(item.kind),
