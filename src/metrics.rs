@@ -28,16 +28,19 @@ pub enum Delivery {
     Parked,
     /// Answered with an error: the client had no stream open.
     Refused,
+    /// Asked for a 2026-07-28 target's `input_required` result (era bridging), on the call's stream.
+    Bridged,
 }
 
 impl Delivery {
     /// Every delivery, for series that start at zero.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::PostStream,
         Self::GetStream,
         Self::CallStream,
         Self::Parked,
         Self::Refused,
+        Self::Bridged,
     ];
 
     /// The label value.
@@ -48,6 +51,7 @@ impl Delivery {
             Self::CallStream => "call_stream",
             Self::Parked => "parked",
             Self::Refused => "refused",
+            Self::Bridged => "bridged",
         }
     }
 }

@@ -131,6 +131,11 @@ fn tools(extra: bool) -> Vec<Value> {
             no_args(),
         ),
         tool(
+            "test_input_rounds",
+            "Two rounds of input the 2026-07-28 way: a username, then a sampled answer and the roots at once",
+            no_args(),
+        ),
+        tool(
             "slow",
             "Sleeps `ms` milliseconds, reporting progress every 100 ms",
             json!({ "type": "object", "properties": { "ms": { "type": "integer" } } }),
@@ -327,6 +332,46 @@ fn input_required_round(request: &CallToolRequestParams) -> Result<CallToolRespo
     Ok(CallToolResponse::InputRequired(from_json(ask)?))
 }
 
+/// Two rounds of input; what the first round brought travels in the state, so the server keeps nothing.
+fn input_rounds(request: &CallToolRequestParams) -> Result<CallToolResponse, ErrorData> {
+    let state = request.request_state.as_deref().unwrap_or("");
+    let response = |name: &str| request.input_responses.as_ref().and_then(|r| r.get(name));
+    let ask = if let Some(who) = state.strip_prefix("rounds-2:") {
+        let model = response("model")
+            .and_then(|r| r.pointer("/content/text"))
+            .and_then(Value::as_str)
+            .unwrap_or("none");
+        let roots = response("where")
+            .and_then(|r| r.get("roots"))
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        return Ok(text_result(format!("who={who}; model={model}; roots={roots}")).into());
+    } else if state == "rounds-1" {
+        let who = response("who")
+            .and_then(|r| r.pointer("/content/username"))
+            .and_then(Value::as_str)
+            .unwrap_or("nobody");
+        json!({
+            "resultType": "input_required",
+            "inputRequests": {
+                "model": { "method": "sampling/createMessage", "params": {
+                    "messages": [{ "role": "user", "content": { "type": "text", "text": "Pick a word" } }], "maxTokens": 10 } },
+                "where": { "method": "roots/list" },
+            },
+            "requestState": format!("rounds-2:{who}"),
+        })
+    } else {
+        json!({
+            "resultType": "input_required",
+            "inputRequests": { "who": { "method": "elicitation/create", "params": {
+                "message": "Who is asking?",
+                "requestedSchema": { "type": "object", "properties": { "username": { "type": "string" } }, "required": ["username"] } } } },
+            "requestState": "rounds-1",
+        })
+    };
+    Ok(CallToolResponse::InputRequired(from_json(ask)?))
+}
+
 fn elicitation_params(tool: &str, message: &str) -> Value {
     match tool {
         "test_elicitation" => json!({ "message": message, "requestedSchema": { "type": "object", "properties": {
@@ -394,6 +439,9 @@ impl ServerHandler for Everything {
     ) -> Result<CallToolResponse, ErrorData> {
         if request.name == "test_input_required" {
             return input_required_round(&request);
+        }
+        if request.name == "test_input_rounds" {
+            return input_rounds(&request);
         }
         self.run_tool(&request, &context).await.map(Into::into)
     }

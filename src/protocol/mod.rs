@@ -142,6 +142,25 @@ pub mod method {
     pub const REMOVED_IN_MODERN: [&str; 5] = [INITIALIZE, PING, SET_LEVEL, RESOURCES_SUBSCRIBE, RESOURCES_UNSUBSCRIBE];
 }
 
+/// Multi round-trip requests (2026-07-28): a result that asks the client for input, and the retry
+/// that carries the answers.
+pub mod mrtr {
+    /// `resultType` of a result that asks for input.
+    pub const INPUT_REQUIRED: &str = "input_required";
+    /// The result's map of named requests to the client (`{method, params}` each).
+    pub const INPUT_REQUESTS: &str = "inputRequests";
+    /// The retry's map of the client's results, under the same names.
+    pub const INPUT_RESPONSES: &str = "inputResponses";
+    /// Opaque state the retry carries back.
+    pub const REQUEST_STATE: &str = "requestState";
+    /// Requests a target may ask for, with the client capability each needs.
+    pub const INPUT_METHODS: [(&str, &str); 3] = [
+        ("elicitation/create", "elicitation"),
+        ("sampling/createMessage", "sampling"),
+        ("roots/list", "roots"),
+    ];
+}
+
 /// mcplex's own identity, used where it speaks for itself (probes, catalog fetches, results it writes).
 pub fn mcplex_identity() -> Value {
     json!({ "name": "mcplex", "version": env!("CARGO_PKG_VERSION") })

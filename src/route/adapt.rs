@@ -59,7 +59,7 @@ pub enum AdaptError {
     },
     /// A 2026-07-28 target asks a session-era client for input the 2026-07-28 way.
     #[error(
-        "target `{target}` answered with resultType `{result_type}` (it asks the client for input the 2026-07-28 way); carrying that to a session-era client is not supported yet"
+        "target `{target}` answered with resultType `{result_type}`, which a session-era client cannot read and mcplex could not bridge for this call"
     )]
     InputRequired {
         /// The target.

@@ -330,6 +330,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         record,
         trace,
         span: span.clone(),
+        original: None,
     });
     call.instrument(span).await
 }

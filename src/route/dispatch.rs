@@ -5,6 +5,7 @@ use crate::catalog::ItemKind;
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::router::Router;
+use crate::route::session::PendingServerRequest;
 use crate::route::{call, listen, own};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -113,9 +114,14 @@ fn client_response(inbound: &Inbound) {
         tracing::debug!(session = %session.id, %id, "client answered a request mcplex does not know; ignored");
         return;
     };
-    let mut message = Value::Object(inbound.message.body.clone());
-    message["id"] = pending.upstream_id;
-    pending
-        .channel
-        .send_detached(message, "client's answer to a server request");
+    let message = Value::Object(inbound.message.body.clone());
+    match pending {
+        PendingServerRequest::Upstream { channel, upstream_id } => {
+            let mut message = message;
+            message["id"] = upstream_id;
+            channel.send_detached(message, "client's answer to a server request");
+        }
+        // The bridging call may have ended meanwhile; then the answer has nowhere to go.
+        PendingServerRequest::Bridged(answer) => drop(answer.send(message)),
+    }
 }

@@ -5,6 +5,7 @@ use crate::metrics::{CallOutcome, CallRecord, Delivery};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::adapt::{AdaptError, rewrite_response};
+use crate::route::bridge::{Bridge, BridgeError, asks_for_input};
 use crate::route::channel::Channel;
 use crate::route::message::{Chunk, Outcome};
 use crate::route::session::{ClientSession, refuse_server_request};
@@ -37,9 +38,56 @@ pub struct Forward {
     pub trace: Option<TraceContext>,
     /// The call's span (`Span::none()` when tracing is off); it ends with the relay.
     pub span: Span,
+    /// The request as sent, kept when the target may ask for input that must be bridged (a session-era
+    /// client calling a 2026-07-28 target): the bridge retries it with the answers.
+    pub original: Option<Value>,
 }
 
 impl Forward {
+    /// The bridge for a target's request for input, when this call can have one.
+    fn bridge<'a>(&'a self, tx: &'a mpsc::Sender<Chunk>) -> Option<Bridge<'a>> {
+        Some(Bridge {
+            channel: &self.channel,
+            session: self.session.as_ref()?,
+            original: self.original.as_ref()?,
+            tx,
+            trace: self.trace.as_ref(),
+        })
+    }
+
+    /// Runs the input rounds of a bridged call and turns its outcome into the client's final message.
+    async fn bridged_answer(&mut self, first: RawMessage, tx: &mpsc::Sender<Chunk>) -> Chunk {
+        let outcome = match self.bridge(tx) {
+            Some(bridge) => bridge.run(first).await,
+            None => {
+                return Chunk::of(&jsonrpc::error(
+                    Some(self.client_id.clone()),
+                    jsonrpc::INTERNAL_ERROR,
+                    "no bridge",
+                ));
+            }
+        };
+        match outcome {
+            Ok(last) => match self.client_response(&last) {
+                Ok((json, _)) => Chunk {
+                    json,
+                    hold: crate::budget::Hold::none(),
+                },
+                Err(error) => Chunk::of(&error),
+            },
+            Err(error) => {
+                tracing::info!(target_name = self.channel.target().name(), %error, "bridged call failed");
+                let code = error.code();
+                self.finish_with(if matches!(error, BridgeError::ClientGone) {
+                    CallOutcome::ClientGone
+                } else {
+                    CallOutcome::of_error(code)
+                });
+                Chunk::of(&jsonrpc::error(Some(self.client_id.clone()), code, error.to_string()))
+            }
+        }
+    }
+
     fn finish(&self) {
         if let Some(session) = &self.session {
             session.end_call(&self.client_id);
@@ -91,7 +139,26 @@ pub async fn forward(mut forward: Forward) -> Outcome {
         session.start_call(&forward.client_id, &forward.channel, &upstream_id);
     }
     let message = std::mem::take(&mut forward.message);
+    if forward.era == Era::Legacy && forward.session.is_some() && forward.channel.era() == Era::Modern {
+        forward.original = Some(message.clone());
+    }
     match forward.channel.send(message, forward.trace.as_ref()).await {
+        Ok(Reply::Single(Received { message, hold })) if forward.original.is_some() && asks_for_input(&message) => {
+            // The client's answers arrive as requests on the call's stream, so the answer becomes a stream.
+            drop(hold);
+            let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+            let span = forward.span.clone();
+            tokio::spawn(
+                async move {
+                    let _exchange = exchange;
+                    let chunk = forward.bridged_answer(message, &tx).await;
+                    forward.finish();
+                    let _ = tx.send(chunk).await;
+                }
+                .instrument(span),
+            );
+            Outcome::Stream(rx)
+        }
         Ok(Reply::Single(Received { message, hold })) => {
             forward.finish();
             let answer = forward.client_response(&message);
@@ -174,7 +241,10 @@ async fn relay_stream(
             Err(e) => break StreamEnd::Failed(stream.garbage(format!("an SSE event is not a JSON object: {e}"))),
         };
         let is_final = !has_method && id.as_ref() == Some(&upstream_id);
-        let outgoing = if is_final {
+        let outgoing = if is_final && forward.original.is_some() && asks_for_input(&message) {
+            drop(hold);
+            forward.bridged_answer(message, &tx).await
+        } else if is_final {
             match forward.client_response(&message) {
                 Ok((json, _)) => Chunk { json, hold },
                 Err(error) => Chunk::of(&error),

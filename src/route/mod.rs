@@ -3,6 +3,7 @@
 //! [`Outcome`]s back; `upstream` is told what to send where.
 
 pub mod adapt;
+pub mod bridge;
 pub mod call;
 pub mod channel;
 pub mod chunk;

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Messages queued for the client's GET stream before it connects (or while it reconnects).
@@ -26,13 +26,36 @@ pub const STREAM_QUEUE_BYTES: usize = 1024 * 1024;
 /// Requests from targets waiting for this client's answer; more are refused at once.
 pub const MAX_PENDING_SERVER_REQUESTS: usize = 256;
 
-/// A request a target sent to the client, waiting for the client's answer.
-pub struct PendingServerRequest {
-    /// Where the answer goes.
-    pub channel: Channel,
-    /// The id the target used.
-    pub upstream_id: Value,
+/// A request to the client waiting for its answer.
+pub enum PendingServerRequest {
+    /// A session-era target's own request: the answer goes back to it with the id it used.
+    Upstream {
+        /// Where the answer goes.
+        channel: Channel,
+        /// The id the target used.
+        upstream_id: Value,
+    },
+    /// An input a 2026-07-28 target asked for in an `input_required` result: the answer goes to the
+    /// call that is bridging it.
+    Bridged(oneshot::Sender<Value>),
 }
+
+impl PendingServerRequest {
+    /// Answers the request with an error at once (the client cannot be asked).
+    pub fn refuse(self, reason: String) {
+        match self {
+            Self::Upstream { channel, upstream_id } => refuse_server_request(&channel, upstream_id, reason),
+            Self::Bridged(answer) => {
+                drop(answer.send(json!({ "error": { "code": jsonrpc::INTERNAL_ERROR, "message": reason } })))
+            }
+        }
+    }
+}
+
+/// The client already has as many unanswered requests as it may.
+#[derive(Debug, thiserror::Error)]
+#[error("the client has {MAX_PENDING_SERVER_REQUESTS} unanswered requests from targets")]
+pub struct TooManyPending;
 
 type ChannelCell = (Arc<Link>, Arc<OnceCell<Channel>>);
 
@@ -182,7 +205,7 @@ impl ClientSession {
             }
             pending.insert(
                 id.clone(),
-                PendingServerRequest {
+                PendingServerRequest::Upstream {
                     channel: channel.clone(),
                     upstream_id,
                 },
@@ -222,9 +245,7 @@ impl ClientSession {
                 }
                 count(Delivery::Refused);
                 if let Some(pending) = request.get("id").and_then(|id| self.take_server_request(id)) {
-                    refuse_server_request(
-                        &pending.channel,
-                        pending.upstream_id,
+                    pending.refuse(
                         "the client has no stream open to receive the request (no GET stream, no call in progress)"
                             .into(),
                     );
@@ -236,6 +257,37 @@ impl ClientSession {
     /// Counts a request `channel`'s target sent to this client, by how it was delivered.
     pub fn count_server_request(&self, channel: &Channel, delivery: Delivery) {
         self.metrics.server_request(channel.target().name(), delivery);
+    }
+
+    /// Makes a request to the client for the bridge: the message to send it (with an id in this
+    /// session's space) and where its answer will arrive.
+    pub fn ask(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+    ) -> Result<(Value, oneshot::Receiver<Value>), TooManyPending> {
+        let id = format!("mcplex-s{}", self.next_server_request.fetch_add(1, Ordering::Relaxed));
+        let (answer, answered) = oneshot::channel();
+        {
+            let mut pending = lock(&self.server_requests);
+            if pending.len() >= MAX_PENDING_SERVER_REQUESTS {
+                return Err(TooManyPending);
+            }
+            pending.insert(id.clone(), PendingServerRequest::Bridged(answer));
+        }
+        let mut request = json!({ "jsonrpc": "2.0", "id": id, "method": method });
+        if let Some(params) = params {
+            request["params"] = params.clone();
+        }
+        Ok((request, answered))
+    }
+
+    /// Forgets requests of the bridge whose answers nobody waits for any more.
+    pub fn forget_unanswered(&self) {
+        lock(&self.server_requests).retain(|_, pending| match pending {
+            PendingServerRequest::Bridged(answer) => !answer.is_closed(),
+            PendingServerRequest::Upstream { .. } => true,
+        });
     }
 
     /// Takes the pending request the client is answering.
@@ -273,11 +325,7 @@ impl ClientSession {
         self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
         tracing::warn!(session = %self.id, "client GET stream queue is full; a server message was dropped");
         if let Some(pending) = message.get("id").and_then(|id| self.take_server_request(id)) {
-            refuse_server_request(
-                &pending.channel,
-                pending.upstream_id,
-                "the client is not reading its GET stream".into(),
-            );
+            pending.refuse("the client is not reading its GET stream".into());
         }
     }
 

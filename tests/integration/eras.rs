@@ -183,3 +183,55 @@ async fn a_modern_input_required_round_trip_reaches_the_same_target() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_session_era_client_answers_a_modern_targets_input_rounds_as_real_requests() {
+    // The target is pinned to 2026-07-28, so the session-era client reaches it through the bridge.
+    let target = everything(Versions::All).await;
+    let harness = Harness::start(&config(&[("asks", &target.url(), "protocol: modern")])).await;
+    let client = harness.legacy_client().await;
+    let answer = call_text(&client, "asks_test_input_required", json!({})).await;
+    assert_eq!(answer, "input received from ada");
+    assert_eq!(
+        client.service().wait_for("elicitation").await["message"],
+        "Who is asking?"
+    );
+    // Two rounds, the second asking for two inputs at once.
+    let answer = call_text(&client, "asks_test_input_rounds", json!({})).await;
+    assert_eq!(answer, "who=ada; model=sampled answer; roots=0");
+    assert!(client.service().wait_for("sampling").await["messages"].is_array());
+    let metrics = harness.metrics().await;
+    assert!(
+        metrics.contains("mcplex_server_requests_total{target=\"asks\",delivery=\"bridged\"} 4"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("server_requests"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_era_client_without_the_capability_gets_an_error_not_a_hang() {
+    let target = everything(Versions::All).await;
+    let harness = Harness::start(&config(&[("asks", &target.url(), "protocol: modern")])).await;
+    // A raw session-era client that declares no capabilities.
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let (_, headers, _) = post(&harness.url(), &[], &initialize.to_string()).await;
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "asks_test_input_required", "arguments": {}}});
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let (status, _, text) = post(&harness.url(), &headers, &call.to_string()).await;
+    assert_eq!(status, 200);
+    let answer = message_of(&text);
+    assert_eq!(answer["error"]["code"], -32021, "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("elicitation"),
+        "{answer}"
+    );
+}
