@@ -161,7 +161,7 @@ impl AuditLog {
         }
         let text = serde_json::to_vec(arguments.unwrap_or(&serde_json::Value::Null)).ok()?;
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &text);
-        Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+        Some(hex::encode(digest))
     }
 
     /// Queues one line for the writer thread; a full queue drops it (counted, see [`AuditLog::dropped`]).

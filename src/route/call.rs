@@ -5,12 +5,16 @@ use crate::audit::{AuditCaller, AuditEntry};
 use crate::catalog::ItemKind;
 use crate::identity::Acting;
 use crate::metrics::CallOutcome;
+use crate::metrics::CallRecord;
 use crate::policy::{self, Verdict};
 use crate::protocol::meta;
+use crate::protocol::{ClientContext, mrtr};
 use crate::protocol::{Era, jsonrpc, method};
+use crate::route::channel::Channel;
 use crate::route::decide;
-use crate::route::forward::{self, Forward};
+use crate::route::forward::{self, Forward, Parking};
 use crate::route::message::{Caller, Inbound, Outcome};
+use crate::route::park;
 use crate::route::router::{Router, Snapshot};
 use crate::telemetry;
 use crate::telemetry::TraceContext;
@@ -263,41 +267,75 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         );
         record.audit(router.audit.clone(), entry);
     }
-    let mut fail = |id: Value, code: i64, message: String| {
-        record.finish(CallOutcome::of_error(code));
-        Outcome::error(id, code, message)
-    };
     if let Some(denied) = verdict.filter(|v| !v.allowed) {
         let name = match wanted {
             Wanted::Named(_, name) | Wanted::Uri(name) => name,
         };
         tracing::info!(name, target_name = %destination.target, rule = %denied.rule, "call denied by policy");
         let message = format!("`{name}` is denied by policy (rule `{}`)", denied.rule);
-        return fail(id, jsonrpc::DENIED_BY_POLICY, message);
+        return failed(&mut record, id, jsonrpc::DENIED_BY_POLICY, message);
     }
     let Some(slot) = snapshot.slot(&destination.target) else {
         let message = format!("target `{}` is not configured any more", destination.target);
-        return fail(id, jsonrpc::TARGET_UNAVAILABLE, message);
+        return failed(&mut record, id, jsonrpc::TARGET_UNAVAILABLE, message);
     };
     let Some(target) = slot.target.clone() else {
         let error = slot.state().error.unwrap_or_default();
-        return fail(id, jsonrpc::TARGET_UNAVAILABLE, error);
+        return failed(&mut record, id, jsonrpc::TARGET_UNAVAILABLE, error);
     };
-    let channel = match &inbound.caller {
-        Caller::Session(session) => session.channel(router, &target).await,
-        Caller::Stateless(context) => {
-            crate::route::channel::Channel::open(&target, context, false, inbound.acting.clone()).await
+    let stateless = matches!(inbound.caller, Caller::Stateless(_));
+    let parked_state = inbound
+        .message
+        .param_str(mrtr::REQUEST_STATE)
+        .filter(|state| stateless && state.starts_with(park::STATE_PREFIX))
+        .map(str::to_owned);
+    if let Some(state) = parked_state {
+        let retry = Retry {
+            state: &state,
+            target: &target,
+            inbound: &inbound,
+            id,
+            trace,
+            span: span.clone(),
+        };
+        return resume_parked(router, retry, record).instrument(span).await;
+    }
+    // A 2026-07-28 client that can answer requests gets a session of its own at a session-era target.
+    let answering = stateless.then(|| answering_context(&inbound.message)).flatten();
+    let opened = match (&inbound.caller, &answering) {
+        (Caller::Session(session), _) => session.channel(router, &target).await.map(|c| (c, false)),
+        (Caller::Stateless(context), None) => Channel::open(&target, context, false, inbound.acting.clone())
+            .await
+            .map(|c| (c, false)),
+        (Caller::Stateless(_), Some(context)) => Channel::open_for_call(&target, context, inbound.acting.clone()).await,
+    };
+    let (channel, own_session) = match opened {
+        Ok(opened) => opened,
+        Err(error) => return failed(&mut record, id, error.code(), error.to_string()),
+    };
+    let parking = match (own_session, &answering) {
+        (true, Some(context)) => {
+            // Open before the call goes out: TypeScript SDK servers send requests tied to no call only on a
+            // stream that already exists.
+            let side = match channel.legacy_session() {
+                Some(session) => session.open_stream().await.ok().flatten(),
+                None => None,
+            };
+            Some(Parking {
+                parks: router.parked.clone(),
+                capabilities: context.capabilities.clone(),
+                subject: inbound.acting.as_deref().map(|a| a.current().subject.clone()),
+                side,
+            })
         }
-    };
-    let channel = match channel {
-        Ok(channel) => channel,
-        Err(error) => return fail(id, error.code(), error.to_string()),
+        _ => None,
     };
     let method_name = inbound.message.method();
     if matches!(method_name, method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE)
         && channel.era() == Era::Modern
     {
-        return fail(
+        return failed(
+            &mut record,
             id,
             jsonrpc::METHOD_NOT_FOUND,
             format!(
@@ -331,6 +369,109 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         trace,
         span: span.clone(),
         original: None,
+        parking,
     });
     call.instrument(span).await
+}
+
+/// Records a call that failed before it was sent and answers the client.
+fn failed(record: &mut CallRecord, id: Value, code: i64, message: String) -> Outcome {
+    record.finish(CallOutcome::of_error(code));
+    Outcome::error(id, code, message)
+}
+
+/// The context of a 2026-07-28 request whose client declared it can answer elicitation, sampling or
+/// roots requests: what a session opened for it tells the target.
+fn answering_context(message: &jsonrpc::Message) -> Option<Arc<ClientContext>> {
+    let meta = message.meta()?;
+    let capabilities = meta.get(meta::CLIENT_CAPABILITIES)?;
+    let answers = mrtr::INPUT_METHODS
+        .iter()
+        .any(|(_, capability)| capabilities.get(capability).is_some());
+    answers.then(|| {
+        Arc::new(ClientContext {
+            protocol_version: crate::protocol::LATEST_LEGACY_VERSION.into(),
+            client_info: meta
+                .get(meta::CLIENT_INFO)
+                .cloned()
+                .unwrap_or_else(crate::protocol::mcplex_identity),
+            capabilities: capabilities.clone(),
+        })
+    })
+}
+
+/// A retry that names a parked call.
+struct Retry<'a> {
+    state: &'a str,
+    target: &'a Arc<crate::upstream::Target>,
+    inbound: &'a Inbound,
+    id: Value,
+    trace: Option<TraceContext>,
+    span: Span,
+}
+
+/// Gives a parked call its client's answers and relays the rest of it as the retry's answer.
+async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallRecord) -> Outcome {
+    let Retry {
+        state,
+        target,
+        inbound,
+        id,
+        trace,
+        span,
+    } = retry;
+    let principal = inbound.acting.as_deref().map(Acting::current);
+    let subject = principal.as_ref().map(|p| p.subject.clone());
+    let parked = match router.parked.take(state, subject.as_deref()) {
+        Ok(parked) => parked,
+        Err(error) => return failed(&mut record, id, error.code(), error.to_string()),
+    };
+    if parked.channel.target().name() != target.name() {
+        router.parked.put_back(state, parked);
+        let message = format!("requestState names a call to another target than `{}`", target.name());
+        return failed(&mut record, id, jsonrpc::INVALID_PARAMS, message);
+    }
+    let responses = inbound
+        .message
+        .body
+        .get("params")
+        .and_then(|p| p.get(mrtr::INPUT_RESPONSES))
+        .and_then(Value::as_object);
+    let answers = match parked.answers(responses) {
+        Ok(answers) => answers,
+        Err(error) => {
+            router.parked.put_back(state, parked);
+            return failed(&mut record, id, error.code(), error.to_string());
+        }
+    };
+    for answer in answers {
+        if let Err(error) = parked.channel.send(answer, None).await {
+            park::close_own_session(&parked.channel);
+            return failed(&mut record, id, error.code(), error.to_string());
+        }
+    }
+    let capabilities = inbound
+        .message
+        .meta()
+        .and_then(|m| m.get(meta::CLIENT_CAPABILITIES))
+        .cloned()
+        .unwrap_or_default();
+    let forward = Forward {
+        channel: parked.channel.clone(),
+        message: Value::Null,
+        client_id: id,
+        era: Era::Modern,
+        session: None,
+        record,
+        trace,
+        span,
+        original: None,
+        parking: Some(Parking {
+            parks: router.parked.clone(),
+            capabilities,
+            subject,
+            side: None,
+        }),
+    };
+    forward::resume(forward, parked)
 }

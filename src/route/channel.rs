@@ -68,6 +68,35 @@ impl Channel {
         Ok(Self { way, acting })
     }
 
+    /// Opens a channel for one call of a 2026-07-28 client that can answer requests: a modern target is
+    /// reached as usual, a session-era one through a session of the call's own, opened with the client's
+    /// capabilities (so the target may ask, and whatever its session sends belongs to this call). True
+    /// when such a session was opened; the caller ends it.
+    pub async fn open_for_call(
+        target: &Arc<Target>,
+        context: &Arc<ClientContext>,
+        acting: Option<Arc<Acting>>,
+    ) -> Result<(Self, bool), UpstreamError> {
+        if target.retired().is_cancelled() {
+            return Err(UpstreamError::Retired {
+                target: target.name().into(),
+            });
+        }
+        if target.dialects().await?.preferred() == Era::Modern {
+            return Ok((Self::open(target, context, false, acting).await?, false));
+        }
+        let session = target
+            .connect_session(context.initialize_params(), acting.clone())
+            .await?;
+        Ok((
+            Self {
+                way: Way::Legacy(session),
+                acting,
+            },
+            true,
+        ))
+    }
+
     /// The upstream session, when the target is reached through one.
     pub fn legacy_session(&self) -> Option<&Arc<LegacySession>> {
         match &self.way {

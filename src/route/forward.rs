@@ -8,6 +8,7 @@ use crate::route::adapt::{AdaptError, rewrite_response};
 use crate::route::bridge::{Bridge, BridgeError, asks_for_input};
 use crate::route::channel::Channel;
 use crate::route::message::{Chunk, Outcome};
+use crate::route::park::{self, Parked, ParkedCalls, close_own_session};
 use crate::route::session::{ClientSession, refuse_server_request};
 use crate::telemetry::TraceContext;
 use crate::upstream::{ExchangeGuard, MessageStream, Received, Reply, UpstreamError};
@@ -41,6 +42,31 @@ pub struct Forward {
     /// The request as sent, kept when the target may ask for input that must be bridged (a session-era
     /// client calling a 2026-07-28 target): the bridge retries it with the answers.
     pub original: Option<Value>,
+    /// For a 2026-07-28 client calling a session-era target: where the call is parked when the target
+    /// asks for input mid-call, what the client can answer, and the session the call opened for itself.
+    pub parking: Option<Parking>,
+}
+
+/// What a call needs to be parked for its 2026-07-28 client's input.
+pub struct Parking {
+    /// The sidecar's parked calls.
+    pub parks: Arc<ParkedCalls>,
+    /// The capabilities the client declared in its request's `_meta`.
+    pub capabilities: Value,
+    /// The caller's subject, bound into the sealed state.
+    pub subject: Option<String>,
+    /// The GET stream of the session opened for this call: requests tied to no call arrive there.
+    pub side: Option<MessageStream>,
+}
+
+impl Parking {
+    /// Whether the client can answer a request with this method.
+    fn can_answer(&self, method: &str) -> bool {
+        crate::protocol::mrtr::INPUT_METHODS
+            .iter()
+            .find(|(m, _)| *m == method)
+            .is_some_and(|(_, capability)| self.capabilities.get(capability).is_some())
+    }
 }
 
 impl Forward {
@@ -85,6 +111,13 @@ impl Forward {
                 });
                 Chunk::of(&jsonrpc::error(Some(self.client_id.clone()), code, error.to_string()))
             }
+        }
+    }
+
+    /// Ends the upstream session the call opened for itself, if it did.
+    fn close_own_session(&self) {
+        if self.parking.is_some() {
+            close_own_session(&self.channel);
         }
     }
 
@@ -161,6 +194,7 @@ pub async fn forward(mut forward: Forward) -> Outcome {
         }
         Ok(Reply::Single(Received { message, hold })) => {
             forward.finish();
+            forward.close_own_session();
             let answer = forward.client_response(&message);
             // The target's text is no longer needed; its budget now covers the copy that goes out.
             drop(message);
@@ -172,11 +206,13 @@ pub async fn forward(mut forward: Forward) -> Outcome {
         Ok(Reply::Stream(stream)) => {
             let (tx, rx) = mpsc::channel(STREAM_BUFFER);
             let span = forward.span.clone();
-            tokio::spawn(relay_stream(forward, stream, upstream_id, tx, exchange).instrument(span));
+            let side = forward.parking.as_mut().and_then(|p| p.side.take());
+            tokio::spawn(relay_stream(forward, stream, side, upstream_id, tx, exchange).instrument(span));
             Outcome::Stream(rx)
         }
         Ok(Reply::Accepted) => {
             forward.finish();
+            forward.close_own_session();
             let error = UpstreamError::Garbage {
                 target: target.name().into(),
                 reason: "a request was answered with 202 and no response".into(),
@@ -185,6 +221,7 @@ pub async fn forward(mut forward: Forward) -> Outcome {
         }
         Err(error) => {
             forward.finish();
+            forward.close_own_session();
             tracing::warn!(target_name = target.name(), %error, "call failed");
             Outcome::Message(forward.error(&error))
         }
@@ -195,18 +232,50 @@ pub async fn forward(mut forward: Forward) -> Outcome {
 enum StreamEnd {
     /// The final response reached the client.
     Answered,
+    /// The target asked for input the client can give; the call is to be parked.
+    Park(Value),
     /// The client went away first.
     ClientGone,
     /// The target failed.
     Failed(UpstreamError),
 }
 
+/// The next message on a call's side stream; never, when there is none (or it ended).
+async fn next_on(side: &mut Option<MessageStream>) -> Received {
+    loop {
+        let Some(stream) = side.as_mut() else {
+            return std::future::pending().await;
+        };
+        match stream.next().await {
+            Some(Ok(received)) => return received,
+            // A side stream that breaks only loses requests tied to no call; the call itself goes on.
+            Some(Err(_)) | None => *side = None,
+        }
+    }
+}
+
+/// Relays the rest of a parked call after its client's retry (`forward` is the retry's).
+pub fn resume(forward: Forward, parked: Parked) -> Outcome {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    let span = forward.span.clone();
+    let Parked {
+        stream,
+        side,
+        upstream_id,
+        exchange,
+        ..
+    } = parked;
+    tokio::spawn(relay_stream(forward, stream, side, upstream_id, tx, exchange).instrument(span));
+    Outcome::Stream(rx)
+}
+
 async fn relay_stream(
     mut forward: Forward,
     mut stream: MessageStream,
+    mut side: Option<MessageStream>,
     upstream_id: Value,
     tx: mpsc::Sender<Chunk>,
-    _exchange: ExchangeGuard,
+    exchange: ExchangeGuard,
 ) {
     let target = forward.channel.target().clone();
     let deadline = target.config.timeout;
@@ -218,6 +287,26 @@ async fn relay_stream(
             biased;
             _ = tx.closed() => break StreamEnd::ClientGone,
             next = tokio::time::timeout(deadline, stream.next()) => next,
+            aside = next_on(&mut side) => {
+                // The session is this call's own: what arrives on its GET stream belongs to the call.
+                let Ok(request) = aside.message.value() else { continue };
+                let is_request = request.get("method").is_some() && request.get("id").is_some();
+                let answerable = forward.parking.as_ref().is_some_and(|p| {
+                    p.can_answer(request["method"].as_str().unwrap_or_default())
+                });
+                if is_request && answerable {
+                    break StreamEnd::Park(request);
+                }
+                if is_request {
+                    let id = request["id"].clone();
+                    refuse_server_request(&forward.channel, id, "the client did not declare the capability this request needs".into());
+                    continue;
+                }
+                if tx.send(Chunk { json: aside.message.into_bytes(), hold: aside.hold }).await.is_err() {
+                    break StreamEnd::ClientGone;
+                }
+                continue;
+            }
         };
         let message = match next {
             Err(_) => {
@@ -251,6 +340,13 @@ async fn relay_stream(
             }
         } else if has_method && id.is_some() {
             let Ok(request) = message.value() else { continue };
+            let answerable = forward
+                .parking
+                .as_ref()
+                .is_some_and(|p| p.can_answer(request["method"].as_str().unwrap_or_default()));
+            if forward.session.is_none() && answerable {
+                break StreamEnd::Park(request);
+            }
             let registered = match &forward.session {
                 Some(session) => {
                     session.count_server_request(&forward.channel, Delivery::PostStream);
@@ -286,12 +382,15 @@ async fn relay_stream(
     };
     forward.finish();
     match end {
-        StreamEnd::Answered => {}
+        StreamEnd::Answered => forward.close_own_session(),
+        StreamEnd::Park(request) => park(forward, request, stream, side, upstream_id, tx, exchange).await,
         StreamEnd::ClientGone => {
+            forward.close_own_session();
             forward.finish_with(CallOutcome::ClientGone);
             cancel_upstream(&forward.channel, &upstream_id, "the client went away");
         }
         StreamEnd::Failed(error) => {
+            forward.close_own_session();
             tracing::warn!(target_name = target.name(), %error, "streamed call failed");
             let answer = forward.error(&error);
             let _ = tokio::time::timeout(deadline, tx.send(Chunk::of(&answer))).await;
@@ -300,6 +399,45 @@ async fn relay_stream(
             }
         }
     }
+}
+
+/// Parks a call whose target asked for input, and answers the client with `input_required`.
+async fn park(
+    mut forward: Forward,
+    request: Value,
+    stream: MessageStream,
+    side: Option<MessageStream>,
+    upstream_id: Value,
+    tx: mpsc::Sender<Chunk>,
+    exchange: ExchangeGuard,
+) {
+    let Some(parking) = forward.parking.take() else { return };
+    let name = "input";
+    let parked = Parked {
+        channel: forward.channel.clone(),
+        stream,
+        side,
+        upstream_id,
+        asked: vec![(name.to_owned(), request["id"].clone())],
+        exchange,
+        subject: parking.subject.clone(),
+    };
+    let answer = match parking.parks.park(parked) {
+        Ok(state) => {
+            forward.finish_with(CallOutcome::Ok);
+            jsonrpc::result(forward.client_id.clone(), park::input_required(name, &request, &state))
+        }
+        Err(refused) => {
+            let (error, parked) = *refused;
+            refuse_server_request(&parked.channel, request["id"].clone(), error.to_string());
+            cancel_upstream(&parked.channel, &parked.upstream_id, "mcplex cannot park the call");
+            close_own_session(&parked.channel);
+            forward.finish_with(CallOutcome::of_error(error.code()));
+            jsonrpc::error(Some(forward.client_id.clone()), error.code(), error.to_string())
+        }
+    };
+    let deadline = forward.channel.target().config.timeout;
+    let _ = tokio::time::timeout(deadline, tx.send(Chunk::of(&answer))).await;
 }
 
 /// Tells the target to stop work nobody waits for any more (in the background).

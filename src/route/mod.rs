@@ -14,6 +14,7 @@ pub mod forward;
 pub mod listen;
 pub mod message;
 pub mod own;
+pub mod park;
 pub mod router;
 pub mod session;
 pub mod slot;

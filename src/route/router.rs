@@ -9,6 +9,7 @@ use crate::budget::Budget;
 use crate::catalog::{Catalog, ItemKind};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::route::park::ParkedCalls;
 use crate::route::slot::TargetSlot;
 use crate::upstream::Target;
 use serde_json::{Value, json};
@@ -71,6 +72,8 @@ pub struct Router {
     pub audit: Arc<AuditLog>,
     /// The pod's profile, for the audit trail.
     pub profile: Option<String>,
+    /// Calls of 2026-07-28 clients parked while a session-era target waits for their input.
+    pub parked: Arc<ParkedCalls>,
 }
 
 impl Router {
@@ -103,6 +106,7 @@ impl Router {
             tracing,
             audit: audit.0,
             profile: audit.1,
+            parked: Arc::default(),
         })
     }
 

@@ -9,18 +9,18 @@
 //   `act`. Subjects listed in `refuse` are refused with `invalid_grant`.
 // - GET /stats answers how many exchanges were made (tests check the cache with it).
 //
-// Input: environment OIDC_MODULES (a node_modules directory holding oidc-provider) and AUTHZ_CONFIG
+// Input: environment NODE_MODULES_DIR (a node_modules directory holding oidc-provider) and AUTHZ_CONFIG
 // (JSON: {callers: {name: {claims}}, exchangers: {id: secret}, subjectAudience, refuse: [sub], ttl}).
 // Output: one line `listening <port>` on stdout once it serves.
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 // Whoever started the server may stop reading its output; that must not stop the server.
 for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
 
-const resolve = createRequire(join(process.env.OIDC_MODULES, 'resolver.js')).resolve;
+const resolve = createRequire(join(resolvePath(process.env.NODE_MODULES_DIR), 'resolver.js')).resolve;
 const load = (name) => import(pathToFileURL(resolve(name)).href);
 const { default: Provider, errors } = await load('oidc-provider');
 const jose = await load('jose');

