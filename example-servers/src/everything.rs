@@ -5,7 +5,7 @@
 #![allow(deprecated)] // Logging and roots are deprecated in 2026-07-28 but still part of the 2025 protocol this server speaks.
 
 use rmcp::model::*;
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -551,6 +551,24 @@ impl ServerHandler for Everything {
         _request: UnsubscribeRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    /// The 2026-07-28 counterpart of `subscribe`: each watched resource is announced as updated once,
+    /// then the subscription waits for its client to close it.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        for uri in context.accepted().resource_subscriptions.clone().unwrap_or_default() {
+            let update = ResourceUpdatedNotification::new(ResourceUpdatedNotificationParam::new(uri));
+            let _ = context
+                .sink()
+                .send(ServerNotification::ResourceUpdatedNotification(update))
+                .await;
+        }
+        context.cancelled().await;
         Ok(())
     }
 

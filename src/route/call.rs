@@ -14,8 +14,8 @@ use crate::route::channel::Channel;
 use crate::route::decide;
 use crate::route::forward::{self, Forward, Parking};
 use crate::route::message::{Caller, Inbound, Outcome};
-use crate::route::park;
 use crate::route::router::{Router, Snapshot};
+use crate::route::{park, subscribe};
 use crate::telemetry;
 use crate::telemetry::TraceContext;
 use serde_json::{Value, json};
@@ -334,15 +334,19 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     if matches!(method_name, method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE)
         && channel.era() == Era::Modern
     {
-        return failed(
-            &mut record,
-            id,
-            jsonrpc::METHOD_NOT_FOUND,
-            format!(
-                "target `{}` speaks only 2026-07-28, where resources/subscribe was replaced by subscriptions/listen; bridging the two is not supported yet",
-                target.name()
-            ),
-        );
+        // Only session-era clients send these (the 2026-07-28 wire refused them earlier).
+        let (Some(session), Some(uri)) = (inbound.caller.session(), inbound.message.param_str("uri")) else {
+            let message = "resources/subscribe needs a session and params.uri".to_owned();
+            return failed(&mut record, id, jsonrpc::INVALID_PARAMS, message);
+        };
+        let watch = method_name == method::RESOURCES_SUBSCRIBE;
+        return match subscribe::change(session, &channel, uri, watch).await {
+            Ok(()) => {
+                record.finish(CallOutcome::Ok);
+                Outcome::Message(jsonrpc::result(id, json!({})))
+            }
+            Err(error) => failed(&mut record, id, error.code(), error.to_string()),
+        };
     }
     let is_completion = method_name == method::COMPLETE;
     let mut message = Value::Object(inbound.message.body);

@@ -19,6 +19,7 @@ pub mod router;
 pub mod session;
 pub mod slot;
 pub mod streams;
+pub mod subscribe;
 
 pub use channel::Channel;
 pub use dispatch::handle;

@@ -10,6 +10,7 @@ use crate::route::channel::Channel;
 use crate::route::chunk::{Chunk, encode};
 use crate::route::router::Router;
 use crate::route::streams::{ClientStreams, Route};
+use crate::route::subscribe::ResourceListens;
 use crate::upstream::{LegacySession, Link, MessageStream, Target, UpstreamError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -81,6 +82,8 @@ pub struct ClientSession {
     /// The caller the session belongs to, when inbound identity is on (its token is updated with each
     /// request; the subject never changes).
     pub acting: Option<Arc<Acting>>,
+    /// Resources the client watches at 2026-07-28 targets.
+    pub listens: ResourceListens,
 }
 
 impl ClientSession {
@@ -110,6 +113,7 @@ impl ClientSession {
             closed: CancellationToken::new(),
             streams: Arc::default(),
             acting,
+            listens: ResourceListens::default(),
         })
     }
 
@@ -157,6 +161,11 @@ impl ClientSession {
             })
             .await?;
         Ok(channel.clone())
+    }
+
+    /// A token cancelled when the session ends.
+    pub fn ended(&self) -> CancellationToken {
+        self.closed.clone()
     }
 
     /// Forgets the channel to `target` (its pump ended because the target was retired).

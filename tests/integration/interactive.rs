@@ -163,3 +163,26 @@ async fn a_cancellation_reaches_only_the_target_that_owns_the_call() {
     assert_eq!(call_text(&client, "bystander_cancelled_calls", json!({})).await, "0");
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_session_era_subscription_at_a_modern_target_rides_on_subscriptions_listen() {
+    // The target is pinned to 2026-07-28: resources/subscribe does not exist there, so mcplex listens.
+    let upstream = everything(Versions::All).await;
+    let harness = Harness::start(&config(&[("ev", &upstream.url(), "protocol: modern")])).await;
+    let client = harness.legacy_client().await;
+    client
+        .subscribe(SubscribeRequestParams::new("test://watched-resource"))
+        .await
+        .expect("resources/subscribe is bridged");
+    let update = client.service().wait_for("resource_updated").await;
+    assert_eq!(update["uri"], "test://watched-resource");
+    assert!(
+        update.get("_meta").is_none(),
+        "2026-07-28 metadata stays upstream: {update}"
+    );
+    client
+        .unsubscribe(UnsubscribeRequestParams::new("test://watched-resource"))
+        .await
+        .expect("resources/unsubscribe is bridged");
+    client.cancel().await.unwrap();
+}
