@@ -442,6 +442,35 @@ async fn measured(
     (before, after, latencies, wall)
 }
 
+/// Runs sidecars side by side at one session in interleaved rounds (each with its caller's bearer token,
+/// if any) and prints the median p50 and CPU per call of each, in order, under `label`.
+async fn side_by_side(variants: &[(&Sidecar, Option<&'static str>)], label: &str) {
+    for (variant, bearer) in variants {
+        drive_as(variant.mcp, "t0_tool_000", 1, WARMUP, *bearer).await;
+    }
+    let mut rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        let mut round = Vec::new();
+        for (variant, bearer) in variants {
+            let (before, after, latencies, _) =
+                measured(variant.child.id(), variant.mcp, "t0_tool_000", 1, *bearer).await;
+            round.push((
+                percentile_of(latencies, 0.5),
+                micros(after - before) / (CALLS / ROUNDS) as f64,
+            ));
+        }
+        rounds.push(round);
+    }
+    let column = |pick: fn(&(f64, f64)) -> f64| {
+        (0..variants.len())
+            .map(|v| format!("{:.0}", median(rounds.iter().map(|r| pick(&r[v])))))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    println!("| 1 session: {label}: p50 | {} µs |", column(|r| r.0));
+    println!("| 1 session: {label}: CPU per call | {} µs |", column(|r| r.1));
+}
+
 fn percentile_of(mut latencies: Vec<Duration>, p: f64) -> f64 {
     latencies.sort();
     micros(percentile(&latencies, p))
@@ -627,39 +656,11 @@ async fn bench() {
         let audit_dir = tempfile::tempdir().unwrap();
         let audit_file = audit_dir.path().join("audit.jsonl");
         let (audited, _) = start_sidecar_with(&[upstream], &["--audit-log", audit_file.to_str().unwrap()]).await;
-        let variants = [&quiet, &sidecar, &traced, &audited];
-        for variant in variants {
-            drive(variant.mcp, "t0_tool_000", 1, WARMUP).await;
-        }
-        let mut rounds = Vec::new();
-        for _ in 0..ROUNDS {
-            let mut round = Vec::new();
-            for variant in variants {
-                let (before, after, latencies, _) =
-                    measured(variant.child.id(), variant.mcp, "t0_tool_000", 1, None).await;
-                round.push((
-                    percentile_of(latencies, 0.5),
-                    micros(after - before) / (CALLS / ROUNDS) as f64,
-                ));
-            }
-            rounds.push(round);
-        }
-        let p50 = |v: usize| median(rounds.iter().map(|r| r[v].0));
-        let cpu = |v: usize| median(rounds.iter().map(|r| r[v].1));
-        println!(
-            "| 1 session: metrics off / metrics on / + OTLP span per call / + audit line per call: p50 | {:.0} / {:.0} / {:.0} / {:.0} µs |",
-            p50(0),
-            p50(1),
-            p50(2),
-            p50(3)
-        );
-        println!(
-            "| 1 session: metrics off / metrics on / + OTLP span per call / + audit line per call: CPU per call | {:.0} / {:.0} / {:.0} / {:.0} µs |",
-            cpu(0),
-            cpu(1),
-            cpu(2),
-            cpu(3)
-        );
+        side_by_side(
+            &[(&quiet, None), (&sidecar, None), (&traced, None), (&audited, None)],
+            "metrics off / metrics on / + OTLP span per call / + audit line per call",
+        )
+        .await;
         // The bookkeeping itself, without the noise of three processes: start, finish and time one call.
         let metrics = mcplex::metrics::Metrics::new(mcplex::metrics::MetricsOptions::default());
         let target: std::sync::Arc<str> = "t0".into();
@@ -707,41 +708,15 @@ async fn bench() {
         );
         let (verified, _) = start_sidecar_yaml(&verified_yaml, &[]).await;
         let (governed, _) = start_sidecar_yaml(&format!("{verified_yaml}{}", BenchIdentity::POLICY_YAML), &[]).await;
-        let variants: [(&Sidecar, Option<&'static str>); 3] = [
-            (&sidecar, None),
-            (&verified, Some(identity.token)),
-            (&governed, Some(identity.token)),
-        ];
-        for (variant, bearer) in variants {
-            drive_as(variant.mcp, "t0_tool_000", 1, WARMUP, bearer).await;
-        }
-        let mut rounds = Vec::new();
-        for _ in 0..ROUNDS {
-            let mut round = Vec::new();
-            for (variant, bearer) in variants {
-                let (before, after, latencies, _) =
-                    measured(variant.child.id(), variant.mcp, "t0_tool_000", 1, bearer).await;
-                round.push((
-                    percentile_of(latencies, 0.5),
-                    micros(after - before) / (CALLS / ROUNDS) as f64,
-                ));
-            }
-            rounds.push(round);
-        }
-        let p50 = |v: usize| median(rounds.iter().map(|r| r[v].0));
-        let cpu = |v: usize| median(rounds.iter().map(|r| r[v].1));
-        println!(
-            "| 1 session: identity off / JWT + exchanged token (cache warm) / + Cedar policy: p50 | {:.0} / {:.0} / {:.0} µs |",
-            p50(0),
-            p50(1),
-            p50(2)
-        );
-        println!(
-            "| 1 session: identity off / JWT + exchanged token (cache warm) / + Cedar policy: CPU per call | {:.0} / {:.0} / {:.0} µs |",
-            cpu(0),
-            cpu(1),
-            cpu(2)
-        );
+        side_by_side(
+            &[
+                (&sidecar, None),
+                (&verified, Some(identity.token)),
+                (&governed, Some(identity.token)),
+            ],
+            "identity off / JWT + exchanged token (cache warm) / + Cedar policy",
+        )
+        .await;
         identity.in_process().await;
     }
 

@@ -2,7 +2,7 @@
 //! expiry and not-before with a small leeway, and a subject.
 
 use crate::identity::Principal;
-use crate::identity::keys::{KeyCache, KeySource, KeysError};
+use crate::identity::keys::{KeyCache, KeySource, KeysError, RSA_ALGORITHMS};
 use http::{HeaderMap, header};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
@@ -87,32 +87,27 @@ pub struct JwtValidator {
     verified: Mutex<HashMap<[u8; 32], Arc<Principal>>>,
 }
 
-const ACCEPTED: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+/// Every algorithm a token may name: the asymmetric ones (an HMAC token could be forged with a key the
+/// issuer publishes).
+fn accepted() -> impl Iterator<Item = Algorithm> {
+    RSA_ALGORITHMS
+        .into_iter()
+        .chain([Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA])
+}
 
 impl JwtValidator {
     /// A validator for `config`; a key file is read now.
     pub fn new(config: InboundJwt) -> Result<Self, KeysError> {
         let keys = KeyCache::new(config.keys.clone())?;
-        let validations = ACCEPTED
-            .iter()
+        let validations = accepted()
             .map(|alg| {
-                let mut validation = Validation::new(*alg);
+                let mut validation = Validation::new(alg);
                 validation.set_issuer(&[&config.issuer]);
                 validation.set_audience(&config.audiences);
                 validation.leeway = config.leeway.as_secs();
                 validation.validate_nbf = true;
                 validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-                (*alg, validation)
+                (alg, validation)
             })
             .collect();
         Ok(Self {

@@ -22,6 +22,16 @@ pub const FILE_REFRESH_PAUSE: Duration = Duration::from_secs(1);
 /// Age after which a URL's keys are fetched again in the background.
 pub const MAX_AGE: Duration = Duration::from_secs(600);
 
+/// The algorithms an RSA key may sign with.
+pub const RSA_ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
 /// Where the keys come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeySource {
@@ -113,14 +123,7 @@ impl Keys {
             .iter()
             .filter_map(|jwk| {
                 let family: Vec<Algorithm> = match &jwk.algorithm {
-                    AlgorithmParameters::RSA(_) => vec![
-                        Algorithm::RS256,
-                        Algorithm::RS384,
-                        Algorithm::RS512,
-                        Algorithm::PS256,
-                        Algorithm::PS384,
-                        Algorithm::PS512,
-                    ],
+                    AlgorithmParameters::RSA(_) => RSA_ALGORITHMS.to_vec(),
                     AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
                         EllipticCurve::P256 => vec![Algorithm::ES256],
                         EllipticCurve::P384 => vec![Algorithm::ES384],

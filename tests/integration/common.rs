@@ -340,6 +340,15 @@ pub async fn silent_url() -> String {
     format!("http://{addr}/mcp")
 }
 
+/// The `/status` entry of the target named `name`.
+pub fn target_status(status: &Value, name: &str) -> Value {
+    status["targets"]
+        .as_array()
+        .and_then(|targets| targets.iter().find(|t| t["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no target `{name}` in {status}"))
+}
+
 /// Asserts that `/status` shows the target at `index` down, with an error containing `reason`.
 pub fn assert_down(status: &Value, index: usize, reason: &str) {
     let target = &status["targets"][index];

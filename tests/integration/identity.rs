@@ -101,13 +101,7 @@ async fn each_target_gets_only_the_token_minted_for_its_audience() {
     assert!(search_seen.lock().unwrap().is_empty());
 
     let status = harness.status().await;
-    let search = status["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "search")
-        .unwrap()
-        .clone();
+    let search = target_status(&status, "search");
     assert_eq!(search["up"], false, "{search}");
     let error = search["error"].as_str().unwrap();
     assert!(

@@ -228,22 +228,10 @@ async fn each_target_gets_a_token_exchanged_for_the_caller_and_nothing_else() {
     assert_eq!(text_of(&answer), "alice/pod", "{answer}");
     // A token endpoint that never answers: that target is down, naming the endpoint; nothing was sent.
     let status = harness.status().await;
-    let spare = status["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "spare")
-        .unwrap()
-        .clone();
+    let spare = target_status(&status, "spare");
     assert_eq!(spare["up"], false, "{spare}");
     assert!(spare_seen.lock().unwrap().is_empty());
-    let odd = status["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "odd")
-        .unwrap()
-        .clone();
+    let odd = target_status(&status, "odd");
     assert_eq!(odd["up"], false, "{odd}");
     assert!(odd["error"].as_str().unwrap().contains("not a token response"), "{odd}");
     assert!(odd_seen.lock().unwrap().is_empty());
