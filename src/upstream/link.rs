@@ -14,7 +14,7 @@ use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::credentials::{CredentialError, Credentials};
 use crate::upstream::error::{UpstreamError, error_chain, is_tls_failure};
 use crate::upstream::http::{HttpClient, build_client};
-use crate::upstream::reply::{MessageStream, Received, Reply};
+use crate::upstream::reply::{MessageStream, Received, Reply, several_messages};
 use crate::upstream::tls::FileStamps;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
@@ -391,6 +391,14 @@ impl Link {
             }
         };
         if status.is_success() {
+            if let Some(messages) = several_messages(&bytes) {
+                return Ok(Reply::Stream(MessageStream::buffered(
+                    self.name(),
+                    messages,
+                    &self.budget,
+                    hold,
+                )));
+            }
             // Checked when it is read (the rewrite for the client parses its top level anyway).
             return Ok(if bytes.is_empty() {
                 Reply::Accepted

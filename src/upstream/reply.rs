@@ -20,6 +20,22 @@ pub enum Reply {
     Stream(MessageStream),
 }
 
+/// The messages of a JSON body that holds more than one, one after another (newline-delimited, as some
+/// 2026-07-28 servers stream a call's notifications before its response); `None` for a body of one.
+pub fn several_messages(body: &[u8]) -> Option<Vec<String>> {
+    // A compact single message has no line break before its end; only bodies with one are looked at.
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if !body[..end].contains(&b'\n') {
+        return None;
+    }
+    let values = serde_json::Deserializer::from_slice(body).into_iter::<&serde_json::value::RawValue>();
+    let messages: Vec<String> = values
+        .map(|v| v.map(|raw| raw.get().to_owned()))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    (messages.len() > 1).then_some(messages)
+}
+
 /// A message from a target with the part of the message budget it holds (twice its size: as it came
 /// in and as it will go out); the budget is returned when the hold is dropped.
 pub struct Received {
@@ -29,10 +45,10 @@ pub struct Received {
     pub hold: Hold,
 }
 
-/// JSON-RPC messages read one by one from an SSE body.
+/// JSON-RPC messages read one by one from an SSE body (or handed over already read).
 pub struct MessageStream {
     target: String,
-    body: Incoming,
+    body: Option<Incoming>,
     decoder: SseDecoder,
     ready: VecDeque<String>,
     budget: Arc<Budget>,
@@ -44,11 +60,24 @@ impl MessageStream {
     pub fn new(target: &str, body: Incoming, budget: &Arc<Budget>) -> Self {
         Self {
             target: target.to_owned(),
-            body,
+            body: Some(body),
             decoder: SseDecoder::with_limit(MAX_MESSAGE_BYTES),
             ready: VecDeque::new(),
             budget: budget.clone(),
             pending: budget.hold(),
+        }
+    }
+
+    /// Messages already read (a JSON body holding several, one per line), served as a stream that ends
+    /// after them; `hold` is the budget their text holds.
+    pub fn buffered(target: &str, messages: Vec<String>, budget: &Arc<Budget>, hold: Hold) -> Self {
+        Self {
+            target: target.to_owned(),
+            body: None,
+            decoder: SseDecoder::with_limit(MAX_MESSAGE_BYTES),
+            ready: messages.into(),
+            budget: budget.clone(),
+            pending: hold,
         }
     }
 
@@ -67,7 +96,7 @@ impl MessageStream {
                     hold,
                 }));
             }
-            let frame = match self.body.frame().await? {
+            let frame = match self.body.as_mut()?.frame().await? {
                 Ok(frame) => frame,
                 Err(e) => {
                     return Some(Err(UpstreamError::Unreachable {
@@ -104,5 +133,27 @@ impl MessageStream {
             target: self.target.clone(),
             reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::several_messages;
+
+    #[test]
+    fn a_body_of_several_lines_is_several_messages_and_one_object_is_one() {
+        let ndjson = b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n";
+        let messages = several_messages(ndjson).unwrap();
+        assert_eq!(messages.len(), 2);
+        assert!(messages[1].contains("\"id\":1"));
+        assert!(several_messages(b"{\"id\":1,\"result\":{}}\n").is_none());
+        assert!(
+            several_messages(b"{\n  \"id\": 1,\n  \"result\": {}\n}\n").is_none(),
+            "pretty-printed is one message"
+        );
+        assert!(
+            several_messages(b"{\"id\":1}\n{broken").is_none(),
+            "garbage is left to the usual checks"
+        );
     }
 }

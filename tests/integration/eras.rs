@@ -5,6 +5,7 @@ use mcplex_examples::Example;
 use mcplex_examples::everything::Versions;
 use rmcp::model::*;
 use serde_json::json;
+use std::time::Duration;
 
 async fn mixed_targets() -> (Upstream, Upstream, Harness) {
     let math = example(Example::Math).await;
@@ -387,4 +388,54 @@ async fn a_typescript_sdk_servers_get_stream_request_reaches_clients_of_both_era
     // A client that declared nothing goes through the shared session and gets its answer at once.
     let plain = modern_call_with(&harness.url(), "ts_echo", json!({}), json!({})).await;
     assert_eq!(plain["result"]["content"][0]["text"], "echo", "{plain}");
+}
+
+#[tokio::test]
+async fn a_modern_target_answering_with_newline_delimited_frames_is_relayed_in_order() {
+    // A 2026-07-28 target that answers tools/call with a JSON body of two lines: progress, then the result
+    // (the dual-era conformance reference server streams `test_streaming_elicitation` this way).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(mcplex::serve::serve(
+        listener,
+        None,
+        |request: http::Request<hyper::body::Incoming>| async move {
+            let body = http_body_util::BodyExt::collect(request.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let message: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let id = &message["id"];
+            let text = match message["method"].as_str() {
+                Some("server/discover") => json!({"jsonrpc": "2.0", "id": id, "result": {"resultType": "complete", "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}}}).to_string(),
+                Some("tools/list") => json!({"jsonrpc": "2.0", "id": id, "result": {"resultType": "complete", "tools": [{"name": "stream", "inputSchema": {"type": "object"}}]}}).to_string(),
+                _ => format!(
+                    "{}\n{}\n",
+                    json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": "p", "progress": 50, "total": 100}}),
+                    json!({"jsonrpc": "2.0", "id": id, "result": {"resultType": "complete", "content": [{"type": "text", "text": "streamed"}]}})
+                ),
+            };
+            http::Response::builder()
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(text)))
+                .unwrap()
+        },
+        mcplex::serve::ServeLimits::default(),
+        tokio_util::sync::CancellationToken::new(),
+        Duration::from_secs(1),
+    ));
+    let harness = Harness::start(&config(&[("nd", &format!("http://{addr}/mcp"), "")])).await;
+    let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "nd_stream", "_meta": modern_meta()}}).to_string();
+    let (status, _, text) = post(&harness.url(), &modern_headers("tools/call", Some("nd_stream")), &body).await;
+    assert_eq!(status, 200, "{text}");
+    let progress = text
+        .find("notifications/progress")
+        .expect("the progress frame is relayed");
+    let result = text.find("\"streamed\"").expect("the result is relayed");
+    assert!(progress < result, "{text}");
+    assert_eq!(message_of(&text)["id"], 3, "{text}");
+    // A session-era client gets the same, with the result rewritten for its era.
+    let client = harness.legacy_client().await;
+    assert_eq!(call_text(&client, "nd_stream", json!({})).await, "streamed");
+    client.cancel().await.unwrap();
 }
