@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Third-party peers through a real `mcplex run`: the official Python SDK (both eras), the MCP
-# Inspector CLI, and the official conformance suite (server mode, active suite). Expects the tools
+# Inspector CLI, the official conformance suite (server mode, active suite) and its 0.2.0 alpha by revision. Expects the tools
 # that scripts/install-test-tools installs and a built target/debug/mcplex.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -55,6 +55,14 @@ conformance() {
   (cd "$work" && node "$OLDPWD/$tools/npm/node_modules/@modelcontextprotocol/conformance/dist/index.js" server --url "$url" --suite active) | tee /dev/stderr | grep -E '^Total: [0-9]+ passed, 0 failed'
 }
 step conformance conformance
+
+# The alpha suite by revision: every scenario 2025-11-25 requires, and those of 2026-07-28 but for the known
+# gaps of the example servers and of mcplex listed (with reasons) in the baseline file.
+alpha() {
+  (cd "$work" && node "$OLDPWD/$tools/alpha/node_modules/@modelcontextprotocol/conformance/dist/index.js" server --url "$url" --requirements "$@")
+}
+step alpha-2025-11-25 alpha 2025-11-25
+step alpha-2026-07-28 alpha 2026-07-28 --expected-failures "$PWD/tests/third_party/alpha-baseline-2026-07-28.yaml"
 
 # Every manifest, and the webhook's output for every golden input and example, against the Kubernetes 1.33
 # schemas (strict: unknown fields fail). cert-manager kinds have no schema there and are reported as warnings.
