@@ -31,6 +31,15 @@ targets:
     prefix: ""
   - name: math
     url: http://127.0.0.1:$math_port/mcp
+  # The same server seen as session-only and as 2026-07-28-only, so clients of either era cross eras.
+  - name: old
+    url: http://127.0.0.1:$everything_port/mcp
+    protocol: legacy
+    tools: { allow: ["test_elicitation", "test_sampling"] }
+  - name: new
+    url: http://127.0.0.1:$everything_port/mcp
+    protocol: modern
+    tools: { allow: ["test_input_rounds"] }
 YAML
 "$bin" run --config "$work/config.yaml" --listen "127.0.0.1:$mcp_port" --admin "127.0.0.1:$admin_port" >"$work/mcplex.log" 2>&1 & pids+=($!)
 wait_http "http://127.0.0.1:$admin_port/readyz"

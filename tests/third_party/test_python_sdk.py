@@ -1,6 +1,7 @@
-"""The official Python SDK (PyPI `mcp`) as an agent talking to mcplex, in both protocol eras.
+"""The official Python SDK (PyPI `mcp`) as an agent talking to mcplex, in both protocol eras and across them.
 
-Expects MCPLEX_URL: a sidecar in front of the `everything` example (prefix "") and `math`.
+Expects MCPLEX_URL: a sidecar in front of the `everything` example (prefix ""), `math`, and the everything
+example again as `old` (pinned to the session era) and `new` (pinned to 2026-07-28).
 """
 
 import json
@@ -56,3 +57,33 @@ async def test_server_requests_reach_a_legacy_python_client():
         assert text_of(sampled) == "LLM response: echo of hello from python"
         elicited = await client.call_tool("test_elicitation", {"message": "name?"})
         assert "grace@example.com" in text_of(elicited)
+
+
+async def answer_roots(context):
+    return types.ListRootsResult(roots=[types.Root(uri="file:///workspace", name="workspace")])
+
+
+@pytest.mark.asyncio
+async def test_a_2026_client_answers_a_session_era_targets_requests_through_input_required():
+    # The session-era target asks mid-call; mcplex parks the call and asks this client the 2026-07-28 way.
+    async with Client(
+        URL, mode="2026-07-28", elicitation_callback=answer_elicitation, sampling_callback=answer_sampling
+    ) as client:
+        elicited = text_of(await client.call_tool("old_test_elicitation", {"message": "Who are you?"}))
+        assert "action=accept" in elicited and "grace" in elicited
+        sampled = text_of(await client.call_tool("old_test_sampling", {"prompt": "What is 2+2?"}))
+        assert "echo of What is 2+2?" in sampled
+
+
+@pytest.mark.asyncio
+async def test_a_legacy_client_answers_a_modern_targets_input_rounds():
+    # The 2026-07-28 target answers input_required twice; mcplex asks this session-era client real requests.
+    async with Client(
+        URL,
+        mode="legacy",
+        sampling_callback=answer_sampling,
+        elicitation_callback=answer_elicitation,
+        list_roots_callback=answer_roots,
+    ) as client:
+        answer = text_of(await client.call_tool("new_test_input_rounds", {}))
+        assert answer == "who=grace; model=echo of Pick a word; roots=1"
