@@ -1,7 +1,8 @@
 """The official Python SDK (PyPI `mcp`) as an agent talking to mcplex, in both protocol eras and across them.
 
 Expects MCPLEX_URL: a sidecar in front of the `everything` example (prefix ""), `math`, and the everything
-example again as `old` (pinned to the session era) and `new` (pinned to 2026-07-28).
+example again as `old` (pinned to the session era) and `new` (pinned to 2026-07-28), and the official
+`server-everything` as `se`.
 """
 
 import json
@@ -87,3 +88,27 @@ async def test_a_legacy_client_answers_a_modern_targets_input_rounds():
     ) as client:
         answer = text_of(await client.call_tool("new_test_input_rounds", {}))
         assert answer == "who=grace; model=echo of Pick a word; roots=1"
+
+
+async def record_progress(seen, progress, total, message):
+    seen.append(progress)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_the_official_server_everything_works_through_mcplex(mode):
+    # server-everything lists its sampling and elicitation tools only to clients that declare those
+    # capabilities; mcplex fetches lists declaring none, so they are not exposed (see the issue notes).
+    async with Client(URL, mode=mode) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"se_echo", "se_get-sum", "se_trigger-long-running-operation"} <= names
+        assert "hello" in text_of(await client.call_tool("se_echo", {"message": "hello"}))
+        assert text_of(await client.call_tool("se_get-sum", {"a": 40, "b": 2})) == "The sum of 40 and 2 is 42."
+        seen = []
+        done = await client.call_tool(
+            "se_trigger-long-running-operation",
+            {"duration": 1, "steps": 2},
+            progress_callback=lambda p, t, m: record_progress(seen, p, t, m),
+        )
+        assert "completed" in text_of(done)
+        assert len(seen) >= 1, "progress notifications reach the client"
