@@ -196,6 +196,17 @@ impl ClientContext {
         }
     }
 
+    /// mcplex fetching lists (and the shared session with a session-era target): it declares every
+    /// capability it can carry to clients, because servers list tools that need sampling, elicitation or
+    /// roots only to clients that declare them. A call from a client that cannot answer such a request
+    /// gets the target's error at once (the request is refused for it), never a hang.
+    pub fn catalog() -> Self {
+        Self {
+            capabilities: json!({ "sampling": {}, "elicitation": {}, "roots": { "listChanged": true } }),
+            ..Self::mcplex()
+        }
+    }
+
     /// `initialize` params for a legacy session opened for this client.
     pub fn initialize_params(&self) -> Value {
         json!({ "protocolVersion": self.protocol_version, "capabilities": self.capabilities, "clientInfo": self.client_info })

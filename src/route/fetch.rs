@@ -14,7 +14,7 @@ const MAX_PAGES: usize = 1000;
 /// target's deadline.
 pub async fn fetch_target(target: &Arc<Target>) -> Result<Listed, UpstreamError> {
     static CONTEXT: OnceLock<Arc<ClientContext>> = OnceLock::new();
-    let context = CONTEXT.get_or_init(|| Arc::new(ClientContext::mcplex()));
+    let context = CONTEXT.get_or_init(|| Arc::new(ClientContext::catalog()));
     target
         .deadline(async {
             let channel = Channel::open(target, context, false, None).await?;

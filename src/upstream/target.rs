@@ -208,7 +208,7 @@ impl Target {
     pub async fn control_session(self: &Arc<Self>) -> Result<Arc<LegacySession>, UpstreamError> {
         let cell = self.control.read().unwrap_or_else(|p| p.into_inner()).clone();
         let session = cell
-            .get_or_try_init(|| self.connect_session(protocol::ClientContext::mcplex().initialize_params(), None))
+            .get_or_try_init(|| self.connect_session(protocol::ClientContext::catalog().initialize_params(), None))
             .await?;
         Ok(session.clone())
     }

@@ -98,10 +98,15 @@ async def record_progress(seen, progress, total, message):
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_the_official_server_everything_works_through_mcplex(mode):
     # server-everything lists its sampling and elicitation tools only to clients that declare those
-    # capabilities; mcplex fetches lists declaring none, so they are not exposed (see the issue notes).
-    async with Client(URL, mode=mode) as client:
+    # capabilities; mcplex declares them when it fetches lists, and each call carries this client's own.
+    async with Client(
+        URL, mode=mode, sampling_callback=answer_sampling, elicitation_callback=answer_elicitation
+    ) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
-        assert {"se_echo", "se_get-sum", "se_trigger-long-running-operation"} <= names
+        assert {"se_echo", "se_get-sum", "se_trigger-long-running-operation", "se_trigger-sampling-request"} <= names
+        # The server's sampling request reached this client's callback (its model name comes back).
+        sampled = await client.call_tool("se_trigger-sampling-request", {"prompt": "ping", "maxTokens": 10})
+        assert "pytest-model" in text_of(sampled), sampled
         assert "hello" in text_of(await client.call_tool("se_echo", {"message": "hello"}))
         assert text_of(await client.call_tool("se_get-sum", {"a": 40, "b": 2})) == "The sum of 40 and 2 is 42."
         seen = []
