@@ -19,12 +19,14 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 # Ready means every target was fetched or missed its start-up deadline; these tests need every target up.
 wait_targets_up() { local s; for _ in $(seq 1 100); do s=$(curl -fsS "$1" 2>/dev/null) && ! grep -q '"up":false' <<<"$s" && return 0; sleep 0.1; done; echo "targets not up: $(curl -sS "$1")" >&2; return 1; }
 
-everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port); se_port=$(free_port)
+everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port); se_port=$(free_port); fm_port=$(free_port)
 "$examples" serve everything --listen "127.0.0.1:$everything_port" >"$work/everything.log" 2>&1 & pids+=($!)
 "$examples" serve math --listen "127.0.0.1:$math_port" >"$work/math.log" 2>&1 & pids+=($!)
 PORT=$se_port node "$tools/se/node_modules/@modelcontextprotocol/server-everything/dist/index.js" streamableHttp >"$work/server-everything.log" 2>&1 & pids+=($!)
 wait_port "$everything_port"
 wait_port "$se_port"
+"$tools/venv/bin/python" tests/fixtures/fastmcp_server.py "$fm_port" >"$work/fastmcp.log" 2>&1 & pids+=($!)
+wait_port "$fm_port"
 wait_port "$math_port"
 cat >"$work/config.yaml" <<YAML
 targets:
@@ -45,6 +47,9 @@ targets:
   # The official reference server (npm @modelcontextprotocol/server-everything).
   - name: se
     url: http://127.0.0.1:$se_port/mcp
+  # A FastMCP server (PyPI fastmcp), tests/fixtures/fastmcp_server.py.
+  - name: fm
+    url: http://127.0.0.1:$fm_port/mcp
 YAML
 "$bin" run --config "$work/config.yaml" --listen "127.0.0.1:$mcp_port" --admin "127.0.0.1:$admin_port" >"$work/mcplex.log" 2>&1 & pids+=($!)
 wait_http "http://127.0.0.1:$admin_port/readyz"

@@ -2,7 +2,7 @@
 
 Expects MCPLEX_URL: a sidecar in front of the `everything` example (prefix ""), `math`, and the everything
 example again as `old` (pinned to the session era) and `new` (pinned to 2026-07-28), and the official
-`server-everything` as `se`.
+`server-everything` as `se`, and a FastMCP server as `fm`.
 """
 
 import json
@@ -117,3 +117,22 @@ async def test_the_official_server_everything_works_through_mcplex(mode):
         )
         assert "completed" in text_of(done)
         assert len(seen) >= 1, "progress notifications reach the client"
+
+
+async def answer_name(context, params):
+    return types.ElicitResult(action="accept", content={"value": "grace"})
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_a_fastmcp_server_works_through_mcplex(mode):
+    async with Client(URL, mode=mode, elicitation_callback=answer_name) as client:
+        assert text_of(await client.call_tool("fm_add", {"a": 2, "b": 40})) == "42"
+        asked = text_of(await client.call_tool("fm_ask", {}))
+        if mode == "legacy":
+            # Its elicitation mid-call reaches this session-era client on the call's stream.
+            assert asked == "hello grace"
+        else:
+            # FastMCP's `ctx.elicit` does not ask 2026-07-28 clients (it has no input_required form);
+            # mcplex passes its answer on as it would reach the client directly.
+            assert "unavailable on 2026-07-28" in asked
