@@ -28,6 +28,8 @@ pub const MAX_CACHED: usize = 4096;
 pub const FAILURE_PAUSE: Duration = Duration::from_secs(1);
 /// Lifetime assumed when the server gives no `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+/// The longest an exchanged token is kept, whatever `expires_in` says.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Why no token could be had for a target.
 #[derive(Debug, thiserror::Error)]
@@ -223,7 +225,10 @@ impl TokenExchanger {
                 reason: "access_token holds characters not allowed in a header".into(),
             })?;
         header.set_sensitive(true);
-        let lifetime = answer.expires_in.map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        let lifetime = answer
+            .expires_in
+            .map_or(DEFAULT_LIFETIME, Duration::from_secs)
+            .min(MAX_LIFETIME);
         // Renewed a little before it expires: a tenth of its life, at most 30 s.
         let margin = (lifetime / 10).min(Duration::from_secs(30));
         let caller_left = if subject.expires_at == 0 {

@@ -129,7 +129,7 @@ impl JwtValidator {
         let key = Principal::digest(token);
         let now = now_unix();
         if let Some(known) = lock(&self.verified).get(&key)
-            && known.expires_at + self.config.leeway.as_secs() > now
+            && known.expires_at.saturating_add(self.config.leeway.as_secs()) > now
         {
             return Ok(known.clone());
         }
@@ -137,7 +137,7 @@ impl JwtValidator {
         let mut verified = lock(&self.verified);
         if verified.len() >= MAX_REMEMBERED {
             let leeway = self.config.leeway.as_secs();
-            verified.retain(|_, p| p.expires_at + leeway > now);
+            verified.retain(|_, p| p.expires_at.saturating_add(leeway) > now);
             if verified.len() >= MAX_REMEMBERED {
                 verified.clear();
             }

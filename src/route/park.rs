@@ -144,22 +144,31 @@ impl ParkedCalls {
         };
         let expires: u64 = expires.parse().map_err(|_| ParkError::Forged)?;
         let tag = hex::decode(tag).map_err(|_| ParkError::Forged)?;
-        // The caller's subject is part of the seal: another caller's retry fails the check.
-        let message = Self::sealed_text(id, expires, subject);
-        if hmac::verify(&self.key, message.as_bytes(), &tag).is_err() {
-            let anyone = Self::sealed_text(id, expires, None);
-            return Err(
-                if subject.is_some() || hmac::verify(&self.key, anyone.as_bytes(), &tag).is_err() {
-                    ParkError::Forged
-                } else {
-                    ParkError::OtherCaller
-                },
-            );
+        let mut calls = lock(&self.calls);
+        let Some(parked) = calls.get(id) else {
+            // Resumed, dropped or never ours: only a good seal earns the kinder answer.
+            return Err(if self.verifies(id, expires, &tag, subject) {
+                ParkError::Gone
+            } else {
+                ParkError::Forged
+            });
+        };
+        // The seal covers the subject the call was parked for, so it is checked against that one.
+        if !self.verifies(id, expires, &tag, parked.subject.as_deref()) {
+            return Err(ParkError::Forged);
+        }
+        if parked.subject.as_deref() != subject {
+            return Err(ParkError::OtherCaller);
         }
         if expires < now() {
+            calls.remove(id);
             return Err(ParkError::Gone);
         }
-        lock(&self.calls).remove(id).ok_or(ParkError::Gone)
+        calls.remove(id).ok_or(ParkError::Gone)
+    }
+
+    fn verifies(&self, id: &str, expires: u64, tag: &[u8], subject: Option<&str>) -> bool {
+        hmac::verify(&self.key, Self::sealed_text(id, expires, subject).as_bytes(), tag).is_ok()
     }
 
     /// Puts back a call whose retry could not be used (the client may retry again).

@@ -428,3 +428,41 @@ async fn keys_that_cannot_be_had_refuse_with_503_and_name_the_problem() {
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("not a JSON Web Key Set"), "{text}");
 }
+
+#[tokio::test]
+async fn a_parked_call_is_resumed_only_by_the_caller_it_was_parked_for() {
+    let server = AuthorizationServer::start(json!({"alice": {}, "bob": {}}), &[]).await;
+    let target = everything(mcplex_examples::everything::Versions::LegacyOnly).await;
+    let yaml = format!("{}{}", config(&[("old", &target.url(), "")]), server.inbound_yaml());
+    let harness = Harness::start(&yaml).await;
+    let alice = server.token("alice", MCPLEX_AUDIENCE).await;
+    let bob = server.token("bob", MCPLEX_AUDIENCE).await;
+    let call = |token: &str, extra: Value| {
+        let mut meta = modern_meta();
+        meta["io.modelcontextprotocol/clientCapabilities"] = json!({"elicitation": {}});
+        let mut params = json!({"name": "old_test_elicitation", "arguments": {"message": "Who?"}, "_meta": meta});
+        for (key, value) in extra.as_object().unwrap() {
+            params[key] = value.clone();
+        }
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).to_string();
+        let bearer = format!("Bearer {token}");
+        let url = harness.url();
+        async move {
+            let mut headers = modern_headers("tools/call", Some("old_test_elicitation"));
+            headers.push(("authorization", &bearer));
+            message_of(&post(&url, &headers, &body).await.2)
+        }
+    };
+    let asked = call(&alice, json!({})).await;
+    let state = asked["result"]["requestState"].clone();
+    assert!(state.as_str().is_some(), "{asked}");
+    let answers = json!({"input": {"action": "accept", "content": {"username": "ada", "email": "a@example.com"}}});
+    let stolen = call(&bob, json!({"requestState": state, "inputResponses": answers})).await;
+    assert_eq!(stolen["error"]["code"], -32602, "{stolen}");
+    assert!(
+        stolen["error"]["message"].as_str().unwrap().contains("another caller"),
+        "{stolen}"
+    );
+    let done = call(&alice, json!({"requestState": state, "inputResponses": answers})).await;
+    assert!(text_of(&done).contains("ada"), "{done}");
+}
