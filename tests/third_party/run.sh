@@ -65,8 +65,9 @@ step() {
 step python-sdk env MCPLEX_URL="$url" "$tools/venv/bin/python" -m pytest -q tests/third_party/test_python_sdk.py
 
 inspector="$tools/npm/node_modules/.bin/mcp-inspector"
-inspector_list() { "$inspector" --cli "$url" --transport http --method tools/list | tee /dev/stderr | grep -q '"math_add"'; }
-inspector_call() { "$inspector" --cli "$url" --transport http --method tools/call --tool-name math_multiply --tool-arg a=6 --tool-arg b=7 | tee /dev/stderr | grep -q '"42"'; }
+# grep reads all it is given (no -q): an early exit would break tee's pipe and fail the step under pipefail.
+inspector_list() { "$inspector" --cli "$url" --transport http --method tools/list | tee /dev/stderr | grep '"math_add"' >/dev/null; }
+inspector_call() { "$inspector" --cli "$url" --transport http --method tools/call --tool-name math_multiply --tool-arg a=6 --tool-arg b=7 | tee /dev/stderr | grep '"42"' >/dev/null; }
 step inspector-tools-list inspector_list
 step inspector-tools-call inspector_call
 
