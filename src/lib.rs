@@ -6,6 +6,7 @@ pub mod app;
 pub mod audit;
 pub mod budget;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod downstream;
 pub mod identity;
@@ -14,6 +15,7 @@ pub mod policy;
 pub mod protocol;
 pub mod route;
 pub mod serve;
+pub mod sync;
 pub mod telemetry;
 pub mod upstream;
 

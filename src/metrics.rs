@@ -4,6 +4,7 @@
 //! kinds from enums here; tool names only when the operator opts in, and then at most a fixed number.
 
 use crate::audit::{AuditEntry, AuditLog};
+use crate::sync::lock;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -446,7 +447,7 @@ impl Metrics {
     }
 
     fn tool_label(&self, tool: &Arc<str>) -> Name {
-        let mut seen = self.tools_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = lock(&self.tools_seen);
         if seen.contains(tool) || seen.len() < self.options.tool_names {
             seen.insert(tool.clone());
             Name(tool.clone())

@@ -12,6 +12,7 @@
 //! decided is named by its `@id("...")` annotation, else by Cedar's position id (`policy0`, ...).
 
 use crate::catalog::ItemKind;
+use crate::sync::lock;
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
     RestrictedExpression,
@@ -217,10 +218,6 @@ impl Policy {
             .unwrap_or_else(|| Arc::from(DEFAULT_DENY));
         Verdict { allowed, rule }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn empty_entities() -> &'static Entities {

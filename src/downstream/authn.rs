@@ -7,6 +7,7 @@ use crate::downstream::respond::{self, Body};
 use crate::identity::keys::KeysError;
 use crate::identity::{AuthError, InboundJwt, JwtValidator, Principal};
 use crate::protocol::{ENDPOINT_PATH, RESOURCE_METADATA_PATH};
+use crate::sync::lock;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -44,7 +45,7 @@ impl Authenticator {
     }
 
     fn validator(&self, config: &InboundJwt) -> Result<Arc<JwtValidator>, KeysError> {
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = lock(&self.current);
         if let Some(validator) = current.as_ref().filter(|v| v.config() == config) {
             return Ok(validator.clone());
         }

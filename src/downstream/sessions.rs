@@ -1,8 +1,9 @@
 //! Session-era client sessions: ids, idle expiry and a cap on how many may be open.
 
 use crate::route::ClientSession;
+use crate::sync::lock;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Sessions open at once by default; `initialize` beyond it is refused with a clear error.
@@ -102,8 +103,4 @@ impl SessionStore {
             .collect();
         expired.into_iter().filter_map(|id| sessions.remove(&id)).collect()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -4,6 +4,7 @@
 
 use crate::config::schema::{TlsSpec, TokenExchangeSpec};
 use crate::identity::fetch::{self, FetchError};
+use crate::sync::lock;
 use crate::upstream::http::{HttpClient, build_client};
 use base64::Engine;
 use bytes::Bytes;
@@ -145,7 +146,7 @@ impl TokenExchanger {
         actor_token: Option<&str>,
     ) -> Result<HeaderValue, Arc<ExchangeError>> {
         let round = {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = lock(&self.cache);
             let now = Instant::now();
             let usable = cache.get(&subject.key).and_then(|entry| match entry.round.get() {
                 Some(Ok(token)) if token.valid_until > now => Some(entry.round.clone()),
@@ -291,7 +292,7 @@ impl TokenExchanger {
 
     /// Exchanged tokens cached now (for `/status`).
     pub fn cached(&self) -> usize {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
+        lock(&self.cache).len()
     }
 }
 

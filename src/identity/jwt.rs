@@ -1,15 +1,17 @@
 //! Validation of the caller's bearer JWT: signature by one of the issuer's keys, issuer, audience,
 //! expiry and not-before with a small leeway, and a subject.
 
+use crate::clock::unix_now;
 use crate::identity::Principal;
 use crate::identity::keys::{KeyCache, KeySource, KeysError, RSA_ALGORITHMS};
+use crate::sync::lock;
 use http::{HeaderMap, header};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Leeway on `exp` and `nbf` when the config sets none.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
@@ -127,7 +129,7 @@ impl JwtValidator {
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
         let token = bearer(headers)?;
         let key = Principal::digest(token);
-        let now = now_unix();
+        let now = unix_now();
         if let Some(known) = lock(&self.verified).get(&key)
             && known.expires_at.saturating_add(self.config.leeway.as_secs()) > now
         {
@@ -176,14 +178,6 @@ impl JwtValidator {
             alg: header.alg,
         }))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {

@@ -3,6 +3,7 @@
 //! [`REFRESH_PAUSE`]; a URL's keys are also refreshed in the background after [`MAX_AGE`].
 
 use crate::identity::fetch::{self, FetchError};
+use crate::sync::lock;
 use crate::upstream::http::{HttpClient, build_client};
 use bytes::Bytes;
 use http::{Request, header};
@@ -228,7 +229,7 @@ impl KeyCache {
             KeySource::Url { .. } => REFRESH_PAUSE,
         };
         let round = {
-            let mut round = self.round.lock().unwrap_or_else(|p| p.into_inner());
+            let mut round = lock(&self.round);
             match &*round {
                 Some((started, cell)) if started.elapsed() < pause => cell.clone(),
                 _ => {

@@ -4,14 +4,16 @@
 //! they go to the target and the parked call's stream is relayed on. Parked calls are bounded in
 //! number and time; one that is never resumed is dropped (its upstream request cancelled).
 
+use crate::clock::unix_now;
 use crate::protocol::{jsonrpc, method, mrtr};
 use crate::route::channel::Channel;
+use crate::sync::lock;
 use crate::upstream::{ExchangeGuard, MessageStream};
 use aws_lc_rs::{hmac, rand};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Calls parked at once; past that a target's request mid-call is refused.
 pub const MAX_PARKED: usize = 64;
@@ -108,7 +110,7 @@ impl ParkedCalls {
         let mut id = [0u8; 16];
         let _ = rand::fill(&mut id);
         let id = hex::encode(id);
-        let expires = now() + PARK_TTL.as_secs();
+        let expires = unix_now() + PARK_TTL.as_secs();
         let tag = self.tag(&id, expires, parked.subject.as_deref());
         {
             let mut calls = lock(&self.calls);
@@ -160,7 +162,7 @@ impl ParkedCalls {
         if parked.subject.as_deref() != subject {
             return Err(ParkError::OtherCaller);
         }
-        if expires < now() {
+        if expires < unix_now() {
             calls.remove(id);
             return Err(ParkError::Gone);
         }
@@ -218,12 +220,4 @@ pub fn close_own_session(channel: &Channel) {
     if let Some(session) = channel.legacy_session().cloned() {
         tokio::spawn(async move { session.close().await });
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::route::park::ParkedCalls;
 use crate::route::slot::TargetSlot;
+use crate::sync::lock;
 use crate::upstream::Target;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -161,7 +162,7 @@ impl Router {
             "config applied"
         );
         {
-            let _publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+            let _publishing = lock(&self.publishing);
             let current = self.snapshot();
             self.publish(&current, Arc::new(config), slots);
         }
@@ -182,7 +183,7 @@ impl Router {
 
     /// Merges what every slot holds now and publishes it if the config is still the same.
     fn republish(&self) {
-        let _publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        let _publishing = lock(&self.publishing);
         let current = self.snapshot();
         self.publish(&current, current.config.clone(), current.slots.clone());
     }

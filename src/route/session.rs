@@ -11,11 +11,12 @@ use crate::route::chunk::{Chunk, encode};
 use crate::route::router::Router;
 use crate::route::streams::{ClientStreams, Route};
 use crate::route::subscribe::ResourceListens;
+use crate::sync::lock;
 use crate::upstream::{LegacySession, Link, MessageStream, Target, UpstreamError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -370,10 +371,6 @@ pub fn refuse_server_request(channel: &Channel, upstream_id: Value, reason: Stri
     tracing::warn!(target_name = channel.target().name(), %reason, "a request from the target was refused");
     let error = jsonrpc::error(Some(upstream_id), jsonrpc::INTERNAL_ERROR, reason);
     channel.send_detached(error, "refusal of a server request");
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Reads the upstream GET stream (starting with `first`, when the caller already opened it) while the

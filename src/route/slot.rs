@@ -8,10 +8,11 @@ use crate::config::TargetConfig;
 use crate::config::schema::FilterSpec;
 use crate::metrics::Metrics;
 use crate::route::fetch;
+use crate::sync::lock;
 use crate::upstream::Target;
 use futures_util::FutureExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
@@ -224,8 +225,4 @@ fn rules(filter: &FilterSpec) -> Rules {
         rename: filter.rename.clone(),
         ..Rules::default()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

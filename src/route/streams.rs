@@ -3,9 +3,10 @@
 //! client on one of them (TypeScript SDK servers send sampling and elicitation that way).
 
 use crate::route::chunk::Chunk;
+use crate::sync::lock;
 use crate::upstream::Link;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Requests parked for a call stream that has not started yet; more are refused.
@@ -109,8 +110,4 @@ impl Drop for GetGuard {
     fn drop(&mut self) {
         self.0.get_streams.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -7,6 +7,7 @@ use crate::protocol::{jsonrpc, method};
 use crate::route::adapt::strip_modern_meta;
 use crate::route::channel::Channel;
 use crate::route::session::ClientSession;
+use crate::sync::lock;
 use crate::upstream::{MessageStream, Reply, UpstreamError};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -32,7 +33,7 @@ impl ResourceListens {
         watch: bool,
         parent: &CancellationToken,
     ) -> Option<(Vec<String>, CancellationToken)> {
-        let mut by_target = self.by_target.lock().unwrap_or_else(|p| p.into_inner());
+        let mut by_target = lock(&self.by_target);
         let (uris, listening) = by_target
             .entry(target.to_owned())
             .or_insert_with(|| (BTreeSet::new(), CancellationToken::new()));

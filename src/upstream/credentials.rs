@@ -5,14 +5,16 @@
 //! A token is only ever sent to the target whose audience it names: its `aud` claim is checked every
 //! time the file is read, so a token meant for one target can never be replayed by another.
 
+use crate::clock::unix_now;
 use crate::config::schema::AuthSpec;
 use crate::identity::exchange::Subject;
 use crate::identity::{Acting, ExchangeError, TokenExchanger};
+use crate::sync::lock;
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Where the webhook projects the pod's ServiceAccount tokens, one file per audience.
 pub const DEFAULT_TOKEN_DIR: &str = "/var/run/secrets/mcplex";
@@ -264,7 +266,7 @@ impl Credentials {
             Source::Token { .. } => http::header::AUTHORIZATION,
             Source::Header { name, .. } => name.clone(),
         };
-        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cached = lock(&self.cached);
         if let Some(current) = cached.as_ref()
             && Instant::now() < current.renew_at
         {
@@ -300,12 +302,8 @@ fn read(path: &Path) -> Result<String, CredentialError> {
     })
 }
 
-fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 fn time_left(expires: Option<u64>) -> Duration {
-    expires.map_or(Duration::MAX, |exp| Duration::from_secs(exp.saturating_sub(now_unix())))
+    expires.map_or(Duration::MAX, |exp| Duration::from_secs(exp.saturating_sub(unix_now())))
 }
 
 fn read_token(path: &Path) -> Result<(Token, Audiences), CredentialError> {
@@ -321,7 +319,7 @@ fn read_token(path: &Path) -> Result<(Token, Audiences), CredentialError> {
 }
 
 fn expired(token: &Token) -> bool {
-    token.expires.is_some_and(|exp| exp <= now_unix())
+    token.expires.is_some_and(|exp| exp <= unix_now())
 }
 
 /// The token for `audience`: `path` is either the token file itself (its `aud` must match) or a
@@ -427,7 +425,7 @@ mod tests {
     #[test]
     fn a_directory_of_projected_tokens_gives_each_audience_its_own() {
         let dir = tempfile::tempdir().unwrap();
-        let later = now_unix() + 3600;
+        let later = unix_now() + 3600;
         let math = jwt(json!({"aud": ["math-mcp"], "exp": later, "sub": "system:serviceaccount:a:b"}));
         let date = jwt(json!({"aud": "date-mcp", "exp": later}));
         std::fs::write(dir.path().join("aud-math-mcp"), format!("{math}\n")).unwrap();
@@ -449,7 +447,7 @@ mod tests {
     fn a_token_file_for_another_audience_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
-        std::fs::write(&file, jwt(json!({"aud": ["date-mcp"], "exp": now_unix() + 600}))).unwrap();
+        std::fs::write(&file, jwt(json!({"aud": ["date-mcp"], "exp": unix_now() + 600}))).unwrap();
         let error = bearer(&credentials("math-mcp", &file)).unwrap_err();
         assert!(
             matches!(error, CredentialError::WrongAudience { ref found, .. } if found == &["date-mcp"]),
@@ -465,13 +463,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("a"),
-            jwt(json!({"aud": "math-mcp", "exp": now_unix() - 10})),
+            jwt(json!({"aud": "math-mcp", "exp": unix_now() - 10})),
         )
         .unwrap();
         let error = bearer(&credentials("math-mcp", dir.path())).unwrap_err();
         assert!(matches!(error, CredentialError::Expired { .. }), "{error}");
-        let fresh = jwt(json!({"aud": "math-mcp", "exp": now_unix() + 600}));
-        let fresher = jwt(json!({"aud": "math-mcp", "exp": now_unix() + 3600}));
+        let fresh = jwt(json!({"aud": "math-mcp", "exp": unix_now() + 600}));
+        let fresher = jwt(json!({"aud": "math-mcp", "exp": unix_now() + 3600}));
         std::fs::write(dir.path().join("b"), &fresher).unwrap();
         std::fs::write(dir.path().join("c"), &fresh).unwrap();
         assert_eq!(bearer(&credentials("math-mcp", dir.path())).unwrap(), fresher);
@@ -481,11 +479,11 @@ mod tests {
     fn a_token_close_to_expiry_is_read_again_on_next_use() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
-        let soon = jwt(json!({"aud": "math-mcp", "exp": now_unix() + 5}));
+        let soon = jwt(json!({"aud": "math-mcp", "exp": unix_now() + 5}));
         std::fs::write(&file, &soon).unwrap();
         let credentials = credentials("math-mcp", &file);
         assert_eq!(bearer(&credentials).unwrap(), soon);
-        let rotated = jwt(json!({"aud": "math-mcp", "exp": now_unix() + 3600}));
+        let rotated = jwt(json!({"aud": "math-mcp", "exp": unix_now() + 3600}));
         std::fs::write(&file, &rotated).unwrap();
         assert_eq!(bearer(&credentials).unwrap(), rotated);
     }

@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{self, headers as mcp_headers};
+use crate::sync::lock;
 use crate::telemetry::TraceContext;
 use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::credentials::{CredentialError, Credentials};
@@ -447,10 +448,6 @@ impl Link {
             after: self.config.timeout,
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {

@@ -9,6 +9,7 @@ use crate::config::schema::ProtocolChoice;
 use crate::identity::Acting;
 use crate::metrics::Metrics;
 use crate::protocol::{self, Era, MODERN_VERSION, jsonrpc, method};
+use crate::sync::lock;
 use crate::upstream::error::UpstreamError;
 use crate::upstream::link::{Link, Outbound};
 use crate::upstream::reply::Reply;
@@ -75,7 +76,7 @@ impl Target {
         acting: Option<Arc<Acting>>,
     ) -> Result<Arc<LegacySession>, UpstreamError> {
         let session = LegacySession::connect(self.link.clone(), initialize_params, acting).await?;
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sessions = lock(&self.sessions);
         sessions.retain(|s| s.strong_count() > 0);
         sessions.push(Arc::downgrade(&session));
         Ok(session)
