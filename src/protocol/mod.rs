@@ -159,6 +159,14 @@ pub mod mrtr {
         ("sampling/createMessage", "sampling"),
         ("roots/list", "roots"),
     ];
+
+    /// The client capability a request of `method` needs; `None` for a method clients are not asked.
+    pub fn capability_for(method: &str) -> Option<&'static str> {
+        INPUT_METHODS
+            .iter()
+            .find(|(known, _)| *known == method)
+            .map(|(_, capability)| *capability)
+    }
 }
 
 /// mcplex's own identity, used where it speaks for itself (probes, catalog fetches, results it writes).

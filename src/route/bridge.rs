@@ -178,7 +178,7 @@ impl Bridge<'_> {
         let mut asked = Vec::with_capacity(requests.len());
         for (name, request) in requests {
             let method = request.get("method").and_then(Value::as_str).unwrap_or_default();
-            let Some((_, capability)) = mrtr::INPUT_METHODS.iter().find(|(m, _)| *m == method) else {
+            let Some(capability) = mrtr::capability_for(method) else {
                 return Err(bad(format!("input `{name}` has method `{method}`")));
             };
             if capabilities.get(capability).is_none() {

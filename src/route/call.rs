@@ -3,7 +3,7 @@
 
 use crate::audit::{AuditCaller, AuditEntry};
 use crate::catalog::ItemKind;
-use crate::identity::Acting;
+use crate::identity::{Acting, Principal};
 use crate::metrics::CallOutcome;
 use crate::metrics::CallRecord;
 use crate::policy::{self, Verdict};
@@ -129,18 +129,17 @@ const AUDITED: [&str; 3] = [method::TOOLS_CALL, method::PROMPTS_GET, method::RES
 fn audit_entry(
     router: &Router,
     inbound: &Inbound,
-    method: &'static str,
     wanted: &Wanted<'_>,
     destination: &Destination,
     trace: Option<&TraceContext>,
     verdict: Option<&Verdict>,
+    principal: Option<&Principal>,
 ) -> AuditEntry {
     let name = match *wanted {
         Wanted::Named(_, name) | Wanted::Uri(name) => name.to_owned(),
     };
-    let principal = inbound.acting.as_deref().map(Acting::current);
-    let subject = principal.as_ref().map(|p| p.subject.clone());
-    let actor = principal.as_ref().and_then(|p| p.actor.clone());
+    let subject = principal.map(|p| p.subject.clone());
+    let actor = principal.and_then(|p| p.actor.clone());
     let caller = match &inbound.caller {
         Caller::Session(session) => AuditCaller {
             subject,
@@ -170,7 +169,7 @@ fn audit_entry(
         kind: "mcplex.audit",
         caller,
         profile: router.profile.clone(),
-        method,
+        method: routed_method(inbound.message.method()),
         name,
         upstream_name: destination.rewrite.as_deref().map(str::to_owned),
         target: destination.target.to_string(),
@@ -233,6 +232,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         Ok(destination) => destination,
         Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
     };
+    let principal = inbound.acting.as_deref().map(Acting::current);
     let verdict = snapshot.config.policy.as_deref().map(|policy| {
         let (kind, exposed) = match wanted {
             Wanted::Named(kind, name) => (kind, name),
@@ -244,7 +244,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             upstream: destination.rewrite.as_deref().unwrap_or(exposed),
             target: &destination.target,
         };
-        decide::decide(policy, inbound.acting.as_deref(), router.profile.as_deref(), &item)
+        decide::decide(policy, principal.as_deref(), router.profile.as_deref(), &item)
     });
     let mut record = router.metrics.call(&destination.target, method_label, tool);
     let (span, trace) = if router.tracing {
@@ -259,11 +259,11 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         let entry = audit_entry(
             router,
             &inbound,
-            method_label,
             &wanted,
             &destination,
             trace.as_ref(),
             verdict.as_ref(),
+            principal.as_deref(),
         );
         record.audit(router.audit.clone(), entry);
     }
@@ -324,7 +324,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             Some(Parking {
                 parks: router.parked.clone(),
                 capabilities: context.capabilities.clone(),
-                subject: inbound.acting.as_deref().map(|a| a.current().subject.clone()),
+                subject: principal.as_ref().map(|p| p.subject.clone()),
                 side,
             })
         }

@@ -2,7 +2,7 @@
 //! refuse calls, so both always agree.
 
 use crate::catalog::ItemKind;
-use crate::identity::Acting;
+use crate::identity::Principal;
 use crate::policy::{Action, Policy, Query, Verdict};
 
 /// The item a decision is about.
@@ -17,13 +17,12 @@ pub struct Item<'a> {
     pub target: &'a str,
 }
 
-/// The policy's verdict on `item` for the caller `acting` of a pod with `profile`.
-pub fn decide(policy: &Policy, acting: Option<&Acting>, profile: Option<&str>, item: &Item<'_>) -> Verdict {
-    let principal = acting.map(Acting::current);
+/// The policy's verdict on `item` for the caller `principal` of a pod with `profile`.
+pub fn decide(policy: &Policy, principal: Option<&Principal>, profile: Option<&str>, item: &Item<'_>) -> Verdict {
     policy.decide(&Query {
-        caller_key: principal.as_ref().map_or([0; 32], |p| p.token_key()),
-        subject: principal.as_ref().map(|p| p.subject.as_str()),
-        claims: principal.as_ref().map(|p| &p.claims),
+        caller_key: principal.map_or([0; 32], Principal::token_key),
+        subject: principal.map(|p| p.subject.as_str()),
+        claims: principal.map(|p| &p.claims),
         action: Action::for_kind(item.kind),
         exposed: item.exposed,
         upstream: item.upstream,

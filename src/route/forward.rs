@@ -60,12 +60,10 @@ pub struct Parking {
 }
 
 impl Parking {
-    /// Whether the client can answer a request with this method.
-    fn can_answer(&self, method: &str) -> bool {
-        crate::protocol::mrtr::INPUT_METHODS
-            .iter()
-            .find(|(m, _)| *m == method)
-            .is_some_and(|(_, capability)| self.capabilities.get(capability).is_some())
+    /// Whether the client can answer this request from the target.
+    fn can_answer(&self, request: &Value) -> bool {
+        let method = request["method"].as_str().unwrap_or_default();
+        crate::protocol::mrtr::capability_for(method).is_some_and(|c| self.capabilities.get(c).is_some())
     }
 }
 
@@ -112,6 +110,11 @@ impl Forward {
                 Chunk::of(&jsonrpc::error(Some(self.client_id.clone()), code, error.to_string()))
             }
         }
+    }
+
+    /// Whether a request the target sent mid-call is to park the call (a 2026-07-28 client that can answer it).
+    fn parks_for(&self, request: &Value) -> bool {
+        self.session.is_none() && self.parking.as_ref().is_some_and(|p| p.can_answer(request))
     }
 
     /// Ends the upstream session the call opened for itself, if it did.
@@ -291,10 +294,7 @@ async fn relay_stream(
                 // The session is this call's own: what arrives on its GET stream belongs to the call.
                 let Ok(request) = aside.message.value() else { continue };
                 let is_request = request.get("method").is_some() && request.get("id").is_some();
-                let answerable = forward.parking.as_ref().is_some_and(|p| {
-                    p.can_answer(request["method"].as_str().unwrap_or_default())
-                });
-                if is_request && answerable {
+                if is_request && forward.parks_for(&request) {
                     break StreamEnd::Park(request);
                 }
                 if is_request {
@@ -340,11 +340,7 @@ async fn relay_stream(
             }
         } else if has_method && id.is_some() {
             let Ok(request) = message.value() else { continue };
-            let answerable = forward
-                .parking
-                .as_ref()
-                .is_some_and(|p| p.can_answer(request["method"].as_str().unwrap_or_default()));
-            if forward.session.is_none() && answerable {
+            if forward.parks_for(&request) {
                 break StreamEnd::Park(request);
             }
             let registered = match &forward.session {

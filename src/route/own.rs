@@ -3,6 +3,7 @@
 
 use crate::budget::Hold;
 use crate::catalog::{Entry, ItemKind, cursor};
+use crate::identity::Acting;
 use crate::protocol::{self, Era, jsonrpc, meta};
 use crate::route::message::{Inbound, Outcome};
 use crate::route::router::{Router, Snapshot};
@@ -81,6 +82,7 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
         None => 0,
     };
     // With a policy, the caller sees only what they may use; pages are cut from what they see.
+    let principal = inbound.acting.as_deref().map(Acting::current);
     let visible: Option<Vec<&Entry>> = snapshot
         .config
         .policy
@@ -96,7 +98,7 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
                         upstream: &entry.original,
                         target: &entry.target,
                     };
-                    decide::decide(policy, inbound.acting.as_deref(), router.profile.as_deref(), &item).allowed
+                    decide::decide(policy, principal.as_deref(), router.profile.as_deref(), &item).allowed
                 })
                 .collect()
         });
