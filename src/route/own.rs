@@ -82,13 +82,13 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
         None => 0,
     };
     // With a policy, the caller sees only what they may use; pages are cut from what they see.
-    let principal = inbound.acting.as_deref().map(Acting::current);
     let visible: Option<Vec<&Entry>> = snapshot
         .config
         .policy
         .as_deref()
         .filter(|_| kind != ItemKind::Templates)
         .map(|policy| {
+            let principal = inbound.acting.as_deref().map(Acting::current);
             entries
                 .iter()
                 .filter(|entry| {
@@ -105,21 +105,15 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
     let total = visible.as_ref().map_or(entries.len(), Vec::len);
     let range = cursor::page(offset, router.page_size, total);
     let end = range.end;
-    let page: Vec<&Entry> = match &visible {
-        Some(visible) => visible[range].to_vec(),
-        None => entries[range].iter().collect(),
-    };
-    let mut out = Vec::with_capacity(96 + page.iter().map(|e| e.json.len() + 1).sum::<usize>());
+    let mut out = Vec::with_capacity(96);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     write_json(&mut out, &id);
     out.extend_from_slice(b",\"result\":{\"");
     out.extend_from_slice(kind.result_key().as_bytes());
     out.extend_from_slice(b"\":[");
-    for (i, entry) in page.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(entry.json.as_bytes());
+    match &visible {
+        Some(visible) => write_items(&mut out, visible[range].iter().copied()),
+        None => write_items(&mut out, entries[range].iter()),
     }
     out.push(b']');
     if end < total {
@@ -138,6 +132,17 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
         json: out.into(),
         error_code: None,
         hold: Hold::none(),
+    }
+}
+
+/// Appends the items' pre-serialized JSON, comma-separated, growing `out` once.
+fn write_items<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a Entry> + Clone) {
+    out.reserve(64 + items.clone().map(|e| e.json.len() + 1).sum::<usize>());
+    for (i, entry) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(entry.json.as_bytes());
     }
 }
 
