@@ -300,8 +300,12 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         };
         return resume_parked(router, retry, record).instrument(span).await;
     }
-    // A 2026-07-28 client that can answer requests gets a session of its own at a session-era target.
-    let answering = stateless.then(|| answering_context(&inbound.message)).flatten();
+    // A 2026-07-28 client that can answer requests gets a session of its own at a session-era target
+    // (a target already known to speak 2026-07-28 needs none, so nothing is built for it).
+    let maybe_legacy = target.known_dialects().is_none_or(|d| d.preferred() == Era::Legacy);
+    let answering = (stateless && maybe_legacy)
+        .then(|| answering_context(&inbound.message))
+        .flatten();
     let opened = match (&inbound.caller, &answering) {
         (Caller::Session(session), _) => session.channel(router, &target).await.map(|c| (c, false)),
         (Caller::Stateless(context), None) => Channel::open(&target, context, false, inbound.acting.clone())
