@@ -390,6 +390,88 @@ async fn a_typescript_sdk_servers_get_stream_request_reaches_clients_of_both_era
     assert_eq!(plain["result"]["content"][0]["text"], "echo", "{plain}");
 }
 
+/// The v2 TypeScript SDK fixture (tests/fixtures/ts-dual-server.mjs): one server of both eras, seen three
+/// ways: as it is (`ts`), pinned to its sessions (`tsold`) and pinned to 2026-07-28 (`tsnew`).
+async fn dual_era_typescript_targets() -> (crate::node::NodeServer, Harness) {
+    let server = crate::node::NodeServer::start(
+        "tests/fixtures/ts-dual-server.mjs",
+        "tssdk2",
+        "@modelcontextprotocol/node",
+        &[],
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let harness = Harness::start(&config(&[
+        ("ts", &url, ""),
+        ("tsold", &url, "protocol: legacy"),
+        ("tsnew", &url, "protocol: modern"),
+    ]))
+    .await;
+    (server, harness)
+}
+
+#[tokio::test]
+async fn a_dual_era_typescript_sdk_server_serves_each_client_in_its_era_and_across_eras() {
+    let (_server, harness) = dual_era_typescript_targets().await;
+    let status = harness.status().await;
+    let eras = |name: &str| {
+        status["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["eras"].clone())
+            .unwrap()
+    };
+    assert_eq!(eras("ts"), json!({"modern": true, "session": true}), "{status}");
+    assert_eq!(eras("tsold"), json!({"modern": false, "session": true}), "{status}");
+    assert_eq!(eras("tsnew"), json!({"modern": true, "session": false}), "{status}");
+
+    // A session-era client stays in its era on the dual-era target: the elicitation the SDK sends on the
+    // session's GET stream reaches it. Pinned to 2026-07-28, the same tool's input_required rounds become
+    // real requests to it (sampling and roots in one round).
+    let recorder = Recorder::default();
+    let client = legacy_client(&harness.url(), recorder.clone()).await;
+    assert_eq!(call_text(&client, "ts_ask", json!({})).await, "hello ada (legacy, GET stream)");
+    assert_eq!(call_text(&client, "ts_confirm", json!({})).await, "hello ada (legacy)");
+    assert_eq!(
+        call_text(&client, "tsnew_rounds", json!({})).await,
+        "word=sampled answer; roots=0 (modern)"
+    );
+    assert_eq!(call_text(&client, "tsnew_confirm", json!({})).await, "hello ada (modern)");
+    client.cancel().await.unwrap();
+
+    // A 2026-07-28 client gets the dual-era target's own input_required, untouched.
+    let capabilities = json!({"elicitation": {}});
+    let url = harness.url();
+    let first = modern_call_with(&url, "ts_confirm", capabilities.clone(), json!({})).await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    assert_eq!(first["result"]["inputRequests"]["who"]["method"], "elicitation/create", "{first}");
+    let answer = json!({"who": {"action": "accept", "content": {"username": "grace"}}});
+    let last = modern_call_with(&url, "ts_confirm", capabilities.clone(), json!({"inputResponses": answer})).await;
+    assert_eq!(last["result"]["content"][0]["text"], "hello grace (modern)", "{last}");
+
+    // Pinned to sessions, the GET-stream elicitation parks the call behind mcplex's sealed state.
+    let parked = modern_call_with(&url, "tsold_ask", capabilities.clone(), json!({})).await;
+    let result = &parked["result"];
+    assert_eq!(result["resultType"], "input_required", "{parked}");
+    assert!(
+        result["requestState"].as_str().unwrap_or_default().starts_with("mcplex.parked."),
+        "{parked}"
+    );
+    let (name, request) = result["inputRequests"].as_object().unwrap().iter().next().unwrap();
+    assert_eq!(request["params"]["message"], "Your username?", "{parked}");
+    let answer = json!({ name: {"action": "accept", "content": {"username": "grace"}} });
+    let done = modern_call_with(
+        &url,
+        "tsold_ask",
+        capabilities,
+        json!({"requestState": result["requestState"], "inputResponses": answer}),
+    )
+    .await;
+    assert_eq!(done["result"]["content"][0]["text"], "hello grace (legacy, GET stream)", "{done}");
+}
+
 #[tokio::test]
 async fn a_modern_target_answering_with_newline_delimited_frames_is_relayed_in_order() {
     // A 2026-07-28 target that answers tools/call with a JSON body of two lines: progress, then the result

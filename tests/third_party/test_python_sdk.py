@@ -1,8 +1,9 @@
 """The official Python SDK (PyPI `mcp`) as an agent talking to mcplex, in both protocol eras and across them.
 
 Expects MCPLEX_URL: a sidecar in front of the `everything` example (prefix ""), `math`, and the everything
-example again as `old` (pinned to the session era) and `new` (pinned to 2026-07-28), and the official
-`server-everything` as `se`, and a FastMCP server as `fm`.
+example again as `old` (pinned to the session era) and `new` (pinned to 2026-07-28), the official
+`server-everything` as `se`, a FastMCP server as `fm`, and a server of both eras on v2 of the TypeScript SDK
+as `ts`, again as `tsold` (pinned to its sessions) and as `tsnew` (pinned to 2026-07-28).
 """
 
 import json
@@ -136,3 +137,30 @@ async def test_a_fastmcp_server_works_through_mcplex(mode):
             # FastMCP's `ctx.elicit` does not ask 2026-07-28 clients (it has no input_required form);
             # mcplex passes its answer on as it would reach the client directly.
             assert "unavailable on 2026-07-28" in asked
+
+
+async def answer_username(context, params):
+    return types.ElicitResult(action="accept", content={"username": "grace"})
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["legacy", "auto", "2026-07-28"])
+async def test_a_dual_era_typescript_sdk_server_works_in_every_era_and_across_eras(mode):
+    # Each answer names the era that served the call: the client's own on the dual-era target `ts`, the
+    # pinned one on `tsold` and `tsnew`, where mcplex bridges what the server asks to this client's era.
+    client_era = "legacy" if mode == "legacy" else "modern"
+    async with Client(
+        URL,
+        mode=mode,
+        elicitation_callback=answer_username,
+        sampling_callback=answer_sampling,
+        list_roots_callback=answer_roots,
+    ) as client:
+        for target, era in [("ts", client_era), ("tsold", "legacy"), ("tsnew", "modern")]:
+            assert text_of(await client.call_tool(f"{target}_echo", {})) == f"echo ({era})"
+            assert text_of(await client.call_tool(f"{target}_confirm", {})) == f"hello grace ({era})"
+            # On a session, `ask` sends its elicitation on the session's GET stream, tied to no request.
+            where = ", GET stream" if era == "legacy" else ""
+            assert text_of(await client.call_tool(f"{target}_ask", {})) == f"hello grace ({era}{where})"
+            rounds = text_of(await client.call_tool(f"{target}_rounds", {}))
+            assert rounds == f"word=echo of Pick a word; roots=1 ({era})"
