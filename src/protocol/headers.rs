@@ -1,6 +1,7 @@
 //! The modern era's routing headers (`Mcp-Method`, `Mcp-Name`): writing them and checking them against the body.
 
 use super::header::{MCP_METHOD, MCP_NAME};
+use super::{method, tasks};
 use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -12,9 +13,9 @@ const BASE64_SUFFIX: &str = "?=";
 /// The body field that `Mcp-Name` mirrors for `method`, if any.
 pub fn name_field(method: &str) -> Option<&'static str> {
     match method {
-        "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some("uri"),
-        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
+        method::TOOLS_CALL | method::PROMPTS_GET => Some("name"),
+        method::RESOURCES_READ | method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE => Some("uri"),
+        method::TASKS_GET | method::TASKS_UPDATE | method::TASKS_CANCEL => Some(tasks::TASK_ID),
         _ => None,
     }
 }

@@ -20,7 +20,7 @@ pub const TARGET_TIMEOUT: i64 = -32031;
 pub const DENIED_BY_POLICY: i64 = -32032;
 /// Modern era: an `Mcp-*` header disagrees with the body.
 pub const HEADER_MISMATCH: i64 = -32020;
-/// Modern era: a request lacks required `_meta`.
+/// Modern era: answering needs a client capability the request did not declare.
 pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
 /// The request names a protocol version mcplex does not speak.
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;

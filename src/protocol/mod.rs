@@ -138,6 +138,12 @@ pub mod method {
     pub const ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
     /// The suffix of every list-changed notification.
     pub const LIST_CHANGED_SUFFIX: &str = "/list_changed";
+    /// Tasks extension: a task's state, with its result inlined once it ended.
+    pub const TASKS_GET: &str = "tasks/get";
+    /// Tasks extension: answers to the input a task waits for.
+    pub const TASKS_UPDATE: &str = "tasks/update";
+    /// Tasks extension: asks a task to stop.
+    pub const TASKS_CANCEL: &str = "tasks/cancel";
     /// Methods the 2026-07-28 revision removed: on its wire they are answered HTTP 404 and -32601.
     pub const REMOVED_IN_MODERN: [&str; 5] = [INITIALIZE, PING, SET_LEVEL, RESOURCES_SUBSCRIBE, RESOURCES_UNSUBSCRIBE];
 }
@@ -167,6 +173,23 @@ pub mod mrtr {
             .find(|(known, _)| *known == method)
             .map(|(_, capability)| *capability)
     }
+}
+
+/// The tasks extension (SEP-2663, 2026-07-28 era): a target may answer `tools/call` with a task that the
+/// client then polls by its id.
+pub mod tasks {
+    /// The extension's key under `capabilities.extensions`.
+    pub const EXTENSION: &str = "io.modelcontextprotocol/tasks";
+    /// `resultType` of a result that created a task.
+    pub const RESULT_TASK: &str = "task";
+    /// The field naming a task, at the top of results and in the params of `tasks/*` requests.
+    pub const TASK_ID: &str = "taskId";
+    /// The methods that name a task, routed to the target that created it.
+    pub const METHODS: [&str; 3] = [
+        super::method::TASKS_GET,
+        super::method::TASKS_UPDATE,
+        super::method::TASKS_CANCEL,
+    ];
 }
 
 /// mcplex's own identity, used where it speaks for itself (probes, catalog fetches, results it writes).

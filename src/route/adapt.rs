@@ -2,7 +2,7 @@
 //! (`_meta` added or stripped on requests, `resultType` added or removed on results).
 
 use crate::protocol::raw::{ObjectWriter, RawMessage, RawObject};
-use crate::protocol::{ClientContext, Era, MODERN_VERSION, meta};
+use crate::protocol::{ClientContext, Era, MODERN_VERSION, meta, tasks};
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -79,8 +79,8 @@ pub struct Rewritten {
     pub tool_error: bool,
 }
 
-/// Rewrites a target's response for the client: the client's own id, and `resultType` as the client's
-/// era expects. Members are copied as raw text, so a large result is held twice at most (in and out).
+/// Rewrites a target's response for the client: the client's own id, `resultType` as the client's era
+/// expects, and a task's id with the target's name in front. Members are copied as raw text, so a large result is held twice at most (in and out).
 pub fn rewrite_response(raw: &RawMessage, client_id: &Value, era: Era, target: &str) -> Result<Rewritten, AdaptError> {
     let not_json = |source| AdaptError::NotJson {
         target: target.to_owned(),
@@ -142,6 +142,14 @@ fn write_result(out: &mut Vec<u8>, result: &RawValue, era: Era, target: &str) ->
     let mut writer = ObjectWriter::start(out);
     for (key, value) in object.members() {
         if key == "resultType" && era == Era::Legacy {
+            continue;
+        }
+        // A task's id is unique only at its target: the client sees it with the target's name in front.
+        if key == tasks::TASK_ID
+            && era == Era::Modern
+            && let Ok(task) = serde_json::from_str::<String>(value.get())
+        {
+            writer.value(key, &crate::route::tasks::client_task_id(target, &task));
             continue;
         }
         writer.raw(key, value.get());
@@ -216,5 +224,18 @@ mod tests {
         let mrtr = r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#;
         assert!(rewrite(Era::Legacy, mrtr).unwrap_err().to_string().contains("`math`"));
         assert!(rewrite(Era::Modern, "[1]").is_err());
+    }
+
+    #[test]
+    fn a_task_id_carries_its_target_for_modern_clients() {
+        let created = r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"task","taskId":"t-1","status":"working"}}"#;
+        let modern = rewrite(Era::Modern, created).unwrap();
+        assert_eq!(modern["result"]["taskId"], "math.t-1");
+        assert_eq!(modern["result"]["status"], "working");
+        // Ids inside the result (an inlined tool result) are the target's business.
+        let detailed = r#"{"jsonrpc":"2.0","id":1,"result":{"taskId":"t-1","result":{"taskId":"x"}}}"#;
+        let modern = rewrite(Era::Modern, detailed).unwrap();
+        assert_eq!(modern["result"]["taskId"], "math.t-1");
+        assert_eq!(modern["result"]["result"]["taskId"], "x");
     }
 }

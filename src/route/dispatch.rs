@@ -1,12 +1,12 @@
 //! What each client message does: answered by mcplex (lists, discover, ping, setLevel), routed to one
-//! target, or carried back to the target that is waiting for it.
+//! target (by the item or the task it names), or carried back to the target that is waiting for it.
 
 use crate::catalog::ItemKind;
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::router::Router;
 use crate::route::session::PendingServerRequest;
-use crate::route::{call, listen, own};
+use crate::route::{call, listen, own, tasks};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -54,6 +54,7 @@ async fn request(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         | method::RESOURCES_READ
         | method::RESOURCES_SUBSCRIBE
         | method::RESOURCES_UNSUBSCRIBE => call::route(router, inbound).await,
+        name if tasks::is_task_method(name) => tasks::route(router, inbound).await,
         method::INITIALIZE => Outcome::error(id, jsonrpc::INVALID_REQUEST, "this session is already initialized"),
         other => Outcome::error(
             id,

@@ -20,6 +20,7 @@ pub mod session;
 pub mod slot;
 pub mod streams;
 pub mod subscribe;
+pub mod tasks;
 
 pub use channel::Channel;
 pub use dispatch::handle;

@@ -37,11 +37,15 @@ pub fn instructions(snapshot: &Snapshot) -> String {
     )
 }
 
-/// The `server/discover` result.
+/// The `server/discover` result. Tasks are offered to 2026-07-28 clients only (mcplex routes the
+/// extension's methods in that era), whether or not a target creates any: a client that opts in simply
+/// gets plain results from targets that do not.
 pub fn discover_result(snapshot: &Snapshot) -> Value {
+    let mut capabilities = capabilities();
+    capabilities["extensions"] = json!({ protocol::tasks::EXTENSION: {} });
     json!({
         "supportedVersions": protocol::supported_versions(),
-        "capabilities": capabilities(),
+        "capabilities": capabilities,
         "instructions": instructions(snapshot),
         "ttlMs": 0,
         "cacheScope": "private",

@@ -432,13 +432,19 @@ async fn a_dual_era_typescript_sdk_server_serves_each_client_in_its_era_and_acro
     // real requests to it (sampling and roots in one round).
     let recorder = Recorder::default();
     let client = legacy_client(&harness.url(), recorder.clone()).await;
-    assert_eq!(call_text(&client, "ts_ask", json!({})).await, "hello ada (legacy, GET stream)");
+    assert_eq!(
+        call_text(&client, "ts_ask", json!({})).await,
+        "hello ada (legacy, GET stream)"
+    );
     assert_eq!(call_text(&client, "ts_confirm", json!({})).await, "hello ada (legacy)");
     assert_eq!(
         call_text(&client, "tsnew_rounds", json!({})).await,
         "word=sampled answer; roots=0 (modern)"
     );
-    assert_eq!(call_text(&client, "tsnew_confirm", json!({})).await, "hello ada (modern)");
+    assert_eq!(
+        call_text(&client, "tsnew_confirm", json!({})).await,
+        "hello ada (modern)"
+    );
     client.cancel().await.unwrap();
 
     // A 2026-07-28 client gets the dual-era target's own input_required, untouched.
@@ -446,9 +452,18 @@ async fn a_dual_era_typescript_sdk_server_serves_each_client_in_its_era_and_acro
     let url = harness.url();
     let first = modern_call_with(&url, "ts_confirm", capabilities.clone(), json!({})).await;
     assert_eq!(first["result"]["resultType"], "input_required", "{first}");
-    assert_eq!(first["result"]["inputRequests"]["who"]["method"], "elicitation/create", "{first}");
+    assert_eq!(
+        first["result"]["inputRequests"]["who"]["method"], "elicitation/create",
+        "{first}"
+    );
     let answer = json!({"who": {"action": "accept", "content": {"username": "grace"}}});
-    let last = modern_call_with(&url, "ts_confirm", capabilities.clone(), json!({"inputResponses": answer})).await;
+    let last = modern_call_with(
+        &url,
+        "ts_confirm",
+        capabilities.clone(),
+        json!({"inputResponses": answer}),
+    )
+    .await;
     assert_eq!(last["result"]["content"][0]["text"], "hello grace (modern)", "{last}");
 
     // Pinned to sessions, the GET-stream elicitation parks the call behind mcplex's sealed state.
@@ -456,7 +471,10 @@ async fn a_dual_era_typescript_sdk_server_serves_each_client_in_its_era_and_acro
     let result = &parked["result"];
     assert_eq!(result["resultType"], "input_required", "{parked}");
     assert!(
-        result["requestState"].as_str().unwrap_or_default().starts_with("mcplex.parked."),
+        result["requestState"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("mcplex.parked."),
         "{parked}"
     );
     let (name, request) = result["inputRequests"].as_object().unwrap().iter().next().unwrap();
@@ -469,7 +487,10 @@ async fn a_dual_era_typescript_sdk_server_serves_each_client_in_its_era_and_acro
         json!({"requestState": result["requestState"], "inputResponses": answer}),
     )
     .await;
-    assert_eq!(done["result"]["content"][0]["text"], "hello grace (legacy, GET stream)", "{done}");
+    assert_eq!(
+        done["result"]["content"][0]["text"], "hello grace (legacy, GET stream)",
+        "{done}"
+    );
 }
 
 #[tokio::test]

@@ -20,5 +20,6 @@ mod profiles;
 mod rogue;
 mod security;
 mod server_requests;
+mod tasks;
 mod tls;
 mod traces;

@@ -1,0 +1,156 @@
+//! Tasks (the 2026-07-28 tasks extension): a target may answer `tools/call` with a task, which the
+//! client then polls, answers and cancels by its id. Several targets may hand out the same id, so the
+//! client sees each id with its target's name in front (`<target>.<id>`); `tasks/*` requests are routed
+//! by that name and reach the target with its own id. Nothing is stored: the target keeps its tasks and
+//! checks who asks for them, since each request carries the caller's credential for it.
+
+use crate::metrics::CallOutcome;
+use crate::protocol::{Era, jsonrpc, meta, tasks};
+use crate::route::channel::Channel;
+use crate::route::forward::{self, Forward};
+use crate::route::message::{Caller, Inbound, Outcome};
+use crate::route::router::Router;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tracing::Span;
+
+/// Separates the target's name from its own task id (target names are DNS labels, so never hold it).
+const SEPARATOR: char = '.';
+
+/// The task id a client sees for a task `target` created.
+pub fn client_task_id(target: &str, upstream_id: &str) -> String {
+    format!("{target}{SEPARATOR}{upstream_id}")
+}
+
+/// The target and its own task id, from an id a client sends.
+fn split(client_id: &str) -> Option<(&str, &str)> {
+    client_id
+        .split_once(SEPARATOR)
+        .filter(|(target, id)| !target.is_empty() && !id.is_empty())
+}
+
+/// Whether the client declared the tasks extension in this request's `_meta`.
+fn declared(inbound: &Inbound) -> bool {
+    inbound
+        .message
+        .meta()
+        .and_then(|m| m.get(meta::CLIENT_CAPABILITIES))
+        .and_then(|c| c.get("extensions"))
+        .and_then(|e| e.get(tasks::EXTENSION))
+        .is_some()
+}
+
+/// The method as a fixed label (the dispatcher only routes the tasks methods here).
+fn label(name: &str) -> &'static str {
+    tasks::METHODS
+        .into_iter()
+        .find(|known| *known == name)
+        .unwrap_or("other")
+}
+
+/// Routes `tasks/get`, `tasks/update` or `tasks/cancel` to the target whose task it names.
+pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
+    let id = inbound.id();
+    let Caller::Stateless(context) = &inbound.caller else {
+        // Session-era clients speak the earlier tasks methods, which mcplex does not route.
+        let name = inbound.message.method();
+        return Outcome::error(
+            id,
+            jsonrpc::METHOD_NOT_FOUND,
+            format!("method `{name}` is not supported by mcplex"),
+        );
+    };
+    if !declared(&inbound) {
+        let data = json!({ "requiredCapabilities": { "extensions": { tasks::EXTENSION: {} } } });
+        let message = format!(
+            "`{}` needs the {} extension, which this request did not declare",
+            inbound.message.method(),
+            tasks::EXTENSION
+        );
+        return Outcome::Message(jsonrpc::error_with_data(
+            Some(id),
+            jsonrpc::MISSING_CLIENT_CAPABILITY,
+            message,
+            data,
+        ));
+    }
+    let Some(client_task) = inbound.message.param_str(tasks::TASK_ID) else {
+        return Outcome::error(
+            id,
+            jsonrpc::INVALID_PARAMS,
+            format!("params.{} is required", tasks::TASK_ID),
+        );
+    };
+    let snapshot = router.snapshot();
+    let Some((slot, upstream_task)) = split(client_task).and_then(|(name, task)| Some((snapshot.slot(name)?, task)))
+    else {
+        return Outcome::error(id, jsonrpc::INVALID_PARAMS, format!("unknown task `{client_task}`"));
+    };
+    let target_name: Arc<str> = Arc::from(slot.name.as_str());
+    let mut record = router.metrics.call(&target_name, label(inbound.message.method()), None);
+    let Some(target) = slot.target.clone() else {
+        let error = slot
+            .state()
+            .error
+            .unwrap_or_else(|| format!("target `{}` is unavailable", slot.name));
+        record.finish(CallOutcome::Unavailable);
+        return Outcome::error(id, jsonrpc::TARGET_UNAVAILABLE, error);
+    };
+    let upstream_task = upstream_task.to_owned();
+    // The channel carries the caller's credential for this target, as the call that created the task did.
+    let channel = match Channel::open(&target, context, false, inbound.acting.clone()).await {
+        Ok(channel) => channel,
+        Err(error) => {
+            record.finish(CallOutcome::of_error(error.code()));
+            return Outcome::error(id, error.code(), error.to_string());
+        }
+    };
+    let mut message = Value::Object(inbound.message.body);
+    message["params"][tasks::TASK_ID] = json!(upstream_task);
+    message["id"] = target.next_request_id();
+    if let Some(trace) = &inbound.trace {
+        trace.write_meta(&mut message);
+    }
+    forward::forward(Forward {
+        channel,
+        message,
+        client_id: id,
+        era: Era::Modern,
+        session: None,
+        record,
+        trace: inbound.trace,
+        span: Span::none(),
+        original: None,
+        parking: None,
+    })
+    .await
+}
+
+/// Whether the dispatcher sends `name` here.
+pub fn is_task_method(name: &str) -> bool {
+    tasks::METHODS.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_carry_their_target_and_split_back() {
+        let id = client_task_id("fm", "PtR5.0lY");
+        assert_eq!(id, "fm.PtR5.0lY");
+        assert_eq!(split(&id), Some(("fm", "PtR5.0lY")));
+        assert_eq!(split("no-separator"), None);
+        assert_eq!(split(".x"), None);
+        assert_eq!(split("fm."), None);
+    }
+
+    #[test]
+    fn every_tasks_method_has_its_label() {
+        for name in tasks::METHODS {
+            assert_eq!(label(name), name);
+            assert!(is_task_method(name));
+        }
+        assert!(!is_task_method(crate::protocol::method::TOOLS_CALL));
+    }
+}
