@@ -2,6 +2,7 @@
 
 use crate::catalog::naming::Namer;
 use crate::catalog::{Entry, ItemKind};
+use crate::protocol::params;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -84,8 +85,13 @@ fn expose_one(kind: ItemKind, namer: Option<&Namer>, target: &Arc<str>, mut item
     {
         object.insert(kind.id_field().into(), Value::String(exposed.to_string()));
     }
+    let params = match kind {
+        ItemKind::Tools => params::of_schema(item.get("inputSchema")),
+        _ => None,
+    };
     Some(Entry {
         json: serde_json::to_string(&item).ok()?.into(),
+        params,
         exposed,
         target: target.clone(),
         original,

@@ -8,6 +8,7 @@ pub mod naming;
 pub use items::{Listed, TargetItems};
 pub use naming::Namer;
 
+use crate::protocol::params::ParamHeader;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -84,6 +85,8 @@ pub struct Entry {
     pub original: Arc<str>,
     /// The item as the target described it, with the exposed name written in, serialized once.
     pub json: Arc<str>,
+    /// For a tool: the arguments its input schema mirrors into `Mcp-Param-*` headers, if any.
+    pub params: Option<Arc<[ParamHeader]>>,
 }
 
 /// Two targets exposing the same name: the first keeps it, the other's item is hidden.

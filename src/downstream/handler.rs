@@ -11,7 +11,7 @@ use crate::protocol::{self, ClientContext, Era, jsonrpc, meta, method};
 use crate::route::Chunk;
 use crate::route::{self, Caller, ClientSession, Inbound, Router, own};
 use crate::telemetry::TraceContext;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::{Semaphore, broadcast, mpsc};
@@ -198,11 +198,16 @@ impl Endpoint {
         };
         let era = caller.era();
         let trace = TraceContext::from_request(&parts.headers, message.meta());
+        let param_headers = match era {
+            Era::Modern if message.method() == method::TOOLS_CALL => param_headers(&parts.headers),
+            _ => Vec::new(),
+        };
         let inbound = Inbound {
             caller,
             message,
             trace,
             acting,
+            param_headers,
         };
         let outcome = route::handle(&self.router, inbound).await;
         let response = respond::outcome(era, outcome, || self.streams.clone().try_acquire_owned().ok());
@@ -470,4 +475,13 @@ fn modern_context() -> Arc<ClientContext> {
 enum Identified {
     Caller(Caller),
     Initialize,
+}
+
+/// The `Mcp-Param-*` headers of a request, in the order received (duplicates kept, so they can be refused).
+fn param_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with(protocol::params::HEADER_PREFIX))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }

@@ -131,7 +131,8 @@ pub fn encode(value: &str) -> String {
     }
 }
 
-fn decode(value: &str) -> Option<String> {
+/// Decodes a header value, unwrapping Base64 when it is wrapped; `None` when the wrapping does not decode.
+pub fn decode(value: &str) -> Option<String> {
     match value
         .strip_prefix(BASE64_PREFIX)
         .and_then(|v| v.strip_suffix(BASE64_SUFFIX))

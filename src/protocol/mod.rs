@@ -3,6 +3,7 @@
 
 pub mod headers;
 pub mod jsonrpc;
+pub mod params;
 pub mod raw;
 pub mod sse;
 

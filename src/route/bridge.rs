@@ -12,6 +12,7 @@ use crate::route::message::Chunk;
 use crate::route::session::ClientSession;
 use crate::telemetry::TraceContext;
 use crate::upstream::{Received, Reply, UpstreamError};
+use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +120,8 @@ pub struct Bridge<'a> {
     pub tx: &'a mpsc::Sender<Chunk>,
     /// The trace context the target receives.
     pub trace: Option<&'a TraceContext>,
+    /// The `Mcp-Param-*` headers of the call, repeated on every retry.
+    pub params: &'a [(HeaderName, HeaderValue)],
 }
 
 impl Bridge<'_> {
@@ -228,7 +231,7 @@ impl Bridge<'_> {
     /// Sends a retry and reads the target's final answer to it; notifications on its stream go to the client.
     async fn send(&self, retry: Value, id: &Value) -> Result<RawMessage, BridgeError> {
         let link = self.channel.target();
-        match self.channel.send(retry, self.trace).await? {
+        match self.channel.send_call(retry, self.trace, self.params).await? {
             Reply::Single(Received { message, .. }) => Ok(message),
             Reply::Accepted => Err(UpstreamError::Garbage {
                 target: link.name().into(),

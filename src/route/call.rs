@@ -8,6 +8,7 @@ use crate::metrics::CallOutcome;
 use crate::metrics::CallRecord;
 use crate::policy::{self, Verdict};
 use crate::protocol::meta;
+use crate::protocol::params::{self, ParamHeader};
 use crate::protocol::{ClientContext, mrtr};
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::channel::Channel;
@@ -48,6 +49,7 @@ pub enum NoDestination {
 struct Destination {
     target: Arc<str>,
     rewrite: Option<Arc<str>>,
+    params: Option<Arc<[ParamHeader]>>,
 }
 
 /// What a request names, before it is looked up.
@@ -90,6 +92,7 @@ fn lookup(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Result<Destination, NoDes
             .map(|e| Destination {
                 target: e.target.clone(),
                 rewrite: Some(e.original.clone()),
+                params: e.params.clone(),
             })
             .ok_or_else(|| NoDestination::Unknown {
                 what: if kind == ItemKind::Tools { "tool" } else { "prompt" },
@@ -101,6 +104,7 @@ fn lookup(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Result<Destination, NoDes
             .map(|t| Destination {
                 target: t.into(),
                 rewrite: None,
+                params: None,
             })
             .ok_or_else(|| NoDestination::NoResource(uri.to_owned())),
     }
@@ -232,6 +236,16 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         Ok(destination) => destination,
         Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
     };
+    // A 2026-07-28 client mirrors the tool's annotated arguments into headers; they must match the body.
+    let arguments = inbound.message.body.get("params").and_then(|p| p.get("arguments"));
+    let params = destination.params.as_deref().unwrap_or_default();
+    if matches!(inbound.caller, Caller::Stateless(_))
+        && let Err(problem) = params::check(params, arguments, &inbound.param_headers)
+    {
+        return Outcome::error(id, jsonrpc::HEADER_MISMATCH, problem.to_string());
+    }
+    // Whatever the client's era, a 2026-07-28 target gets the headers its tool declares.
+    let param_headers = params::headers_for(params, arguments);
     let principal = inbound.acting.as_deref().map(Acting::current);
     let verdict = snapshot.config.policy.as_deref().map(|policy| {
         let (kind, exposed) = match wanted {
@@ -378,6 +392,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         span: span.clone(),
         original: None,
         parking,
+        param_headers,
     });
     call.instrument(span).await
 }
@@ -480,6 +495,7 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
             subject,
             side: None,
         }),
+        param_headers: Vec::new(),
     };
     forward::resume(forward, parked)
 }

@@ -6,6 +6,7 @@ use crate::route::adapt::{add_modern_meta, strip_modern_meta};
 use crate::telemetry::TraceContext;
 use crate::upstream::link::Outbound;
 use crate::upstream::{LegacySession, Link, Reply, Target, UpstreamError};
+use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -123,7 +124,17 @@ impl Channel {
 
     /// Sends one message, translating its `_meta` to the target's era. The exchange up to the reply's
     /// headers (and a JSON body) is bounded by the target's deadline; a stream is the caller's to bound.
-    pub async fn send(&self, mut message: Value, trace: Option<&TraceContext>) -> Result<Reply, UpstreamError> {
+    pub async fn send(&self, message: Value, trace: Option<&TraceContext>) -> Result<Reply, UpstreamError> {
+        self.send_call(message, trace, &[]).await
+    }
+
+    /// Sends a call with the `Mcp-Param-*` headers its tool declares (only 2026-07-28 targets get them).
+    pub async fn send_call(
+        &self,
+        mut message: Value,
+        trace: Option<&TraceContext>,
+        params: &[(HeaderName, HeaderValue)],
+    ) -> Result<Reply, UpstreamError> {
         let is_call = message.get("method").is_some();
         let acting = self.acting.as_deref();
         match &self.way {
@@ -142,6 +153,7 @@ impl Channel {
                     method_headers: is_call,
                     trace,
                     acting,
+                    params,
                     ..Default::default()
                 };
                 target.post(&message, &out).await

@@ -13,6 +13,7 @@ use crate::route::session::{ClientSession, refuse_server_request};
 use crate::telemetry::TraceContext;
 use crate::upstream::{ExchangeGuard, MessageStream, Received, Reply, UpstreamError};
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -45,6 +46,8 @@ pub struct Forward {
     /// For a 2026-07-28 client calling a session-era target: where the call is parked when the target
     /// asks for input mid-call, what the client can answer, and the session the call opened for itself.
     pub parking: Option<Parking>,
+    /// The `Mcp-Param-*` headers the called tool declares, for a 2026-07-28 target (also on bridged retries).
+    pub param_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// What a call needs to be parked for its 2026-07-28 client's input.
@@ -76,6 +79,7 @@ impl Forward {
             original: self.original.as_ref()?,
             tx,
             trace: self.trace.as_ref(),
+            params: &self.param_headers,
         })
     }
 
@@ -178,7 +182,11 @@ pub async fn forward(mut forward: Forward) -> Outcome {
     if forward.era == Era::Legacy && forward.session.is_some() && forward.channel.era() == Era::Modern {
         forward.original = Some(message.clone());
     }
-    match forward.channel.send(message, forward.trace.as_ref()).await {
+    let sent = forward
+        .channel
+        .send_call(message, forward.trace.as_ref(), &forward.param_headers)
+        .await;
+    match sent {
         Ok(Reply::Single(Received { message, hold })) if forward.original.is_some() && asks_for_input(&message) => {
             // The client's answers arrive as requests on the call's stream, so the answer becomes a stream.
             drop(hold);

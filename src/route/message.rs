@@ -7,6 +7,7 @@ pub use crate::route::chunk::{Chunk, encode};
 use crate::route::session::ClientSession;
 use crate::telemetry::TraceContext;
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -48,6 +49,9 @@ pub struct Inbound {
     pub trace: Option<TraceContext>,
     /// The validated caller, when inbound identity is on.
     pub acting: Option<Arc<Acting>>,
+    /// The `Mcp-Param-*` headers of a 2026-07-28 `tools/call`, as received (checked against the tool's
+    /// schema once the tool is found).
+    pub param_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Inbound {

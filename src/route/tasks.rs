@@ -122,6 +122,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         span: Span::none(),
         original: None,
         parking: None,
+        param_headers: Vec::new(),
     })
     .await
 }

@@ -18,7 +18,7 @@ use crate::upstream::http::{HttpClient, build_client};
 use crate::upstream::reply::{MessageStream, Received, Reply, several_messages};
 use crate::upstream::tls::FileStamps;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::Full;
 use serde_json::{Value, json};
 use std::future::Future;
@@ -40,6 +40,8 @@ pub struct Outbound<'a> {
     pub trace: Option<&'a TraceContext>,
     /// The caller the request is made for (a token exchange uses their token).
     pub acting: Option<&'a Acting>,
+    /// `Mcp-Param-*` headers mirroring a call's arguments (modern era, tools that declare them).
+    pub params: &'a [(HeaderName, HeaderValue)],
 }
 
 /// The way to one configured target: its pooled client, credentials, request ids, what it announced,
@@ -240,6 +242,9 @@ impl Link {
             );
             if out.method_headers {
                 mcp_headers::add(headers, message);
+                for (name, value) in out.params {
+                    headers.insert(name, value.clone());
+                }
             }
             let response = self
                 .client()

@@ -90,6 +90,7 @@ impl LegacySession {
             method_headers: false,
             trace,
             acting,
+            params: &[],
         };
         self.target.post(message, &out).await
     }
