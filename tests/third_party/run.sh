@@ -19,7 +19,7 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 # Ready means every target was fetched or missed its start-up deadline; these tests need every target up.
 wait_targets_up() { local s; for _ in $(seq 1 100); do s=$(curl -fsS "$1" 2>/dev/null) && ! grep -q '"up":false' <<<"$s" && return 0; sleep 0.1; done; echo "targets not up: $(curl -sS "$1")" >&2; return 1; }
 
-everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port); se_port=$(free_port); fm_port=$(free_port); ts_port=$(free_port); tasks_port=$(free_port)
+everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port); se_port=$(free_port); fm_port=$(free_port); ts_port=$(free_port); tasks_port=$(free_port); ps_port=$(free_port)
 "$examples" serve everything --listen "127.0.0.1:$everything_port" >"$work/everything.log" 2>&1 & pids+=($!)
 "$examples" serve math --listen "127.0.0.1:$math_port" >"$work/math.log" 2>&1 & pids+=($!)
 PORT=$se_port node "$tools/se/node_modules/@modelcontextprotocol/server-everything/dist/index.js" streamableHttp >"$work/server-everything.log" 2>&1 & pids+=($!)
@@ -28,10 +28,12 @@ wait_port "$se_port"
 "$tools/venv/bin/python" tests/fixtures/fastmcp_server.py "$fm_port" >"$work/fastmcp.log" 2>&1 & pids+=($!)
 wait_port "$fm_port"
 "$tools/venv/bin/python" tests/fixtures/fastmcp_tasks_server.py "$tasks_port" >"$work/fastmcp-tasks.log" 2>&1 & pids+=($!)
+"$tools/venv/bin/python" tests/fixtures/python_sdk_server.py "$ps_port" >"$work/python-sdk-server.log" 2>&1 & pids+=($!)
 PORT=$ts_port NODE_MODULES_DIR="$PWD/$tools/tssdk2/node_modules" node tests/fixtures/ts-dual-server.mjs >"$work/ts-dual.log" 2>&1 & pids+=($!)
 wait_port "$math_port"
 wait_port "$ts_port"
 wait_port "$tasks_port"
+wait_port "$ps_port"
 cat >"$work/config.yaml" <<YAML
 targets:
   - name: everything
@@ -68,6 +70,13 @@ targets:
     protocol: legacy
   - name: tsnew
     url: http://127.0.0.1:$ts_port/mcp
+    protocol: modern
+  # A server on the official Python SDK whose tool declares Mcp-Param headers (SEP-2243),
+  # tests/fixtures/python_sdk_server.py; pinned to 2026-07-28 as well, so session-era clients reach it there.
+  - name: ps
+    url: http://127.0.0.1:$ps_port/mcp
+  - name: psnew
+    url: http://127.0.0.1:$ps_port/mcp
     protocol: modern
 YAML
 "$bin" run --config "$work/config.yaml" --listen "127.0.0.1:$mcp_port" --admin "127.0.0.1:$admin_port" >"$work/mcplex.log" 2>&1 & pids+=($!)

@@ -3,7 +3,8 @@
 Expects MCPLEX_URL: a sidecar in front of the `everything` example (prefix ""), `math`, and the everything
 example again as `old` (pinned to the session era) and `new` (pinned to 2026-07-28), the official
 `server-everything` as `se`, a FastMCP server as `fm`, and a server of both eras on v2 of the TypeScript SDK
-as `ts`, again as `tsold` (pinned to its sessions) and as `tsnew` (pinned to 2026-07-28).
+as `ts`, again as `tsold` (pinned to its sessions) and as `tsnew` (pinned to 2026-07-28), and a server on
+this SDK whose tool declares `Mcp-Param-*` headers as `ps`, again as `psnew` (pinned to 2026-07-28).
 """
 
 import json
@@ -164,3 +165,17 @@ async def test_a_dual_era_typescript_sdk_server_works_in_every_era_and_across_er
             assert text_of(await client.call_tool(f"{target}_ask", {})) == f"hello grace ({era}{where})"
             rounds = text_of(await client.call_tool(f"{target}_rounds", {}))
             assert rounds == f"word=echo of Pick a word; roots=1 ({era})"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_mcp_param_headers_reach_a_server_that_requires_them(mode):
+    # The server refuses a 2026-07-28 call whose Mcp-Param headers are missing or disagree with the body.
+    # A 2026-07-28 client sends them (mcplex checks them); for a session-era client calling the pinned
+    # `psnew`, mcplex writes them from the arguments.
+    async with Client(URL, mode=mode) as client:
+        await client.list_tools()
+        for name in ("ps_locate", "psnew_locate"):
+            located = await client.call_tool(name, {"region": "eu west ü", "count": 3})
+            assert not located.is_error, located
+            assert text_of(located) == "3 in eu west ü"
