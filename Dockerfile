@@ -1,6 +1,7 @@
 # One image: the sidecar, the injector, and the example servers (a binary of their own, so the sidecar
-# neither links nor loads them). Built on Debian bookworm with the toolchain CI uses (Rust 1.95), so the binaries
-# are the same kind CI builds and tests; run on distroless cc (glibc, no shell) as a numeric non-root user.
+# neither links nor loads them). Built on Debian bookworm with the toolchain CI uses (Rust 1.95) by
+# scripts/release-build, which links them statically (static-pie; see that script for why); run on distroless
+# cc (no shell) as a numeric non-root user.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
@@ -9,12 +10,14 @@ COPY benches ./benches
 COPY tests ./tests
 COPY webhook ./webhook
 COPY example-servers ./example-servers
-RUN cargo build --release --locked --bin mcplex --bin mcplex-webhook --bin mcplex-examples
+COPY scripts/release-build ./scripts/release-build
+RUN out=$(scripts/release-build --bin mcplex --bin mcplex-webhook --bin mcplex-examples) \
+    && mkdir -p /out && cp "$out/mcplex" "$out/mcplex-webhook" "$out/mcplex-examples" /out/
 
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/mcplex /usr/local/bin/mcplex
-COPY --from=build /src/target/release/mcplex-webhook /usr/local/bin/mcplex-webhook
-COPY --from=build /src/target/release/mcplex-examples /usr/local/bin/mcplex-examples
+COPY --from=build /out/mcplex /usr/local/bin/mcplex
+COPY --from=build /out/mcplex-webhook /usr/local/bin/mcplex-webhook
+COPY --from=build /out/mcplex-examples /usr/local/bin/mcplex-examples
 # 15302: sidecar admin (probes, metrics). 15301 is loopback-only MCP, so it is not exposed. 8443: webhook.
 EXPOSE 15302 8443
 USER 65532:65532
