@@ -291,6 +291,12 @@ fn targets_yaml(targets: &[SocketAddr], per_target: &str) -> String {
     yaml
 }
 
+/// The sidecar under test: this build's `mcplex`, or the binary `MCPLEX_BENCH_BIN` names (to compare two builds
+/// of it against the same client, upstreams and raw relay).
+fn sidecar_binary() -> std::path::PathBuf {
+    std::env::var_os("MCPLEX_BENCH_BIN").map_or_else(|| env!("CARGO_BIN_EXE_mcplex").into(), Into::into)
+}
+
 /// Starts `mcplex run` with this config text and extra arguments.
 async fn start_sidecar_yaml(yaml: &str, extra: &[&str]) -> (Sidecar, Duration) {
     let dir = tempfile::tempdir().unwrap();
@@ -298,7 +304,7 @@ async fn start_sidecar_yaml(yaml: &str, extra: &[&str]) -> (Sidecar, Duration) {
     std::fs::write(&config, yaml).unwrap();
     let (mcp, admin) = (free_port(), free_port());
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_mcplex"))
+    let child = Command::new(sidecar_binary())
         .args([
             "run",
             "--config",
@@ -560,6 +566,52 @@ async fn start_raw_relay(upstream: SocketAddr) -> (Child, SocketAddr) {
     (child, listen)
 }
 
+/// Where the processes run for one-session rounds: the bench (client and upstreams) on one CPU and the relay
+/// under test on the other, so the relay neither waits for nor evicts the caches of the processes it talks to.
+/// Three processes sharing two vCPUs otherwise make one-session latency swing by more than the costs measured.
+struct Pinning {
+    bench: &'static str,
+    relay: &'static str,
+}
+
+/// One-session rounds pinned; `MCPLEX_BENCH_PIN=0` turns it off.
+const PINNED: Pinning = Pinning { bench: "0", relay: "1" };
+/// Every process free on every CPU (the 16-session rounds need both CPUs for the client and upstreams).
+const UNPINNED: Pinning = Pinning {
+    bench: "0-1",
+    relay: "0-1",
+};
+
+/// Whether this machine can pin: two CPUs or more, `taskset` present, and not turned off.
+fn can_pin() -> bool {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    cpus >= 2
+        && std::env::var("MCPLEX_BENCH_PIN").as_deref() != Ok("0")
+        && Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Sets every thread of process `pid` to run on `cpus` (a `taskset` list).
+fn set_affinity(pid: u32, cpus: &str) {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run taskset");
+    assert!(status.success(), "taskset -a -p -c {cpus} {pid} failed");
+}
+
+/// Applies `pinning` to this process and to the relays `relays`.
+fn pin(pinning: &Pinning, relays: &[u32]) {
+    set_affinity(std::process::id(), pinning.bench);
+    for relay in relays {
+        set_affinity(*relay, pinning.relay);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--test" || a == "--list") {
@@ -589,7 +641,21 @@ async fn bench() {
     );
     println!("| RSS idle (1 target) | {idle_rss:.1} MiB |");
 
-    for concurrency in [1usize, 16] {
+    let pinnable = can_pin();
+    let relays = [raw_relay.id(), sidecar.child.id()];
+    let mut runs = vec![(1usize, false), (16, false)];
+    if pinnable {
+        runs.insert(0, (1, true));
+    }
+    for (concurrency, pinned) in runs {
+        if pinnable {
+            pin(if pinned { &PINNED } else { &UNPINNED }, &relays);
+        }
+        let label = if pinned {
+            format!("{concurrency} session(s), pinned")
+        } else {
+            format!("{concurrency} session(s)")
+        };
         drive(upstream, "tool_000", concurrency, WARMUP).await;
         drive(sidecar.mcp, "t0_tool_000", concurrency, WARMUP).await;
         drive(raw_relay_addr, "tool_000", concurrency, WARMUP).await;
@@ -620,13 +686,13 @@ async fn bench() {
                 ],
             });
         }
-        for (label, pick) in [
+        for (which, pick) in [
             ("p50", (|r: &Round| r.p50) as fn(&Round) -> [f64; 3]),
             ("p99", |r: &Round| r.p99),
         ] {
             let [d, h, r] = [0, 1, 2].map(|i| median(rounds.iter().map(|round| pick(round)[i])));
             println!(
-                "| tools/call {label}, {concurrency} session(s): direct / raw hyper relay / mcplex; added by relay / by mcplex | {d:.0} / {h:.0} / {r:.0} µs; +{:.0} / +{:.0} µs |",
+                "| tools/call {which}, {label}: direct / raw hyper relay / mcplex; added by relay / by mcplex | {d:.0} / {h:.0} / {r:.0} µs; +{:.0} / +{:.0} µs |",
                 h - d,
                 r - d
             );
@@ -636,11 +702,11 @@ async fn bench() {
         // moment of the shared VM in one round does not pair one path's good round with the other's bad one.
         let ratio = median(rounds.iter().map(|r| r.throughput[1] / r.throughput[0]));
         println!(
-            "| tools/call throughput, {concurrency} session(s): raw hyper relay / mcplex | {raw_rate:.0} / {rate:.0} calls/s ({:.0} % median per round) |",
+            "| tools/call throughput, {label}: raw hyper relay / mcplex | {raw_rate:.0} / {rate:.0} calls/s ({:.0} % median per round) |",
             100.0 * ratio
         );
         println!(
-            "| CPU per call, {concurrency} session(s): raw hyper relay / mcplex | {:.0} µs / {:.0} µs |",
+            "| CPU per call, {label}: raw hyper relay / mcplex | {:.0} µs / {:.0} µs |",
             median(rounds.iter().map(|r| r.cpu[0])),
             median(rounds.iter().map(|r| r.cpu[1]))
         );
