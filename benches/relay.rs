@@ -570,22 +570,37 @@ async fn start_raw_relay(upstream: SocketAddr) -> (Child, SocketAddr) {
 /// under test on the other, so the relay neither waits for nor evicts the caches of the processes it talks to.
 /// Three processes sharing two vCPUs otherwise make one-session latency swing by more than the costs measured.
 struct Pinning {
-    bench: &'static str,
-    relay: &'static str,
+    bench: String,
+    relay: String,
 }
 
-/// One-session rounds pinned; `MCPLEX_BENCH_PIN=0` turns it off.
-const PINNED: Pinning = Pinning { bench: "0", relay: "1" };
-/// Every process free on every CPU (the 16-session rounds need both CPUs for the client and upstreams).
-const UNPINNED: Pinning = Pinning {
-    bench: "0-1",
-    relay: "0-1",
-};
+impl Pinning {
+    /// One-session rounds pinned; `MCPLEX_BENCH_PIN=0` turns it off.
+    fn pinned() -> Self {
+        Self {
+            bench: "0".into(),
+            relay: "1".into(),
+        }
+    }
+
+    /// Every process free on every CPU (the 16-session rounds need them all for the client and upstreams).
+    fn unpinned() -> Self {
+        let all = format!("0-{}", cpu_count() - 1);
+        Self {
+            bench: all.clone(),
+            relay: all,
+        }
+    }
+}
+
+/// CPUs this process may use.
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
 
 /// Whether this machine can pin: two CPUs or more, `taskset` present, and not turned off.
 fn can_pin() -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    cpus >= 2
+    cpu_count() >= 2
         && std::env::var("MCPLEX_BENCH_PIN").as_deref() != Ok("0")
         && Command::new("taskset")
             .arg("-V")
@@ -606,9 +621,9 @@ fn set_affinity(pid: u32, cpus: &str) {
 
 /// Applies `pinning` to this process and to the relays `relays`.
 fn pin(pinning: &Pinning, relays: &[u32]) {
-    set_affinity(std::process::id(), pinning.bench);
+    set_affinity(std::process::id(), &pinning.bench);
     for relay in relays {
-        set_affinity(*relay, pinning.relay);
+        set_affinity(*relay, &pinning.relay);
     }
 }
 
@@ -649,7 +664,7 @@ async fn bench() {
     }
     for (concurrency, pinned) in runs {
         if pinnable {
-            pin(if pinned { &PINNED } else { &UNPINNED }, &relays);
+            pin(&if pinned { Pinning::pinned() } else { Pinning::unpinned() }, &relays);
         }
         let label = if pinned {
             format!("{concurrency} session(s), pinned")
