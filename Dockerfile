@@ -10,7 +10,7 @@ COPY benches ./benches
 COPY tests ./tests
 COPY webhook ./webhook
 COPY example-servers ./example-servers
-COPY scripts/release-build ./scripts/release-build
+COPY scripts/release-build scripts/static-cargo ./scripts/
 RUN out=$(scripts/release-build --bin mcplex --bin mcplex-webhook --bin mcplex-examples) \
     && mkdir -p /out && cp "$out/mcplex" "$out/mcplex-webhook" "$out/mcplex-examples" /out/
 
