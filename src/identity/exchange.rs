@@ -172,9 +172,14 @@ impl TokenExchanger {
                 }
             }
         };
-        let exchanged = round
-            .get_or_init(|| async { self.exchange(&subject, actor_token).await.map_err(Arc::new) })
-            .await;
+        if let Some(exchanged) = round.get() {
+            return exchanged.as_ref().map(|e| e.header.clone()).map_err(Arc::clone);
+        }
+        // An exchange is rare next to the calls its token serves: its future lives on the heap, so every
+        // call to the target stays small.
+        let exchanged =
+            Box::pin(round.get_or_init(|| async { self.exchange(&subject, actor_token).await.map_err(Arc::new) }))
+                .await;
         exchanged.as_ref().map(|e| e.header.clone()).map_err(Arc::clone)
     }
 

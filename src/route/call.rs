@@ -312,7 +312,8 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             trace,
             span: span.clone(),
         };
-        return resume_parked(router, retry, record).instrument(span).await;
+        // A retry of a parked call is rare next to plain calls: its future lives on the heap.
+        return Box::pin(resume_parked(router, retry, record).instrument(span)).await;
     }
     // A 2026-07-28 client that can answer requests gets a session of its own at a session-era target
     // (a target already known to speak 2026-07-28 needs none, so nothing is built for it).
@@ -325,7 +326,9 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         (Caller::Stateless(context), None) => Channel::open(&target, context, false, inbound.acting.clone())
             .await
             .map(|c| (c, false)),
-        (Caller::Stateless(_), Some(context)) => Channel::open_for_call(&target, context, inbound.acting.clone()).await,
+        (Caller::Stateless(_), Some(context)) => {
+            Box::pin(Channel::open_for_call(&target, context, inbound.acting.clone())).await
+        }
     };
     let (channel, own_session) = match opened {
         Ok(opened) => opened,
@@ -336,7 +339,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             // Open before the call goes out: TypeScript SDK servers send requests tied to no call only on a
             // stream that already exists.
             let side = match channel.legacy_session() {
-                Some(session) => session.open_stream().await.ok().flatten(),
+                Some(session) => Box::pin(session.open_stream()).await.ok().flatten(),
                 None => None,
             };
             Some(Parking {
@@ -358,7 +361,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             return failed(&mut record, id, jsonrpc::INVALID_PARAMS, message);
         };
         let watch = method_name == method::RESOURCES_SUBSCRIBE;
-        return match subscribe::change(session, &channel, uri, watch).await {
+        return match Box::pin(subscribe::change(session, &channel, uri, watch)).await {
             Ok(()) => {
                 record.finish(CallOutcome::Ok);
                 Outcome::Message(jsonrpc::result(id, json!({})))

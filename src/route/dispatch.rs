@@ -47,14 +47,15 @@ async fn request(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             set_level(&inbound);
             answer(json!({}))
         }
-        method::LISTEN => listen::listen(router, inbound).await,
+        // Rarer than calls and with futures of their own size: kept on the heap so a call's stays small.
+        method::LISTEN => Box::pin(listen::listen(router, inbound)).await,
         method::TOOLS_CALL
         | method::PROMPTS_GET
         | method::COMPLETE
         | method::RESOURCES_READ
         | method::RESOURCES_SUBSCRIBE
         | method::RESOURCES_UNSUBSCRIBE => call::route(router, inbound).await,
-        name if tasks::is_task_method(name) => tasks::route(router, inbound).await,
+        name if tasks::is_task_method(name) => Box::pin(tasks::route(router, inbound)).await,
         method::INITIALIZE => Outcome::error(id, jsonrpc::INVALID_REQUEST, "this session is already initialized"),
         other => Outcome::error(
             id,

@@ -170,71 +170,75 @@ impl Forward {
     }
 }
 
-/// Sends the request and turns the target's answer into the client's.
-pub async fn forward(mut forward: Forward) -> Outcome {
-    let target = forward.channel.target().clone();
-    let exchange = target.begin_exchange();
-    let upstream_id = forward.message.get("id").cloned().unwrap_or(Value::Null);
-    if let Some(session) = &forward.session {
-        session.start_call(&forward.client_id, &forward.channel, &upstream_id);
-    }
-    let message = std::mem::take(&mut forward.message);
-    if forward.era == Era::Legacy && forward.session.is_some() && forward.channel.era() == Era::Modern {
-        forward.original = Some(message.clone());
-    }
-    let sent = forward
-        .channel
-        .send_call(message, forward.trace.as_ref(), &forward.param_headers)
-        .await;
-    match sent {
-        Ok(Reply::Single(Received { message, hold })) if forward.original.is_some() && asks_for_input(&message) => {
-            // The client's answers arrive as requests on the call's stream, so the answer becomes a stream.
-            drop(hold);
-            let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-            let span = forward.span.clone();
-            tokio::spawn(
-                async move {
-                    let _exchange = exchange;
-                    let chunk = forward.bridged_answer(message, &tx).await;
-                    forward.finish();
-                    let _ = tx.send(chunk).await;
-                }
-                .instrument(span),
-            );
-            Outcome::Stream(rx)
+/// Sends the request and turns the target's answer into the client's. Not an `async fn`: that would hold
+/// `forward` twice in every call's future, as its argument and as a local.
+#[expect(clippy::manual_async_fn, reason = "an async fn would hold `forward` twice")]
+pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
+    async move {
+        let target = forward.channel.target().clone();
+        let exchange = target.begin_exchange();
+        let upstream_id = forward.message.get("id").cloned().unwrap_or(Value::Null);
+        if let Some(session) = &forward.session {
+            session.start_call(&forward.client_id, &forward.channel, &upstream_id);
         }
-        Ok(Reply::Single(Received { message, hold })) => {
-            forward.finish();
-            forward.close_own_session();
-            let answer = forward.client_response(&message);
-            // The target's text is no longer needed; its budget now covers the copy that goes out.
-            drop(message);
-            match answer {
-                Ok((json, error_code)) => Outcome::Encoded { json, error_code, hold },
-                Err(error) => Outcome::Message(error),
+        let message = std::mem::take(&mut forward.message);
+        if forward.era == Era::Legacy && forward.session.is_some() && forward.channel.era() == Era::Modern {
+            forward.original = Some(message.clone());
+        }
+        let sent = forward
+            .channel
+            .send_call(message, forward.trace.as_ref(), &forward.param_headers)
+            .await;
+        match sent {
+            Ok(Reply::Single(Received { message, hold })) if forward.original.is_some() && asks_for_input(&message) => {
+                // The client's answers arrive as requests on the call's stream, so the answer becomes a stream.
+                drop(hold);
+                let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+                let span = forward.span.clone();
+                tokio::spawn(
+                    async move {
+                        let _exchange = exchange;
+                        let chunk = forward.bridged_answer(message, &tx).await;
+                        forward.finish();
+                        let _ = tx.send(chunk).await;
+                    }
+                    .instrument(span),
+                );
+                Outcome::Stream(rx)
             }
-        }
-        Ok(Reply::Stream(stream)) => {
-            let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-            let span = forward.span.clone();
-            let side = forward.parking.as_mut().and_then(|p| p.side.take());
-            tokio::spawn(relay_stream(forward, stream, side, upstream_id, tx, exchange).instrument(span));
-            Outcome::Stream(rx)
-        }
-        Ok(Reply::Accepted) => {
-            forward.finish();
-            forward.close_own_session();
-            let error = UpstreamError::Garbage {
-                target: target.name().into(),
-                reason: "a request was answered with 202 and no response".into(),
-            };
-            Outcome::Message(forward.error(&error))
-        }
-        Err(error) => {
-            forward.finish();
-            forward.close_own_session();
-            tracing::warn!(target_name = target.name(), %error, "call failed");
-            Outcome::Message(forward.error(&error))
+            Ok(Reply::Single(Received { message, hold })) => {
+                forward.finish();
+                forward.close_own_session();
+                let answer = forward.client_response(&message);
+                // The target's text is no longer needed; its budget now covers the copy that goes out.
+                drop(message);
+                match answer {
+                    Ok((json, error_code)) => Outcome::Encoded { json, error_code, hold },
+                    Err(error) => Outcome::Message(error),
+                }
+            }
+            Ok(Reply::Stream(stream)) => {
+                let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+                let span = forward.span.clone();
+                let side = forward.parking.as_mut().and_then(|p| p.side.take());
+                tokio::spawn(relay_stream(forward, stream, side, upstream_id, tx, exchange).instrument(span));
+                Outcome::Stream(rx)
+            }
+            Ok(Reply::Accepted) => {
+                forward.finish();
+                forward.close_own_session();
+                let error = UpstreamError::Garbage {
+                    target: target.name().into(),
+                    reason: "a request was answered with 202 and no response".into(),
+                };
+                Outcome::Message(forward.error(&error))
+            }
+            Err(error) => {
+                forward.finish();
+                forward.close_own_session();
+                tracing::warn!(target_name = target.name(), %error, "call failed");
+                Outcome::Message(forward.error(&error))
+            }
         }
     }
 }

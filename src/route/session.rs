@@ -138,8 +138,12 @@ impl ClientSession {
                 }
             }
         };
-        let channel = cell
-            .get_or_try_init(|| async {
+        if let Some(channel) = cell.get() {
+            return Ok(channel.clone());
+        }
+        // Opening is rare and its future large (discovery, initialize, the GET stream): it lives on the heap,
+        // so the future of every call stays small.
+        let channel = Box::pin(cell.get_or_try_init(|| async {
                 let channel = Channel::open(target, &self.context, true, self.acting.clone()).await?;
                 if let Some(level) = lock(&self.log_level).clone() {
                     let set_level = json!({"jsonrpc":"2.0","id": target.next_request_id(),"method": method::SET_LEVEL,"params":{"level": level}});
@@ -159,7 +163,7 @@ impl ClientSession {
                     ));
                 }
                 Ok::<_, UpstreamError>(channel)
-            })
+            }))
             .await?;
         Ok(channel.clone())
     }

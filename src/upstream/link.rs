@@ -18,6 +18,7 @@ use crate::upstream::http::{HttpClient, build_client};
 use crate::upstream::reply::{MessageStream, Received, Reply, several_messages};
 use crate::upstream::tls::FileStamps;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::Full;
 use serde_json::{Value, json};
@@ -113,10 +114,13 @@ impl Link {
     }
 
     /// Runs `work` under the target's deadline; running out is a [`UpstreamError::Timeout`].
-    pub async fn deadline<T>(&self, work: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {
-        tokio::time::timeout(self.config.timeout, work)
-            .await
-            .unwrap_or_else(|_| Err(self.timeout()))
+    /// A combinator, not an `async fn`: an `async fn` would hold `work` twice (as its argument and inside the
+    /// timer), doubling the size of every future that awaits a target.
+    pub fn deadline<T>(
+        &self,
+        work: impl Future<Output = Result<T, UpstreamError>>,
+    ) -> impl Future<Output = Result<T, UpstreamError>> {
+        tokio::time::timeout(self.config.timeout, work).map(|outcome| outcome.unwrap_or_else(|_| Err(self.timeout())))
     }
 
     /// Counts an exchange as in flight until the guard is dropped.

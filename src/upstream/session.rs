@@ -70,8 +70,9 @@ impl LegacySession {
         let current = self.negotiated.read().await.clone();
         match self.send_in(&current, message, trace, acting).await {
             Err(UpstreamError::SessionExpired { .. }) => {
-                let renewed = self.renew(current.generation).await?;
-                self.send_in(&renewed, message, trace, acting).await
+                // Renewing is rare; boxed, its handshake does not enlarge the future of every send.
+                let renewed = Box::pin(self.renew(current.generation)).await?;
+                Box::pin(self.send_in(&renewed, message, trace, acting)).await
             }
             other => other,
         }
@@ -131,7 +132,10 @@ impl LegacySession {
             self.target.open_stream(&out).await
         };
         match open(current.clone()).await {
-            Err(UpstreamError::SessionExpired { .. }) => open(self.renew(current.generation).await?).await,
+            Err(UpstreamError::SessionExpired { .. }) => {
+                let renewed = Box::pin(self.renew(current.generation)).await?;
+                Box::pin(open(renewed)).await
+            }
             other => other,
         }
     }

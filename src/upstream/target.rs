@@ -75,7 +75,8 @@ impl Target {
         initialize_params: Value,
         acting: Option<Arc<Acting>>,
     ) -> Result<Arc<LegacySession>, UpstreamError> {
-        let session = LegacySession::connect(self.link.clone(), initialize_params, acting).await?;
+        // A handshake is rare next to the calls it serves; its large future lives on the heap.
+        let session = Box::pin(LegacySession::connect(self.link.clone(), initialize_params, acting)).await?;
         let mut sessions = lock(&self.sessions);
         sessions.retain(|s| s.strong_count() > 0);
         sessions.push(Arc::downgrade(&session));
@@ -104,19 +105,22 @@ impl Target {
     /// The eras the target speaks: pinned by config, or probed once with `server/discover` (under the
     /// target's deadline) and remembered; concurrent callers share one probe.
     pub async fn dialects(&self) -> Result<Dialects, UpstreamError> {
+        if let Some(known) = self.known_dialects() {
+            return Ok(known);
+        }
         let cell = self.dialects.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let probed = cell
-            .get_or_try_init(|| async {
-                let probed = self.deadline(self.probe()).await?;
-                tracing::info!(
-                    target_name = self.name(),
-                    modern = probed.modern,
-                    legacy = probed.legacy,
-                    "target protocol eras detected"
-                );
-                Ok::<_, UpstreamError>(probed)
-            })
-            .await?;
+        // The probe runs once per target; its large future lives on the heap, not in every call's.
+        let probed = Box::pin(cell.get_or_try_init(|| async {
+            let probed = self.deadline(self.probe()).await?;
+            tracing::info!(
+                target_name = self.name(),
+                modern = probed.modern,
+                legacy = probed.legacy,
+                "target protocol eras detected"
+            );
+            Ok::<_, UpstreamError>(probed)
+        }))
+        .await?;
         Ok(*probed)
     }
 
@@ -208,8 +212,13 @@ impl Target {
     /// (concurrent callers share the attempt) and opened again after a failure.
     pub async fn control_session(self: &Arc<Self>) -> Result<Arc<LegacySession>, UpstreamError> {
         let cell = self.control.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let session = cell
-            .get_or_try_init(|| self.connect_session(protocol::ClientContext::catalog().initialize_params(), None))
+        if let Some(session) = cell.get() {
+            return Ok(session.clone());
+        }
+        let session =
+            Box::pin(cell.get_or_try_init(|| {
+                self.connect_session(protocol::ClientContext::catalog().initialize_params(), None)
+            }))
             .await?;
         Ok(session.clone())
     }
