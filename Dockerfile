@@ -5,12 +5,14 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY .cargo ./.cargo
 COPY src ./src
 COPY benches ./benches
 COPY tests ./tests
 COPY webhook ./webhook
 COPY example-servers ./example-servers
 COPY scripts/release-build scripts/static-cargo ./scripts/
+COPY build/startup-order.txt ./build/
 RUN out=$(scripts/release-build --bin mcplex --bin mcplex-webhook --bin mcplex-examples) \
     && mkdir -p /out && cp "$out/mcplex" "$out/mcplex-webhook" "$out/mcplex-examples" /out/
 
