@@ -556,6 +556,19 @@ fn run_raw_relay(listen: SocketAddr, upstream: SocketAddr) {
     });
 }
 
+/// Serves the bench's upstream (one tool) until killed, printing its address: for profiling the sidecar
+/// and the raw relay by hand against the same upstream the bench uses (`cargo bench --bench relay -- --fast-upstream`).
+fn run_fast_upstream() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        println!("{}", fast_upstream(1).await);
+        std::future::pending::<()>().await
+    });
+}
+
 /// Spawns this binary as the raw relay baseline.
 async fn start_raw_relay(upstream: SocketAddr) -> (Child, SocketAddr) {
     let listen = free_port();
@@ -637,6 +650,9 @@ fn main() {
     }
     if let Some(at) = args.iter().position(|a| a == "--raw-relay") {
         return run_raw_relay(args[at + 1].parse().unwrap(), args[at + 2].parse().unwrap());
+    }
+    if args.iter().any(|a| a == "--fast-upstream") {
+        return run_fast_upstream();
     }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
