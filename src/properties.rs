@@ -6,6 +6,7 @@ use crate::protocol::raw::RawMessage;
 use crate::protocol::sse::{SseDecoder, SseError};
 use crate::protocol::{ClientContext, Era, jsonrpc};
 use crate::route::adapt;
+use crate::telemetry::TraceContext;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -41,19 +42,112 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// A request with the members relaying touches: `params` with a name, a reference and a `_meta` of
+/// MCP, trace and other keys, each present or not, beside any other members.
+fn any_request() -> impl Strategy<Value = Value> {
+    let meta_key = prop_oneof![
+        Just("io.modelcontextprotocol/protocolVersion".to_string()),
+        Just("io.modelcontextprotocol/clientInfo".to_string()),
+        Just("io.modelcontextprotocol/clientCapabilities".to_string()),
+        Just("io.modelcontextprotocol/other".to_string()),
+        Just("traceparent".to_string()),
+        Just("tracestate".to_string()),
+        "[a-z]{0,4}",
+    ];
+    let meta = prop_oneof![
+        prop::collection::vec((meta_key, any_json()), 0..6)
+            .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
+        any_json(),
+    ];
+    let params_key = prop_oneof![
+        Just("name".to_string()),
+        Just("ref".to_string()),
+        Just("arguments".to_string()),
+        "[a-z]{0,4}",
+    ];
+    let params = prop_oneof![
+        (
+            prop::collection::vec((params_key, any_json()), 0..4),
+            prop::option::of(meta)
+        )
+            .prop_map(|(entries, meta)| {
+                let mut params: Map<String, Value> = entries.into_iter().collect();
+                if let Some(meta) = meta {
+                    params.insert("_meta".into(), meta);
+                }
+                Value::Object(params)
+            }),
+        any_json(),
+    ];
+    (prop::option::of(params), prop::option::of(any_json()), any::<bool>()).prop_map(|(params, extra, id_first)| {
+        let mut request = Map::new();
+        if id_first {
+            request.insert("id".into(), json!(3));
+        }
+        request.insert("jsonrpc".into(), json!("2.0"));
+        request.insert("method".into(), json!("tools/call"));
+        if let Some(params) = params {
+            request.insert("params".into(), params);
+        }
+        if let Some(extra) = extra {
+            request.insert("x-extra".into(), extra);
+        }
+        request.insert("id".into(), json!(3));
+        Value::Object(request)
+    })
+}
+
 proptest! {
     #[test]
     fn the_envelope_parser_takes_any_json(value in any_json()) {
-        if let Ok(message) = jsonrpc::Message::classify(value) {
-            let _ = (message.method(), message.id(), message.param_str("name"), message.meta());
+        if let Ok(message) = jsonrpc::Message::parse(value.to_string().into()) {
+            let _ = (message.method(), message.id(), message.param_str("name"), message.meta_str("traceparent"));
+            // What the index reads agrees with a tree of the same text.
+            prop_assert_eq!(message.to_value(), value.clone());
+            let params = message.params_value();
+            prop_assert_eq!(params.as_ref(), value.get("params"));
         }
     }
 
     #[test]
     fn the_envelope_parser_takes_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
-            let _ = jsonrpc::Message::classify(value);
-        }
+        let _ = jsonrpc::Message::parse(bytes.into());
+    }
+
+    /// A relayed request written from its text is the request the tree path builds: same members, same
+    /// values, for either era of target, with or without a trace context and a name to write back.
+    #[test]
+    fn a_relayed_request_is_written_as_the_tree_path_builds_it(
+        request in any_request(),
+        name in prop::option::of("[a-z]{0,6}"),
+        name_in_ref in any::<bool>(),
+        trace in prop::option::of(prop::option::of(Just("k=v"))),
+        modern in any::<bool>(),
+    ) {
+        let Ok(message) = jsonrpc::Message::parse(request.to_string().into()) else {
+            return Ok(());
+        };
+        let rewrite = adapt::Rewrite { id: json!("m-7"), name: name.map(Into::into), name_in_ref };
+        let trace = trace.map(|state| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", http::HeaderValue::from_static("00-11111111111111111111111111111111-2222222222222222-01"));
+            if let Some(state) = state {
+                headers.insert("tracestate", http::HeaderValue::from_static(state));
+            }
+            TraceContext::from_request(&headers, &message).unwrap_or_else(|| unreachable!())
+        });
+        let context = ClientContext::mcplex();
+        let mut tree = adapt::Outgoing::Relayed(message.clone(), rewrite.clone()).to_tree(trace.as_ref());
+        let era = if modern {
+            adapt::add_modern_meta(&mut tree, &context);
+            adapt::MetaFor::Modern(&context)
+        } else {
+            adapt::strip_modern_meta(&mut tree);
+            adapt::MetaFor::Legacy
+        };
+        let written = adapt::write_request(&message, &rewrite, trace.as_ref(), era);
+        let written: Value = serde_json::from_slice(&written).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(written, tree);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! call gets a span (child of the client's context, with target, method and tool) exported over OTLP/HTTP,
 //! and the target receives the span's own context, so its work nests under mcplex's hop.
 
-use crate::protocol::{header, meta};
+use crate::protocol::{header, jsonrpc, meta};
 use http::{HeaderMap, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
@@ -37,12 +37,8 @@ pub struct TraceContext {
 
 impl TraceContext {
     /// The client's context: `params._meta` first (it belongs to the message), else the HTTP headers.
-    pub fn from_request(headers: &HeaderMap, meta: Option<&Map<String, Value>>) -> Option<Self> {
-        let from_meta = |key: &str| {
-            meta.and_then(|m| m.get(key))
-                .and_then(Value::as_str)
-                .and_then(|v| HeaderValue::from_str(v).ok())
-        };
+    pub fn from_request(headers: &HeaderMap, message: &jsonrpc::Message) -> Option<Self> {
+        let from_meta = |key: &str| HeaderValue::from_str(&message.meta_str(key)?).ok();
         if let Some(traceparent) = from_meta(meta::TRACEPARENT) {
             return Some(Self {
                 traceparent,
@@ -74,6 +70,14 @@ impl TraceContext {
             Some(state) => meta.insert(meta::TRACESTATE.into(), text(state)),
             None => meta.remove(meta::TRACESTATE),
         };
+    }
+
+    /// What [`TraceContext::write_meta`] writes: `traceparent`, and `tracestate` when there is one.
+    pub fn meta_values(&self) -> (&str, Option<&str>) {
+        fn text(value: &HeaderValue) -> &str {
+            value.to_str().unwrap_or_default()
+        }
+        (text(&self.traceparent), self.tracestate.as_ref().map(text))
     }
 
     /// Adds the context to an upstream request's headers.
@@ -207,20 +211,28 @@ mod tests {
 
     #[test]
     fn meta_wins_over_headers_and_is_written_back() {
+        let parsed = |meta: serde_json::Value| {
+            let body =
+                serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"_meta": meta}});
+            jsonrpc::Message::parse(body.to_string().into()).unwrap()
+        };
         let mut headers = HeaderMap::new();
         headers.insert(
             header::TRACEPARENT,
             HeaderValue::from_static("00-11111111111111111111111111111111-2222222222222222-01"),
         );
-        let from_headers = TraceContext::from_request(&headers, None).unwrap();
+        let from_headers = TraceContext::from_request(&headers, &parsed(serde_json::json!({}))).unwrap();
         assert_eq!(from_headers.traceparent, headers[header::TRACEPARENT]);
         let meta = serde_json::json!({"traceparent": "00-33333333333333333333333333333333-4444444444444444-01", "tracestate": "k=v"});
-        let from_meta = TraceContext::from_request(&headers, meta.as_object()).unwrap();
+        let from_meta = TraceContext::from_request(&headers, &parsed(meta.clone())).unwrap();
         assert!(from_meta.traceparent.to_str().unwrap().contains("3333"));
         let mut message =
             serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x"}});
         from_meta.write_meta(&mut message);
         assert_eq!(message["params"]["_meta"], meta);
-        assert_eq!(TraceContext::from_request(&HeaderMap::new(), None), None);
+        assert_eq!(
+            TraceContext::from_request(&HeaderMap::new(), &parsed(serde_json::json!({}))),
+            None
+        );
     }
 }

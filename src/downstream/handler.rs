@@ -161,26 +161,22 @@ impl Endpoint {
                 );
             }
         };
-        let value: Value = match serde_json::from_slice(&bytes) {
-            Ok(value) => value,
-            Err(error) => {
-                return respond::error_with_status(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    jsonrpc::PARSE_ERROR,
-                    &format!("Parse error: the body is not JSON ({error})"),
-                );
-            }
-        };
-        drop(bytes);
-        let message = match jsonrpc::Message::classify(value) {
+        let message = match jsonrpc::Message::parse(bytes) {
             Ok(message) => message,
-            Err(invalid) => {
+            Err(jsonrpc::Unreadable::Invalid(invalid)) => {
                 return respond::error_with_status(
                     StatusCode::BAD_REQUEST,
                     invalid.id,
                     jsonrpc::INVALID_REQUEST,
                     &format!("Invalid Request: {}", invalid.reason),
+                );
+            }
+            Err(error) => {
+                return respond::error_with_status(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    jsonrpc::PARSE_ERROR,
+                    &format!("Parse error: {error}"),
                 );
             }
         };
@@ -197,7 +193,7 @@ impl Endpoint {
             Caller::Stateless(_) => principal.map(Acting::new),
         };
         let era = caller.era();
-        let trace = TraceContext::from_request(&parts.headers, message.meta());
+        let trace = TraceContext::from_request(&parts.headers, &message);
         let param_headers = match era {
             Era::Modern if message.method() == method::TOOLS_CALL => param_headers(&parts.headers),
             _ => Vec::new(),
@@ -244,8 +240,7 @@ impl Endpoint {
             session.touch();
             return Ok(Identified::Caller(Caller::Session(session.route.clone())));
         }
-        let meta = message.meta();
-        let meta_version = meta.and_then(|m| m.get(meta::PROTOCOL_VERSION)).and_then(Value::as_str);
+        let meta_version = message.meta_str(meta::PROTOCOL_VERSION);
         let is_modern =
             meta_version.is_some() || header_version.as_deref().is_some_and(|v| v >= protocol::MODERN_VERSION);
         if !is_modern {
@@ -259,13 +254,15 @@ impl Endpoint {
         }
         // A 2026-07-28 request: its _meta first (-32602), then the version header (-32020), the version
         // itself (-32022), then the routing headers (-32020), as the revision orders them.
-        let missing = match meta {
-            None => Some("_meta".to_owned()),
-            Some(_) if meta_version.is_none() => Some(format!("_meta `{}`", meta::PROTOCOL_VERSION)),
-            Some(m) if !m.get(meta::CLIENT_CAPABILITIES).is_some_and(Value::is_object) => {
-                Some(format!("_meta `{}`", meta::CLIENT_CAPABILITIES))
-            }
-            Some(_) => None,
+        let capabilities = message.meta_raw(meta::CLIENT_CAPABILITIES);
+        let missing = if !message.has_meta() {
+            Some("_meta".to_owned())
+        } else if meta_version.is_none() {
+            Some(format!("_meta `{}`", meta::PROTOCOL_VERSION))
+        } else if !capabilities.is_some_and(|raw| raw.starts_with('{')) {
+            Some(format!("_meta `{}`", meta::CLIENT_CAPABILITIES))
+        } else {
+            None
         };
         if let Some(missing) = missing {
             return fail(
@@ -281,13 +278,13 @@ impl Endpoint {
                 "missing MCP-Protocol-Version header".into(),
             );
         };
-        if meta_version != Some(header_version.as_str()) {
+        if meta_version.as_deref() != Some(header_version.as_str()) {
             return fail(
                 StatusCode::BAD_REQUEST,
                 jsonrpc::HEADER_MISMATCH,
                 format!(
                     "MCP-Protocol-Version header `{header_version}` does not match _meta protocolVersion `{}`",
-                    meta_version.unwrap_or("(absent)")
+                    meta_version.as_deref().unwrap_or("(absent)")
                 ),
             );
         }
@@ -303,7 +300,8 @@ impl Endpoint {
             );
             return Err(Box::new(respond::json_with_status(StatusCode::BAD_REQUEST, &error)));
         }
-        if let Err(problem) = protocol::headers::check(headers, message.method(), message.body.get("params")) {
+        let name = protocol::headers::name_field(message.method()).and_then(|field| message.param_str(field));
+        if let Err(problem) = protocol::headers::check(headers, message.method(), name.as_deref()) {
             return fail(StatusCode::BAD_REQUEST, jsonrpc::HEADER_MISMATCH, problem.to_string());
         }
         // The request's own _meta travels with it to modern targets; the shared context only fills gaps.
@@ -320,7 +318,7 @@ impl Endpoint {
                 "initialize must be a request with an id",
             );
         }
-        let params = message.body.get("params").cloned().unwrap_or_else(|| json!({}));
+        let params = message.params_value().unwrap_or_else(|| json!({}));
         let requested = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
         // Offer the client's version when mcplex speaks it, else the newest session-era one (the client decides).
         let version = if Era::of_version(requested) == Some(Era::Legacy) {

@@ -20,17 +20,41 @@ pub fn name_field(method: &str) -> Option<&'static str> {
     }
 }
 
-/// Adds `Mcp-Method` and, where the method has one, `Mcp-Name` for a request body.
-pub fn add(headers: &mut HeaderMap, message: &Value) {
-    let Some(method) = message.get("method").and_then(Value::as_str) else {
-        return;
-    };
-    if let Ok(value) = HeaderValue::from_str(method) {
-        headers.insert(MCP_METHOD, value);
+/// The `Mcp-Method` and `Mcp-Name` values of one request, worked out once (a renewed session resends them).
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    method: Option<HeaderValue>,
+    name: Option<HeaderValue>,
+}
+
+impl Routing {
+    /// For a request `method` whose params field [`name_field`] names holds `name`.
+    pub fn new(method: &str, name: Option<&str>) -> Self {
+        Self {
+            method: HeaderValue::from_str(method).ok(),
+            name: name
+                .filter(|_| name_field(method).is_some())
+                .and_then(|n| HeaderValue::from_str(&encode(n)).ok()),
+        }
     }
-    let name = name_field(method).and_then(|field| message.get("params")?.get(field)?.as_str());
-    if let Some(value) = name.and_then(|n| HeaderValue::from_str(&encode(n)).ok()) {
-        headers.insert(MCP_NAME, value);
+
+    /// For a request body as a tree.
+    pub fn of(message: &Value) -> Self {
+        let Some(method) = message.get("method").and_then(Value::as_str) else {
+            return Self::default();
+        };
+        let name = name_field(method).and_then(|field| message.get("params")?.get(field)?.as_str());
+        Self::new(method, name)
+    }
+
+    /// Adds `Mcp-Method` and, where the method has one, `Mcp-Name`.
+    pub fn write(&self, headers: &mut HeaderMap) {
+        if let Some(method) = &self.method {
+            headers.insert(MCP_METHOD, method.clone());
+        }
+        if let Some(name) = &self.name {
+            headers.insert(MCP_NAME, name.clone());
+        }
     }
 }
 
@@ -72,8 +96,9 @@ pub enum HeaderError {
     },
 }
 
-/// Checks the headers a modern client sent against its body (`method` and `params`).
-pub fn check(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Result<(), HeaderError> {
+/// Checks the headers a modern client sent against its body: its `method`, and `name`, the string in the
+/// params field [`name_field`] names for that method (if the body has it).
+pub fn check(headers: &HeaderMap, method: &str, name: Option<&str>) -> Result<(), HeaderError> {
     match single(headers, &MCP_METHOD, "Mcp-Method")? {
         None => return Err(HeaderError::Missing("Mcp-Method")),
         Some(value) if value != method => {
@@ -85,7 +110,7 @@ pub fn check(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Resul
         Some(_) => {}
     }
     let Some(field) = name_field(method) else { return Ok(()) };
-    let Some(expected) = params.and_then(|p| p.get(field)).and_then(Value::as_str) else {
+    let Some(expected) = name else {
         return Ok(());
     };
     match single(headers, &MCP_NAME, "Mcp-Name")? {
@@ -152,38 +177,37 @@ mod tests {
         for name in ["add", "größe", " padded "] {
             let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":name}});
             let mut headers = HeaderMap::new();
-            add(&mut headers, &body);
-            assert_eq!(check(&headers, "tools/call", body.get("params")), Ok(()));
+            Routing::of(&body).write(&mut headers);
+            assert_eq!(check(&headers, "tools/call", Some(name)), Ok(()));
         }
     }
 
     #[test]
     fn mismatches_are_named() {
-        let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add"}});
         let mut headers = HeaderMap::new();
         assert!(
-            check(&headers, "tools/call", body.get("params"))
+            check(&headers, "tools/call", Some("add"))
                 .unwrap_err()
                 .to_string()
                 .contains("missing required Mcp-Method")
         );
         headers.insert(MCP_METHOD, HeaderValue::from_static("tools/list"));
         assert!(
-            check(&headers, "tools/call", body.get("params"))
+            check(&headers, "tools/call", Some("add"))
                 .unwrap_err()
                 .to_string()
                 .contains("does not match body method")
         );
         headers.insert(MCP_METHOD, HeaderValue::from_static("tools/call"));
         assert!(
-            check(&headers, "tools/call", body.get("params"))
+            check(&headers, "tools/call", Some("add"))
                 .unwrap_err()
                 .to_string()
                 .contains("missing required Mcp-Name")
         );
         headers.insert(MCP_NAME, HeaderValue::from_static("sub"));
         assert!(
-            check(&headers, "tools/call", body.get("params"))
+            check(&headers, "tools/call", Some("add"))
                 .unwrap_err()
                 .to_string()
                 .contains("`sub` does not match")

@@ -1,6 +1,9 @@
 //! JSON-RPC envelopes: classifying raw messages and writing the errors mcplex itself returns.
 
-use serde_json::{Map, Value, json};
+use super::raw::{self, Members, Span};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::borrow::Cow;
 
 /// Invalid JSON was received.
 pub const PARSE_ERROR: i64 = -32700;
@@ -36,13 +39,19 @@ pub enum Kind {
     Response,
 }
 
-/// A JSON-RPC message kept as its raw object, so unknown fields survive relaying.
+/// A JSON-RPC message from a client, kept as the text it sent with its envelope, `params` and
+/// `params._meta` indexed: routing reads a few members and writes the rest through unchanged, so
+/// unknown fields survive and nothing builds a tree of the message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
-    /// The whole object.
-    pub body: Map<String, Value>,
+    text: String,
     /// Its kind.
     pub kind: Kind,
+    top: Members,
+    method: Option<Span>,
+    id: Option<Value>,
+    params: Option<Members>,
+    meta: Option<Members>,
 }
 
 /// A message that is not valid JSON-RPC, with the id to answer to when one could be read.
@@ -54,71 +63,171 @@ pub struct Invalid {
     pub reason: String,
 }
 
+/// Why a body is not a message.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    /// The body is not text.
+    #[error("the body is not UTF-8 text")]
+    NotText(#[source] std::str::Utf8Error),
+    /// The body is not JSON.
+    #[error("the body is not JSON ({0})")]
+    NotJson(#[source] serde_json::Error),
+    /// The body is JSON but not a JSON-RPC message.
+    #[error("{}", .0.reason)]
+    Invalid(Invalid),
+}
+
 impl Message {
-    /// Checks the envelope of a parsed value.
-    pub fn classify(value: Value) -> Result<Self, Invalid> {
-        let Value::Object(body) = value else {
-            let reason = if value.is_array() {
-                "JSON-RPC batches are not supported; send one message per POST"
-            } else {
-                "a JSON-RPC message must be a JSON object"
-            };
-            return Err(Invalid {
-                id: None,
-                reason: reason.into(),
-            });
+    /// Reads a message from a body: JSON first (else [`Unreadable::NotJson`]), then its envelope.
+    pub fn parse(body: Bytes) -> Result<Self, Unreadable> {
+        let text = String::from_utf8(Vec::from(body)).map_err(|e| Unreadable::NotText(e.utf8_error()))?;
+        let top = match Members::index(&text, 0..text.len()) {
+            Ok(top) => top,
+            Err(error) => return Err(not_an_object(&text, error)),
         };
-        let id = body.get("id").cloned();
+        let raw = |key: &str| top.get(&text, key);
+        let id = raw("id").and_then(|raw| serde_json::from_str::<Value>(raw).ok());
         let id_ok = matches!(id, Some(Value::String(_)) | Some(Value::Number(_)));
-        let invalid = |reason: &str| Invalid {
-            id: if id_ok { id.clone() } else { None },
-            reason: reason.into(),
+        let invalid = |reason: &str| {
+            Unreadable::Invalid(Invalid {
+                id: if id_ok { id.clone() } else { None },
+                reason: reason.into(),
+            })
         };
-        if body.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        if raw("jsonrpc").and_then(raw::string).as_deref() != Some("2.0") {
             return Err(invalid("`jsonrpc` must be \"2.0\""));
         }
         if id.is_some() && !id_ok {
             return Err(invalid("`id` must be a string or a number"));
         }
-        let kind = match body.get("method") {
-            Some(Value::String(_)) if id_ok => Kind::Request,
-            Some(Value::String(_)) => Kind::Notification,
-            Some(_) => return Err(invalid("`method` must be a string")),
-            None if id_ok && (body.contains_key("result") ^ body.contains_key("error")) => Kind::Response,
+        let method = raw("method").map(|raw| (raw, raw::string(raw)));
+        let kind = match &method {
+            Some((_, Some(_))) if id_ok => Kind::Request,
+            Some((_, Some(_))) => Kind::Notification,
+            Some((_, None)) => return Err(invalid("`method` must be a string")),
+            None if id_ok && (top.has(&text, "result") ^ top.has(&text, "error")) => Kind::Response,
             None => {
                 return Err(invalid(
                     "a message needs a `method`, or an `id` with exactly one of `result` and `error`",
                 ));
             }
         };
-        if let Some(params) = body.get("params")
-            && !params.is_object()
-            && !(params.is_array() && kind != Kind::Response)
-        {
-            return Err(invalid("`params` must be an object"));
+        let params_at = top.range_of(&text, "params");
+        if let Some(range) = &params_at {
+            let is_object = text[range.clone()].starts_with('{');
+            let is_array = text[range.clone()].starts_with('[');
+            if !(is_object || is_array && kind != Kind::Response) {
+                return Err(invalid("`params` must be an object"));
+            }
         }
-        Ok(Self { body, kind })
+        // The members were checked as JSON when the top level was read, so indexing cannot fail here.
+        let params = params_at
+            .filter(|range| text[range.clone()].starts_with('{'))
+            .and_then(|range| Members::index(&text, range).ok());
+        let meta = params
+            .as_ref()
+            .and_then(|params| params.range_of(&text, "_meta"))
+            .filter(|range| text[range.clone()].starts_with('{'))
+            .and_then(|range| Members::index(&text, range).ok());
+        let method = method.and_then(|(_, name)| Some(Span::locate(&text, name?)));
+        Ok(Self {
+            kind,
+            top,
+            method,
+            id,
+            params,
+            meta,
+            text,
+        })
+    }
+
+    /// The message as received.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// The method name of a request or notification.
     pub fn method(&self) -> &str {
-        self.body.get("method").and_then(Value::as_str).unwrap_or("")
+        self.method.as_ref().map_or("", |m| m.resolve(&self.text))
     }
 
     /// The id of a request or response.
     pub fn id(&self) -> Option<&Value> {
-        self.body.get("id")
+        self.id.as_ref()
     }
 
-    /// A string field of `params`, such as `name` or `uri`.
-    pub fn param_str(&self, key: &str) -> Option<&str> {
-        self.body.get("params")?.get(key)?.as_str()
+    /// The top-level members in order: key and raw JSON text.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.top.iter(&self.text)
     }
 
-    /// The `params._meta` object, if any.
-    pub fn meta(&self) -> Option<&Map<String, Value>> {
-        self.body.get("params")?.get("_meta")?.as_object()
+    /// The members of `params` in order, when it is an object.
+    pub fn params(&self) -> Option<impl Iterator<Item = (&str, &str)>> {
+        Some(self.params.as_ref()?.iter(&self.text))
     }
+
+    /// The members of `params._meta` in order, when it is an object.
+    pub fn meta(&self) -> Option<impl Iterator<Item = (&str, &str)>> {
+        Some(self.meta.as_ref()?.iter(&self.text))
+    }
+
+    /// True when `params._meta` is an object.
+    pub fn has_meta(&self) -> bool {
+        self.meta.is_some()
+    }
+
+    /// The raw JSON text of a member of `params`.
+    pub fn param_raw(&self, key: &str) -> Option<&str> {
+        self.params.as_ref()?.get(&self.text, key)
+    }
+
+    /// A string member of `params`, such as `name` or `uri`.
+    pub fn param_str(&self, key: &str) -> Option<Cow<'_, str>> {
+        raw::string(self.param_raw(key)?)
+    }
+
+    /// A member of `params` as a tree (for small members, on paths that need one).
+    pub fn param_value(&self, key: &str) -> Option<Value> {
+        serde_json::from_str(self.param_raw(key)?).ok()
+    }
+
+    /// `params` as a tree.
+    pub fn params_value(&self) -> Option<Value> {
+        serde_json::from_str(self.top.get(&self.text, "params")?).ok()
+    }
+
+    /// The raw JSON text of a member of `params._meta`.
+    pub fn meta_raw(&self, key: &str) -> Option<&str> {
+        self.meta.as_ref()?.get(&self.text, key)
+    }
+
+    /// A string member of `params._meta`.
+    pub fn meta_str(&self, key: &str) -> Option<Cow<'_, str>> {
+        raw::string(self.meta_raw(key)?)
+    }
+
+    /// A member of `params._meta` as a tree.
+    pub fn meta_value(&self, key: &str) -> Option<Value> {
+        serde_json::from_str(self.meta_raw(key)?).ok()
+    }
+
+    /// The whole message as a tree (for rare messages mcplex changes deeply).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+/// The error for text that is not a JSON object: a parse error, or a JSON value of another kind.
+fn not_an_object(text: &str, error: serde_json::Error) -> Unreadable {
+    let reason = match serde_json::from_str::<serde_json::Value>(text) {
+        Err(_) => return Unreadable::NotJson(error),
+        Ok(Value::Array(_)) => "JSON-RPC batches are not supported; send one message per POST",
+        Ok(_) => "a JSON-RPC message must be a JSON object",
+    };
+    Unreadable::Invalid(Invalid {
+        id: None,
+        reason: reason.into(),
+    })
 }
 
 /// A success response.
@@ -150,7 +259,11 @@ mod tests {
     use super::*;
 
     fn classify(value: Value) -> Result<Kind, Invalid> {
-        Message::classify(value).map(|m| m.kind)
+        match Message::parse(Bytes::from(value.to_string())) {
+            Ok(message) => Ok(message.kind),
+            Err(Unreadable::Invalid(invalid)) => Err(invalid),
+            Err(other) => panic!("{value} is JSON, yet: {other}"),
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 
 /// One JSON-RPC message as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,114 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
         }
         deserializer.deserialize_map(Members(std::marker::PhantomData))
     }
+}
+
+/// Text inside a larger text: a range of it, or, for a JSON string with escapes, the unescaped copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Span {
+    /// These bytes of the holder.
+    At(Range<usize>),
+    /// Unescaped text (rare: only strings written with `\` escapes need it).
+    Owned(Box<str>),
+}
+
+impl Span {
+    /// The text, read from `holder` when it lies there.
+    pub fn resolve<'a>(&'a self, holder: &'a str) -> &'a str {
+        match self {
+            Self::At(range) => holder.get(range.clone()).unwrap_or_default(),
+            Self::Owned(text) => text,
+        }
+    }
+
+    /// Text that is either a slice of `holder` (kept as its place there) or an unescaped copy.
+    pub fn locate(holder: &str, text: Cow<'_, str>) -> Self {
+        match text {
+            Cow::Borrowed(part) => Self::At(Self::of(holder, part)),
+            Cow::Owned(text) => Self::Owned(text.into()),
+        }
+    }
+
+    /// Where `part`, a slice of `holder`, lies in it (slices are compared by address, so no search).
+    fn of(holder: &str, part: &str) -> Range<usize> {
+        let start = (part.as_ptr() as usize).saturating_sub(holder.as_ptr() as usize);
+        start..start + part.len()
+    }
+}
+
+/// Where each member of one JSON object lies in the text that holds it, so a message is parsed once
+/// and its members read again without parsing or copying. A key given twice keeps its first place and
+/// its last value, as a parsed tree would.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Members {
+    members: Vec<(Span, Range<usize>)>,
+}
+
+impl Members {
+    /// Indexes the object at `range` of `holder`; an error when that text is not a JSON object.
+    pub fn index(holder: &str, range: Range<usize>) -> Result<Self, serde_json::Error> {
+        let text = holder.get(range).unwrap_or_default();
+        let object: RawObject<'_> = serde_json::from_str(text)?;
+        let mut members: Vec<(Span, Range<usize>)> = Vec::with_capacity(object.members.len());
+        // Objects here have a handful of members; a large one is deduplicated through a map, so a
+        // request with many keys costs linear time, not quadratic.
+        let mut seen: Option<HashMap<Cow<'_, str>, usize>> = (object.members.len() > 16).then(HashMap::new);
+        for (key, value) in object.members {
+            let value = Span::of(holder, value.get());
+            let earlier = match &mut seen {
+                Some(seen) => seen.get(&key).copied().or_else(|| {
+                    seen.insert(key.clone(), members.len());
+                    None
+                }),
+                None => members.iter().position(|(k, _)| k.resolve(holder) == key),
+            };
+            if let Some(at) = earlier {
+                members[at].1 = value;
+                continue;
+            }
+            members.push((Span::locate(holder, key), value));
+        }
+        Ok(Self { members })
+    }
+
+    /// The raw JSON text of a member.
+    pub fn get<'a>(&self, holder: &'a str, key: &str) -> Option<&'a str> {
+        let (_, value) = self.members.iter().find(|(k, _)| k.resolve(holder) == key)?;
+        holder.get(value.clone())
+    }
+
+    /// Where a member's raw JSON text lies in the holder.
+    pub fn range_of(&self, holder: &str, key: &str) -> Option<Range<usize>> {
+        let (_, value) = self.members.iter().find(|(k, _)| k.resolve(holder) == key)?;
+        Some(value.clone())
+    }
+
+    /// True when the object has the member.
+    pub fn has(&self, holder: &str, key: &str) -> bool {
+        self.members.iter().any(|(k, _)| k.resolve(holder) == key)
+    }
+
+    /// The members in order: key (unescaped) and raw JSON text.
+    pub fn iter<'a>(&'a self, holder: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.members
+            .iter()
+            .map(move |(k, v)| (k.resolve(holder), holder.get(v.clone()).unwrap_or_default()))
+    }
+
+    /// True when the object has no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+/// The text of a JSON string given as raw JSON text; borrowed unless it has escapes. `None` when the
+/// text is not a JSON string.
+pub fn string(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        return serde_json::from_str::<String>(raw).ok().map(Cow::Owned);
+    }
+    Some(Cow::Borrowed(inner))
 }
 
 /// Writes a JSON object from members, each already JSON text.

@@ -2,10 +2,12 @@
 //! (`_meta` added or stripped on requests, `resultType` added or removed on results).
 
 use crate::protocol::raw::{ObjectWriter, RawMessage, RawObject};
-use crate::protocol::{ClientContext, Era, MODERN_VERSION, meta, tasks};
+use crate::protocol::{ClientContext, Era, MODERN_VERSION, jsonrpc, meta, tasks};
+use crate::telemetry::TraceContext;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 fn meta_of(message: &mut Value) -> Option<&mut Map<String, Value>> {
     let params = message.as_object_mut()?.entry("params").or_insert_with(|| json!({}));
@@ -38,6 +40,236 @@ pub fn strip_modern_meta(message: &mut Value) {
     if meta.is_empty() {
         params.remove("_meta");
     }
+}
+
+/// What changes in a client's request on its way to a target, besides its `_meta`.
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    /// mcplex's id for the upstream request.
+    pub id: Value,
+    /// The target's own name for the item, when it differs from the one the client used.
+    pub name: Option<Arc<str>>,
+    /// The name sits in `params.ref` (`completion/complete`), not in `params`.
+    pub name_in_ref: bool,
+}
+
+/// A request on its way to a target.
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "relayed requests are the common case; boxing them would allocate once per call"
+)]
+pub enum Outgoing {
+    /// A message mcplex built or changed as a tree.
+    Tree(Value),
+    /// A client's request, relayed from its text with a [`Rewrite`]: nothing else is parsed or rebuilt.
+    Relayed(jsonrpc::Message, Rewrite),
+}
+
+impl Outgoing {
+    /// The id the target sees.
+    pub fn id(&self) -> Value {
+        match self {
+            Self::Tree(message) => message.get("id").cloned().unwrap_or(Value::Null),
+            Self::Relayed(_, rewrite) => rewrite.id.clone(),
+        }
+    }
+
+    /// True for requests and notifications (which carry `_meta`), false for responses.
+    pub fn has_method(&self) -> bool {
+        match self {
+            Self::Tree(message) => message.get("method").is_some(),
+            Self::Relayed(message, _) => !message.method().is_empty(),
+        }
+    }
+
+    /// The message as a tree with its rewrite and the trace context applied, before era adaptation
+    /// (what [`write_request`] writes as text, built the slow way; bridged calls keep it to retry).
+    pub fn to_tree(&self, trace: Option<&TraceContext>) -> Value {
+        let (message, rewrite) = match self {
+            Self::Tree(message) => return message.clone(),
+            Self::Relayed(message, rewrite) => (message, rewrite),
+        };
+        let mut tree = message.to_value();
+        if let Some(name) = &rewrite.name {
+            let holder = if rewrite.name_in_ref {
+                tree.get_mut("params").and_then(|p| p.get_mut("ref"))
+            } else {
+                tree.get_mut("params")
+            };
+            if let Some(holder) = holder.and_then(Value::as_object_mut) {
+                holder.insert("name".into(), json!(&**name));
+            }
+        }
+        if let Some(object) = tree.as_object_mut() {
+            object.insert("id".into(), rewrite.id.clone());
+        }
+        if let Some(trace) = trace {
+            trace.write_meta(&mut tree);
+        }
+        tree
+    }
+}
+
+/// The `_meta` a target of `era` needs: a 2026-07-28 target gets the client context added (what the
+/// client sent wins, except the version), a session-era one loses the 2026-07-28 keys.
+#[derive(Clone, Copy)]
+pub enum MetaFor<'a> {
+    /// For a 2026-07-28 target, on behalf of this client.
+    Modern(&'a ClientContext),
+    /// For a session-era target.
+    Legacy,
+}
+
+/// Writes a client's request for a target: the client's text with mcplex's id, the target's name for
+/// the item, the trace context and the `_meta` of the target's era spliced in; every other member is
+/// copied as it came. The result is what [`Outgoing::to_tree`] followed by [`add_modern_meta`] or
+/// [`strip_modern_meta`] would serialize, member order included (a property test holds them equal).
+pub fn write_request(
+    message: &jsonrpc::Message,
+    rewrite: &Rewrite,
+    trace: Option<&TraceContext>,
+    era: MetaFor<'_>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.text().len() + 160);
+    let mut writer = ObjectWriter::start(&mut out);
+    let mut has_params = false;
+    for (key, raw) in message.members() {
+        match key {
+            "id" => writer.value("id", &rewrite.id),
+            "params" => {
+                has_params = true;
+                if raw.starts_with('{') {
+                    write_params(writer.key("params"), message, rewrite, trace, era);
+                } else {
+                    writer.raw(key, raw);
+                }
+            }
+            _ => writer.raw(key, raw),
+        }
+    }
+    if message.id().is_none() {
+        writer.value("id", &rewrite.id);
+    }
+    // A 2026-07-28 target needs `_meta` even when the client sent no params.
+    if let (false, MetaFor::Modern(context)) = (has_params, era) {
+        let mut params = ObjectWriter::start(writer.key("params"));
+        write_meta(params.key("_meta"), std::iter::empty(), None, Some(context));
+        params.finish();
+    }
+    writer.finish();
+    out
+}
+
+fn write_params(
+    out: &mut Vec<u8>,
+    message: &jsonrpc::Message,
+    rewrite: &Rewrite,
+    trace: Option<&TraceContext>,
+    era: MetaFor<'_>,
+) {
+    let context = match era {
+        MetaFor::Modern(context) => Some(context),
+        MetaFor::Legacy => None,
+    };
+    let name = rewrite.name.as_deref();
+    let mut name_written = false;
+    let mut writer = ObjectWriter::start(out);
+    for (key, raw) in message.params().into_iter().flatten() {
+        match key {
+            "name" if !rewrite.name_in_ref && name.is_some() => {
+                name_written = true;
+                writer.value(key, &name);
+            }
+            "ref" if rewrite.name_in_ref && name.is_some() => {
+                // Completions are rare next to calls: the reference is rebuilt as a tree.
+                let mut reference: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
+                if let Some(reference) = reference.as_object_mut() {
+                    reference.insert("name".into(), json!(name));
+                }
+                writer.value(key, &reference);
+            }
+            "_meta" if raw.starts_with('{') => {
+                // A session-era target gets no `_meta` at all when nothing in it is for it.
+                let keeps_some = context.is_some()
+                    || trace.is_some()
+                    || message
+                        .meta()
+                        .into_iter()
+                        .flatten()
+                        .any(|(key, _)| !key.starts_with(meta::RESERVED_PREFIX));
+                if keeps_some {
+                    write_meta(writer.key(key), message.meta().into_iter().flatten(), trace, context);
+                }
+            }
+            _ => writer.raw(key, raw),
+        }
+    }
+    if let Some(name) = name.filter(|_| !rewrite.name_in_ref && !name_written) {
+        writer.value("name", &name);
+    }
+    if message.param_raw("_meta").is_none() && (trace.is_some() || context.is_some()) {
+        write_meta(writer.key("_meta"), std::iter::empty(), trace, context);
+    }
+    writer.finish();
+}
+
+/// Writes `_meta`: the client's members (`client`, when it sent some) with the trace context and the
+/// version replaced in place and, for a session-era target (no `context`), the 2026-07-28 keys left
+/// out; then what it lacked: the trace context, and for a 2026-07-28 target the client context.
+fn write_meta<'a>(
+    out: &mut Vec<u8>,
+    client: impl Iterator<Item = (&'a str, &'a str)>,
+    trace: Option<&TraceContext>,
+    context: Option<&ClientContext>,
+) {
+    let mut writer = ObjectWriter::start(out);
+    let (traceparent, tracestate) = trace.map(TraceContext::meta_values).unzip();
+    let tracestate = tracestate.flatten();
+    let (mut has_parent, mut has_state, mut has_version, mut has_info, mut has_capabilities) =
+        (false, false, false, false, false);
+    for (key, raw) in client {
+        match key {
+            meta::TRACEPARENT if trace.is_some() => {
+                has_parent = true;
+                writer.value(key, &traceparent);
+            }
+            meta::TRACESTATE if trace.is_some() => {
+                has_state = true;
+                if let Some(state) = tracestate {
+                    writer.value(key, &state);
+                }
+            }
+            _ if context.is_none() && key.starts_with(meta::RESERVED_PREFIX) => {}
+            meta::PROTOCOL_VERSION => {
+                has_version = true;
+                writer.value(key, &MODERN_VERSION);
+            }
+            _ => {
+                has_info |= key == meta::CLIENT_INFO;
+                has_capabilities |= key == meta::CLIENT_CAPABILITIES;
+                writer.raw(key, raw);
+            }
+        }
+    }
+    if let Some(parent) = traceparent.filter(|_| !has_parent) {
+        writer.value(meta::TRACEPARENT, &parent);
+    }
+    if let Some(state) = tracestate.filter(|_| !has_state) {
+        writer.value(meta::TRACESTATE, &state);
+    }
+    if let Some(context) = context {
+        if !has_version {
+            writer.value(meta::PROTOCOL_VERSION, &MODERN_VERSION);
+        }
+        if !has_info {
+            writer.value(meta::CLIENT_INFO, &context.client_info);
+        }
+        if !has_capabilities {
+            writer.value(meta::CLIENT_CAPABILITIES, &context.capabilities);
+        }
+    }
+    writer.finish();
 }
 
 /// Why a target's response could not be given to the client.
@@ -167,6 +399,32 @@ pub const RESULT_COMPLETE: &str = "complete";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The client's text travels as it came: members keep their place and their spelling, and only the
+    /// id, the name and `_meta` change.
+    #[test]
+    fn a_relayed_request_keeps_its_text_but_for_what_mcplex_rewrites() {
+        let text = r#"{"jsonrpc":"2.0","id":"c-1","method":"tools/call","params":{"name":"t0_add","arguments":{"x": 1.50},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","k":"v"}},"x-extra":[1, 2]}"#;
+        let message = jsonrpc::Message::parse(text.into()).unwrap();
+        let rewrite = Rewrite {
+            id: json!(9),
+            name: Some("add".into()),
+            name_in_ref: false,
+        };
+        let context = ClientContext::mcplex();
+        let modern = write_request(&message, &rewrite, None, MetaFor::Modern(&context));
+        let modern = std::str::from_utf8(&modern).unwrap();
+        assert!(
+            modern.starts_with(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"add","arguments":{"x": 1.50},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","k":"v","#),
+            "{modern}"
+        );
+        assert!(modern.ends_with(r#""x-extra":[1, 2]}"#), "{modern}");
+        let legacy = write_request(&message, &rewrite, None, MetaFor::Legacy);
+        assert_eq!(
+            std::str::from_utf8(&legacy).unwrap(),
+            r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"add","arguments":{"x": 1.50},"_meta":{"k":"v"}},"x-extra":[1, 2]}"#
+        );
+    }
 
     #[test]
     fn meta_is_added_for_modern_and_stripped_for_legacy() {

@@ -7,6 +7,7 @@
 use crate::metrics::Delivery;
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{jsonrpc, mrtr};
+use crate::route::adapt::Outgoing;
 use crate::route::channel::Channel;
 use crate::route::message::Chunk;
 use crate::route::session::ClientSession;
@@ -231,7 +232,11 @@ impl Bridge<'_> {
     /// Sends a retry and reads the target's final answer to it; notifications on its stream go to the client.
     async fn send(&self, retry: Value, id: &Value) -> Result<RawMessage, BridgeError> {
         let link = self.channel.target();
-        match self.channel.send_call(retry, self.trace, self.params).await? {
+        match self
+            .channel
+            .send_call(Outgoing::Tree(retry), self.trace, self.params)
+            .await?
+        {
             Reply::Single(Received { message, .. }) => Ok(message),
             Reply::Accepted => Err(UpstreamError::Garbage {
                 target: link.name().into(),

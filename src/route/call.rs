@@ -11,6 +11,7 @@ use crate::protocol::meta;
 use crate::protocol::params::{self, ParamHeader};
 use crate::protocol::{ClientContext, mrtr};
 use crate::protocol::{Era, jsonrpc, method};
+use crate::route::adapt::{Outgoing, Rewrite};
 use crate::route::channel::Channel;
 use crate::route::decide;
 use crate::route::forward::{self, Forward, Parking};
@@ -20,6 +21,7 @@ use crate::route::{park, subscribe};
 use crate::telemetry;
 use crate::telemetry::TraceContext;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::sync::Arc;
 use tracing::{Instrument, Span};
 
@@ -54,16 +56,25 @@ struct Destination {
 
 /// What a request names, before it is looked up.
 enum Wanted<'a> {
-    Named(ItemKind, &'a str),
-    Uri(&'a str),
+    Named(ItemKind, Cow<'a, str>),
+    Uri(Cow<'a, str>),
 }
 
-fn named(kind: ItemKind, name: Option<&str>) -> Result<Wanted<'_>, NoDestination> {
+impl Wanted<'_> {
+    /// The name or URI asked for.
+    fn text(&self) -> &str {
+        match self {
+            Self::Named(_, name) | Self::Uri(name) => name,
+        }
+    }
+}
+
+fn named(kind: ItemKind, name: Option<Cow<'_, str>>) -> Result<Wanted<'_>, NoDestination> {
     name.map(|n| Wanted::Named(kind, n))
         .ok_or(NoDestination::Missing("name"))
 }
 
-fn uri(uri: Option<&str>) -> Result<Wanted<'_>, NoDestination> {
+fn uri(uri: Option<Cow<'_, str>>) -> Result<Wanted<'_>, NoDestination> {
     uri.map(Wanted::Uri).ok_or(NoDestination::Missing("uri"))
 }
 
@@ -72,9 +83,16 @@ fn wanted(message: &jsonrpc::Message) -> Result<Wanted<'_>, NoDestination> {
         method::TOOLS_CALL => named(ItemKind::Tools, message.param_str("name")),
         method::PROMPTS_GET => named(ItemKind::Prompts, message.param_str("name")),
         method::COMPLETE => {
-            let reference = message.body.get("params").and_then(|p| p.get("ref"));
-            let field = |key: &str| reference.and_then(|r| r.get(key)).and_then(Value::as_str);
-            match field("type") {
+            // Completions are rare next to calls: the reference is read as a tree.
+            let reference = message.param_value("ref");
+            let field = |key: &str| {
+                reference
+                    .as_ref()
+                    .and_then(|r| r.get(key))
+                    .and_then(Value::as_str)
+                    .map(|v| Cow::Owned(v.to_owned()))
+            };
+            match field("type").as_deref() {
                 Some("ref/prompt") => named(ItemKind::Prompts, field("name")),
                 Some("ref/resource") => uri(field("uri")),
                 _ => Err(NoDestination::BadReference),
@@ -85,8 +103,8 @@ fn wanted(message: &jsonrpc::Message) -> Result<Wanted<'_>, NoDestination> {
 }
 
 fn lookup(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Result<Destination, NoDestination> {
-    match *wanted {
-        Wanted::Named(kind, name) => snapshot
+    match wanted {
+        &Wanted::Named(kind, ref name) => snapshot
             .catalog
             .lookup(kind, name)
             .map(|e| Destination {
@@ -96,7 +114,7 @@ fn lookup(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Result<Destination, NoDes
             })
             .ok_or_else(|| NoDestination::Unknown {
                 what: if kind == ItemKind::Tools { "tool" } else { "prompt" },
-                name: name.to_owned(),
+                name: name.to_string(),
             }),
         Wanted::Uri(uri) => snapshot
             .catalog
@@ -106,13 +124,13 @@ fn lookup(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Result<Destination, NoDes
                 rewrite: None,
                 params: None,
             })
-            .ok_or_else(|| NoDestination::NoResource(uri.to_owned())),
+            .ok_or_else(|| NoDestination::NoResource(uri.to_string())),
     }
 }
 
 /// The target that is down now and used to list the name, with the error to answer.
 fn down_target_error(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Option<(Arc<str>, String)> {
-    let Wanted::Named(kind, name) = *wanted else {
+    let &Wanted::Named(kind, ref name) = wanted else {
         return None;
     };
     let slot = snapshot.slots.iter().find(|s| s.knew(kind, name))?;
@@ -139,9 +157,7 @@ fn audit_entry(
     verdict: Option<&Verdict>,
     principal: Option<&Principal>,
 ) -> AuditEntry {
-    let name = match *wanted {
-        Wanted::Named(_, name) | Wanted::Uri(name) => name.to_owned(),
-    };
+    let name = wanted.text().to_owned();
     let subject = principal.map(|p| p.subject.clone());
     let actor = principal.and_then(|p| p.actor.clone());
     let caller = match &inbound.caller {
@@ -162,12 +178,11 @@ fn audit_entry(
             session: None,
             client: inbound
                 .message
-                .meta()
-                .and_then(|m| m.get(meta::CLIENT_INFO)?.get("name")?.as_str())
-                .map(str::to_owned),
+                .meta_value(meta::CLIENT_INFO)
+                .and_then(|info| Some(info.get("name")?.as_str()?.to_owned())),
         },
     };
-    let arguments = inbound.message.body.get("params").and_then(|p| p.get("arguments"));
+    let arguments = inbound.message.param_value("arguments");
     AuditEntry {
         time: String::new(),
         kind: "mcplex.audit",
@@ -186,7 +201,7 @@ fn audit_entry(
         outcome: "",
         latency_ms: 0.0,
         trace_id: trace.and_then(TraceContext::trace_id),
-        arguments_sha256: router.audit.arguments_hash(arguments),
+        arguments_sha256: router.audit.arguments_hash(arguments.as_ref()),
     }
 }
 
@@ -213,8 +228,8 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
     };
     let method_label = routed_method(inbound.message.method());
-    let tool = match wanted {
-        Wanted::Named(ItemKind::Tools, name) => Some(name),
+    let tool = match &wanted {
+        Wanted::Named(ItemKind::Tools, name) => Some(&**name),
         _ => None,
     };
     let mut snapshot = router.snapshot();
@@ -237,8 +252,12 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
     };
     // A 2026-07-28 client mirrors the tool's annotated arguments into headers; they must match the body.
-    let arguments = inbound.message.body.get("params").and_then(|p| p.get("arguments"));
+    // The arguments are read as a tree only when there are such headers to check or to write.
     let params = destination.params.as_deref().unwrap_or_default();
+    let arguments = (!params.is_empty() || !inbound.param_headers.is_empty())
+        .then(|| inbound.message.param_value("arguments"))
+        .flatten();
+    let arguments = arguments.as_ref();
     if matches!(inbound.caller, Caller::Stateless(_))
         && let Err(problem) = params::check(params, arguments, &inbound.param_headers)
     {
@@ -248,9 +267,9 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     let param_headers = params::headers_for(params, arguments);
     let principal = inbound.acting.as_deref().map(Acting::current);
     let verdict = snapshot.config.policy.as_deref().map(|policy| {
-        let (kind, exposed) = match wanted {
-            Wanted::Named(kind, name) => (kind, name),
-            Wanted::Uri(uri) => (ItemKind::Resources, uri),
+        let (kind, exposed) = match &wanted {
+            Wanted::Named(kind, name) => (*kind, &**name),
+            Wanted::Uri(uri) => (ItemKind::Resources, &**uri),
         };
         let item = decide::Item {
             kind,
@@ -282,9 +301,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         record.audit(router.audit.clone(), entry);
     }
     if let Some(denied) = verdict.filter(|v| !v.allowed) {
-        let name = match wanted {
-            Wanted::Named(_, name) | Wanted::Uri(name) => name,
-        };
+        let name = wanted.text();
         tracing::info!(name, target_name = %destination.target, rule = %denied.rule, "call denied by policy");
         let message = format!("`{name}` is denied by policy (rule `{}`)", denied.rule);
         return failed(&mut record, id, jsonrpc::DENIED_BY_POLICY, message);
@@ -302,7 +319,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         .message
         .param_str(mrtr::REQUEST_STATE)
         .filter(|state| stateless && state.starts_with(park::STATE_PREFIX))
-        .map(str::to_owned);
+        .map(Cow::into_owned);
     if let Some(state) = parked_state {
         let retry = Retry {
             state: &state,
@@ -361,7 +378,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             return failed(&mut record, id, jsonrpc::INVALID_PARAMS, message);
         };
         let watch = method_name == method::RESOURCES_SUBSCRIBE;
-        return match Box::pin(subscribe::change(session, &channel, uri, watch)).await {
+        return match Box::pin(subscribe::change(session, &channel, &uri, watch)).await {
             Ok(()) => {
                 record.finish(CallOutcome::Ok);
                 Outcome::Message(jsonrpc::result(id, json!({})))
@@ -369,27 +386,17 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             Err(error) => failed(&mut record, id, error.code(), error.to_string()),
         };
     }
-    let is_completion = method_name == method::COMPLETE;
-    let mut message = Value::Object(inbound.message.body);
-    if let Some(original) = destination.rewrite {
-        // `wanted` found a string there, so the holder is an object.
-        let holder = if is_completion {
-            &mut message["params"]["ref"]
-        } else {
-            &mut message["params"]
-        };
-        holder["name"] = json!(&*original);
-    }
-    message["id"] = target.next_request_id();
-    if let Some(trace) = &trace {
-        trace.write_meta(&mut message);
-    }
+    let rewrite = Rewrite {
+        id: target.next_request_id(),
+        name: destination.rewrite,
+        name_in_ref: method_name == method::COMPLETE,
+    };
     let call = forward::forward(Forward {
-        channel,
-        message,
-        client_id: id,
         era: inbound.caller.era(),
         session: inbound.caller.session().cloned(),
+        message: Outgoing::Relayed(inbound.message, rewrite),
+        channel,
+        client_id: id,
         record,
         trace,
         span: span.clone(),
@@ -409,19 +416,22 @@ fn failed(record: &mut CallRecord, id: Value, code: i64, message: String) -> Out
 /// The context of a 2026-07-28 request whose client declared it can answer elicitation, sampling or
 /// roots requests: what a session opened for it tells the target.
 fn answering_context(message: &jsonrpc::Message) -> Option<Arc<ClientContext>> {
-    let meta = message.meta()?;
-    let capabilities = meta.get(meta::CLIENT_CAPABILITIES)?;
+    let capabilities = message.meta_raw(meta::CLIENT_CAPABILITIES)?;
+    // Most clients declare none of these: the capabilities are read as a tree only when one may be there.
+    if capabilities == "{}" {
+        return None;
+    }
+    let capabilities: Value = serde_json::from_str(capabilities).ok()?;
     let answers = mrtr::INPUT_METHODS
         .iter()
         .any(|(_, capability)| capabilities.get(capability).is_some());
     answers.then(|| {
         Arc::new(ClientContext {
             protocol_version: crate::protocol::LATEST_LEGACY_VERSION.into(),
-            client_info: meta
-                .get(meta::CLIENT_INFO)
-                .cloned()
+            client_info: message
+                .meta_value(meta::CLIENT_INFO)
                 .unwrap_or_else(crate::protocol::mcplex_identity),
-            capabilities: capabilities.clone(),
+            capabilities,
         })
     })
 }
@@ -457,13 +467,8 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
         let message = format!("requestState names a call to another target than `{}`", target.name());
         return failed(&mut record, id, jsonrpc::INVALID_PARAMS, message);
     }
-    let responses = inbound
-        .message
-        .body
-        .get("params")
-        .and_then(|p| p.get(mrtr::INPUT_RESPONSES))
-        .and_then(Value::as_object);
-    let answers = match parked.answers(responses) {
+    let responses = inbound.message.param_value(mrtr::INPUT_RESPONSES);
+    let answers = match parked.answers(responses.as_ref().and_then(Value::as_object)) {
         Ok(answers) => answers,
         Err(error) => {
             router.parked.put_back(state, parked);
@@ -478,13 +483,11 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
     }
     let capabilities = inbound
         .message
-        .meta()
-        .and_then(|m| m.get(meta::CLIENT_CAPABILITIES))
-        .cloned()
+        .meta_value(meta::CLIENT_CAPABILITIES)
         .unwrap_or_default();
     let forward = Forward {
         channel: parked.channel.clone(),
-        message: Value::Null,
+        message: Outgoing::Tree(Value::Null),
         client_id: id,
         era: Era::Modern,
         session: None,

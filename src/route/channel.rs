@@ -1,13 +1,15 @@
 //! A way to send messages to one target in the right era, on behalf of one kind of client.
 
 use crate::identity::Acting;
+use crate::protocol::headers::{self, Routing};
 use crate::protocol::{ClientContext, Era, MODERN_VERSION};
-use crate::route::adapt::{add_modern_meta, strip_modern_meta};
+use crate::route::adapt::{MetaFor, Outgoing, add_modern_meta, strip_modern_meta, write_request};
 use crate::telemetry::TraceContext;
-use crate::upstream::link::Outbound;
+use crate::upstream::link::{Outbound, Payload};
 use crate::upstream::{LegacySession, Link, Reply, Target, UpstreamError};
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Background sends (notifications, answers to a target's requests) under way to one target at most.
@@ -125,29 +127,58 @@ impl Channel {
     /// Sends one message, translating its `_meta` to the target's era. The exchange up to the reply's
     /// headers (and a JSON body) is bounded by the target's deadline; a stream is the caller's to bound.
     pub async fn send(&self, message: Value, trace: Option<&TraceContext>) -> Result<Reply, UpstreamError> {
-        self.send_call(message, trace, &[]).await
+        self.send_call(Outgoing::Tree(message), trace, &[]).await
     }
 
     /// Sends a call with the `Mcp-Param-*` headers its tool declares (only 2026-07-28 targets get them).
+    /// A relayed client request is written once, for this target's era, from its text.
     pub async fn send_call(
         &self,
-        mut message: Value,
+        message: Outgoing,
         trace: Option<&TraceContext>,
         params: &[(HeaderName, HeaderValue)],
     ) -> Result<Reply, UpstreamError> {
-        let is_call = message.get("method").is_some();
+        let is_call = message.has_method();
         let acting = self.acting.as_deref();
         match &self.way {
             Way::Legacy(session) => {
-                if is_call {
-                    strip_modern_meta(&mut message);
-                }
-                session.send(&message, trace, acting).await
+                let payload = match message {
+                    Outgoing::Tree(mut message) => {
+                        if is_call {
+                            strip_modern_meta(&mut message);
+                        }
+                        Payload::of(&message)
+                    }
+                    Outgoing::Relayed(message, rewrite) => Payload {
+                        body: write_request(&message, &rewrite, trace, MetaFor::Legacy).into(),
+                        routing: Routing::default(),
+                    },
+                };
+                session.send(&payload, trace, acting).await
             }
             Way::Modern { target, context } => {
-                if is_call {
-                    add_modern_meta(&mut message, context);
-                }
+                let payload = match message {
+                    Outgoing::Tree(mut message) => {
+                        if is_call {
+                            add_modern_meta(&mut message, context);
+                        }
+                        Payload::of(&message)
+                    }
+                    Outgoing::Relayed(message, rewrite) => {
+                        let method = message.method();
+                        let name = match headers::name_field(method) {
+                            Some("name") if !rewrite.name_in_ref && rewrite.name.is_some() => {
+                                rewrite.name.as_deref().map(Cow::Borrowed)
+                            }
+                            Some(field) => message.param_str(field),
+                            None => None,
+                        };
+                        Payload {
+                            routing: Routing::new(method, name.as_deref()),
+                            body: write_request(&message, &rewrite, trace, MetaFor::Modern(context)).into(),
+                        }
+                    }
+                };
                 let out = Outbound {
                     protocol_version: Some(MODERN_VERSION),
                     method_headers: is_call,
@@ -156,7 +187,7 @@ impl Channel {
                     params,
                     ..Default::default()
                 };
-                target.post(&message, &out).await
+                target.post_payload(&payload, &out).await.map(|(reply, _)| reply)
             }
         }
     }

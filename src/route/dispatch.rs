@@ -71,7 +71,7 @@ fn set_level(inbound: &Inbound) {
     let Caller::Session(session) = &inbound.caller else {
         return;
     };
-    let Some(level) = inbound.message.body.get("params").and_then(|p| p.get("level")).cloned() else {
+    let Some(level) = inbound.message.param_value("level") else {
         return;
     };
     session.set_log_level(level.clone());
@@ -87,19 +87,19 @@ fn notification(inbound: &Inbound) {
     };
     match inbound.message.method() {
         method::CANCELLED => {
-            let Some(request_id) = inbound.message.body.get("params").and_then(|p| p.get("requestId")) else {
+            let Some(request_id) = inbound.message.param_value("requestId") else {
                 return;
             };
-            let Some((channel, upstream_id)) = session.call_of(request_id) else {
+            let Some((channel, upstream_id)) = session.call_of(&request_id) else {
                 return;
             };
-            let mut message = Value::Object(inbound.message.body.clone());
+            let mut message = inbound.message.to_value();
             message["params"]["requestId"] = upstream_id;
             channel.send_detached(message, "notifications/cancelled");
         }
         method::ROOTS_LIST_CHANGED => {
             for channel in session.open_channels() {
-                channel.send_detached(Value::Object(inbound.message.body.clone()), "roots/list_changed");
+                channel.send_detached(inbound.message.to_value(), "roots/list_changed");
             }
         }
         _ => {}
@@ -116,7 +116,7 @@ fn client_response(inbound: &Inbound) {
         tracing::debug!(session = %session.id, %id, "client answered a request mcplex does not know; ignored");
         return;
     };
-    let message = Value::Object(inbound.message.body.clone());
+    let message = inbound.message.to_value();
     match pending {
         PendingServerRequest::Upstream { channel, upstream_id } => {
             let mut message = message;

@@ -4,7 +4,7 @@
 use crate::metrics::{CallOutcome, CallRecord, Delivery};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{Era, jsonrpc, method};
-use crate::route::adapt::{AdaptError, rewrite_response};
+use crate::route::adapt::{AdaptError, Outgoing, rewrite_response};
 use crate::route::bridge::{Bridge, BridgeError, asks_for_input};
 use crate::route::channel::Channel;
 use crate::route::message::{Chunk, Outcome};
@@ -26,8 +26,8 @@ const STREAM_BUFFER: usize = 32;
 pub struct Forward {
     /// Where it goes.
     pub channel: Channel,
-    /// The message with the target's names and mcplex's upstream id written in.
-    pub message: Value,
+    /// The message, with the target's names and mcplex's upstream id written in (or to be, as it is sent).
+    pub message: Outgoing,
     /// The id the client used.
     pub client_id: Value,
     /// The client's era.
@@ -177,13 +177,13 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
     async move {
         let target = forward.channel.target().clone();
         let exchange = target.begin_exchange();
-        let upstream_id = forward.message.get("id").cloned().unwrap_or(Value::Null);
+        let upstream_id = forward.message.id();
         if let Some(session) = &forward.session {
             session.start_call(&forward.client_id, &forward.channel, &upstream_id);
         }
-        let message = std::mem::take(&mut forward.message);
+        let message = std::mem::replace(&mut forward.message, Outgoing::Tree(Value::Null));
         if forward.era == Era::Legacy && forward.session.is_some() && forward.channel.era() == Era::Modern {
-            forward.original = Some(message.clone());
+            forward.original = Some(message.to_tree(forward.trace.as_ref()));
         }
         let sent = forward
             .channel

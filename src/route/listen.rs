@@ -28,10 +28,7 @@ pub async fn listen(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     let subscription_id = inbound.id();
     let requested = inbound
         .message
-        .body
-        .get("params")
-        .and_then(|p| p.get("notifications"))
-        .cloned()
+        .param_value("notifications")
         .unwrap_or_else(|| json!({}));
     let mut accepted = Map::new();
     let mut wanted_methods = Vec::new();

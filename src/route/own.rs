@@ -80,7 +80,7 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
     router.refresh_expired(LIST_TTL_FLOOR);
     let snapshot = router.snapshot();
     let entries = snapshot.catalog.entries(kind);
-    let offset = match inbound.message.param_str("cursor").map(cursor::decode) {
+    let offset = match inbound.message.param_str("cursor").as_deref().map(cursor::decode) {
         Some(Ok(offset)) => offset,
         Some(Err(invalid)) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, invalid.to_string()),
         None => 0,

@@ -6,11 +6,12 @@
 
 use crate::metrics::CallOutcome;
 use crate::protocol::{Era, jsonrpc, meta, tasks};
+use crate::route::adapt::Outgoing;
 use crate::route::channel::Channel;
 use crate::route::forward::{self, Forward};
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::router::Router;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use tracing::Span;
 
@@ -33,8 +34,8 @@ fn split(client_id: &str) -> Option<(&str, &str)> {
 fn declared(inbound: &Inbound) -> bool {
     inbound
         .message
-        .meta()
-        .and_then(|m| m.get(meta::CLIENT_CAPABILITIES))
+        .meta_value(meta::CLIENT_CAPABILITIES)
+        .as_ref()
         .and_then(|c| c.get("extensions"))
         .and_then(|e| e.get(tasks::EXTENSION))
         .is_some()
@@ -82,7 +83,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         );
     };
     let snapshot = router.snapshot();
-    let Some((slot, upstream_task)) = split(client_task).and_then(|(name, task)| Some((snapshot.slot(name)?, task)))
+    let Some((slot, upstream_task)) = split(&client_task).and_then(|(name, task)| Some((snapshot.slot(name)?, task)))
     else {
         return Outcome::error(id, jsonrpc::INVALID_PARAMS, format!("unknown task `{client_task}`"));
     };
@@ -105,7 +106,8 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             return Outcome::error(id, error.code(), error.to_string());
         }
     };
-    let mut message = Value::Object(inbound.message.body);
+    // Task methods are rare next to calls: the request is rebuilt as a tree.
+    let mut message = inbound.message.to_value();
     message["params"][tasks::TASK_ID] = json!(upstream_task);
     message["id"] = target.next_request_id();
     if let Some(trace) = &inbound.trace {
@@ -113,7 +115,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     }
     forward::forward(Forward {
         channel,
-        message,
+        message: Outgoing::Tree(message),
         client_id: id,
         era: Era::Modern,
         session: None,

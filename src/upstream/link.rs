@@ -45,6 +45,25 @@ pub struct Outbound<'a> {
     pub params: &'a [(HeaderName, HeaderValue)],
 }
 
+/// A message ready to POST: its text, and the routing headers it needs when it goes out in the 2026-07-28 era.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// The JSON text.
+    pub body: Bytes,
+    /// `Mcp-Method` and `Mcp-Name`.
+    pub routing: mcp_headers::Routing,
+}
+
+impl Payload {
+    /// Serializes a message built as a tree.
+    pub fn of(message: &Value) -> Self {
+        Self {
+            body: Bytes::from(serde_json::to_vec(message).unwrap_or_default()),
+            routing: mcp_headers::Routing::of(message),
+        }
+    }
+}
+
 /// The way to one configured target: its pooled client, credentials, request ids, what it announced,
 /// the exchanges in flight and whether the config still has it.
 pub struct Link {
@@ -225,7 +244,9 @@ impl Link {
 
     /// POSTs one message and classifies the answer.
     pub async fn post(&self, message: &Value, out: &Outbound<'_>) -> Result<Reply, UpstreamError> {
-        self.post_with_session_id(message, out).await.map(|(reply, _)| reply)
+        self.post_payload(&Payload::of(message), out)
+            .await
+            .map(|(reply, _)| reply)
     }
 
     /// POSTs one message; also returns the `Mcp-Session-Id` the target assigned, if any.
@@ -234,10 +255,18 @@ impl Link {
         message: &Value,
         out: &Outbound<'_>,
     ) -> Result<(Reply, Option<String>), UpstreamError> {
-        let body = serde_json::to_vec(message).unwrap_or_default();
+        self.post_payload(&Payload::of(message), out).await
+    }
+
+    /// POSTs one message already written; also returns the `Mcp-Session-Id` the target assigned, if any.
+    pub async fn post_payload(
+        &self,
+        payload: &Payload,
+        out: &Outbound<'_>,
+    ) -> Result<(Reply, Option<String>), UpstreamError> {
         // One deadline covers the credential, the headers and a JSON body (a stream's deadline is the relay's).
         let exchange = async {
-            let mut request = self.request(Method::POST, Bytes::from(body), out).await?;
+            let mut request = self.request(Method::POST, payload.body.clone(), out).await?;
             let headers = request.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             headers.insert(
@@ -245,7 +274,7 @@ impl Link {
                 HeaderValue::from_static("application/json, text/event-stream"),
             );
             if out.method_headers {
-                mcp_headers::add(headers, message);
+                payload.routing.write(headers);
                 for (name, value) in out.params {
                     headers.insert(name, value.clone());
                 }

@@ -11,7 +11,7 @@ pub mod target;
 pub mod tls;
 
 pub use error::UpstreamError;
-pub use link::{ExchangeGuard, Link};
+pub use link::{ExchangeGuard, Link, Payload};
 pub use reply::{MessageStream, Received, Reply};
 pub use session::LegacySession;
 pub use target::{Dialects, Target};

@@ -5,7 +5,7 @@ use crate::protocol::{LEGACY_VERSIONS, jsonrpc, method};
 use crate::telemetry::TraceContext;
 use crate::upstream::error::UpstreamError;
 use crate::upstream::final_response;
-use crate::upstream::link::{Link, Outbound};
+use crate::upstream::link::{Link, Outbound, Payload};
 use crate::upstream::reply::{MessageStream, Reply};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -62,7 +62,7 @@ impl LegacySession {
     /// shared session it differs from message to message); `None` uses the session's own.
     pub async fn send(
         &self,
-        message: &Value,
+        message: &Payload,
         trace: Option<&TraceContext>,
         acting: Option<&Acting>,
     ) -> Result<Reply, UpstreamError> {
@@ -81,7 +81,7 @@ impl LegacySession {
     async fn send_in(
         &self,
         negotiated: &Negotiated,
-        message: &Value,
+        message: &Payload,
         trace: Option<&TraceContext>,
         acting: Option<&Acting>,
     ) -> Result<Reply, UpstreamError> {
@@ -93,7 +93,7 @@ impl LegacySession {
             acting,
             params: &[],
         };
-        self.target.post(message, &out).await
+        self.target.post_payload(message, &out).await.map(|(reply, _)| reply)
     }
 
     /// Re-initializes unless another task already did since `seen_generation`. The write lock is held
