@@ -181,14 +181,7 @@ fn write_params(
                 name_written = true;
                 writer.value(key, &name);
             }
-            "ref" if rewrite.name_in_ref && name.is_some() => {
-                // Completions are rare next to calls: the reference is rebuilt as a tree.
-                let mut reference: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
-                if let Some(reference) = reference.as_object_mut() {
-                    reference.insert("name".into(), json!(name));
-                }
-                writer.value(key, &reference);
-            }
+            "ref" if rewrite.name_in_ref && name.is_some() => write_reference(writer.key(key), raw, name),
             "_meta" if raw.starts_with('{') => {
                 // A session-era target gets no `_meta` at all when nothing in it is for it.
                 let keeps_some = context.is_some()
@@ -210,6 +203,32 @@ fn write_params(
     }
     if message.param_raw("_meta").is_none() && (trace.is_some() || context.is_some()) {
         write_meta(writer.key("_meta"), std::iter::empty(), trace, context);
+    }
+    writer.finish();
+}
+
+/// Writes a completion's `ref` with the target's name in it; its other members are copied as they came (a
+/// tree would spell numbers its own way), and a `ref` that is not an object is copied whole.
+fn write_reference(out: &mut Vec<u8>, raw: &str, name: Option<&str>) {
+    let Ok(reference) = serde_json::from_str::<RawObject<'_>>(raw) else {
+        out.extend_from_slice(raw.as_bytes());
+        return;
+    };
+    let mut writer = ObjectWriter::start(out);
+    let mut name_written = false;
+    for (key, value) in reference.members() {
+        match key {
+            // A name given twice is written once, where the first one was.
+            "name" if name_written => {}
+            "name" => {
+                name_written = true;
+                writer.value(key, &name);
+            }
+            _ => writer.raw(key, value.get()),
+        }
+    }
+    if !name_written {
+        writer.value("name", &name);
     }
     writer.finish();
 }
