@@ -168,8 +168,7 @@ impl Members {
 
     /// The raw JSON text of a member.
     pub fn get<'a>(&self, holder: &'a str, key: &str) -> Option<&'a str> {
-        let (_, value) = self.members.iter().find(|(k, _)| k.resolve(holder) == key)?;
-        holder.get(value.clone())
+        holder.get(self.range_of(holder, key)?)
     }
 
     /// Where a member's raw JSON text lies in the holder.
@@ -188,11 +187,6 @@ impl Members {
         self.members
             .iter()
             .map(move |(k, v)| (k.resolve(holder), holder.get(v.clone()).unwrap_or_default()))
-    }
-
-    /// True when the object has no members.
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
     }
 }
 
