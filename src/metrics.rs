@@ -468,7 +468,8 @@ struct Recording {
 /// [`CallOutcome::ClientGone`] if dropped unfinished.
 pub struct CallRecord {
     recording: Option<Recording>,
-    audit: Option<(Arc<AuditLog>, AuditEntry)>,
+    // Boxed: a record lives in every call's future, and audit lines are off unless the operator asks.
+    audit: Option<Box<(Arc<AuditLog>, AuditEntry)>>,
     started: Instant,
 }
 
@@ -484,7 +485,7 @@ impl CallRecord {
 
     /// Also writes `entry` (completed with the outcome and latency) to the audit trail when the call ends.
     pub fn audit(&mut self, log: Arc<AuditLog>, entry: AuditEntry) {
-        self.audit = Some((log, entry));
+        self.audit = Some(Box::new((log, entry)));
     }
 
     /// Records the outcome and the time since the request was routed (once; later calls do nothing).
@@ -494,7 +495,8 @@ impl CallRecord {
 
     fn record(&mut self, outcome: CallOutcome) {
         let elapsed = self.started.elapsed();
-        if let Some((log, mut entry)) = self.audit.take() {
+        if let Some(audit) = self.audit.take() {
+            let (log, mut entry) = *audit;
             entry.outcome = outcome.as_str();
             entry.latency_ms = elapsed.as_secs_f64() * 1e3;
             log.write(entry);

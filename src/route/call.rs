@@ -221,190 +221,193 @@ fn routed_method(name: &str) -> &'static str {
 }
 
 /// Routes a request to the target that owns what it names.
-pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
-    let id = inbound.id();
-    let wanted = match wanted(&inbound.message) {
-        Ok(wanted) => wanted,
-        Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
-    };
-    let method_label = routed_method(inbound.message.method());
-    let tool = match &wanted {
-        Wanted::Named(ItemKind::Tools, name) => Some(&**name),
-        _ => None,
-    };
-    let mut snapshot = router.snapshot();
-    let mut found = lookup(&snapshot, &wanted);
-    if found.is_err() {
-        if let Some((target, error)) = down_target_error(&snapshot, &wanted) {
-            router
-                .metrics
-                .call(&target, method_label, tool)
-                .finish(CallOutcome::Unavailable);
-            return Outcome::error(id, jsonrpc::TARGET_UNAVAILABLE, error);
+#[expect(clippy::manual_async_fn, reason = "an async fn would hold `inbound` twice")]
+pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Outcome> + '_ {
+    async move {
+        let id = inbound.id();
+        let wanted = match wanted(&inbound.message) {
+            Ok(wanted) => wanted,
+            Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
+        };
+        let method_label = routed_method(inbound.message.method());
+        let tool = match &wanted {
+            Wanted::Named(ItemKind::Tools, name) => Some(&**name),
+            _ => None,
+        };
+        let mut snapshot = router.snapshot();
+        let mut found = lookup(&snapshot, &wanted);
+        if found.is_err() {
+            if let Some((target, error)) = down_target_error(&snapshot, &wanted) {
+                router
+                    .metrics
+                    .call(&target, method_label, tool)
+                    .finish(CallOutcome::Unavailable);
+                return Outcome::error(id, jsonrpc::TARGET_UNAVAILABLE, error);
+            }
+            // A miss may mean a target changed its list without telling us: refresh (rate-limited) and look again.
+            router.refresh_after_miss().await;
+            snapshot = router.snapshot();
+            found = lookup(&snapshot, &wanted);
         }
-        // A miss may mean a target changed its list without telling us: refresh (rate-limited) and look again.
-        router.refresh_after_miss().await;
-        snapshot = router.snapshot();
-        found = lookup(&snapshot, &wanted);
-    }
-    let destination = match found {
-        Ok(destination) => destination,
-        Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
-    };
-    // A 2026-07-28 client mirrors the tool's annotated arguments into headers; they must match the body.
-    // The arguments are read as a tree only when there are such headers to check or to write.
-    let params = destination.params.as_deref().unwrap_or_default();
-    let arguments = (!params.is_empty() || !inbound.param_headers.is_empty())
-        .then(|| inbound.message.param_value("arguments"))
-        .flatten();
-    let arguments = arguments.as_ref();
-    if matches!(inbound.caller, Caller::Stateless(_))
-        && let Err(problem) = params::check(params, arguments, &inbound.param_headers)
-    {
-        return Outcome::error(id, jsonrpc::HEADER_MISMATCH, problem.to_string());
-    }
-    // Whatever the client's era, a 2026-07-28 target gets the headers its tool declares.
-    let param_headers = params::headers_for(params, arguments);
-    let principal = inbound.acting.as_deref().map(Acting::current);
-    let verdict = snapshot.config.policy.as_deref().map(|policy| {
-        let (kind, exposed) = match &wanted {
-            Wanted::Named(kind, name) => (*kind, &**name),
-            Wanted::Uri(uri) => (ItemKind::Resources, &**uri),
+        let destination = match found {
+            Ok(destination) => destination,
+            Err(problem) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, problem.to_string()),
         };
-        let item = decide::Item {
-            kind,
-            exposed,
-            upstream: destination.rewrite.as_deref().unwrap_or(exposed),
-            target: &destination.target,
+        // A 2026-07-28 client mirrors the tool's annotated arguments into headers; they must match the body.
+        // The arguments are read as a tree only when there are such headers to check or to write.
+        let params = destination.params.as_deref().unwrap_or_default();
+        let arguments = (!params.is_empty() || !inbound.param_headers.is_empty())
+            .then(|| inbound.message.param_value("arguments"))
+            .flatten();
+        let arguments = arguments.as_ref();
+        if matches!(inbound.caller, Caller::Stateless(_))
+            && let Err(problem) = params::check(params, arguments, &inbound.param_headers)
+        {
+            return Outcome::error(id, jsonrpc::HEADER_MISMATCH, problem.to_string());
+        }
+        // Whatever the client's era, a 2026-07-28 target gets the headers its tool declares.
+        let param_headers = params::headers_for(params, arguments);
+        let principal = inbound.acting.as_deref().map(Acting::current);
+        let verdict = snapshot.config.policy.as_deref().map(|policy| {
+            let (kind, exposed) = match &wanted {
+                Wanted::Named(kind, name) => (*kind, &**name),
+                Wanted::Uri(uri) => (ItemKind::Resources, &**uri),
+            };
+            let item = decide::Item {
+                kind,
+                exposed,
+                upstream: destination.rewrite.as_deref().unwrap_or(exposed),
+                target: &destination.target,
+            };
+            decide::decide(policy, principal.as_deref(), router.profile.as_deref(), &item)
+        });
+        let mut record = router.metrics.call(&destination.target, method_label, tool);
+        let (span, trace) = if router.tracing {
+            let span = telemetry::call_span(method_label, &destination.target, tool, inbound.trace.as_ref());
+            // A span nobody records (no exporter listening) has no context; the client's is passed on then.
+            let trace = telemetry::context_of(&span).or_else(|| inbound.trace.clone());
+            (span, trace)
+        } else {
+            (Span::none(), inbound.trace.clone())
         };
-        decide::decide(policy, principal.as_deref(), router.profile.as_deref(), &item)
-    });
-    let mut record = router.metrics.call(&destination.target, method_label, tool);
-    let (span, trace) = if router.tracing {
-        let span = telemetry::call_span(method_label, &destination.target, tool, inbound.trace.as_ref());
-        // A span nobody records (no exporter listening) has no context; the client's is passed on then.
-        let trace = telemetry::context_of(&span).or_else(|| inbound.trace.clone());
-        (span, trace)
-    } else {
-        (Span::none(), inbound.trace.clone())
-    };
-    if router.audit.is_on() && AUDITED.contains(&method_label) {
-        let entry = audit_entry(
-            router,
-            &inbound,
-            &wanted,
-            &destination,
-            trace.as_ref(),
-            verdict.as_ref(),
-            principal.as_deref(),
-        );
-        record.audit(router.audit.clone(), entry);
-    }
-    if let Some(denied) = verdict.filter(|v| !v.allowed) {
-        let name = wanted.text();
-        tracing::info!(name, target_name = %destination.target, rule = %denied.rule, "call denied by policy");
-        let message = format!("`{name}` is denied by policy (rule `{}`)", denied.rule);
-        return failed(&mut record, id, jsonrpc::DENIED_BY_POLICY, message);
-    }
-    let Some(slot) = snapshot.slot(&destination.target) else {
-        let message = format!("target `{}` is not configured any more", destination.target);
-        return failed(&mut record, id, jsonrpc::TARGET_UNAVAILABLE, message);
-    };
-    let Some(target) = slot.target.clone() else {
-        let error = slot.state().error.unwrap_or_default();
-        return failed(&mut record, id, jsonrpc::TARGET_UNAVAILABLE, error);
-    };
-    let stateless = matches!(inbound.caller, Caller::Stateless(_));
-    let parked_state = inbound
-        .message
-        .param_str(mrtr::REQUEST_STATE)
-        .filter(|state| stateless && state.starts_with(park::STATE_PREFIX))
-        .map(Cow::into_owned);
-    if let Some(state) = parked_state {
-        let retry = Retry {
-            state: &state,
-            target: &target,
-            inbound: &inbound,
-            id,
+        if router.audit.is_on() && AUDITED.contains(&method_label) {
+            let entry = audit_entry(
+                router,
+                &inbound,
+                &wanted,
+                &destination,
+                trace.as_ref(),
+                verdict.as_ref(),
+                principal.as_deref(),
+            );
+            record.audit(router.audit.clone(), entry);
+        }
+        if let Some(denied) = verdict.filter(|v| !v.allowed) {
+            let name = wanted.text();
+            tracing::info!(name, target_name = %destination.target, rule = %denied.rule, "call denied by policy");
+            let message = format!("`{name}` is denied by policy (rule `{}`)", denied.rule);
+            return failed(&mut record, id, jsonrpc::DENIED_BY_POLICY, message);
+        }
+        let Some(slot) = snapshot.slot(&destination.target) else {
+            let message = format!("target `{}` is not configured any more", destination.target);
+            return failed(&mut record, id, jsonrpc::TARGET_UNAVAILABLE, message);
+        };
+        let Some(target) = slot.target.clone() else {
+            let error = slot.state().error.unwrap_or_default();
+            return failed(&mut record, id, jsonrpc::TARGET_UNAVAILABLE, error);
+        };
+        let stateless = matches!(inbound.caller, Caller::Stateless(_));
+        let parked_state = inbound
+            .message
+            .param_str(mrtr::REQUEST_STATE)
+            .filter(|state| stateless && state.starts_with(park::STATE_PREFIX))
+            .map(Cow::into_owned);
+        if let Some(state) = parked_state {
+            let retry = Retry {
+                state: &state,
+                target: &target,
+                inbound: &inbound,
+                id,
+                trace,
+                span: span.clone(),
+            };
+            // A retry of a parked call is rare next to plain calls: its future lives on the heap.
+            return Box::pin(resume_parked(router, retry, record).instrument(span)).await;
+        }
+        // A 2026-07-28 client that can answer requests gets a session of its own at a session-era target
+        // (a target already known to speak 2026-07-28 needs none, so nothing is built for it).
+        let maybe_legacy = target.known_dialects().is_none_or(|d| d.preferred() == Era::Legacy);
+        let answering = (stateless && maybe_legacy)
+            .then(|| answering_context(&inbound.message))
+            .flatten();
+        let opened = match (&inbound.caller, &answering) {
+            (Caller::Session(session), _) => session.channel(router, &target).await.map(|c| (c, false)),
+            (Caller::Stateless(context), None) => Channel::open(&target, context, false, inbound.acting.clone())
+                .await
+                .map(|c| (c, false)),
+            (Caller::Stateless(_), Some(context)) => {
+                Box::pin(Channel::open_for_call(&target, context, inbound.acting.clone())).await
+            }
+        };
+        let (channel, own_session) = match opened {
+            Ok(opened) => opened,
+            Err(error) => return failed(&mut record, id, error.code(), error.to_string()),
+        };
+        let parking = match (own_session, &answering) {
+            (true, Some(context)) => {
+                // Open before the call goes out: TypeScript SDK servers send requests tied to no call only on a
+                // stream that already exists.
+                let side = match channel.legacy_session() {
+                    Some(session) => Box::pin(session.open_stream()).await.ok().flatten(),
+                    None => None,
+                };
+                Some(Box::new(Parking {
+                    parks: router.parked.clone(),
+                    capabilities: context.capabilities.clone(),
+                    subject: principal.as_ref().map(|p| p.subject.clone()),
+                    side,
+                }))
+            }
+            _ => None,
+        };
+        let method_name = inbound.message.method();
+        if matches!(method_name, method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE)
+            && channel.era() == Era::Modern
+        {
+            // Only session-era clients send these (the 2026-07-28 wire refused them earlier).
+            let (Some(session), Some(uri)) = (inbound.caller.session(), inbound.message.param_str("uri")) else {
+                let message = "resources/subscribe needs a session and params.uri".to_owned();
+                return failed(&mut record, id, jsonrpc::INVALID_PARAMS, message);
+            };
+            let watch = method_name == method::RESOURCES_SUBSCRIBE;
+            return match Box::pin(subscribe::change(session, &channel, &uri, watch)).await {
+                Ok(()) => {
+                    record.finish(CallOutcome::Ok);
+                    Outcome::Message(jsonrpc::result(id, json!({})))
+                }
+                Err(error) => failed(&mut record, id, error.code(), error.to_string()),
+            };
+        }
+        let rewrite = Rewrite {
+            id: target.next_request_id(),
+            name: destination.rewrite,
+            name_in_ref: method_name == method::COMPLETE,
+        };
+        let call = forward::forward(Forward {
+            era: inbound.caller.era(),
+            session: inbound.caller.session().cloned(),
+            message: Outgoing::Relayed(inbound.message, rewrite),
+            channel,
+            client_id: id,
+            record,
             trace,
             span: span.clone(),
-        };
-        // A retry of a parked call is rare next to plain calls: its future lives on the heap.
-        return Box::pin(resume_parked(router, retry, record).instrument(span)).await;
+            original: None,
+            parking,
+            param_headers,
+        });
+        call.instrument(span).await
     }
-    // A 2026-07-28 client that can answer requests gets a session of its own at a session-era target
-    // (a target already known to speak 2026-07-28 needs none, so nothing is built for it).
-    let maybe_legacy = target.known_dialects().is_none_or(|d| d.preferred() == Era::Legacy);
-    let answering = (stateless && maybe_legacy)
-        .then(|| answering_context(&inbound.message))
-        .flatten();
-    let opened = match (&inbound.caller, &answering) {
-        (Caller::Session(session), _) => session.channel(router, &target).await.map(|c| (c, false)),
-        (Caller::Stateless(context), None) => Channel::open(&target, context, false, inbound.acting.clone())
-            .await
-            .map(|c| (c, false)),
-        (Caller::Stateless(_), Some(context)) => {
-            Box::pin(Channel::open_for_call(&target, context, inbound.acting.clone())).await
-        }
-    };
-    let (channel, own_session) = match opened {
-        Ok(opened) => opened,
-        Err(error) => return failed(&mut record, id, error.code(), error.to_string()),
-    };
-    let parking = match (own_session, &answering) {
-        (true, Some(context)) => {
-            // Open before the call goes out: TypeScript SDK servers send requests tied to no call only on a
-            // stream that already exists.
-            let side = match channel.legacy_session() {
-                Some(session) => Box::pin(session.open_stream()).await.ok().flatten(),
-                None => None,
-            };
-            Some(Parking {
-                parks: router.parked.clone(),
-                capabilities: context.capabilities.clone(),
-                subject: principal.as_ref().map(|p| p.subject.clone()),
-                side,
-            })
-        }
-        _ => None,
-    };
-    let method_name = inbound.message.method();
-    if matches!(method_name, method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE)
-        && channel.era() == Era::Modern
-    {
-        // Only session-era clients send these (the 2026-07-28 wire refused them earlier).
-        let (Some(session), Some(uri)) = (inbound.caller.session(), inbound.message.param_str("uri")) else {
-            let message = "resources/subscribe needs a session and params.uri".to_owned();
-            return failed(&mut record, id, jsonrpc::INVALID_PARAMS, message);
-        };
-        let watch = method_name == method::RESOURCES_SUBSCRIBE;
-        return match Box::pin(subscribe::change(session, &channel, &uri, watch)).await {
-            Ok(()) => {
-                record.finish(CallOutcome::Ok);
-                Outcome::Message(jsonrpc::result(id, json!({})))
-            }
-            Err(error) => failed(&mut record, id, error.code(), error.to_string()),
-        };
-    }
-    let rewrite = Rewrite {
-        id: target.next_request_id(),
-        name: destination.rewrite,
-        name_in_ref: method_name == method::COMPLETE,
-    };
-    let call = forward::forward(Forward {
-        era: inbound.caller.era(),
-        session: inbound.caller.session().cloned(),
-        message: Outgoing::Relayed(inbound.message, rewrite),
-        channel,
-        client_id: id,
-        record,
-        trace,
-        span: span.clone(),
-        original: None,
-        parking,
-        param_headers,
-    });
-    call.instrument(span).await
 }
 
 /// Records a call that failed before it was sent and answers the client.
@@ -495,12 +498,12 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
         trace,
         span,
         original: None,
-        parking: Some(Parking {
+        parking: Some(Box::new(Parking {
             parks: router.parked.clone(),
             capabilities,
             subject,
             side: None,
-        }),
+        })),
         param_headers: Vec::new(),
     };
     forward::resume(forward, parked)

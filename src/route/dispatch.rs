@@ -11,57 +11,63 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Routes one message from a client.
-pub async fn handle(router: &Arc<Router>, inbound: Inbound) -> Outcome {
-    match inbound.message.kind {
-        jsonrpc::Kind::Request => request(router, inbound).await,
-        jsonrpc::Kind::Notification => {
-            notification(&inbound);
-            Outcome::Accepted
-        }
-        jsonrpc::Kind::Response => {
-            client_response(&inbound);
-            Outcome::Accepted
+#[expect(clippy::manual_async_fn, reason = "an async fn would hold `inbound` twice")]
+pub fn handle(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Outcome> + '_ {
+    async move {
+        match inbound.message.kind {
+            jsonrpc::Kind::Request => request(router, inbound).await,
+            jsonrpc::Kind::Notification => {
+                notification(&inbound);
+                Outcome::Accepted
+            }
+            jsonrpc::Kind::Response => {
+                client_response(&inbound);
+                Outcome::Accepted
+            }
         }
     }
 }
 
-async fn request(router: &Arc<Router>, inbound: Inbound) -> Outcome {
-    let era = inbound.caller.era();
-    let id = inbound.id();
-    let answer = |result: Value| Outcome::Message(jsonrpc::result(id.clone(), own::finish(era, result)));
-    let name = inbound.message.method();
-    if let Some(kind) = ItemKind::from_list_method(name) {
-        return own::list_page(router, &inbound, kind);
-    }
-    if era == Era::Modern && method::REMOVED_IN_MODERN.contains(&name) {
-        return Outcome::error(
-            id,
-            jsonrpc::METHOD_NOT_FOUND,
-            format!("method `{name}` does not exist in 2026-07-28"),
-        );
-    }
-    match name {
-        method::PING => answer(json!({})),
-        method::DISCOVER => answer(own::discover_result(&router.snapshot())),
-        method::SET_LEVEL => {
-            set_level(&inbound);
-            answer(json!({}))
+#[expect(clippy::manual_async_fn, reason = "an async fn would hold `inbound` twice")]
+fn request(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Outcome> + '_ {
+    async move {
+        let era = inbound.caller.era();
+        let id = inbound.id();
+        let answer = |result: Value| Outcome::Message(jsonrpc::result(id.clone(), own::finish(era, result)));
+        let name = inbound.message.method();
+        if let Some(kind) = ItemKind::from_list_method(name) {
+            return own::list_page(router, &inbound, kind);
         }
-        // Rarer than calls and with futures of their own size: kept on the heap so a call's stays small.
-        method::LISTEN => Box::pin(listen::listen(router, inbound)).await,
-        method::TOOLS_CALL
-        | method::PROMPTS_GET
-        | method::COMPLETE
-        | method::RESOURCES_READ
-        | method::RESOURCES_SUBSCRIBE
-        | method::RESOURCES_UNSUBSCRIBE => call::route(router, inbound).await,
-        name if tasks::is_task_method(name) => Box::pin(tasks::route(router, inbound)).await,
-        method::INITIALIZE => Outcome::error(id, jsonrpc::INVALID_REQUEST, "this session is already initialized"),
-        other => Outcome::error(
-            id,
-            jsonrpc::METHOD_NOT_FOUND,
-            format!("method `{other}` is not supported by mcplex"),
-        ),
+        if era == Era::Modern && method::REMOVED_IN_MODERN.contains(&name) {
+            return Outcome::error(
+                id,
+                jsonrpc::METHOD_NOT_FOUND,
+                format!("method `{name}` does not exist in 2026-07-28"),
+            );
+        }
+        match name {
+            method::PING => answer(json!({})),
+            method::DISCOVER => answer(own::discover_result(&router.snapshot())),
+            method::SET_LEVEL => {
+                set_level(&inbound);
+                answer(json!({}))
+            }
+            // Rarer than calls and with futures of their own size: kept on the heap so a call's stays small.
+            method::LISTEN => Box::pin(listen::listen(router, inbound)).await,
+            method::TOOLS_CALL
+            | method::PROMPTS_GET
+            | method::COMPLETE
+            | method::RESOURCES_READ
+            | method::RESOURCES_SUBSCRIBE
+            | method::RESOURCES_UNSUBSCRIBE => call::route(router, inbound).await,
+            name if tasks::is_task_method(name) => Box::pin(tasks::route(router, inbound)).await,
+            method::INITIALIZE => Outcome::error(id, jsonrpc::INVALID_REQUEST, "this session is already initialized"),
+            other => Outcome::error(
+                id,
+                jsonrpc::METHOD_NOT_FOUND,
+                format!("method `{other}` is not supported by mcplex"),
+            ),
+        }
     }
 }
 

@@ -45,7 +45,8 @@ pub struct Forward {
     pub original: Option<Value>,
     /// For a 2026-07-28 client calling a session-era target: where the call is parked when the target
     /// asks for input mid-call, what the client can answer, and the session the call opened for itself.
-    pub parking: Option<Parking>,
+    /// Boxed: few calls need it, and `Forward` lives in every call's future.
+    pub parking: Option<Box<Parking>>,
     /// The `Mcp-Param-*` headers the called tool declares, for a 2026-07-28 target (also on bridged retries).
     pub param_headers: Vec<(HeaderName, HeaderValue)>,
 }
