@@ -100,11 +100,11 @@ impl Message {
         if id.is_some() && !id_ok {
             return Err(invalid("`id` must be a string or a number"));
         }
-        let method = raw("method").map(|raw| (raw, raw::string(raw)));
+        let method = raw("method").map(raw::string);
         let kind = match &method {
-            Some((_, Some(_))) if id_ok => Kind::Request,
-            Some((_, Some(_))) => Kind::Notification,
-            Some((_, None)) => return Err(invalid("`method` must be a string")),
+            Some(Some(_)) if id_ok => Kind::Request,
+            Some(Some(_)) => Kind::Notification,
+            Some(None) => return Err(invalid("`method` must be a string")),
             None if id_ok && (top.has(&text, "result") ^ top.has(&text, "error")) => Kind::Response,
             None => {
                 return Err(invalid(
@@ -129,7 +129,7 @@ impl Message {
             .and_then(|params| params.range_of(&text, "_meta"))
             .filter(|range| text[range.clone()].starts_with('{'))
             .and_then(|range| Members::index(&text, range).ok());
-        let method = method.and_then(|(_, name)| Some(Span::locate(&text, name?)));
+        let method = method.flatten().map(|name| Span::locate(&text, name));
         Ok(Self {
             kind,
             top,

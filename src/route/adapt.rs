@@ -1,12 +1,15 @@
 //! Era adaptation: what changes in a message when the client and the target speak different eras
 //! (`_meta` added or stripped on requests, `resultType` added or removed on results).
 
+use crate::protocol::headers::{self, Routing};
 use crate::protocol::raw::{ObjectWriter, RawMessage, RawObject};
 use crate::protocol::{ClientContext, Era, MODERN_VERSION, jsonrpc, meta, tasks};
 use crate::telemetry::TraceContext;
+use crate::upstream::Payload;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 fn meta_of(message: &mut Value) -> Option<&mut Map<String, Value>> {
@@ -109,6 +112,44 @@ impl Outgoing {
         }
         tree
     }
+
+    /// The message as it goes to a target of `era`: its `_meta` adapted (requests and notifications only,
+    /// for trees), its text written, and for a 2026-07-28 target the `Mcp-Method`/`Mcp-Name` values.
+    pub fn into_payload(self, trace: Option<&TraceContext>, era: MetaFor<'_>) -> Payload {
+        let is_call = self.has_method();
+        match self {
+            Self::Tree(mut message) => {
+                match era {
+                    _ if !is_call => {}
+                    MetaFor::Modern(context) => add_modern_meta(&mut message, context),
+                    MetaFor::Legacy => strip_modern_meta(&mut message),
+                }
+                Payload::of(&message)
+            }
+            Self::Relayed(message, rewrite) => {
+                let routing = match era {
+                    MetaFor::Modern(_) => routing_of(&message, &rewrite),
+                    MetaFor::Legacy => Routing::default(),
+                };
+                Payload {
+                    body: write_request(&message, &rewrite, trace, era).into(),
+                    routing,
+                }
+            }
+        }
+    }
+}
+
+/// The routing headers of a relayed request: `Mcp-Name` mirrors the name the target will read, which is
+/// the rewritten one when mcplex writes it back into `params.name`.
+fn routing_of(message: &jsonrpc::Message, rewrite: &Rewrite) -> Routing {
+    let method = message.method();
+    let name = match headers::name_field(method) {
+        Some("name") if !rewrite.name_in_ref && rewrite.name.is_some() => rewrite.name.as_deref().map(Cow::Borrowed),
+        Some(field) => message.param_str(field),
+        None => None,
+    };
+    Routing::new(method, name.as_deref())
 }
 
 /// The `_meta` a target of `era` needs: a 2026-07-28 target gets the client context added (what the

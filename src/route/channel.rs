@@ -1,15 +1,13 @@
 //! A way to send messages to one target in the right era, on behalf of one kind of client.
 
 use crate::identity::Acting;
-use crate::protocol::headers::{self, Routing};
 use crate::protocol::{ClientContext, Era, MODERN_VERSION};
-use crate::route::adapt::{MetaFor, Outgoing, add_modern_meta, strip_modern_meta, write_request};
+use crate::route::adapt::{MetaFor, Outgoing};
 use crate::telemetry::TraceContext;
-use crate::upstream::link::{Outbound, Payload};
+use crate::upstream::link::Outbound;
 use crate::upstream::{LegacySession, Link, Reply, Target, UpstreamError};
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
-use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Background sends (notifications, answers to a target's requests) under way to one target at most.
@@ -142,43 +140,11 @@ impl Channel {
         let acting = self.acting.as_deref();
         match &self.way {
             Way::Legacy(session) => {
-                let payload = match message {
-                    Outgoing::Tree(mut message) => {
-                        if is_call {
-                            strip_modern_meta(&mut message);
-                        }
-                        Payload::of(&message)
-                    }
-                    Outgoing::Relayed(message, rewrite) => Payload {
-                        body: write_request(&message, &rewrite, trace, MetaFor::Legacy).into(),
-                        routing: Routing::default(),
-                    },
-                };
+                let payload = message.into_payload(trace, MetaFor::Legacy);
                 session.send(&payload, trace, acting).await
             }
             Way::Modern { target, context } => {
-                let payload = match message {
-                    Outgoing::Tree(mut message) => {
-                        if is_call {
-                            add_modern_meta(&mut message, context);
-                        }
-                        Payload::of(&message)
-                    }
-                    Outgoing::Relayed(message, rewrite) => {
-                        let method = message.method();
-                        let name = match headers::name_field(method) {
-                            Some("name") if !rewrite.name_in_ref && rewrite.name.is_some() => {
-                                rewrite.name.as_deref().map(Cow::Borrowed)
-                            }
-                            Some(field) => message.param_str(field),
-                            None => None,
-                        };
-                        Payload {
-                            routing: Routing::new(method, name.as_deref()),
-                            body: write_request(&message, &rewrite, trace, MetaFor::Modern(context)).into(),
-                        }
-                    }
-                };
+                let payload = message.into_payload(trace, MetaFor::Modern(context));
                 let out = Outbound {
                     protocol_version: Some(MODERN_VERSION),
                     method_headers: is_call,
