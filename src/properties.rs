@@ -97,6 +97,49 @@ fn any_request() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Writes `value` as JSON text with the whitespace `spaces` gives between tokens, each key with a
+/// `\u` escape for its first letter when `escape` says so: the spellings a compact writer never makes.
+fn spaced_json(value: &Value, spaces: &mut impl Iterator<Item = (&'static str, bool)>, out: &mut String) {
+    fn space(spaces: &mut impl Iterator<Item = (&'static str, bool)>, out: &mut String) -> bool {
+        let (text, escape) = spaces.next().unwrap_or(("", false));
+        out.push_str(text);
+        escape
+    }
+    match value {
+        Value::Object(members) => {
+            out.push('{');
+            for (at, (key, member)) in members.iter().enumerate() {
+                if at > 0 {
+                    out.push(',');
+                }
+                let escape = space(spaces, out);
+                match key.chars().next() {
+                    Some(first) if escape => {
+                        out.push_str(&format!("\"\\u{:04x}", first as u32));
+                        out.push_str(&serde_json::to_string(&key[first.len_utf8()..]).unwrap_or_default()[1..]);
+                    }
+                    _ => out.push_str(&serde_json::to_string(key).unwrap_or_default()),
+                }
+                space(spaces, out);
+                out.push(':');
+                space(spaces, out);
+                spaced_json(member, spaces, out);
+                space(spaces, out);
+            }
+            space(spaces, out);
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The members of an indexed object as a list of key and value, for comparing with a tree's.
+fn members_of<'a>(members: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, Value)> {
+    members
+        .map(|(key, raw)| (key.to_owned(), serde_json::from_str(raw).unwrap_or(Value::Null)))
+        .collect()
+}
+
 proptest! {
     #[test]
     fn the_envelope_parser_takes_any_json(value in any_json()) {
@@ -109,6 +152,94 @@ proptest! {
             prop_assert_eq!(message.to_value(), tree.clone());
             let params = message.params_value();
             prop_assert_eq!(params.as_ref(), tree.get("params"));
+        }
+    }
+
+    /// The one-pass index of the envelope, `params` and `params._meta` reads what a tree of the same
+    /// text holds, whatever the whitespace, however keys are escaped, and when a member comes twice
+    /// (first place, last value).
+    #[test]
+    fn the_envelope_index_agrees_with_a_tree_of_any_spelling(
+        request in any_request(),
+        spaces in prop::collection::vec((prop_oneof![Just(""), Just(" "), Just("\n\t "), Just("\r\n")], prop::bool::weighted(0.2)), 0..64),
+        earlier in prop::option::of(prop_oneof![Just(r#""params":{"_meta":{"x":1},"name":"early"},"#), Just(r#""params":7,"#), Just(r#""_meta":{},"#)]),
+    ) {
+        let mut text = String::new();
+        spaced_json(&request, &mut spaces.into_iter().cycle(), &mut text);
+        if let Some(earlier) = earlier {
+            text.insert_str(1, earlier);
+        }
+        let tree: Value = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+        let message = match jsonrpc::Message::parse(text.clone().into()) {
+            Ok(message) => message,
+            // Valid JSON that is not a valid request (`params` of another kind) is refused as such.
+            Err(jsonrpc::Unreadable::Invalid(_)) if tree.get("params").is_some_and(|p| !p.is_object() && !p.is_array()) => return Ok(()),
+            Err(error) => return Err(TestCaseError::fail(format!("{error}: {text}"))),
+        };
+        let object = |value: Option<&Value>| value.and_then(Value::as_object).map(|members| {
+            members.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
+        });
+        prop_assert_eq!(Some(members_of(message.members())), object(Some(&tree)), "{}", text);
+        let params = tree.get("params").filter(|p| p.is_object());
+        prop_assert_eq!(message.params().map(members_of), object(params), "{}", text);
+        prop_assert_eq!(message.meta().map(members_of), object(params.and_then(|p| p.get("_meta"))), "{}", text);
+        let params_value = message.params_value();
+        prop_assert_eq!(params_value.as_ref(), tree.get("params"));
+    }
+
+    /// A target's answer is rewritten as a tree would be: the client's id, `resultType` for the client's
+    /// era, a task's id with its target in front, everything else as it came, whatever its spelling.
+    #[test]
+    fn a_response_is_rewritten_as_the_tree_path_would(
+        result in prop::option::of(prop::collection::vec((prop_oneof![Just("resultType".to_string()), Just("taskId".to_string()), Just("isError".to_string()), Just("content".to_string()), "[a-z]{0,4}"], prop_oneof![Just(json!("complete")), Just(json!("input_required")), Just(json!(true)), Just(json!("t-1"))]), 0..5)),
+        error in prop::option::of(any_json()),
+        extra in prop::option::of(any_json()),
+        spaces in prop::collection::vec((prop_oneof![Just(""), Just(" "), Just("\n ")], prop::bool::weighted(0.1)), 0..32),
+        modern in any::<bool>(),
+    ) {
+        let mut response = Map::new();
+        response.insert("jsonrpc".into(), json!("2.0"));
+        response.insert("id".into(), json!(9));
+        if let Some(result) = result {
+            response.insert("result".into(), Value::Object(result.into_iter().collect()));
+        }
+        if let Some(error) = error {
+            response.insert("error".into(), error);
+        }
+        if let Some(extra) = extra {
+            response.insert("x-extra".into(), extra);
+        }
+        let mut text = String::new();
+        spaced_json(&Value::Object(response), &mut spaces.into_iter().cycle(), &mut text);
+        let tree: Value = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let era = if modern { Era::Modern } else { Era::Legacy };
+        let rewritten = adapt::rewrite_response(&RawMessage::new(text.clone()), &json!("client-1"), era, "t");
+        let has_answer = tree.get("result").is_some() || tree.get("error").is_some();
+        let mut expected = tree.clone();
+        expected["id"] = json!("client-1");
+        let mut refused = false;
+        if let Some(result) = expected.get_mut("result").and_then(Value::as_object_mut) {
+            match (era, result.get("resultType").cloned()) {
+                (Era::Legacy, Some(Value::String(kind))) if kind != "complete" => refused = true,
+                (Era::Legacy, _) => { result.shift_remove("resultType"); }
+                (Era::Modern, Some(Value::String(_))) => {}
+                (Era::Modern, _) => { result.insert("resultType".into(), json!("complete")); }
+            }
+            if let (Era::Modern, Some(Value::String(task))) = (era, result.get("taskId").cloned()) {
+                result.insert("taskId".into(), json!(crate::route::tasks::client_task_id("t", &task)));
+            }
+        }
+        match rewritten {
+            Ok(rewritten) => {
+                prop_assert!(has_answer && !refused, "{}", text);
+                let written: Value = serde_json::from_slice(&rewritten.json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(written, expected, "{}", text);
+                prop_assert_eq!(rewritten.tool_error, tree["result"]["isError"] == json!(true));
+                prop_assert_eq!(rewritten.error_code, tree["error"]["code"].as_i64());
+            }
+            Err(adapt::AdaptError::NotResponse { .. }) => prop_assert!(!has_answer, "{}", text),
+            Err(adapt::AdaptError::InputRequired { .. }) => prop_assert!(refused, "{}", text),
+            Err(other) => prop_assert!(false, "{}: {}", other, text),
         }
     }
 

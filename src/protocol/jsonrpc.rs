@@ -81,8 +81,9 @@ impl Message {
     /// Reads a message from a body: JSON first (else [`Unreadable::NotJson`]), then its envelope.
     pub fn parse(body: Bytes) -> Result<Self, Unreadable> {
         let text = String::from_utf8(Vec::from(body)).map_err(|e| Unreadable::NotText(e.utf8_error()))?;
-        let top = match Members::index(&text, 0..text.len()) {
-            Ok(top) => top,
+        // The envelope, `params` and `params._meta` in one pass over the text.
+        let (top, [params, meta]) = match Members::index_path(&text, 0..text.len(), ["params", "_meta"]) {
+            Ok(indexed) => indexed,
             Err(error) => return Err(not_an_object(&text, error)),
         };
         let raw = |key: &str| top.get(&text, key);
@@ -120,15 +121,6 @@ impl Message {
                 return Err(invalid("`params` must be an object"));
             }
         }
-        // The members were checked as JSON when the top level was read, so indexing cannot fail here.
-        let params = params_at
-            .filter(|range| text[range.clone()].starts_with('{'))
-            .and_then(|range| Members::index(&text, range).ok());
-        let meta = params
-            .as_ref()
-            .and_then(|params| params.range_of(&text, "_meta"))
-            .filter(|range| text[range.clone()].starts_with('{'))
-            .and_then(|range| Members::index(&text, range).ok());
         let method = method.flatten().map(|name| Span::locate(&text, name));
         Ok(Self {
             kind,

@@ -2,7 +2,7 @@
 //! stay raw, so a 10 MB result is relayed without building (and holding) a tree of it.
 
 use bytes::Bytes;
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -28,6 +28,11 @@ impl RawMessage {
     /// Takes the text.
     pub fn into_bytes(self) -> Bytes {
         self.0
+    }
+
+    /// The message as text; an error when it is not UTF-8 (then it is not JSON either).
+    pub fn text(&self) -> Result<&str, serde_json::Error> {
+        std::str::from_utf8(&self.0).map_err(serde::de::Error::custom)
     }
 
     /// The top-level members, values unparsed; an error when the text is not a JSON object.
@@ -60,8 +65,7 @@ impl<'a> RawObject<'a> {
 
     /// A member that is a JSON string, unescaped.
     pub fn str(&self, key: &str) -> Option<Cow<'a, str>> {
-        let raw = self.get(key)?;
-        serde_json::from_str::<Cow<'a, str>>(raw.get()).ok()
+        string(self.get(key)?.get())
     }
 
     /// A member parsed as a tree (for small members such as `id` or `error`).
@@ -87,7 +91,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
 
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut members = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                while let Some(key) = map.next_key::<Cow<'a, str>>()? {
+                while let Some(Key(key)) = map.next_key::<Key<'a>>()? {
                     let value: &'a RawValue = map.next_value()?;
                     members.push((key, value));
                 }
@@ -95,6 +99,36 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
             }
         }
         deserializer.deserialize_map(Members(std::marker::PhantomData))
+    }
+}
+
+/// An object's key, borrowed from the input unless it had escapes. serde's own `Cow<str>` always copies
+/// (a key allocated per member was a tenth of a relayed call's instructions).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyText<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for KeyText<'a> {
+            type Value = Key<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, key: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(key)))
+            }
+        }
+        deserializer.deserialize_str(KeyText(std::marker::PhantomData))
     }
 }
 
@@ -142,28 +176,21 @@ pub struct Members {
 impl Members {
     /// Indexes the object at `range` of `holder`; an error when that text is not a JSON object.
     pub fn index(holder: &str, range: Range<usize>) -> Result<Self, serde_json::Error> {
-        let text = holder.get(range).unwrap_or_default();
-        let object: RawObject<'_> = serde_json::from_str(text)?;
-        let mut members: Vec<(Span, Range<usize>)> = Vec::with_capacity(object.members.len());
-        // Objects here have a handful of members; a large one is deduplicated through a map, so a
-        // request with many keys costs linear time, not quadratic.
-        let mut seen: Option<HashMap<Cow<'_, str>, usize>> = (object.members.len() > 16).then(HashMap::new);
-        for (key, value) in object.members {
-            let value = Span::of(holder, value.get());
-            let earlier = match &mut seen {
-                Some(seen) => seen.get(&key).copied().or_else(|| {
-                    seen.insert(key.clone(), members.len());
-                    None
-                }),
-                None => members.iter().position(|(k, _)| k.resolve(holder) == key),
-            };
-            if let Some(at) = earlier {
-                members[at].1 = value;
-                continue;
-            }
-            members.push((Span::locate(holder, key), value));
-        }
-        Ok(Self { members })
+        Ok(Self::index_path(holder, range, [])?.0)
+    }
+
+    /// Indexes the object at `range` of `holder` and, in the same pass, the objects along `path`: its
+    /// member `path[0]`, that one's member `path[1]`, and so on (`None` for a level whose member is
+    /// absent or not an object). One pass reads each byte once; indexing level by level read the
+    /// innermost object once per level. An error when the text at `range` is not a JSON object.
+    pub fn index_path<const N: usize>(
+        holder: &str,
+        range: Range<usize>,
+        path: [&str; N],
+    ) -> Result<(Self, [Option<Self>; N]), serde_json::Error> {
+        let mut nested: [Option<Self>; N] = std::array::from_fn(|_| None);
+        let members = index_into(holder, range, &path, &mut nested)?;
+        Ok((members, nested))
     }
 
     /// The raw JSON text of a member.
@@ -190,6 +217,176 @@ impl Members {
     }
 }
 
+/// The whitespace JSON allows between tokens.
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// [`Members::index_path`] with the levels as slices.
+fn index_into(
+    holder: &str,
+    range: Range<usize>,
+    path: &[&str],
+    nested: &mut [Option<Members>],
+) -> Result<Members, serde_json::Error> {
+    let text = holder.get(range.clone()).unwrap_or_default();
+    let start = range.start + (text.len() - text.trim_start_matches(JSON_WHITESPACE).len());
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let (members, _) = ObjectSeed {
+        holder,
+        start,
+        path,
+        nested,
+    }
+    .deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(members)
+}
+
+/// Where the value of a member begins, given where its key's closing quote ends: past `:` and any
+/// whitespace. `None` when the text there is not `:` (serde_json then reports the error).
+fn value_start(holder: &str, after_key: usize) -> Option<usize> {
+    let rest = holder.get(after_key..)?.trim_start_matches(JSON_WHITESPACE);
+    let value = rest.strip_prefix(':')?.trim_start_matches(JSON_WHITESPACE);
+    Some(holder.len() - value.len())
+}
+
+/// Reads one object whose `{` is at `start` of `holder` into its [`Members`] and its range there,
+/// indexing the objects along `path` into `nested` on the way.
+struct ObjectSeed<'h, 'p, 'n> {
+    holder: &'h str,
+    start: usize,
+    path: &'p [&'p str],
+    nested: &'n mut [Option<Members>],
+}
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed<'_, '_, '_> {
+    type Value = (Members, Range<usize>);
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectSeed<'_, '_, '_> {
+    type Value = (Members, Range<usize>);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let Self {
+            holder,
+            start,
+            path,
+            nested,
+        } = self;
+        let (next, deeper) = path
+            .split_first()
+            .map_or((None, &[][..]), |(key, rest)| (Some(*key), rest));
+        let (here, below) = match nested.split_first_mut() {
+            Some((here, below)) => (Some(here), below),
+            None => (None, &mut [][..]),
+        };
+        let mut members = MemberList::default();
+        // The value along the path indexed in this pass; a later value of the same key replaces it.
+        let mut indexed: Option<(Range<usize>, Members)> = None;
+        let mut end = start + 1;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let on_path = next.is_some_and(|next| next == key);
+            // Only a key read in place tells where its value begins (an escaped key is a copy).
+            let object_at = match &key {
+                Cow::Borrowed(text) if on_path => value_start(holder, Span::of(holder, text).end + 1)
+                    .filter(|&at| holder.as_bytes().get(at) == Some(&b'{')),
+                _ => None,
+            };
+            let value = match object_at {
+                Some(at) => {
+                    let (inner, range) = map.next_value_seed(ObjectSeed {
+                        holder,
+                        start: at,
+                        path: deeper,
+                        nested: &mut *below,
+                    })?;
+                    indexed = Some((range.clone(), inner));
+                    range
+                }
+                None => Span::of(holder, map.next_value::<&'de RawValue>()?.get()),
+            };
+            end = value.end;
+            members.push(holder, key, value);
+        }
+        let close = holder.get(end..).map_or(end, |rest| {
+            holder.len() - rest.trim_start_matches(JSON_WHITESPACE).len()
+        });
+        let members = members.finish();
+        if let (Some(next), Some(here)) = (next, here) {
+            let last = members.range_of(holder, next);
+            *here = match (indexed, last) {
+                (Some((range, inner)), Some(last)) if range == last => Some(inner),
+                // Rare: the path's key came escaped, or again after the indexed value. Read it again.
+                (_, Some(last)) if holder.get(last.clone()).is_some_and(|text| text.starts_with('{')) => {
+                    below.iter_mut().for_each(|level| *level = None);
+                    Some(index_into(holder, last, deeper, below).map_err(serde::de::Error::custom)?)
+                }
+                _ => {
+                    below.iter_mut().for_each(|level| *level = None);
+                    None
+                }
+            };
+        }
+        Ok((members, start..close + 1))
+    }
+}
+
+/// Members as they are read: a key given twice keeps its first place and its last value, as a parsed
+/// tree would. Objects here have a handful of members; past 16 they are deduplicated through a map, so
+/// a request with many keys costs linear time, not quadratic.
+#[derive(Default)]
+struct MemberList<'h> {
+    members: Vec<(Span, Range<usize>)>,
+    seen: Option<HashMap<Cow<'h, str>, usize>>,
+}
+
+impl<'h> MemberList<'h> {
+    const SCAN_LIMIT: usize = 16;
+
+    fn push(&mut self, holder: &'h str, key: Cow<'_, str>, value: Range<usize>) {
+        let earlier = match &mut self.seen {
+            Some(seen) => seen.get(key.as_ref()).copied(),
+            None => self.members.iter().position(|(k, _)| k.resolve(holder) == key),
+        };
+        if let Some(at) = earlier {
+            self.members[at].1 = value;
+            return;
+        }
+        let span = Span::locate(holder, key);
+        if self.seen.is_none() && self.members.len() == Self::SCAN_LIMIT {
+            let seen = self
+                .members
+                .iter()
+                .enumerate()
+                .map(|(at, (k, _))| (key_of(holder, k), at));
+            self.seen = Some(seen.collect());
+        }
+        if let Some(seen) = &mut self.seen {
+            seen.insert(key_of(holder, &span), self.members.len());
+        }
+        self.members.push((span, value));
+    }
+
+    fn finish(self) -> Members {
+        Members { members: self.members }
+    }
+}
+
+/// A key for the map of [`MemberList`]: borrowed from the holder unless it was unescaped.
+fn key_of<'h>(holder: &'h str, span: &Span) -> Cow<'h, str> {
+    match span {
+        Span::At(range) => Cow::Borrowed(holder.get(range.clone()).unwrap_or_default()),
+        Span::Owned(text) => Cow::Owned(text.to_string()),
+    }
+}
+
 /// The text of a JSON string given as raw JSON text; borrowed unless it has escapes. `None` when the
 /// text is not a JSON string.
 pub fn string(raw: &str) -> Option<Cow<'_, str>> {
@@ -198,6 +395,20 @@ pub fn string(raw: &str) -> Option<Cow<'_, str>> {
         return serde_json::from_str::<String>(raw).ok().map(Cow::Owned);
     }
     Some(Cow::Borrowed(inner))
+}
+
+/// Writes `text` as a JSON string. Keys and names rarely need escapes, and copying them as they are
+/// costs a tenth of what the general serializer does.
+pub fn write_string(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Serializing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, text);
+    }
 }
 
 /// Writes a JSON object from members, each already JSON text.
@@ -219,10 +430,14 @@ impl<'o> ObjectWriter<'o> {
             self.out.push(b',');
         }
         self.first = false;
-        // Serializing a string into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *self.out, key);
+        write_string(self.out, key);
         self.out.push(b':');
         self.out
+    }
+
+    /// Writes a member whose value is a string.
+    pub fn string(&mut self, key: &str, value: &str) {
+        write_string(self.key(key), value);
     }
 
     /// Writes a member whose value is raw JSON text.

@@ -2,12 +2,11 @@
 //! (`_meta` added or stripped on requests, `resultType` added or removed on results).
 
 use crate::protocol::headers::{self, Routing};
-use crate::protocol::raw::{ObjectWriter, RawMessage, RawObject};
+use crate::protocol::raw::{self, Members, ObjectWriter, RawMessage, RawObject};
 use crate::protocol::{ClientContext, Era, MODERN_VERSION, jsonrpc, meta, tasks};
 use crate::telemetry::TraceContext;
 use crate::upstream::Payload;
 use bytes::Bytes;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -220,7 +219,7 @@ fn write_params(
         match key {
             "name" if !rewrite.name_in_ref && name.is_some() => {
                 name_written = true;
-                writer.value(key, &name);
+                writer.string(key, name.unwrap_or_default());
             }
             "ref" if rewrite.name_in_ref && name.is_some() => write_reference(writer.key(key), raw, name),
             "_meta" if raw.starts_with('{') => {
@@ -240,7 +239,7 @@ fn write_params(
         }
     }
     if let Some(name) = name.filter(|_| !rewrite.name_in_ref && !name_written) {
-        writer.value("name", &name);
+        writer.string("name", name);
     }
     if message.param_raw("_meta").is_none() && (trace.is_some() || context.is_some()) {
         write_meta(writer.key("_meta"), std::iter::empty(), trace, context);
@@ -292,18 +291,18 @@ fn write_meta<'a>(
         match key {
             meta::TRACEPARENT if trace.is_some() => {
                 has_parent = true;
-                writer.value(key, &traceparent);
+                writer.string(key, traceparent.unwrap_or_default());
             }
             meta::TRACESTATE if trace.is_some() => {
                 has_state = true;
                 if let Some(state) = tracestate {
-                    writer.value(key, &state);
+                    writer.string(key, state);
                 }
             }
             _ if context.is_none() && key.starts_with(meta::RESERVED_PREFIX) => {}
             meta::PROTOCOL_VERSION => {
                 has_version = true;
-                writer.value(key, &MODERN_VERSION);
+                writer.string(key, MODERN_VERSION);
             }
             _ => {
                 has_info |= key == meta::CLIENT_INFO;
@@ -313,14 +312,14 @@ fn write_meta<'a>(
         }
     }
     if let Some(parent) = traceparent.filter(|_| !has_parent) {
-        writer.value(meta::TRACEPARENT, &parent);
+        writer.string(meta::TRACEPARENT, parent);
     }
     if let Some(state) = tracestate.filter(|_| !has_state) {
-        writer.value(meta::TRACESTATE, &state);
+        writer.string(meta::TRACESTATE, state);
     }
     if let Some(context) = context {
         if !has_version {
-            writer.value(meta::PROTOCOL_VERSION, &MODERN_VERSION);
+            writer.string(meta::PROTOCOL_VERSION, MODERN_VERSION);
         }
         if !has_info {
             writer.value(meta::CLIENT_INFO, &context.client_info);
@@ -378,30 +377,32 @@ pub fn rewrite_response(raw: &RawMessage, client_id: &Value, era: Era, target: &
         target: target.to_owned(),
         source,
     };
-    let object = raw.object().map_err(not_json)?;
-    if !object.has("result") && !object.has("error") {
+    let text = raw.text().map_err(not_json)?;
+    // The envelope and the result in one pass (a large result is read once).
+    let (top, [result]) = Members::index_path(text, 0..text.len(), ["result"]).map_err(not_json)?;
+    if !top.has(text, "result") && !top.has(text, "error") {
         return Err(AdaptError::NotResponse {
             target: target.to_owned(),
         });
     }
-    let mut out = Vec::with_capacity(raw.bytes().len() + 32);
+    let mut out = Vec::with_capacity(text.len() + 32);
     let mut writer = ObjectWriter::start(&mut out);
     let mut error_code = None;
     let mut tool_error = false;
-    for (key, value) in object.members() {
+    for (key, value) in top.iter(text) {
         match key {
             "id" => writer.value("id", client_id),
-            "result" => tool_error = write_result(writer.key("result"), value, era, target)?,
+            "result" => tool_error = write_result(writer.key("result"), text, value, result.as_ref(), era, target)?,
             "error" => {
-                error_code = serde_json::from_str::<Value>(value.get())
+                error_code = serde_json::from_str::<Value>(value)
                     .ok()
                     .and_then(|e| e.get("code")?.as_i64());
-                writer.raw(key, value.get());
+                writer.raw(key, value);
             }
-            _ => writer.raw(key, value.get()),
+            _ => writer.raw(key, value),
         }
     }
-    if !object.has("id") {
+    if !top.has(text, "id") {
         writer.value("id", client_id);
     }
     writer.finish();
@@ -412,17 +413,21 @@ pub fn rewrite_response(raw: &RawMessage, client_id: &Value, era: Era, target: &
     })
 }
 
-/// Writes a result with its `resultType` adapted; true when it carries `isError: true`.
-fn write_result(out: &mut Vec<u8>, result: &RawValue, era: Era, target: &str) -> Result<bool, AdaptError> {
-    if !result.get().trim_start().starts_with('{') {
-        out.extend_from_slice(result.get().as_bytes());
+/// Writes a result (`raw`, its `members` when it is an object, both in `holder`) with its `resultType`
+/// adapted; true when it carries `isError: true`.
+fn write_result(
+    out: &mut Vec<u8>,
+    holder: &str,
+    raw: &str,
+    members: Option<&Members>,
+    era: Era,
+    target: &str,
+) -> Result<bool, AdaptError> {
+    let Some(members) = members else {
+        out.extend_from_slice(raw.as_bytes());
         return Ok(false);
-    }
-    let object: RawObject<'_> = serde_json::from_str(result.get()).map_err(|source| AdaptError::NotJson {
-        target: target.to_owned(),
-        source,
-    })?;
-    let result_type = object.str("resultType");
+    };
+    let result_type = members.get(holder, "resultType").and_then(raw::string);
     if era == Era::Legacy
         && let Some(other) = result_type.as_deref().filter(|t| *t != RESULT_COMPLETE)
     {
@@ -431,26 +436,36 @@ fn write_result(out: &mut Vec<u8>, result: &RawValue, era: Era, target: &str) ->
             result_type: other.to_owned(),
         });
     }
+    let is_error = members.get(holder, "isError") == Some("true");
+    let unchanged = match era {
+        Era::Legacy => !members.has(holder, "resultType"),
+        Era::Modern => result_type.is_some() && !members.has(holder, tasks::TASK_ID),
+    };
+    if unchanged {
+        // The common answer: copied whole rather than member by member.
+        out.extend_from_slice(raw.as_bytes());
+        return Ok(is_error);
+    }
     let mut writer = ObjectWriter::start(out);
-    for (key, value) in object.members() {
+    for (key, value) in members.iter(holder) {
         if key == "resultType" && era == Era::Legacy {
             continue;
         }
         // A task's id is unique only at its target: the client sees it with the target's name in front.
         if key == tasks::TASK_ID
             && era == Era::Modern
-            && let Ok(task) = serde_json::from_str::<String>(value.get())
+            && let Some(task) = raw::string(value)
         {
-            writer.value(key, &crate::route::tasks::client_task_id(target, &task));
+            writer.string(key, &crate::route::tasks::client_task_id(target, &task));
             continue;
         }
-        writer.raw(key, value.get());
+        writer.raw(key, value);
     }
     if era == Era::Modern && result_type.is_none() {
-        writer.value("resultType", &RESULT_COMPLETE);
+        writer.string("resultType", RESULT_COMPLETE);
     }
     writer.finish();
-    Ok(object.get("isError").is_some_and(|flag| flag.get() == "true"))
+    Ok(is_error)
 }
 
 /// The `resultType` of a final result.
