@@ -243,6 +243,39 @@ proptest! {
         }
     }
 
+    /// The index accepts what serde_json reads into an object tree, and nothing serde_json refuses when it
+    /// skips over values unread (which lets through a number out of range such as `1e999`): valid JSON,
+    /// mangled a little.
+    #[test]
+    fn the_index_accepts_what_serde_json_accepts(
+        value in any_json(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), prop_oneof![
+            Just(""), Just("{"), Just("}"), Just("["), Just("]"), Just("\""), Just(","), Just(":"), Just("\\"),
+            Just("\\u"), Just("\\ud800"), Just("\\udc00"), Just("\u{1}"), Just("\u{7f}"), Just("é"), Just("0"), Just("-"),
+            Just("."), Just("e"), Just("1e999"), Just("tru"), Just("nul"), Just("NaN"), Just(" "), Just("\t"),
+        ]), 0..3),
+    ) {
+        let mut text = Value::Object(Map::from_iter([("a".to_string(), value)])).to_string();
+        for (at, insert) in edits {
+            let mut at = at.index(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            // Half the edits replace the character there, half insert before it.
+            if insert.len() % 2 == 0 && at < text.len() {
+                let end = (at + 1..=text.len()).find(|&end| text.is_char_boundary(end)).unwrap_or(text.len());
+                text.replace_range(at..end, insert);
+            } else {
+                text.insert_str(at, insert);
+            }
+        }
+        let as_tree = serde_json::from_str::<Value>(&text).is_ok_and(|tree| tree.is_object());
+        let skipped = serde_json::from_str::<crate::protocol::raw::RawObject<'_>>(&text).is_ok();
+        let by_index = crate::protocol::raw::Members::index(&text, 0..text.len()).is_ok();
+        prop_assert!(!as_tree || by_index, "the index refused what serde_json reads: {}", text);
+        prop_assert!(!by_index || skipped, "the index took what serde_json refuses: {}", text);
+    }
+
     #[test]
     fn the_envelope_parser_takes_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = jsonrpc::Message::parse(bytes.into());
