@@ -290,8 +290,11 @@ proptest! {
         name_in_ref in any::<bool>(),
         trace in prop::option::of(prop::option::of(Just("k=v"))),
         modern in any::<bool>(),
+        spaces in prop::collection::vec((prop_oneof![Just(""), Just(""), Just(" "), Just("\n ")], prop::bool::weighted(0.05)), 0..32),
     ) {
-        let Ok(message) = jsonrpc::Message::parse(request.to_string().into()) else {
+        let mut text = String::new();
+        spaced_json(&request, &mut spaces.into_iter().cycle(), &mut text);
+        let Ok(message) = jsonrpc::Message::parse(text.into()) else {
             return Ok(());
         };
         let rewrite = adapt::Rewrite { id: json!("m-7"), name: name.map(Into::into), name_in_ref };

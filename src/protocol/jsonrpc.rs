@@ -4,6 +4,7 @@ use super::raw::{self, Members, Span};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// Invalid JSON was received.
 pub const PARSE_ERROR: i64 = -32700;
@@ -166,6 +167,39 @@ impl Message {
     /// True when `params._meta` is an object.
     pub fn has_meta(&self) -> bool {
         self.meta.is_some()
+    }
+
+    /// True when a key came twice in the envelope, `params` or `params._meta`: the text then holds
+    /// values that no member shows, so it cannot be edited in place.
+    pub fn has_repeats(&self) -> bool {
+        self.top.has_repeats()
+            || self.params.as_ref().is_some_and(Members::has_repeats)
+            || self.meta.as_ref().is_some_and(Members::has_repeats)
+    }
+
+    /// Where the value of a top-level member lies in the text.
+    pub fn range(&self, key: &str) -> Option<Range<usize>> {
+        self.top.range_of(&self.text, key)
+    }
+
+    /// Where the value of a member of `params` lies in the text.
+    pub fn param_range(&self, key: &str) -> Option<Range<usize>> {
+        self.params.as_ref()?.range_of(&self.text, key)
+    }
+
+    /// Where the value of a member of `params._meta` lies in the text.
+    pub fn meta_range(&self, key: &str) -> Option<Range<usize>> {
+        self.meta.as_ref()?.range_of(&self.text, key)
+    }
+
+    /// True when `params` is an object with no members (`None` when it is not an object).
+    pub fn params_empty(&self) -> Option<bool> {
+        self.params.as_ref().map(Members::is_empty)
+    }
+
+    /// True when `params._meta` is an object with no members (`None` when it is not an object).
+    pub fn meta_empty(&self) -> Option<bool> {
+        self.meta.as_ref().map(Members::is_empty)
     }
 
     /// The raw JSON text of a member of `params`.

@@ -171,6 +171,8 @@ impl Span {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Members {
     members: Vec<(Span, Range<usize>)>,
+    /// Some key came more than once (the text then holds values the index does not show).
+    repeats: bool,
 }
 
 impl Members {
@@ -191,6 +193,16 @@ impl Members {
         let mut nested: [Option<Self>; N] = std::array::from_fn(|_| None);
         let members = index_into(holder, range, &path, &mut nested)?;
         Ok((members, nested))
+    }
+
+    /// True when some key came more than once.
+    pub fn has_repeats(&self) -> bool {
+        self.repeats
+    }
+
+    /// True when the object has no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
     }
 
     /// The raw JSON text of a member.
@@ -341,10 +353,21 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, '_, '_> {
 /// Members as they are read: a key given twice keeps its first place and its last value, as a parsed
 /// tree would. Objects here have a handful of members; past 16 they are deduplicated through a map, so
 /// a request with many keys costs linear time, not quadratic.
-#[derive(Default)]
 struct MemberList<'h> {
     members: Vec<(Span, Range<usize>)>,
     seen: Option<HashMap<Cow<'h, str>, usize>>,
+    repeats: bool,
+}
+
+impl Default for MemberList<'_> {
+    fn default() -> Self {
+        Self {
+            // Room for a request's envelope or a usual `_meta`, so most objects allocate once.
+            members: Vec::with_capacity(8),
+            seen: None,
+            repeats: false,
+        }
+    }
 }
 
 impl<'h> MemberList<'h> {
@@ -357,6 +380,7 @@ impl<'h> MemberList<'h> {
         };
         if let Some(at) = earlier {
             self.members[at].1 = value;
+            self.repeats = true;
             return;
         }
         let span = Span::locate(holder, key);
@@ -375,7 +399,10 @@ impl<'h> MemberList<'h> {
     }
 
     fn finish(self) -> Members {
-        Members { members: self.members }
+        Members {
+            members: self.members,
+            repeats: self.repeats,
+        }
     }
 }
 
@@ -408,6 +435,77 @@ pub fn write_string(out: &mut Vec<u8>, text: &str) {
     } else {
         // Serializing a string into a Vec cannot fail.
         let _ = serde_json::to_writer(out, text);
+    }
+}
+
+/// A text with some ranges replaced and some members inserted into its objects, everything else copied
+/// as it is: how a message that needs a few changes is written without walking its members.
+pub struct Splice<'t> {
+    text: &'t str,
+    /// Each edit: the range of `text` it replaces (empty for an insertion) and its bytes in `written`.
+    edits: Vec<(Range<usize>, Range<usize>)>,
+    written: Vec<u8>,
+}
+
+/// Where members are inserted into one object of a [`Splice`]: before its closing brace.
+pub struct ObjectEnd {
+    at: usize,
+    comma: bool,
+}
+
+impl ObjectEnd {
+    /// The end of the object whose text is at `range` (which ends with its `}`), empty or not.
+    pub fn of(range: &Range<usize>, empty: bool) -> Self {
+        Self {
+            at: range.end.saturating_sub(1),
+            comma: !empty,
+        }
+    }
+}
+
+impl<'t> Splice<'t> {
+    /// Starts with `text` unchanged.
+    pub fn new(text: &'t str) -> Self {
+        Self {
+            text,
+            edits: Vec::with_capacity(8),
+            written: Vec::with_capacity(128),
+        }
+    }
+
+    /// Replaces `range` of the text with what `write` writes.
+    pub fn replace(&mut self, range: Range<usize>, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.written.len();
+        write(&mut self.written);
+        self.edits.push((range, start..self.written.len()));
+    }
+
+    /// Inserts the member `key` (its value written by `write`) at the end of an object.
+    pub fn insert_member(&mut self, object: &mut ObjectEnd, key: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.written.len();
+        if object.comma {
+            self.written.push(b',');
+        }
+        object.comma = true;
+        write_string(&mut self.written, key);
+        self.written.push(b':');
+        write(&mut self.written);
+        self.edits.push((object.at..object.at, start..self.written.len()));
+    }
+
+    /// The edited text.
+    pub fn finish(mut self) -> Vec<u8> {
+        // Stable: insertions at one place keep their order.
+        self.edits.sort_by_key(|(range, _)| range.start);
+        let mut out = Vec::with_capacity(self.text.len() + self.written.len());
+        let mut at = 0;
+        for (range, written) in &self.edits {
+            out.extend_from_slice(self.text.as_bytes().get(at..range.start).unwrap_or_default());
+            out.extend_from_slice(self.written.get(written.clone()).unwrap_or_default());
+            at = range.end.max(at);
+        }
+        out.extend_from_slice(self.text.as_bytes().get(at..).unwrap_or_default());
+        out
     }
 }
 

@@ -2,7 +2,7 @@
 //! (`_meta` added or stripped on requests, `resultType` added or removed on results).
 
 use crate::protocol::headers::{self, Routing};
-use crate::protocol::raw::{self, Members, ObjectWriter, RawMessage, RawObject};
+use crate::protocol::raw::{self, Members, ObjectEnd, ObjectWriter, RawMessage, RawObject, Splice};
 use crate::protocol::{ClientContext, Era, MODERN_VERSION, jsonrpc, meta, tasks};
 use crate::telemetry::TraceContext;
 use crate::upstream::Payload;
@@ -171,6 +171,9 @@ pub fn write_request(
     trace: Option<&TraceContext>,
     era: MetaFor<'_>,
 ) -> Vec<u8> {
+    if let Some(spliced) = splice_request(message, rewrite, trace, era) {
+        return spliced;
+    }
     let mut out = Vec::with_capacity(message.text().len() + 160);
     let mut writer = ObjectWriter::start(&mut out);
     let mut has_params = false;
@@ -199,6 +202,98 @@ pub fn write_request(
     }
     writer.finish();
     out
+}
+
+/// The common request written by editing its text in place: the id, the name and the `_meta` values
+/// mcplex changes are replaced and the members it adds are inserted, with no walk over the members. `None`
+/// when a member must be removed or rebuilt (2026-07-28 keys for a session-era target, a completion's
+/// reference, a trace state the client sent and the trace drops), when a key came twice, or when a
+/// 2026-07-28 target needs a `params` the client did not send; [`write_request`] writes those.
+fn splice_request(
+    message: &jsonrpc::Message,
+    rewrite: &Rewrite,
+    trace: Option<&TraceContext>,
+    era: MetaFor<'_>,
+) -> Option<Vec<u8>> {
+    if message.has_repeats() || (rewrite.name_in_ref && rewrite.name.is_some()) {
+        return None;
+    }
+    let context = match era {
+        MetaFor::Modern(context) => Some(context),
+        MetaFor::Legacy => None,
+    };
+    let mut splice = Splice::new(message.text());
+    splice.replace(message.range("id")?, |out| {
+        let _ = serde_json::to_writer(out, &rewrite.id);
+    });
+    let Some(params_empty) = message.params_empty() else {
+        // `params` that is not an object is copied as it came; a 2026-07-28 target needs one for `_meta`.
+        return (message.range("params").is_some() || context.is_none()).then(|| splice.finish());
+    };
+    let mut params = ObjectEnd::of(&message.range("params")?, params_empty);
+    if let Some(name) = rewrite.name.as_deref() {
+        match message.param_range("name") {
+            Some(range) => splice.replace(range, |out| raw::write_string(out, name)),
+            None => splice.insert_member(&mut params, "name", |out| raw::write_string(out, name)),
+        }
+    }
+    let Some(meta_empty) = message.meta_empty() else {
+        // A `_meta` that is not an object is copied as it came; none at all gets one when it carries something.
+        if message.param_range("_meta").is_none() && (trace.is_some() || context.is_some()) {
+            splice.insert_member(&mut params, "_meta", |out| {
+                write_meta(out, std::iter::empty(), trace, context)
+            });
+        }
+        return Some(splice.finish());
+    };
+    if context.is_none() {
+        let reserved = message
+            .meta()
+            .into_iter()
+            .flatten()
+            .any(|(key, _)| key.starts_with(meta::RESERVED_PREFIX));
+        // Removing keys (or the whole `_meta` when nothing in it is for the target) is for the writer.
+        if reserved || (meta_empty && trace.is_none()) {
+            return None;
+        }
+    }
+    let mut meta_end = ObjectEnd::of(&message.param_range("_meta")?, meta_empty);
+    if let Some(trace) = trace {
+        let (parent, state) = trace.meta_values();
+        match message.meta_range(meta::TRACEPARENT) {
+            Some(range) => splice.replace(range, |out| raw::write_string(out, parent)),
+            None => splice.insert_member(&mut meta_end, meta::TRACEPARENT, |out| raw::write_string(out, parent)),
+        }
+        match (message.meta_range(meta::TRACESTATE), state) {
+            (Some(range), Some(state)) => splice.replace(range, |out| raw::write_string(out, state)),
+            (Some(_), None) => return None,
+            (None, Some(state)) => {
+                splice.insert_member(&mut meta_end, meta::TRACESTATE, |out| raw::write_string(out, state))
+            }
+            (None, None) => {}
+        }
+    }
+    if let Some(context) = context {
+        match message.meta_range(meta::PROTOCOL_VERSION) {
+            // Already the version a 2026-07-28 client writes: nothing to change.
+            Some(_) if message.meta_str(meta::PROTOCOL_VERSION).as_deref() == Some(MODERN_VERSION) => {}
+            Some(range) => splice.replace(range, |out| raw::write_string(out, MODERN_VERSION)),
+            None => splice.insert_member(&mut meta_end, meta::PROTOCOL_VERSION, |out| {
+                raw::write_string(out, MODERN_VERSION)
+            }),
+        }
+        if message.meta_range(meta::CLIENT_INFO).is_none() {
+            splice.insert_member(&mut meta_end, meta::CLIENT_INFO, |out| {
+                let _ = serde_json::to_writer(out, &context.client_info);
+            });
+        }
+        if message.meta_range(meta::CLIENT_CAPABILITIES).is_none() {
+            splice.insert_member(&mut meta_end, meta::CLIENT_CAPABILITIES, |out| {
+                let _ = serde_json::to_writer(out, &context.capabilities);
+            });
+        }
+    }
+    Some(splice.finish())
 }
 
 fn write_params(
@@ -385,18 +480,23 @@ pub fn rewrite_response(raw: &RawMessage, client_id: &Value, era: Era, target: &
             target: target.to_owned(),
         });
     }
+    if let Some(json) = splice_response(text, &top, result.as_ref(), client_id, era, target)? {
+        return Ok(Rewritten {
+            json: Bytes::from(json),
+            error_code: top.get(text, "error").and_then(error_code),
+            tool_error: result.is_some_and(|result| result.get(text, "isError") == Some("true")),
+        });
+    }
     let mut out = Vec::with_capacity(text.len() + 32);
     let mut writer = ObjectWriter::start(&mut out);
-    let mut error_code = None;
+    let mut error_code_found = None;
     let mut tool_error = false;
     for (key, value) in top.iter(text) {
         match key {
             "id" => writer.value("id", client_id),
             "result" => tool_error = write_result(writer.key("result"), text, value, result.as_ref(), era, target)?,
             "error" => {
-                error_code = serde_json::from_str::<Value>(value)
-                    .ok()
-                    .and_then(|e| e.get("code")?.as_i64());
+                error_code_found = error_code(value);
                 writer.raw(key, value);
             }
             _ => writer.raw(key, value),
@@ -408,9 +508,65 @@ pub fn rewrite_response(raw: &RawMessage, client_id: &Value, era: Era, target: &
     writer.finish();
     Ok(Rewritten {
         json: Bytes::from(out),
-        error_code,
+        error_code: error_code_found,
         tool_error,
     })
+}
+
+/// The `code` of a JSON-RPC error object given as text.
+fn error_code(error: &str) -> Option<i64> {
+    serde_json::from_str::<Value>(error).ok()?.get("code")?.as_i64()
+}
+
+/// The common answer written by editing its text in place: the client's id replaces the target's, and a
+/// 2026-07-28 client's result gets its `resultType` and its task's id with the target in front. `None`
+/// when the answer needs a member removed or rebuilt (`resultType` for a session-era client, a result type
+/// that is not a string, a key given twice); [`rewrite_response`] writes those member by member.
+fn splice_response(
+    text: &str,
+    top: &Members,
+    result: Option<&Members>,
+    client_id: &Value,
+    era: Era,
+    target: &str,
+) -> Result<Option<Vec<u8>>, AdaptError> {
+    let (Some(id), false) = (
+        top.range_of(text, "id"),
+        top.has_repeats() || result.is_some_and(Members::has_repeats),
+    ) else {
+        return Ok(None);
+    };
+    let mut splice = Splice::new(text);
+    splice.replace(id, |out| {
+        let _ = serde_json::to_writer(out, client_id);
+    });
+    if let (Some(result), Some(at)) = (result, top.range_of(text, "result")) {
+        let result_type = result.get(text, "resultType");
+        match (era, result_type.map(|raw| (raw, raw::string(raw)))) {
+            (Era::Legacy, None) => {}
+            (Era::Legacy, Some((_, Some(kind)))) if kind != RESULT_COMPLETE => {
+                return Err(AdaptError::InputRequired {
+                    target: target.to_owned(),
+                    result_type: kind.into_owned(),
+                });
+            }
+            (Era::Legacy, Some(_)) | (Era::Modern, Some((_, None))) => return Ok(None),
+            (Era::Modern, Some((_, Some(_)))) => {}
+            (Era::Modern, None) => {
+                splice.insert_member(&mut ObjectEnd::of(&at, result.is_empty()), "resultType", |out| {
+                    raw::write_string(out, RESULT_COMPLETE)
+                })
+            }
+        }
+        if era == Era::Modern
+            && let Some(range) = result.range_of(text, tasks::TASK_ID)
+            && let Some(task) = text.get(range.clone()).and_then(raw::string)
+        {
+            let client_task = crate::route::tasks::client_task_id(target, &task);
+            splice.replace(range, |out| raw::write_string(out, &client_task));
+        }
+    }
+    Ok(Some(splice.finish()))
 }
 
 /// Writes a result (`raw`, its `members` when it is an object, both in `holder`) with its `resultType`

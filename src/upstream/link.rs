@@ -28,6 +28,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// Headers an upstream request carries at most in the common case (version, session, content type,
+/// accept, method, name, trace context, credential and the client's `Mcp-Param-*` ones).
+const REQUEST_HEADERS: usize = 12;
 /// Per-POST header values that depend on the caller.
 #[derive(Default)]
 pub struct Outbound<'a> {
@@ -368,6 +371,8 @@ impl Link {
                 source,
             });
         let mut request = Request::new(Full::new(body));
+        // Room for the headers an MCP request carries, so the map is not grown on every call.
+        *request.headers_mut() = HeaderMap::with_capacity(REQUEST_HEADERS);
         *request.method_mut() = method;
         *request.uri_mut() = self.config.url.clone();
         self.add_common_headers(request.headers_mut(), out);
