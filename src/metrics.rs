@@ -448,7 +448,10 @@ impl Metrics {
 
     fn tool_label(&self, tool: &Arc<str>) -> Name {
         let mut seen = lock(&self.tools_seen);
-        if seen.contains(tool) || seen.len() < self.options.tool_names {
+        // A known tool is looked up once (an insert would hash it again on every call).
+        if seen.contains(tool) {
+            Name(tool.clone())
+        } else if seen.len() < self.options.tool_names {
             seen.insert(tool.clone());
             Name(tool.clone())
         } else {
