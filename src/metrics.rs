@@ -11,9 +11,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 /// How a request from a target (sampling, elicitation, roots) reached the client.
@@ -90,6 +90,14 @@ pub enum CallOutcome {
 }
 
 impl CallOutcome {
+    /// How many outcomes there are.
+    const COUNT: usize = 7;
+
+    /// This outcome's place among [`CallOutcome::COUNT`].
+    fn index(self) -> usize {
+        self as usize
+    }
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -220,6 +228,7 @@ pub struct Metrics {
     server_requests: Family<DeliveryLabels, Counter>,
     tool_calls: Family<ToolLabels, Counter>,
     tools_seen: Mutex<HashSet<Arc<str>>>,
+    routes: Mutex<RouteCache>,
     ready: Gauge,
     sessions: Gauge,
     streams: Gauge,
@@ -252,6 +261,7 @@ impl Metrics {
             server_requests: Family::default(),
             tool_calls: Family::default(),
             tools_seen: Mutex::new(HashSet::new()),
+            routes: Mutex::new(HashMap::new()),
             ready: Gauge::default(),
             sessions: Gauge::default(),
             streams: Gauge::default(),
@@ -382,16 +392,38 @@ impl Metrics {
     }
 
     fn recording(self: &Arc<Self>, target: &Arc<str>, method: &'static str, tool: Option<&str>) -> Recording {
-        let target = Name(target.clone());
-        self.in_flight
-            .get_or_create(&TargetLabels { target: target.clone() })
-            .inc();
+        let series = self.route_series(target, method);
+        series.in_flight.inc();
         Recording {
             metrics: self.clone(),
-            target,
+            series,
+            target: Name(target.clone()),
             method,
             tool: tool.filter(|_| self.options.tool_names > 0).map(Arc::from),
         }
+    }
+
+    /// The series of one route, resolved in the families once and kept: a call touches four of them, and
+    /// every family lookup hashes its labels under the family's lock.
+    fn route_series(&self, target: &Arc<str>, method: &'static str) -> Arc<RouteSeries> {
+        let mut routes = lock(&self.routes);
+        if let Some(series) = routes.get(&(target.clone(), method)) {
+            return series.clone();
+        }
+        let name = Name(target.clone());
+        let series = Arc::new(RouteSeries {
+            in_flight: self
+                .in_flight
+                .get_or_create(&TargetLabels { target: name.clone() })
+                .clone(),
+            duration: self
+                .duration
+                .get_or_create(&RouteLabels { target: name, method })
+                .clone(),
+            requests: std::array::from_fn(|_| OnceLock::new()),
+        });
+        routes.insert((target.clone(), method), series.clone());
+        series
     }
 
     /// Counts a failed exchange with a target.
@@ -460,8 +492,20 @@ impl Metrics {
     }
 }
 
+/// The series of each route seen, by target and method.
+type RouteCache = HashMap<(Arc<str>, &'static str), Arc<RouteSeries>>;
+
+/// The series a route (target and method) records into; a call's outcome counter is created on its first use,
+/// as a family lookup would.
+struct RouteSeries {
+    in_flight: Gauge,
+    duration: Histogram,
+    requests: [OnceLock<Counter>; CallOutcome::COUNT],
+}
+
 struct Recording {
     metrics: Arc<Metrics>,
+    series: Arc<RouteSeries>,
     target: Name,
     method: &'static str,
     tool: Option<Arc<str>>,
@@ -506,18 +550,20 @@ impl CallRecord {
         }
         let Some(r) = self.recording.take() else { return };
         let m = &r.metrics;
-        let route = RouteLabels {
-            target: r.target.clone(),
-            method: r.method,
+        r.series.duration.observe(elapsed.as_secs_f64());
+        let counter = || {
+            m.requests
+                .get_or_create(&CallLabels {
+                    target: r.target.clone(),
+                    method: r.method,
+                    outcome,
+                })
+                .clone()
         };
-        m.duration.get_or_create(&route).observe(elapsed.as_secs_f64());
-        m.requests
-            .get_or_create(&CallLabels {
-                target: r.target.clone(),
-                method: r.method,
-                outcome,
-            })
-            .inc();
+        match r.series.requests.get(outcome.index()) {
+            Some(slot) => slot.get_or_init(counter).inc(),
+            None => counter().inc(),
+        };
         if let Some(tool) = &r.tool {
             let tool = m.tool_label(tool);
             m.tool_calls
@@ -528,7 +574,7 @@ impl CallRecord {
                 })
                 .inc();
         }
-        m.in_flight.get_or_create(&TargetLabels { target: r.target }).dec();
+        r.series.in_flight.dec();
     }
 }
 
@@ -579,6 +625,17 @@ mod tests {
         );
         assert!(text.contains(r#"mcplex_requests_in_flight{target="math"} 0"#), "{text}");
         assert!(!text.contains("mcplex_tool_calls"), "tool names are opt-in: {text}");
+        // Later calls of a route reach the same series (kept per route), other methods share the target's gauge.
+        metrics.call(&target, "tools/call", None).finish(CallOutcome::ToolError);
+        let reading = metrics.call(&target, "resources/read", None);
+        let text = page(&metrics);
+        assert!(
+            text.contains(r#"mcplex_requests_total{target="math",method="tools/call",outcome="tool_error"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"mcplex_requests_in_flight{target="math"} 1"#), "{text}");
+        drop(reading);
+        assert!(page(&metrics).contains(r#"mcplex_requests_in_flight{target="math"} 0"#));
     }
 
     #[test]
