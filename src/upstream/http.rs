@@ -10,6 +10,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
+/// How long an idle connection to a target is kept for reuse. Node's HTTP server (the TypeScript SDK) and
+/// uvicorn (the Python SDK, FastMCP) close keep-alive connections after 5 s idle; reusing one as the server
+/// closes it fails the request ("connection closed before message completed"), which marked a healthy target
+/// down in a CI run. Shorter than 5 s, a connection is never reused into that race.
+const POOL_IDLE: Duration = Duration::from_secs(4);
 /// A pooled client: connections (and TLS sessions) are reused across calls.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -34,7 +39,7 @@ pub fn build_client(tls: Option<&TlsSpec>, https: bool) -> Result<HttpClient, Tl
     let connector = builder.enable_http1().enable_http2().wrap_connector(tcp);
     // Answers are read frame by frame into the message budget, so the connection buffer stays small.
     Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_idle_timeout(POOL_IDLE)
         .pool_max_idle_per_host(64)
         .http1_max_buf_size(crate::serve::CONNECTION_BUFFER)
         .http2_initial_stream_window_size(crate::serve::CONNECTION_BUFFER as u32)
