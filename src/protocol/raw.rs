@@ -176,11 +176,6 @@ pub struct Members {
 }
 
 impl Members {
-    /// Indexes the object at `range` of `holder`; an error when that text is not a JSON object.
-    pub fn index(holder: &str, range: Range<usize>) -> Result<Self, serde_json::Error> {
-        Ok(Self::index_path(holder, range, [])?.0)
-    }
-
     /// Indexes the object at `range` of `holder` and, in the same pass, the objects along `path`: its
     /// member `path[0]`, that one's member `path[1]`, and so on (`None` for a level whose member is
     /// absent or not an object). One pass reads each byte once; indexing level by level read the

@@ -480,37 +480,50 @@ pub fn rewrite_response(raw: &RawMessage, client_id: &Value, era: Era, target: &
             target: target.to_owned(),
         });
     }
-    if let Some(json) = splice_response(text, &top, result.as_ref(), client_id, era, target)? {
-        return Ok(Rewritten {
-            json: Bytes::from(json),
-            error_code: top.get(text, "error").and_then(error_code),
-            tool_error: result.is_some_and(|result| result.get(text, "isError") == Some("true")),
+    let result = result.as_ref();
+    let result_type = result
+        .and_then(|result| result.get(text, "resultType"))
+        .map(raw::string);
+    if era == Era::Legacy
+        && let Some(Some(other)) = result_type
+            .as_ref()
+            .filter(|kind| kind.as_deref() != Some(RESULT_COMPLETE))
+    {
+        return Err(AdaptError::InputRequired {
+            target: target.to_owned(),
+            result_type: other.to_string(),
         });
     }
-    let mut out = Vec::with_capacity(text.len() + 32);
-    let mut writer = ObjectWriter::start(&mut out);
-    let mut error_code_found = None;
-    let mut tool_error = false;
-    for (key, value) in top.iter(text) {
-        match key {
-            "id" => writer.value("id", client_id),
-            "result" => tool_error = write_result(writer.key("result"), text, value, result.as_ref(), era, target)?,
-            "error" => {
-                error_code_found = error_code(value);
-                writer.raw(key, value);
-            }
-            _ => writer.raw(key, value),
-        }
-    }
-    if !top.has(text, "id") {
-        writer.value("id", client_id);
-    }
-    writer.finish();
+    let edits = Edits {
+        text,
+        top: &top,
+        result,
+        has_result_type: result_type.is_some(),
+        result_type_is_text: result_type.as_ref().is_some_and(Option::is_some),
+        client_id,
+        era,
+        target,
+    };
+    let json = splice_response(&edits).unwrap_or_else(|| write_response(&edits));
     Ok(Rewritten {
-        json: Bytes::from(out),
-        error_code: error_code_found,
-        tool_error,
+        json: Bytes::from(json),
+        error_code: top.get(text, "error").and_then(error_code),
+        tool_error: result.is_some_and(|result| result.get(text, "isError") == Some("true")),
     })
+}
+
+/// What rewriting one answer needs to know, read once by [`rewrite_response`].
+struct Edits<'a> {
+    text: &'a str,
+    top: &'a Members,
+    result: Option<&'a Members>,
+    /// The result has a `resultType` member.
+    has_result_type: bool,
+    /// That `resultType` is a string.
+    result_type_is_text: bool,
+    client_id: &'a Value,
+    era: Era,
+    target: &'a str,
 }
 
 /// The `code` of a JSON-RPC error object given as text.
@@ -521,38 +534,23 @@ fn error_code(error: &str) -> Option<i64> {
 /// The common answer written by editing its text in place: the client's id replaces the target's, and a
 /// 2026-07-28 client's result gets its `resultType` and its task's id with the target in front. `None`
 /// when the answer needs a member removed or rebuilt (`resultType` for a session-era client, a result type
-/// that is not a string, a key given twice); [`rewrite_response`] writes those member by member.
-fn splice_response(
-    text: &str,
-    top: &Members,
-    result: Option<&Members>,
-    client_id: &Value,
-    era: Era,
-    target: &str,
-) -> Result<Option<Vec<u8>>, AdaptError> {
-    let (Some(id), false) = (
-        top.range_of(text, "id"),
-        top.has_repeats() || result.is_some_and(Members::has_repeats),
-    ) else {
-        return Ok(None);
-    };
+/// that is not a string, a key given twice, no id); [`write_response`] writes those member by member.
+fn splice_response(edits: &Edits<'_>) -> Option<Vec<u8>> {
+    let Edits {
+        text, top, result, era, ..
+    } = *edits;
+    if top.has_repeats() || result.is_some_and(Members::has_repeats) {
+        return None;
+    }
     let mut splice = Splice::new(text);
-    splice.replace(id, |out| {
-        let _ = serde_json::to_writer(out, client_id);
+    splice.replace(top.range_of(text, "id")?, |out| {
+        let _ = serde_json::to_writer(out, edits.client_id);
     });
     if let (Some(result), Some(at)) = (result, top.range_of(text, "result")) {
-        let result_type = result.get(text, "resultType");
-        match (era, result_type.map(|raw| (raw, raw::string(raw)))) {
-            (Era::Legacy, None) => {}
-            (Era::Legacy, Some((_, Some(kind)))) if kind != RESULT_COMPLETE => {
-                return Err(AdaptError::InputRequired {
-                    target: target.to_owned(),
-                    result_type: kind.into_owned(),
-                });
-            }
-            (Era::Legacy, Some(_)) | (Era::Modern, Some((_, None))) => return Ok(None),
-            (Era::Modern, Some((_, Some(_)))) => {}
-            (Era::Modern, None) => {
+        match (era, edits.has_result_type, edits.result_type_is_text) {
+            (Era::Legacy, false, _) | (Era::Modern, true, true) => {}
+            (Era::Legacy, true, _) | (Era::Modern, true, false) => return None,
+            (Era::Modern, false, _) => {
                 splice.insert_member(&mut ObjectEnd::of(&at, result.is_empty()), "resultType", |out| {
                     raw::write_string(out, RESULT_COMPLETE)
                 })
@@ -562,48 +560,37 @@ fn splice_response(
             && let Some(range) = result.range_of(text, tasks::TASK_ID)
             && let Some(task) = text.get(range.clone()).and_then(raw::string)
         {
-            let client_task = crate::route::tasks::client_task_id(target, &task);
+            let client_task = crate::route::tasks::client_task_id(edits.target, &task);
             splice.replace(range, |out| raw::write_string(out, &client_task));
         }
     }
-    Ok(Some(splice.finish()))
+    Some(splice.finish())
 }
 
-/// Writes a result (`raw`, its `members` when it is an object, both in `holder`) with its `resultType`
-/// adapted; true when it carries `isError: true`.
-fn write_result(
-    out: &mut Vec<u8>,
-    holder: &str,
-    raw: &str,
-    members: Option<&Members>,
-    era: Era,
-    target: &str,
-) -> Result<bool, AdaptError> {
-    let Some(members) = members else {
-        out.extend_from_slice(raw.as_bytes());
-        return Ok(false);
-    };
-    let result_type = members.get(holder, "resultType").and_then(raw::string);
-    if era == Era::Legacy
-        && let Some(other) = result_type.as_deref().filter(|t| *t != RESULT_COMPLETE)
-    {
-        return Err(AdaptError::InputRequired {
-            target: target.to_owned(),
-            result_type: other.to_owned(),
-        });
+/// An answer written member by member: the client's id, and a result with its `resultType` adapted.
+fn write_response(edits: &Edits<'_>) -> Vec<u8> {
+    let Edits { text, top, .. } = *edits;
+    let mut out = Vec::with_capacity(text.len() + 32);
+    let mut writer = ObjectWriter::start(&mut out);
+    for (key, value) in top.iter(text) {
+        match (key, edits.result) {
+            ("id", _) => writer.value("id", edits.client_id),
+            ("result", Some(result)) => write_result(writer.key("result"), result, edits),
+            _ => writer.raw(key, value),
+        }
     }
-    let is_error = members.get(holder, "isError") == Some("true");
-    let unchanged = match era {
-        Era::Legacy => !members.has(holder, "resultType"),
-        Era::Modern => result_type.is_some() && !members.has(holder, tasks::TASK_ID),
-    };
-    if unchanged {
-        // The common answer: copied whole rather than member by member.
-        out.extend_from_slice(raw.as_bytes());
-        return Ok(is_error);
+    if !top.has(text, "id") {
+        writer.value("id", edits.client_id);
     }
+    writer.finish();
+    out
+}
+
+/// Writes an object result with its `resultType` adapted to the client's era and a task's id prefixed.
+fn write_result(out: &mut Vec<u8>, members: &Members, edits: &Edits<'_>) {
+    let Edits { text, era, .. } = *edits;
     let mut writer = ObjectWriter::start(out);
-    for (key, value) in members.iter(holder) {
+    for (key, value) in members.iter(text) {
         if key == "resultType" && era == Era::Legacy {
             continue;
         }
@@ -612,16 +599,15 @@ fn write_result(
             && era == Era::Modern
             && let Some(task) = raw::string(value)
         {
-            writer.string(key, &crate::route::tasks::client_task_id(target, &task));
+            writer.string(key, &crate::route::tasks::client_task_id(edits.target, &task));
             continue;
         }
         writer.raw(key, value);
     }
-    if era == Era::Modern && result_type.is_none() {
+    if era == Era::Modern && !edits.result_type_is_text {
         writer.string("resultType", RESULT_COMPLETE);
     }
     writer.finish();
-    Ok(is_error)
 }
 
 /// The `resultType` of a final result.

@@ -15,6 +15,7 @@ use std::time::Duration;
 /// closes it fails the request ("connection closed before message completed"), which marked a healthy target
 /// down in a CI run. Shorter than 5 s, a connection is never reused into that race.
 const POOL_IDLE: Duration = Duration::from_secs(4);
+
 /// A pooled client: connections (and TLS sessions) are reused across calls.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 /// Headers an upstream request carries at most in the common case (version, session, content type,
 /// accept, method, name, trace context, credential and the client's `Mcp-Param-*` ones).
 const REQUEST_HEADERS: usize = 12;
+
 /// Per-POST header values that depend on the caller.
 #[derive(Default)]
 pub struct Outbound<'a> {
