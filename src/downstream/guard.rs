@@ -15,15 +15,15 @@ pub enum Refusal {
 
 /// Checks Host and Origin.
 pub fn check(uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
+    // Borrowed: every request passes here, and only a refusal needs its own copy.
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| uri.authority().map(|a| a.to_string()));
+        .or_else(|| uri.authority().map(|a| a.as_str()));
     if let Some(host) = host
-        && !is_loopback_authority(&host)
+        && !is_loopback_authority(host)
     {
-        return Err(Refusal::Host(host));
+        return Err(Refusal::Host(host.to_owned()));
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("(not text)");
@@ -50,7 +50,10 @@ fn is_loopback_authority(authority: &str) -> bool {
             None => authority,
         }
     };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    // The name agents use, checked before parsing an address.
+    host == "127.0.0.1"
+        || host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ impl Endpoint {
     async fn post(&self, request: Request<hyper::body::Incoming>, principal: Option<Arc<Principal>>) -> Response<Body> {
         let (parts, body) = request.into_parts();
         if let Some(kind) = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
-            && !kind.trim_start().to_ascii_lowercase().starts_with("application/json")
+            && !protocol::is_media_type(kind, protocol::JSON_MEDIA_TYPE)
         {
             return respond::error_with_status(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -6,6 +6,7 @@ use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
+use std::borrow::Cow;
 
 const BASE64_PREFIX: &str = "=?base64?";
 const BASE64_SUFFIX: &str = "?=";
@@ -20,6 +21,18 @@ pub fn name_field(method: &str) -> Option<&'static str> {
     }
 }
 
+/// Methods whose `Mcp-Method` value is static (no copy per request): the ones relayed most.
+const STATIC_METHODS: [&str; 8] = [
+    method::TOOLS_CALL,
+    method::PROMPTS_GET,
+    method::RESOURCES_READ,
+    method::COMPLETE,
+    method::PING,
+    method::TASKS_GET,
+    method::TASKS_UPDATE,
+    method::TASKS_CANCEL,
+];
+
 /// The `Mcp-Method` and `Mcp-Name` values of one request, worked out once (a renewed session resends them).
 #[derive(Debug, Clone, Default)]
 pub struct Routing {
@@ -30,8 +43,12 @@ pub struct Routing {
 impl Routing {
     /// For a request `method` whose params field [`name_field`] names holds `name`.
     pub fn new(method: &str, name: Option<&str>) -> Self {
+        let static_method = STATIC_METHODS.iter().find(|known| **known == method);
         Self {
-            method: HeaderValue::from_str(method).ok(),
+            method: static_method.map_or_else(
+                || HeaderValue::from_str(method).ok(),
+                |known| Some(HeaderValue::from_static(known)),
+            ),
             name: name
                 .filter(|_| name_field(method).is_some())
                 .and_then(|n| HeaderValue::from_str(&encode(n)).ok()),
@@ -117,11 +134,11 @@ pub fn check(headers: &HeaderMap, method: &str, name: Option<&str>) -> Result<()
         None => Err(HeaderError::MissingName(method.to_owned())),
         Some(raw) => {
             let decoded = decode(raw).ok_or(HeaderError::BadBase64)?;
-            if decoded == expected {
+            if decoded.as_ref() == expected {
                 Ok(())
             } else {
                 Err(HeaderError::NameMismatch {
-                    header: decoded,
+                    header: decoded.into_owned(),
                     field,
                     body: expected.to_owned(),
                 })
@@ -143,27 +160,33 @@ fn single<'a>(
     value.to_str().map(Some).map_err(|_| HeaderError::NotText(display))
 }
 
-/// Encodes a header value, wrapping it in Base64 when it is not plain visible ASCII.
-pub fn encode(value: &str) -> String {
+/// Encodes a header value, wrapping it in Base64 when it is not plain visible ASCII (borrowed otherwise).
+pub fn encode(value: &str) -> Cow<'_, str> {
     let needs_wrapping = value.bytes().any(|b| !(0x20..=0x7e).contains(&b))
         || value.starts_with([' ', '\t'])
         || value.ends_with([' ', '\t'])
         || (value.starts_with(BASE64_PREFIX) && value.ends_with(BASE64_SUFFIX));
     if !needs_wrapping || value.is_empty() {
-        value.to_owned()
+        Cow::Borrowed(value)
     } else {
-        format!("{BASE64_PREFIX}{}{BASE64_SUFFIX}", BASE64_STANDARD.encode(value))
+        Cow::Owned(format!(
+            "{BASE64_PREFIX}{}{BASE64_SUFFIX}",
+            BASE64_STANDARD.encode(value)
+        ))
     }
 }
 
-/// Decodes a header value, unwrapping Base64 when it is wrapped; `None` when the wrapping does not decode.
-pub fn decode(value: &str) -> Option<String> {
+/// Decodes a header value, unwrapping Base64 when it is wrapped (borrowed otherwise); `None` when the
+/// wrapping does not decode.
+pub fn decode(value: &str) -> Option<Cow<'_, str>> {
     match value
         .strip_prefix(BASE64_PREFIX)
         .and_then(|v| v.strip_suffix(BASE64_SUFFIX))
     {
-        Some(inner) => String::from_utf8(BASE64_STANDARD.decode(inner).ok()?).ok(),
-        None => Some(value.to_owned()),
+        Some(inner) => String::from_utf8(BASE64_STANDARD.decode(inner).ok()?)
+            .ok()
+            .map(Cow::Owned),
+        None => Some(Cow::Borrowed(value)),
     }
 }
 

@@ -22,6 +22,18 @@ pub const ENDPOINT_PATH: &str = "/mcp";
 /// appended for the resource `<origin>/mcp`.
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
+/// The media type of a JSON body.
+pub const JSON_MEDIA_TYPE: &str = "application/json";
+/// The media type of a server-sent event stream.
+pub const SSE_MEDIA_TYPE: &str = "text/event-stream";
+
+/// True when a `Content-Type` value names `media_type` (case-insensitive, parameters such as `charset`
+/// allowed). Checked on every message, so nothing is copied.
+pub fn is_media_type(content_type: &str, media_type: &str) -> bool {
+    let value = content_type.trim_start().as_bytes();
+    value.len() >= media_type.len() && value[..media_type.len()].eq_ignore_ascii_case(media_type.as_bytes())
+}
+
 /// Every version mcplex speaks, oldest first (what `server/discover` and `-32022` errors list).
 pub fn supported_versions() -> Vec<&'static str> {
     LEGACY_VERSIONS.iter().copied().chain([MODERN_VERSION]).collect()
@@ -254,5 +266,17 @@ mod tests {
         assert_eq!(Era::of_version("2026-07-28"), Some(Era::Modern));
         assert_eq!(Era::of_version("2025-03-26"), Some(Era::Legacy));
         assert_eq!(Era::of_version("2024-11-05"), None);
+    }
+
+    #[test]
+    fn media_types_match_without_case_or_parameters() {
+        assert!(is_media_type("application/json", JSON_MEDIA_TYPE));
+        assert!(is_media_type(" Application/JSON; charset=utf-8", JSON_MEDIA_TYPE));
+        assert!(is_media_type("TEXT/event-stream", SSE_MEDIA_TYPE));
+        assert!(!is_media_type("application/js", JSON_MEDIA_TYPE));
+        assert!(!is_media_type("text/plain", SSE_MEDIA_TYPE));
+        assert!(!is_media_type("", JSON_MEDIA_TYPE));
+        // A multi-byte character where the type would end is not a match (and no panic).
+        assert!(!is_media_type("application/jsoñ", JSON_MEDIA_TYPE));
     }
 }

@@ -150,6 +150,15 @@ impl Span {
         }
     }
 
+    /// True when the text is `key`: lengths first, then bytes, with no character-boundary checks (a
+    /// message's members are looked up by key a dozen times per call).
+    fn is(&self, holder: &str, key: &str) -> bool {
+        match self {
+            Self::At(range) => range.len() == key.len() && holder.as_bytes().get(range.clone()) == Some(key.as_bytes()),
+            Self::Owned(text) => &**text == key,
+        }
+    }
+
     /// Text that is either a slice of `holder` (kept as its place there) or an unescaped copy.
     pub fn locate(holder: &str, text: Cow<'_, str>) -> Self {
         match text {
@@ -207,13 +216,13 @@ impl Members {
 
     /// Where a member's raw JSON text lies in the holder.
     pub fn range_of(&self, holder: &str, key: &str) -> Option<Range<usize>> {
-        let (_, value) = self.members.iter().find(|(k, _)| k.resolve(holder) == key)?;
+        let (_, value) = self.members.iter().find(|(k, _)| k.is(holder, key))?;
         Some(value.clone())
     }
 
     /// True when the object has the member.
     pub fn has(&self, holder: &str, key: &str) -> bool {
-        self.members.iter().any(|(k, _)| k.resolve(holder) == key)
+        self.members.iter().any(|(k, _)| k.is(holder, key))
     }
 
     /// The members in order: key (unescaped) and raw JSON text.
@@ -371,7 +380,7 @@ impl<'h> MemberList<'h> {
     fn push(&mut self, holder: &'h str, key: Cow<'_, str>, value: Range<usize>) {
         let earlier = match &mut self.seen {
             Some(seen) => seen.get(key.as_ref()).copied(),
-            None => self.members.iter().position(|(k, _)| k.resolve(holder) == key),
+            None => self.members.iter().position(|(k, _)| k.is(holder, &key)),
         };
         if let Some(at) = earlier {
             self.members[at].1 = value;
