@@ -326,18 +326,18 @@ impl Endpoint {
         } else {
             protocol::LATEST_LEGACY_VERSION
         };
-        let context = ClientContext {
-            protocol_version: version.into(),
-            client_info: params
+        let context = ClientContext::new(
+            version,
+            params
                 .get("clientInfo")
                 .cloned()
                 .unwrap_or_else(|| json!({"name": "unknown", "version": "0"})),
-            capabilities: params
+            params
                 .get("capabilities")
                 .cloned()
                 .filter(Value::is_object)
                 .unwrap_or_else(|| json!({})),
-        };
+        );
         let route = ClientSession::new(
             uuid::Uuid::new_v4().simple().to_string(),
             context,

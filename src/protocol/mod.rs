@@ -228,16 +228,26 @@ pub struct ClientContext {
     pub client_info: Value,
     /// The client's capabilities.
     pub capabilities: Value,
+    /// `client_info` and `capabilities` as JSON text, written once: a relayed request that lacks them gets
+    /// them copied in on every call.
+    encoded: [Box<str>; 2],
 }
 
 impl ClientContext {
+    /// A client's context; its `clientInfo` and capabilities are encoded here, once.
+    pub fn new(protocol_version: impl Into<String>, client_info: Value, capabilities: Value) -> Self {
+        let encoded = [&client_info, &capabilities].map(|value| value.to_string().into_boxed_str());
+        Self {
+            protocol_version: protocol_version.into(),
+            client_info,
+            capabilities,
+            encoded,
+        }
+    }
+
     /// mcplex speaking for itself.
     pub fn mcplex() -> Self {
-        Self {
-            protocol_version: LATEST_LEGACY_VERSION.into(),
-            client_info: mcplex_identity(),
-            capabilities: json!({}),
-        }
+        Self::new(LATEST_LEGACY_VERSION, mcplex_identity(), json!({}))
     }
 
     /// mcplex fetching lists (and the shared session with a session-era target): it declares every
@@ -245,10 +255,21 @@ impl ClientContext {
     /// roots only to clients that declare them. A call from a client that cannot answer such a request
     /// gets the target's error at once (the request is refused for it), never a hang.
     pub fn catalog() -> Self {
-        Self {
-            capabilities: json!({ "sampling": {}, "elicitation": {}, "roots": { "listChanged": true } }),
-            ..Self::mcplex()
-        }
+        Self::new(
+            LATEST_LEGACY_VERSION,
+            mcplex_identity(),
+            json!({ "sampling": {}, "elicitation": {}, "roots": { "listChanged": true } }),
+        )
+    }
+
+    /// `clientInfo` as JSON text.
+    pub fn client_info_json(&self) -> &str {
+        &self.encoded[0]
+    }
+
+    /// The capabilities as JSON text.
+    pub fn capabilities_json(&self) -> &str {
+        &self.encoded[1]
     }
 
     /// `initialize` params for a legacy session opened for this client.

@@ -284,12 +284,12 @@ fn splice_request(
         }
         if message.meta_range(meta::CLIENT_INFO).is_none() {
             splice.insert_member(&mut meta_end, meta::CLIENT_INFO, |out| {
-                let _ = serde_json::to_writer(out, &context.client_info);
+                out.extend_from_slice(context.client_info_json().as_bytes())
             });
         }
         if message.meta_range(meta::CLIENT_CAPABILITIES).is_none() {
             splice.insert_member(&mut meta_end, meta::CLIENT_CAPABILITIES, |out| {
-                let _ = serde_json::to_writer(out, &context.capabilities);
+                out.extend_from_slice(context.capabilities_json().as_bytes())
             });
         }
     }
@@ -417,10 +417,10 @@ fn write_meta<'a>(
             writer.string(meta::PROTOCOL_VERSION, MODERN_VERSION);
         }
         if !has_info {
-            writer.value(meta::CLIENT_INFO, &context.client_info);
+            writer.raw(meta::CLIENT_INFO, context.client_info_json());
         }
         if !has_capabilities {
-            writer.value(meta::CLIENT_CAPABILITIES, &context.capabilities);
+            writer.raw(meta::CLIENT_CAPABILITIES, context.capabilities_json());
         }
     }
     writer.finish();

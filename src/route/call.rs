@@ -429,13 +429,13 @@ fn answering_context(message: &jsonrpc::Message) -> Option<Arc<ClientContext>> {
         .iter()
         .any(|(_, capability)| capabilities.get(capability).is_some());
     answers.then(|| {
-        Arc::new(ClientContext {
-            protocol_version: crate::protocol::LATEST_LEGACY_VERSION.into(),
-            client_info: message
+        Arc::new(ClientContext::new(
+            crate::protocol::LATEST_LEGACY_VERSION,
+            message
                 .meta_value(meta::CLIENT_INFO)
                 .unwrap_or_else(crate::protocol::mcplex_identity),
             capabilities,
-        })
+        ))
     })
 }
 
