@@ -591,7 +591,9 @@ fn write_result(out: &mut Vec<u8>, members: &Members, edits: &Edits<'_>) {
     let Edits { text, era, .. } = *edits;
     let mut writer = ObjectWriter::start(out);
     for (key, value) in members.iter(text) {
-        if key == "resultType" && era == Era::Legacy {
+        // A session-era client gets no `resultType`; a 2026-07-28 one gets a string, written below when the
+        // target's is not one (copying it too would send the key twice).
+        if key == "resultType" && (era == Era::Legacy || !edits.result_type_is_text) {
             continue;
         }
         // A task's id is unique only at its target: the client sees it with the target's name in front.
@@ -699,6 +701,15 @@ mod tests {
         let mrtr = r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#;
         assert!(rewrite(Era::Legacy, mrtr).unwrap_err().to_string().contains("`math`"));
         assert!(rewrite(Era::Modern, "[1]").is_err());
+    }
+
+    #[test]
+    fn a_result_type_that_is_not_text_is_replaced_not_repeated() {
+        let lying = r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":5,"content":[]}}"#;
+        let rewritten = rewrite_response(&RawMessage::new(lying), &json!(1), Era::Modern, "math").unwrap();
+        let text = std::str::from_utf8(&rewritten.json).unwrap();
+        assert_eq!(text.matches("resultType").count(), 1, "{text}");
+        assert_eq!(rewrite(Era::Modern, lying).unwrap()["result"]["resultType"], "complete");
     }
 
     #[test]
