@@ -935,7 +935,8 @@ async fn bench() {
     println!("| RSS with 10 targets x 50 tools | {rss:.1} MiB |");
     drop(sidecar);
 
-    for (count, tools) in [(50usize, 2usize), (50, 100)] {
+    // Peak RSS shows what reading every target's lists at once costs on top of holding them.
+    for (count, tools) in [(50usize, 2usize), (50, 100), (50, 1000)] {
         let mut targets = Vec::new();
         for _ in 0..count {
             targets.push(fast_upstream(tools).await);
@@ -943,6 +944,7 @@ async fn bench() {
         let (sidecar, ready_after) = start_sidecar(&targets).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (rss, _) = rss_and_cpu(sidecar.child.id());
+        let peak = status_mib(sidecar.child.id(), "VmHWM:");
         let mut latencies = Vec::new();
         for i in 0..300 {
             let begun = Instant::now();
@@ -953,7 +955,7 @@ async fn bench() {
         }
         latencies.sort();
         println!(
-            "| {count} targets x {tools} tools: ready / RSS / tools/list first page (500) p50 | {:.1} ms / {rss:.1} MiB / {:.0} µs |",
+            "| {count} targets x {tools} tools: ready / RSS / peak RSS / tools/list first page (500) p50 | {:.1} ms / {rss:.1} MiB / {peak:.1} MiB / {:.0} µs |",
             ready_after.as_secs_f64() * 1e3,
             micros(percentile(&latencies, 0.5)),
         );

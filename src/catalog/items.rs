@@ -3,34 +3,92 @@
 use crate::catalog::naming::Namer;
 use crate::catalog::{Entry, ItemKind};
 use crate::protocol::params;
+use crate::protocol::raw::{self, Members, Splice};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 
 /// Everything one target listed, as it sent it, with its cache hints.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Listed {
-    /// Items per kind, in [`ItemKind::ALL`] order.
-    pub lists: [Vec<Value>; 4],
+    /// Items per kind, in [`ItemKind::ALL`] order, each the JSON text the target sent for it. Text, not
+    /// trees: a tree of a tool takes about ten times its JSON, and every target's lists are read at once.
+    pub lists: [Vec<Box<str>>; 4],
     /// Smallest `ttlMs` seen, when the target sent any.
     pub ttl_ms: Option<u64>,
     /// True when any page was `cacheScope: private`.
     pub private: bool,
 }
 
+/// A list result that is not an object holding the array of its kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the list result has no `{key}` array")]
+pub struct NotAList {
+    /// The array it lacks.
+    pub key: &'static str,
+}
+
 impl Listed {
-    /// Adds one page of a list result: its items (those with a string id field) and its cache hints.
-    pub fn add_page(&mut self, kind: ItemKind, result: &Value) {
-        if let Some(page) = result.get(kind.result_key()).and_then(Value::as_array) {
-            self.lists[kind.slot()].extend(
-                page.iter()
-                    .filter(|item| item.get(kind.id_field()).is_some_and(Value::is_string))
-                    .cloned(),
-            );
-        }
-        if let Some(ttl) = result.get("ttlMs").and_then(Value::as_u64) {
+    /// Adds one page of a list result, given as its JSON text: its items (the objects with a string id
+    /// field) and its cache hints. Returns the page's `nextCursor` as JSON text, unless it has none or
+    /// it is `null`.
+    pub fn add_page<'r>(&mut self, kind: ItemKind, result: &'r str) -> Result<Option<&'r str>, NotAList> {
+        let not_a_list = || NotAList { key: kind.result_key() };
+        let (members, []) = Members::index_path(result, 0..result.len(), []).map_err(|_| not_a_list())?;
+        let items: Vec<&RawValue> = members
+            .get(result, kind.result_key())
+            .and_then(|list| serde_json::from_str(list).ok())
+            .ok_or_else(not_a_list)?;
+        let list = &mut self.lists[kind.slot()];
+        list.reserve(items.len());
+        list.extend(
+            items
+                .into_iter()
+                .map(RawValue::get)
+                .filter(|item| Fields::of(item).is_some_and(|fields| fields.id(kind).is_some()))
+                .map(Box::from),
+        );
+        if let Some(ttl) = members
+            .get(result, "ttlMs")
+            .and_then(|ttl| serde_json::from_str::<u64>(ttl).ok())
+        {
             self.ttl_ms = Some(self.ttl_ms.map_or(ttl, |t| t.min(ttl)));
         }
-        self.private |= result.get("cacheScope").and_then(Value::as_str) == Some("private");
+        self.private |= members.get(result, "cacheScope").and_then(raw::string).as_deref() == Some("private");
+        Ok(members.get(result, "nextCursor").filter(|cursor| *cursor != "null"))
+    }
+}
+
+/// One item's text with its members indexed.
+struct Fields<'t> {
+    text: &'t str,
+    members: Members,
+}
+
+impl<'t> Fields<'t> {
+    /// `None` when the item is not a JSON object.
+    fn of(text: &'t str) -> Option<Self> {
+        let (members, []) = Members::index_path(text, 0..text.len(), []).ok()?;
+        Some(Self { text, members })
+    }
+
+    /// The item's id field (its name or URI), when it is a string.
+    fn id(&self, kind: ItemKind) -> Option<std::borrow::Cow<'t, str>> {
+        raw::string(self.members.get(self.text, kind.id_field())?)
+    }
+
+    /// The item with its id field set to `exposed`: the value replaced in the text, other members
+    /// copied as they are. An item that gives a key twice goes through a tree, which keeps one.
+    fn renamed(&self, kind: ItemKind, exposed: &str) -> Option<String> {
+        let at = self.members.range_of(self.text, kind.id_field())?;
+        if self.members.has_repeats() {
+            let mut item: Value = serde_json::from_str(self.text).ok()?;
+            item.as_object_mut()?.insert(kind.id_field().into(), exposed.into());
+            return serde_json::to_string(&item).ok();
+        }
+        let mut splice = Splice::new(self.text);
+        splice.replace(at, |out| raw::write_string(out, exposed));
+        String::from_utf8(splice.finish()).ok()
     }
 }
 
@@ -56,10 +114,12 @@ impl TargetItems {
                 ItemKind::Prompts => Some(prompts),
                 ItemKind::Resources | ItemKind::Templates => None,
             };
-            entries[kind.slot()] = list
+            let mut exposed: Vec<Entry> = list
                 .into_iter()
                 .filter_map(|item| expose_one(kind, namer, &target, item))
                 .collect();
+            exposed.shrink_to_fit();
+            entries[kind.slot()] = exposed;
         }
         Self {
             entries,
@@ -74,23 +134,24 @@ impl TargetItems {
     }
 }
 
-fn expose_one(kind: ItemKind, namer: Option<&Namer>, target: &Arc<str>, mut item: Value) -> Option<Entry> {
-    let original: Arc<str> = item.get(kind.id_field())?.as_str()?.into();
+fn expose_one(kind: ItemKind, namer: Option<&Namer>, target: &Arc<str>, item: Box<str>) -> Option<Entry> {
+    let fields = Fields::of(&item)?;
+    let original: Arc<str> = fields.id(kind)?.into();
     let exposed: Arc<str> = match namer {
         Some(namer) => namer.expose(&original)?.into(),
         None => original.clone(),
     };
-    if let Some(object) = item.as_object_mut()
-        && exposed != original
-    {
-        object.insert(kind.id_field().into(), Value::String(exposed.to_string()));
-    }
     let params = match kind {
-        ItemKind::Tools => params::of_schema(item.get("inputSchema")),
+        ItemKind::Tools => params::of_schema_text(fields.members.get(&item, "inputSchema")),
         _ => None,
     };
+    let json: Arc<str> = if exposed == original {
+        Arc::from(item)
+    } else {
+        fields.renamed(kind, &exposed)?.into()
+    };
     Some(Entry {
-        json: serde_json::to_string(&item).ok()?.into(),
+        json,
         params,
         exposed,
         target: target.clone(),
@@ -106,14 +167,14 @@ mod tests {
     #[test]
     fn pages_add_up_and_items_without_ids_are_dropped() {
         let mut listed = Listed::default();
-        listed.add_page(
-            ItemKind::Tools,
-            &json!({"tools": [{"name": "a"}, {"nameless": 1}], "ttlMs": 500}),
+        let first =
+            json!({"tools": [{"name": "a"}, {"nameless": 1}, 7, {"name": 3}], "ttlMs": 500, "nextCursor": {"at": 2}});
+        assert_eq!(
+            listed.add_page(ItemKind::Tools, &first.to_string()),
+            Ok(Some(r#"{"at":2}"#))
         );
-        listed.add_page(
-            ItemKind::Tools,
-            &json!({"tools": [{"name": "b"}], "ttlMs": 100, "cacheScope": "private"}),
-        );
+        let last = json!({"tools": [{"name": "b"}], "ttlMs": 100, "cacheScope": "private", "nextCursor": null});
+        assert_eq!(listed.add_page(ItemKind::Tools, &last.to_string()), Ok(None));
         assert_eq!(listed.lists[0].len(), 2);
         assert_eq!((listed.ttl_ms, listed.private), (Some(100), true));
         let namer = Namer::new("p", crate::catalog::naming::Rules::default());
@@ -121,5 +182,83 @@ mod tests {
         let names: Vec<&str> = items.entries(ItemKind::Tools).iter().map(|e| &*e.exposed).collect();
         assert_eq!(names, ["p_a", "p_b"]);
         assert_eq!(&*items.entries(ItemKind::Tools)[0].json, r#"{"name":"p_a"}"#);
+    }
+
+    #[test]
+    fn a_page_without_its_array_is_named() {
+        let mut listed = Listed::default();
+        for result in [r#"{"prompts":[]}"#, r#"{"tools":{}}"#, "[]", "", r#"{"tools":[1,}"#] {
+            let error = listed.add_page(ItemKind::Tools, result).unwrap_err();
+            assert_eq!(error.to_string(), "the list result has no `tools` array", "{result}");
+        }
+        assert_eq!(listed, Listed::default());
+    }
+
+    /// What exposing did when items were trees: set the id field, serialize.
+    fn exposed_as_tree(item: &str, exposed: &str) -> Value {
+        let mut item: Value = serde_json::from_str(item).unwrap();
+        item["name"] = exposed.into();
+        item
+    }
+
+    #[test]
+    fn items_keep_their_text_but_for_the_renamed_field() {
+        let namer = Namer::new("p", crate::catalog::naming::Rules::default());
+        let items = [
+            // Written by hand, with spaces, other members on both sides and an escape in another string.
+            r#"{ "description" : "say \"hi\"", "name" : "echo", "inputSchema": {"type": "object"}, "x-extra": [1, 2] }"#,
+            // The name itself escaped.
+            r#"{"name":"ec\u0068o2","inputSchema":{"type":"object"}}"#,
+            // The name given twice: JSON parsers keep the last, and so must the exposed item (once).
+            r#"{"name":"first","inputSchema":{},"name":"last"}"#,
+        ];
+        let page = format!(r#"{{"tools":[{}]}}"#, items.join(","));
+        let mut listed = Listed::default();
+        listed.add_page(ItemKind::Tools, &page).unwrap();
+        let exposed = TargetItems::expose("t", &namer, &namer, listed);
+        let entries = exposed.entries(ItemKind::Tools);
+        let names: Vec<&str> = entries.iter().map(|e| &*e.exposed).collect();
+        assert_eq!(names, ["p_echo", "p_echo2", "p_last"]);
+        assert_eq!(
+            &*entries[0].json,
+            r#"{ "description" : "say \"hi\"", "name" : "p_echo", "inputSchema": {"type": "object"}, "x-extra": [1, 2] }"#
+        );
+        for (entry, item) in entries.iter().zip(items) {
+            let json: Value = serde_json::from_str(&entry.json).unwrap();
+            assert_eq!(json, exposed_as_tree(item, &entry.exposed), "{item}");
+        }
+        assert_eq!(entries[2].json.matches("\"name\"").count(), 1, "{}", entries[2].json);
+        assert_eq!(&*entries[1].original, "echo2");
+    }
+
+    #[test]
+    fn schema_annotations_are_found_in_text() {
+        let page = json!({"tools": [
+            {"name": "plain", "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}}},
+            {"name": "routed", "inputSchema": {"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}},
+        ]});
+        let escaped = r#"{"tools":[{"name":"escaped","inputSchema":{"type":"object","properties":{"r":{"type":"string","x-mcp-head\u0065r":"R"}}}}]}"#;
+        let mut listed = Listed::default();
+        listed.add_page(ItemKind::Tools, &page.to_string()).unwrap();
+        listed.add_page(ItemKind::Tools, escaped).unwrap();
+        let plain = Namer::new("", crate::catalog::naming::Rules::default());
+        let exposed = TargetItems::expose("t", &plain, &plain, listed);
+        let headers: Vec<Option<Vec<String>>> = exposed
+            .entries(ItemKind::Tools)
+            .iter()
+            .map(|e| {
+                e.params
+                    .as_ref()
+                    .map(|p| p.iter().map(|h| h.name.to_string()).collect())
+            })
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                None,
+                Some(vec!["mcp-param-region".to_string()]),
+                Some(vec!["mcp-param-r".to_string()])
+            ]
+        );
     }
 }

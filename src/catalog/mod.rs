@@ -233,9 +233,17 @@ mod tests {
         let mut listed = Listed::default();
         listed.lists[0] = tools
             .iter()
-            .map(|n| json!({"name": n, "inputSchema": {"type":"object"}, "x-extra": 1}))
+            .map(|n| {
+                json!({"name": n, "inputSchema": {"type":"object"}, "x-extra": 1})
+                    .to_string()
+                    .into()
+            })
             .collect();
-        listed.lists[3] = vec![json!({"uriTemplate": "file:///{path}", "name": "files"})];
+        listed.lists[3] = vec![
+            json!({"uriTemplate": "file:///{path}", "name": "files"})
+                .to_string()
+                .into(),
+        ];
         let plain = Namer::new("", naming::Rules::default());
         TargetItems::expose(target, &plain, &plain, listed)
     }

@@ -177,6 +177,11 @@ impl Message {
             || self.meta.as_ref().is_some_and(Members::has_repeats)
     }
 
+    /// The raw JSON text of a top-level member.
+    pub fn member(&self, key: &str) -> Option<&str> {
+        self.top.get(&self.text, key)
+    }
+
     /// Where the value of a top-level member lies in the text.
     pub fn range(&self, key: &str) -> Option<Range<usize>> {
         self.top.range_of(&self.text, key)

@@ -70,6 +70,13 @@ pub enum ParamError {
     },
 }
 
+/// [`of_schema`] for a schema given as JSON text. A schema that names the keyword nowhere (and has no
+/// escape that could spell it) has no annotations, so most schemas are never parsed into a tree.
+pub fn of_schema_text(input_schema: Option<&str>) -> Option<Arc<[ParamHeader]>> {
+    let text = input_schema.filter(|text| text.contains(SCHEMA_KEYWORD) || text.contains('\\'))?;
+    of_schema(Some(&serde_json::from_str(text).ok()?))
+}
+
 /// The arguments a tool's input schema mirrors into headers; `None` when it has none, or when an
 /// annotation is invalid (not a header token, on a type other than string, integer or boolean, or named
 /// twice), since clients then leave the tool's headers out and nobody can check them.

@@ -3,7 +3,8 @@
 use crate::catalog::{ItemKind, Listed};
 use crate::protocol::{ClientContext, jsonrpc};
 use crate::route::channel::Channel;
-use crate::upstream::{Target, UpstreamError, final_response};
+use crate::upstream::{Target, UpstreamError, final_message};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
 
@@ -32,7 +33,8 @@ async fn fetch_list(channel: &Channel, kind: ItemKind, listed: &mut Listed) -> R
     if !target.offers(kind.capability()) {
         return Ok(());
     }
-    let mut cursor: Option<Value> = None;
+    // The page's cursor as the target wrote it, passed back unchanged.
+    let mut cursor: Option<Box<RawValue>> = None;
     for _ in 0..MAX_PAGES {
         let id = target.next_request_id();
         let params = match &cursor {
@@ -40,10 +42,15 @@ async fn fetch_list(channel: &Channel, kind: ItemKind, listed: &mut Listed) -> R
             None => json!({}),
         };
         let request = json!({ "jsonrpc": "2.0", "id": id, "method": kind.list_method(), "params": params });
-        let response = final_response(channel.send(request, None).await?, &id, target.name()).await?;
+        // Kept as text: a page of a thousand tools read as a tree takes ten times its size, and the
+        // targets are fetched at once.
+        let response = final_message(channel.send(request, None).await?, &id, target.name()).await?;
         // One broken list must not hide the target's other lists: report it and carry on.
-        if let Some((code, message)) = jsonrpc::error_of(&response) {
-            if code != jsonrpc::METHOD_NOT_FOUND {
+        if let Some(error) = response.member("error") {
+            let error: Value = serde_json::from_str(error).unwrap_or_default();
+            let code = error.get("code").and_then(Value::as_i64);
+            let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+            if code != Some(jsonrpc::METHOD_NOT_FOUND) {
                 tracing::warn!(
                     target_name = target.name(),
                     list = kind.list_method(),
@@ -54,19 +61,25 @@ async fn fetch_list(channel: &Channel, kind: ItemKind, listed: &mut Listed) -> R
             }
             return Ok(());
         }
-        let result = response.get("result").unwrap_or(&Value::Null);
-        if !result.get(kind.result_key()).is_some_and(Value::is_array) {
-            tracing::warn!(
-                target_name = target.name(),
-                list = kind.list_method(),
-                "list result has no `{}` array; treating it as empty",
-                kind.result_key()
-            );
-            return Ok(());
-        }
-        listed.add_page(kind, result);
-        match result.get("nextCursor") {
-            Some(next) if !next.is_null() && Some(next) != cursor.as_ref() => cursor = Some(next.clone()),
+        let result = response.member("result").unwrap_or_default();
+        let next = match listed.add_page(kind, result) {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::warn!(
+                    target_name = target.name(),
+                    list = kind.list_method(),
+                    "{error}; treating it as empty"
+                );
+                return Ok(());
+            }
+        };
+        match next {
+            Some(next) if cursor.as_ref().is_none_or(|cursor| cursor.get() != next) => {
+                match RawValue::from_string(next.to_owned()) {
+                    Ok(next) => cursor = Some(next),
+                    Err(_) => return Ok(()),
+                }
+            }
             _ => return Ok(()),
         }
     }

@@ -16,6 +16,7 @@ pub use reply::{MessageStream, Received, Reply};
 pub use session::LegacySession;
 pub use target::{Dialects, Target};
 
+use crate::protocol::jsonrpc::{Kind, Message};
 use serde_json::Value;
 
 /// Largest single message (a JSON body or one SSE event) mcplex reads from a target. A larger one is
@@ -23,39 +24,84 @@ use serde_json::Value;
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Reads a reply to its final response (the message whose id is `id`), skipping anything else, as a
-/// tree (for mcplex's own small exchanges: lists, initialize). Callers bound it with the target's deadline.
+/// tree (for mcplex's own small exchanges: initialize). Callers bound it with the target's deadline.
 pub async fn final_response(reply: Reply, id: &Value, target: &str) -> Result<Value, UpstreamError> {
-    let garbage = |e: serde_json::Error| UpstreamError::Garbage {
+    final_answer(reply, target, |received| {
+        let value = received.message.value().map_err(|e| not_json(target, e))?;
+        let is_answer = value.get("id") == Some(id) && value.get("method").is_none();
+        Ok((value, is_answer))
+    })
+    .await
+}
+
+/// [`final_response`] kept as text with its envelope indexed, for answers too large to hold as a tree
+/// (list pages: a tree of a thousand tools takes ten times their text).
+pub async fn final_message(reply: Reply, id: &Value, target: &str) -> Result<Message, UpstreamError> {
+    final_answer(reply, target, |received| {
+        let message = Message::parse(received.message.into_bytes()).map_err(|e| UpstreamError::Garbage {
+            target: target.into(),
+            reason: e.to_string(),
+        })?;
+        let is_answer = message.kind == Kind::Response && message.id() == Some(id);
+        Ok((message, is_answer))
+    })
+    .await
+}
+
+/// The answer in a reply, which must have `result` or `error`: a single message as it is, or the first
+/// message of a stream that `read` says is the answer (it returns each message read and whether it
+/// is). A stream that ends without it is an error naming the target.
+async fn final_answer<T: AsJsonRpcAnswer>(
+    reply: Reply,
+    target: &str,
+    mut read: impl FnMut(Received) -> Result<(T, bool), UpstreamError>,
+) -> Result<T, UpstreamError> {
+    let garbage = |reason: &str| UpstreamError::Garbage {
         target: target.into(),
-        reason: format!("the answer is not JSON: {e}"),
+        reason: reason.into(),
     };
-    let response = |value: Value| {
-        if value.get("result").is_some() || value.get("error").is_some() {
-            Ok(value)
+    let checked = |found: T| {
+        if found.has_outcome() {
+            Ok(found)
         } else {
-            Err(UpstreamError::Garbage {
-                target: target.into(),
-                reason: "the JSON answer has neither `result` nor `error`".into(),
-            })
+            Err(garbage("the JSON answer has neither `result` nor `error`"))
         }
     };
     match reply {
-        Reply::Single(received) => response(received.message.value().map_err(garbage)?),
-        Reply::Accepted => Err(UpstreamError::Garbage {
-            target: target.into(),
-            reason: "a request was answered with 202 and no response".into(),
-        }),
+        Reply::Single(received) => checked(read(received)?.0),
+        Reply::Accepted => Err(garbage("a request was answered with 202 and no response")),
         Reply::Stream(mut stream) => {
-            while let Some(message) = stream.next().await {
-                let message = message?.message.value().map_err(garbage)?;
-                if message.get("id") == Some(id) && message.get("method").is_none() {
-                    return response(message);
+            while let Some(received) = stream.next().await {
+                if let (found, true) = read(received?)? {
+                    return checked(found);
                 }
             }
-            Err(UpstreamError::Garbage {
-                target: target.into(),
-                reason: "the stream ended before the response".into(),
-            })
+            Err(garbage("the stream ended before the response"))
         }
+    }
+}
+
+/// An answer read as a tree or as indexed text.
+trait AsJsonRpcAnswer {
+    /// True when it has `result` or `error`.
+    fn has_outcome(&self) -> bool;
+}
+
+impl AsJsonRpcAnswer for Value {
+    fn has_outcome(&self) -> bool {
+        self.get("result").is_some() || self.get("error").is_some()
+    }
+}
+
+impl AsJsonRpcAnswer for Message {
+    fn has_outcome(&self) -> bool {
+        self.range("result").is_some() || self.range("error").is_some()
+    }
+}
+
+fn not_json(target: &str, error: serde_json::Error) -> UpstreamError {
+    UpstreamError::Garbage {
+        target: target.into(),
+        reason: format!("the answer is not JSON: {error}"),
     }
 }
