@@ -81,6 +81,7 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
                 "tools": count(ItemKind::Tools),
                 "prompts": count(ItemKind::Prompts),
                 "resources": count(ItemKind::Resources),
+                "listsTruncated": state.items.as_ref().is_some_and(|i| i.truncated),
                 "fetchedSecondsAgo": state.fetched_at.map(|at| at.elapsed().as_secs()),
                 "callsInFlight": slot.target.as_ref().map_or(0, |t| t.exchanges_in_flight()),
                 "eras": slot.target.as_ref().and_then(|t| t.known_dialects()).map(|d| json!({"modern": d.modern, "session": d.legacy})),

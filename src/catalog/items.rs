@@ -8,8 +8,13 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 
+/// Most JSON text one target's items may take, all four lists together: about 27,000 tools of 150 bytes,
+/// held in about four times that. A target that lists more (one page after another, say) would otherwise
+/// grow the catalog until the pod is killed for its memory, taking every other target's tools with it.
+pub const MAX_LISTED_BYTES: usize = 4 * 1024 * 1024;
+
 /// Everything one target listed, as it sent it, with its cache hints.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Listed {
     /// Items per kind, in [`ItemKind::ALL`] order, each the JSON text the target sent for it. Text, not
     /// trees: a tree of a tool takes about ten times its JSON, and every target's lists are read at once.
@@ -18,6 +23,25 @@ pub struct Listed {
     pub ttl_ms: Option<u64>,
     /// True when any page was `cacheScope: private`.
     pub private: bool,
+    /// Bytes of item JSON kept so far.
+    pub held: usize,
+    /// Most bytes of item JSON kept ([`MAX_LISTED_BYTES`] unless a test says otherwise).
+    pub limit: usize,
+    /// True when an item was left out because the limit was reached.
+    pub full: bool,
+}
+
+impl Default for Listed {
+    fn default() -> Self {
+        Self {
+            lists: Default::default(),
+            ttl_ms: None,
+            private: false,
+            held: 0,
+            limit: MAX_LISTED_BYTES,
+            full: false,
+        }
+    }
 }
 
 /// A list result that is not an object holding the array of its kind.
@@ -30,8 +54,8 @@ pub struct NotAList {
 
 impl Listed {
     /// Adds one page of a list result, given as its JSON text: its items (the objects with a string id
-    /// field) and its cache hints. Returns the page's `nextCursor` as JSON text, unless it has none or
-    /// it is `null`.
+    /// field) while they fit in the limit, and its cache hints. Returns the page's `nextCursor` as JSON
+    /// text, unless it has none, it is `null`, or the limit was reached ([`Listed::full`]).
     pub fn add_page<'r>(&mut self, kind: ItemKind, result: &'r str) -> Result<Option<&'r str>, NotAList> {
         let not_a_list = || NotAList { key: kind.result_key() };
         let (members, []) = Members::index_path(result, 0..result.len(), []).map_err(|_| not_a_list())?;
@@ -40,14 +64,17 @@ impl Listed {
             .and_then(|list| serde_json::from_str(list).ok())
             .ok_or_else(not_a_list)?;
         let list = &mut self.lists[kind.slot()];
-        list.reserve(items.len());
-        list.extend(
-            items
-                .into_iter()
-                .map(RawValue::get)
-                .filter(|item| Fields::of(item).is_some_and(|fields| fields.id(kind).is_some()))
-                .map(Box::from),
-        );
+        for item in items.into_iter().map(RawValue::get) {
+            if Fields::of(item).is_none_or(|fields| fields.id(kind).is_none()) {
+                continue;
+            }
+            if self.held + item.len() > self.limit {
+                self.full = true;
+                break;
+            }
+            self.held += item.len();
+            list.push(item.into());
+        }
         if let Some(ttl) = members
             .get(result, "ttlMs")
             .and_then(|ttl| serde_json::from_str::<u64>(ttl).ok())
@@ -55,7 +82,8 @@ impl Listed {
             self.ttl_ms = Some(self.ttl_ms.map_or(ttl, |t| t.min(ttl)));
         }
         self.private |= members.get(result, "cacheScope").and_then(raw::string).as_deref() == Some("private");
-        Ok(members.get(result, "nextCursor").filter(|cursor| *cursor != "null"))
+        let next = members.get(result, "nextCursor").filter(|cursor| *cursor != "null");
+        Ok(next.filter(|_| !self.full))
     }
 }
 
@@ -100,13 +128,21 @@ pub struct TargetItems {
     pub ttl_ms: Option<u64>,
     /// True when the target marked any list `private`.
     pub private: bool,
+    /// True when the target listed more than [`MAX_LISTED_BYTES`] and the rest was left out.
+    pub truncated: bool,
 }
 
 impl TargetItems {
     /// Applies the target's filters, renames and prefix to what it listed.
     pub fn expose(target: &str, tools: &Namer, prompts: &Namer, listed: Listed) -> Self {
         let target: Arc<str> = target.into();
-        let Listed { lists, ttl_ms, private } = listed;
+        let Listed {
+            lists,
+            ttl_ms,
+            private,
+            full,
+            ..
+        } = listed;
         let mut entries: [Vec<Entry>; 4] = Default::default();
         for (kind, list) in ItemKind::ALL.into_iter().zip(lists) {
             let namer = match kind {
@@ -125,6 +161,7 @@ impl TargetItems {
             entries,
             ttl_ms,
             private,
+            truncated: full,
         }
     }
 
@@ -182,6 +219,26 @@ mod tests {
         let names: Vec<&str> = items.entries(ItemKind::Tools).iter().map(|e| &*e.exposed).collect();
         assert_eq!(names, ["p_a", "p_b"]);
         assert_eq!(&*items.entries(ItemKind::Tools)[0].json, r#"{"name":"p_a"}"#);
+    }
+
+    #[test]
+    fn items_past_the_limit_are_left_out_and_paging_stops() {
+        let mut listed = Listed {
+            limit: 40,
+            ..Listed::default()
+        };
+        // Each item is 16 bytes: two fit in 40, the third does not, and neither does anything after it.
+        let page = r#"{"tools":[{"name":"t_001"},{"name":"t_002"},{"name":"t_003"}],"nextCursor":"2"}"#;
+        assert_eq!(listed.add_page(ItemKind::Tools, page), Ok(None));
+        assert!(listed.full);
+        assert_eq!((listed.lists[0].len(), listed.held), (2, 32));
+        assert_eq!(
+            listed.add_page(ItemKind::Prompts, r#"{"prompts":[{"name":"p"}]}"#),
+            Ok(None)
+        );
+        assert!(listed.lists[1].is_empty());
+        let plain = Namer::new("", crate::catalog::naming::Rules::default());
+        assert!(TargetItems::expose("t", &plain, &plain, listed).truncated);
     }
 
     #[test]

@@ -21,7 +21,17 @@ pub async fn fetch_target(target: &Arc<Target>) -> Result<Listed, UpstreamError>
             let channel = Channel::open(target, context, false, None).await?;
             let mut listed = Listed::default();
             for kind in ItemKind::ALL {
-                fetch_list(&channel, kind, &mut listed).await?;
+                if !listed.full {
+                    fetch_list(&channel, kind, &mut listed).await?;
+                }
+            }
+            if listed.full {
+                tracing::warn!(
+                    target_name = target.name(),
+                    limit_bytes = listed.limit,
+                    "the target's lists hold more than {} MiB of JSON; the items past it are left out",
+                    listed.limit / (1024 * 1024)
+                );
             }
             Ok(listed)
         })

@@ -287,3 +287,74 @@ async fn the_message_budget_refuses_what_would_not_fit_and_recovers() {
         answer["error"]
     );
 }
+
+/// A 2026-07-28 target whose `tools/list` never ends: every page holds 1,000 tools of about 200 bytes and
+/// a cursor to the next. Returns its URL and the count of list pages it served.
+async fn endless_lister() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pages = std::sync::Arc::new(AtomicUsize::new(0));
+    let served = pages.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(mcplex::serve::serve(
+        listener,
+        None,
+        move |request: http::Request<hyper::body::Incoming>| {
+            let served = served.clone();
+            async move {
+                let body = http_body_util::BodyExt::collect(request.into_body())
+                    .await
+                    .unwrap()
+                    .to_bytes();
+                let message: Value = serde_json::from_slice(&body).unwrap_or_default();
+                let result = match message["method"].as_str() {
+                    Some("server/discover") => {
+                        json!({"resultType": "complete", "supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}})
+                    }
+                    Some("tools/list") => {
+                        let page = served.fetch_add(1, Ordering::SeqCst);
+                        let tools: Vec<Value> = (0..1000)
+                            .map(|i| json!({"name": format!("tool_{page}_{i}"), "description": "x".repeat(120), "inputSchema": {"type": "object"}}))
+                            .collect();
+                        json!({"resultType": "complete", "tools": tools, "nextCursor": format!("page-{}", page + 1)})
+                    }
+                    _ => json!({"resultType": "complete", "content": [{"type": "text", "text": "listed"}]}),
+                };
+                let answer = json!({"jsonrpc": "2.0", "id": message["id"], "result": result});
+                http::Response::builder()
+                    .header("content-type", "application/json")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(answer.to_string())))
+                    .unwrap()
+            }
+        },
+        mcplex::serve::ServeLimits::default(),
+        tokio_util::sync::CancellationToken::new(),
+        Duration::from_secs(1),
+    ));
+    (format!("http://{addr}/mcp"), pages)
+}
+
+#[tokio::test]
+async fn a_target_that_lists_without_end_is_cut_off_at_the_list_limit() {
+    let healthy = everything(Versions::All).await;
+    let (endless, pages) = endless_lister().await;
+    let harness = Harness::start(&config(&[("endless", &endless, ""), ("ok", &healthy.url(), "")])).await;
+    let status = harness.status().await;
+    let endless_status = target_status(&status, "endless");
+    assert_eq!(endless_status["up"], true, "{status}");
+    assert_eq!(endless_status["listsTruncated"], true, "{status}");
+    // About 200 bytes a tool against 4 MiB: some twenty thousand tools, read in about twenty pages.
+    let tools = endless_status["tools"].as_u64().unwrap();
+    assert!((15_000..25_000).contains(&tools), "{status}");
+    let served = pages.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(served <= 25, "{served} pages were read");
+    assert_eq!(target_status(&status, "ok")["listsTruncated"], false, "{status}");
+    // The kept tools work, and so do the other target's.
+    let answer = modern_call(&harness, "endless_tool_0_0", json!({})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "listed", "{answer}");
+    let answer = modern_call(&harness, "ok_echo", json!({"message": "hi"})).await;
+    assert!(
+        answer["result"]["content"][0]["text"].as_str().unwrap().contains("hi"),
+        "{answer}"
+    );
+}
