@@ -6,6 +6,7 @@ use crate::protocol::params;
 use crate::protocol::raw::{self, Members, Splice};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Most JSON text one target's items may take, all four lists together: about 27,000 tools of 150 bytes,
@@ -29,7 +30,12 @@ pub struct Listed {
     pub limit: usize,
     /// True when an item was left out because the limit was reached.
     pub full: bool,
+    /// For a target of both eras: the ids of what it lists to its sessions, when they could be read.
+    pub session_era: Option<ListedIds>,
 }
+
+/// The ids (names or URIs) of what a target listed, per kind in [`ItemKind::ALL`] order.
+pub type ListedIds = [HashSet<Box<str>>; 4];
 
 impl Default for Listed {
     fn default() -> Self {
@@ -40,6 +46,7 @@ impl Default for Listed {
             held: 0,
             limit: MAX_LISTED_BYTES,
             full: false,
+            session_era: None,
         }
     }
 }
@@ -84,6 +91,20 @@ impl Listed {
         self.private |= members.get(result, "cacheScope").and_then(raw::string).as_deref() == Some("private");
         let next = members.get(result, "nextCursor").filter(|cursor| *cursor != "null");
         Ok(next.filter(|_| !self.full))
+    }
+}
+
+impl Listed {
+    /// The ids of the items listed.
+    pub fn ids(&self) -> ListedIds {
+        let mut ids: ListedIds = Default::default();
+        for kind in ItemKind::ALL {
+            ids[kind.slot()] = self.lists[kind.slot()]
+                .iter()
+                .filter_map(|item| Some(Fields::of(item)?.id(kind)?.into()))
+                .collect();
+        }
+        ids
     }
 }
 
@@ -141,6 +162,7 @@ impl TargetItems {
             ttl_ms,
             private,
             full,
+            session_era,
             ..
         } = listed;
         let mut entries: [Vec<Entry>; 4] = Default::default();
@@ -152,7 +174,7 @@ impl TargetItems {
             };
             let mut exposed: Vec<Entry> = list
                 .into_iter()
-                .filter_map(|item| expose_one(kind, namer, &target, item))
+                .filter_map(|item| expose_one(kind, namer, &target, item, session_era.as_ref()))
                 .collect();
             exposed.shrink_to_fit();
             entries[kind.slot()] = exposed;
@@ -171,9 +193,16 @@ impl TargetItems {
     }
 }
 
-fn expose_one(kind: ItemKind, namer: Option<&Namer>, target: &Arc<str>, item: Box<str>) -> Option<Entry> {
+fn expose_one(
+    kind: ItemKind,
+    namer: Option<&Namer>,
+    target: &Arc<str>,
+    item: Box<str>,
+    session_era: Option<&ListedIds>,
+) -> Option<Entry> {
     let fields = Fields::of(&item)?;
     let original: Arc<str> = fields.id(kind)?.into();
+    let in_sessions = session_era.is_none_or(|ids| ids[kind.slot()].contains(&*original));
     let exposed: Arc<str> = match namer {
         Some(namer) => namer.expose(&original)?.into(),
         None => original.clone(),
@@ -190,6 +219,7 @@ fn expose_one(kind: ItemKind, namer: Option<&Namer>, target: &Arc<str>, item: Bo
     Some(Entry {
         json,
         params,
+        in_sessions,
         exposed,
         target: target.clone(),
         original,
@@ -239,6 +269,38 @@ mod tests {
         assert!(listed.lists[1].is_empty());
         let plain = Namer::new("", crate::catalog::naming::Rules::default());
         assert!(TargetItems::expose("t", &plain, &plain, listed).truncated);
+    }
+
+    #[test]
+    fn items_a_target_lists_only_in_2026_07_28_are_marked_as_missing_from_its_sessions() {
+        let mut sessions = Listed::default();
+        sessions
+            .add_page(ItemKind::Tools, r#"{"tools":[{"name":"old"},{"name":"both"}]}"#)
+            .unwrap();
+        let mut listed = Listed::default();
+        listed
+            .add_page(ItemKind::Tools, r#"{"tools":[{"name":"both"},{"name":"fresh"}]}"#)
+            .unwrap();
+        listed
+            .add_page(ItemKind::Prompts, r#"{"prompts":[{"name":"ask"}]}"#)
+            .unwrap();
+        listed.session_era = Some(sessions.ids());
+        let namer = Namer::new("p", crate::catalog::naming::Rules::default());
+        let items = TargetItems::expose("t", &namer, &namer, listed.clone());
+        let tools: Vec<(&str, bool)> = items
+            .entries(ItemKind::Tools)
+            .iter()
+            .map(|e| (&*e.exposed, e.in_sessions))
+            .collect();
+        assert_eq!(tools, [("p_both", true), ("p_fresh", false)]);
+        assert!(
+            !items.entries(ItemKind::Prompts)[0].in_sessions,
+            "the sessions listed no prompts"
+        );
+        // Whose sessions could not be read: every item is taken to be there.
+        listed.session_era = None;
+        let items = TargetItems::expose("t", &namer, &namer, listed);
+        assert!(items.entries(ItemKind::Tools).iter().all(|e| e.in_sessions));
     }
 
     #[test]

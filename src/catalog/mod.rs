@@ -5,7 +5,7 @@ pub mod cursor;
 pub mod items;
 pub mod naming;
 
-pub use items::{Listed, TargetItems};
+pub use items::{Listed, ListedIds, TargetItems};
 pub use naming::Namer;
 
 use crate::protocol::params::ParamHeader;
@@ -87,6 +87,9 @@ pub struct Entry {
     pub json: Arc<str>,
     /// For a tool: the arguments its input schema mirrors into `Mcp-Param-*` headers, if any.
     pub params: Option<Arc<[ParamHeader]>>,
+    /// False when the target speaks both eras and lists this item only in 2026-07-28: a session-era
+    /// client's call of it then goes to the target in that era, not to the client's upstream session.
+    pub in_sessions: bool,
 }
 
 /// Two targets exposing the same name: the first keeps it, the other's item is hidden.

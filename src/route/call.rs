@@ -52,6 +52,8 @@ struct Destination {
     target: Arc<str>,
     rewrite: Option<Arc<str>>,
     params: Option<Arc<[ParamHeader]>>,
+    /// False when the target offers the item in 2026-07-28 only (see [`crate::catalog::Entry`]).
+    in_sessions: bool,
 }
 
 /// What a request names, before it is looked up.
@@ -111,6 +113,7 @@ fn lookup(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Result<Destination, NoDes
                 target: e.target.clone(),
                 rewrite: Some(e.original.clone()),
                 params: e.params.clone(),
+                in_sessions: e.in_sessions,
             })
             .ok_or_else(|| NoDestination::Unknown {
                 what: if kind == ItemKind::Tools { "tool" } else { "prompt" },
@@ -123,6 +126,7 @@ fn lookup(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Result<Destination, NoDes
                 target: t.into(),
                 rewrite: None,
                 params: None,
+                in_sessions: true,
             })
             .ok_or_else(|| NoDestination::NoResource(uri.to_string())),
     }
@@ -341,6 +345,12 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
             .then(|| answering_context(&inbound.message))
             .flatten();
         let opened = match (&inbound.caller, &answering) {
+            // What the target's sessions lack is reached in 2026-07-28, its requests bridged to the client.
+            (Caller::Session(session), _) if !destination.in_sessions => {
+                Channel::open(&target, &session.context, false, inbound.acting.clone())
+                    .await
+                    .map(|c| (c, false))
+            }
             (Caller::Session(session), _) => session.channel(router, &target).await.map(|c| (c, false)),
             (Caller::Stateless(context), None) => Channel::open(&target, context, false, inbound.acting.clone())
                 .await

@@ -69,6 +69,15 @@ impl Channel {
         Ok(Self { way, acting })
     }
 
+    /// Opens the target's shared session, whatever else it speaks: how mcplex reads what a target of both
+    /// eras offers its session-era clients.
+    pub async fn session_era(target: &Arc<Target>) -> Result<Self, UpstreamError> {
+        Ok(Self {
+            way: Way::Legacy(target.control_session().await?),
+            acting: None,
+        })
+    }
+
     /// Opens a channel for one call of a 2026-07-28 client that can answer requests: a modern target is
     /// reached as usual, a session-era one through a session of the call's own, opened with the client's
     /// capabilities (so the target may ask, and whatever its session sends belongs to this call). True

@@ -1,7 +1,7 @@
 //! Reads every page of one target's four lists, mcplex speaking for itself.
 
-use crate::catalog::{ItemKind, Listed};
-use crate::protocol::{ClientContext, jsonrpc};
+use crate::catalog::{ItemKind, Listed, ListedIds};
+use crate::protocol::{ClientContext, Era, jsonrpc};
 use crate::route::channel::Channel;
 use crate::upstream::{Target, UpstreamError, final_message};
 use serde_json::value::RawValue;
@@ -25,6 +25,9 @@ pub async fn fetch_target(target: &Arc<Target>) -> Result<Listed, UpstreamError>
                     fetch_list(&channel, kind, &mut listed).await?;
                 }
             }
+            if channel.era() == Era::Modern && target.dialects().await?.legacy {
+                listed.session_era = session_era_ids(target).await;
+            }
             if listed.full {
                 tracing::warn!(
                     target_name = target.name(),
@@ -36,6 +39,29 @@ pub async fn fetch_target(target: &Arc<Target>) -> Result<Listed, UpstreamError>
             Ok(listed)
         })
         .await
+}
+
+/// What a target of both eras lists to its sessions (the ids of its items), when it can be read: the eras
+/// of one server may offer different items (the conformance reference server has tools of 2026-07-28
+/// only), and a session-era client's call of one of those must not go to a session that lacks it.
+async fn session_era_ids(target: &Arc<Target>) -> Option<ListedIds> {
+    let read = async {
+        let channel = Channel::session_era(target).await?;
+        let mut listed = Listed::default();
+        for kind in ItemKind::ALL {
+            if !listed.full {
+                fetch_list(&channel, kind, &mut listed).await?;
+            }
+        }
+        Ok::<_, UpstreamError>(listed.ids())
+    };
+    match read.await {
+        Ok(ids) => Some(ids),
+        Err(error) => {
+            tracing::warn!(target_name = target.name(), %error, "could not list what the target offers its sessions; every item is taken to be there");
+            None
+        }
+    }
 }
 
 async fn fetch_list(channel: &Channel, kind: ItemKind, listed: &mut Listed) -> Result<(), UpstreamError> {

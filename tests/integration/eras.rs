@@ -437,6 +437,11 @@ async fn a_dual_era_typescript_sdk_server_serves_each_client_in_its_era_and_acro
         "hello ada (legacy, GET stream)"
     );
     assert_eq!(call_text(&client, "ts_confirm", json!({})).await, "hello ada (legacy)");
+    // A tool the target offers in 2026-07-28 only is called there, its question bridged to the session.
+    assert_eq!(
+        call_text(&client, "ts_fresh", json!({})).await,
+        "hello ada (fresh, modern)"
+    );
     assert_eq!(
         call_text(&client, "tsnew_rounds", json!({})).await,
         "word=sampled answer; roots=0 (modern)"
