@@ -12,11 +12,11 @@ use std::sync::{Arc, OnceLock};
 const MAX_PAGES: usize = 1000;
 
 /// Fetches all four lists of a target (a list the target lacks is empty), the whole fetch under the
-/// target's deadline.
+/// target's deadline; for a target of both eras, then what it lists to its sessions, under another.
 pub async fn fetch_target(target: &Arc<Target>) -> Result<Listed, UpstreamError> {
     static CONTEXT: OnceLock<Arc<ClientContext>> = OnceLock::new();
     let context = CONTEXT.get_or_init(|| Arc::new(ClientContext::catalog()));
-    target
+    let (mut listed, both_eras) = target
         .deadline(async {
             let channel = Channel::open(target, context, false, None).await?;
             let mut listed = Listed::default();
@@ -24,9 +24,6 @@ pub async fn fetch_target(target: &Arc<Target>) -> Result<Listed, UpstreamError>
                 if !listed.full {
                     fetch_list(&channel, kind, &mut listed).await?;
                 }
-            }
-            if channel.era() == Era::Modern && target.dialects().await?.legacy {
-                listed.session_era = session_era_ids(target).await;
             }
             if listed.full {
                 tracing::warn!(
@@ -36,9 +33,16 @@ pub async fn fetch_target(target: &Arc<Target>) -> Result<Listed, UpstreamError>
                     listed.limit / (1024 * 1024)
                 );
             }
-            Ok(listed)
+            let both_eras = channel.era() == Era::Modern && target.dialects().await?.legacy;
+            Ok((listed, both_eras))
         })
-        .await
+        .await?;
+    // Read under a deadline of its own, after the lists: a session half that hangs or fails costs only
+    // the per-era marks, not the target.
+    if both_eras {
+        listed.session_era = session_era_ids(target).await;
+    }
+    Ok(listed)
 }
 
 /// What a target of both eras lists to its sessions (the ids of its items), when it can be read: the eras
@@ -55,7 +59,7 @@ async fn session_era_ids(target: &Arc<Target>) -> Option<ListedIds> {
         }
         Ok::<_, UpstreamError>(listed.ids())
     };
-    match read.await {
+    match target.deadline(read).await {
         Ok(ids) => Some(ids),
         Err(error) => {
             tracing::warn!(target_name = target.name(), %error, "could not list what the target offers its sessions; every item is taken to be there");
