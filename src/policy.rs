@@ -194,7 +194,7 @@ impl Policy {
         let request = match build_request(query) {
             Ok(request) => request,
             Err(reason) => {
-                tracing::warn!(%reason, "policy request could not be built; denied");
+                tracing::warn!(reason = %reason, "policy request could not be built; denied");
                 return Verdict {
                     allowed: false,
                     rule: format!("invalid request: {reason}").into(),
@@ -247,7 +247,21 @@ fn names() -> &'static Names {
     })
 }
 
-fn build_request(query: &Query<'_>) -> Result<Request, String> {
+/// Why a policy request could not be built from a call (Cedar refused a part of it).
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    /// The caller's claims did not make a record.
+    #[error("the claims do not make a Cedar record: {0}")]
+    Claims(#[source] Box<cedar_policy::ExpressionConstructionError>),
+    /// The context did not make a record.
+    #[error("the context does not make a Cedar record: {0}")]
+    Context(#[source] Box<cedar_policy::ContextCreationError>),
+    /// Cedar refused the request itself.
+    #[error("Cedar refused the request: {0}")]
+    Request(#[source] Box<cedar_policy::RequestValidationError>),
+}
+
+fn build_request(query: &Query<'_>) -> Result<Request, RequestError> {
     let names = names();
     let index = query.action as usize;
     let principal = EntityUid::from_type_name_and_id(
@@ -256,10 +270,11 @@ fn build_request(query: &Query<'_>) -> Result<Request, String> {
     );
     let action = names.actions[index].clone();
     let resource = EntityUid::from_type_name_and_id(names.kinds[index].clone(), EntityId::new(query.exposed));
-    let claims = query.claims.map_or_else(
-        || RestrictedExpression::new_record([]).map_err(|e| e.to_string()),
-        to_record,
-    )?;
+    let claims = match query.claims {
+        Some(claims) => to_record(claims),
+        None => RestrictedExpression::new_record([]),
+    }
+    .map_err(|e| RequestError::Claims(e.into()))?;
     let context = Context::from_pairs([
         (
             "target".to_owned(),
@@ -275,19 +290,18 @@ fn build_request(query: &Query<'_>) -> Result<Request, String> {
         ),
         ("claims".to_owned(), claims),
     ])
-    .map_err(|e| e.to_string())?;
-    Request::new(principal, action, resource, context, None).map_err(|e| e.to_string())
+    .map_err(|e| RequestError::Context(e.into()))?;
+    Request::new(principal, action, resource, context, None).map_err(|e| RequestError::Request(e.into()))
 }
 
 /// Claims as a Cedar record. Values Cedar has no type for (null, fractions) are left out; they
 /// cannot be compared in a policy anyway.
-fn to_record(claims: &Map<String, Value>) -> Result<RestrictedExpression, String> {
+fn to_record(claims: &Map<String, Value>) -> Result<RestrictedExpression, cedar_policy::ExpressionConstructionError> {
     RestrictedExpression::new_record(
         claims
             .iter()
             .filter_map(|(key, value)| Some((key.clone(), to_expression(value, 0)?))),
     )
-    .map_err(|e| e.to_string())
 }
 
 fn to_expression(value: &Value, depth: usize) -> Option<RestrictedExpression> {

@@ -52,8 +52,21 @@ fn refuse(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
 
-fn parse_date(field: &str, value: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|e| format!("{field} `{value}` is not a YYYY-MM-DD date: {e}"))
+/// A date argument that is not `YYYY-MM-DD`.
+#[derive(Debug, thiserror::Error)]
+#[error("{field} `{value}` is not a YYYY-MM-DD date: {source}")]
+struct BadDate {
+    field: &'static str,
+    value: String,
+    source: chrono::ParseError,
+}
+
+fn parse_date(field: &'static str, value: &str) -> Result<NaiveDate, BadDate> {
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|source| BadDate {
+        field,
+        value: value.into(),
+        source,
+    })
 }
 
 #[tool_router]
@@ -79,7 +92,7 @@ impl Date {
     fn days_between(&self, Parameters(DatePair { start, end }): Parameters<DatePair>) -> CallToolResult {
         let (start, end) = match (parse_date("start", &start), parse_date("end", &end)) {
             (Ok(start), Ok(end)) => (start, end),
-            (Err(e), _) | (_, Err(e)) => return refuse(e),
+            (Err(e), _) | (_, Err(e)) => return refuse(e.to_string()),
         };
         text((end - start).num_days().to_string())
     }

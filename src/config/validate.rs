@@ -176,7 +176,7 @@ fn check_target(spec: TargetSpec, report: &mut impl FnMut(&str, String)) -> Opti
         );
     }
     let url = check_url(&spec.url, spec.tls.is_some())
-        .map_err(|m| fail("url", m))
+        .map_err(|e| fail("url", e.to_string()))
         .ok();
     let prefix = spec.prefix.clone().unwrap_or_else(|| spec.name.clone());
     if prefix.len() > 64 || !prefix.chars().all(crate::protocol::is_name_char) {
@@ -195,7 +195,7 @@ fn check_target(spec: TargetSpec, report: &mut impl FnMut(&str, String)) -> Opti
     check_filter("prompts", &spec.prompts, &mut fail);
     let timeout = match &spec.timeout {
         None => Some(DEFAULT_TIMEOUT),
-        Some(text) => parse_duration(text).map_err(|m| fail("timeout", m)).ok(),
+        Some(text) => parse_duration(text).map_err(|e| fail("timeout", e.to_string())).ok(),
     };
     if failed {
         return None;
@@ -253,7 +253,7 @@ fn check_jwt(jwt: JwtSpec, report: &mut impl FnMut(&str, String)) -> Option<Inbo
                 url,
                 ca: jwt.jwks.ca.clone(),
             })
-            .map_err(|m| fail("jwks.url", m))
+            .map_err(|e| fail("jwks.url", e.to_string()))
             .ok(),
         _ => {
             fail("jwks", "set exactly one of file, url".into());
@@ -261,16 +261,16 @@ fn check_jwt(jwt: JwtSpec, report: &mut impl FnMut(&str, String)) -> Option<Inbo
         }
     };
     if let Some(ca) = &jwt.jwks.ca {
-        check_readable(ca).unwrap_or_else(|m| fail("jwks.ca", m));
+        check_readable(ca).unwrap_or_else(|e| fail("jwks.ca", e.to_string()));
     }
     if let Some(resource) = &jwt.resource {
         check_url(resource, false)
             .map(drop)
-            .unwrap_or_else(|m| fail("resource", m));
+            .unwrap_or_else(|e| fail("resource", e.to_string()));
     }
     let leeway = match &jwt.leeway {
         None => Some(crate::identity::jwt::DEFAULT_LEEWAY),
-        Some(text) => parse_duration(text).map_err(|m| fail("leeway", m)).ok(),
+        Some(text) => parse_duration(text).map_err(|e| fail("leeway", e.to_string())).ok(),
     };
     if failed {
         return None;
@@ -305,7 +305,7 @@ fn check_policy(spec: &PolicySpec, problems: &mut Vec<Problem>) -> Option<Arc<Po
 fn check_exchange(exchange: &TokenExchangeSpec, fail: &mut impl FnMut(&str, String)) {
     check_url(&exchange.token_endpoint, false)
         .map(drop)
-        .unwrap_or_else(|m| fail("auth.tokenExchange.tokenEndpoint", m));
+        .unwrap_or_else(|e| fail("auth.tokenExchange.tokenEndpoint", e.to_string()));
     if exchange.audience.is_none() && exchange.resource.is_none() {
         fail(
             "auth.tokenExchange",
@@ -319,10 +319,10 @@ fn check_exchange(exchange: &TokenExchangeSpec, fail: &mut impl FnMut(&str, Stri
         );
     }
     if let Some(file) = &exchange.client_secret_file {
-        check_readable(file).unwrap_or_else(|m| fail("auth.tokenExchange.clientSecretFile", m));
+        check_readable(file).unwrap_or_else(|e| fail("auth.tokenExchange.clientSecretFile", e.to_string()));
     }
     if let Some(ca) = &exchange.ca {
-        check_readable(ca).unwrap_or_else(|m| fail("auth.tokenExchange.ca", m));
+        check_readable(ca).unwrap_or_else(|e| fail("auth.tokenExchange.ca", e.to_string()));
     }
     if exchange.actor_path.is_some() && exchange.actor_audience.is_none() {
         fail(
@@ -332,22 +332,41 @@ fn check_exchange(exchange: &TokenExchangeSpec, fail: &mut impl FnMut(&str, Stri
     }
 }
 
-fn check_url(text: &str, has_tls: bool) -> Result<http::Uri, String> {
-    let url: http::Uri = text.parse().map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+/// Why a target's `url` was refused.
+#[derive(Debug, thiserror::Error)]
+enum UrlError {
+    #[error("`{text}` is not a URL: {source}")]
+    NotAUrl {
+        text: String,
+        source: http::uri::InvalidUri,
+    },
+    #[error("`tls` is set but the URL is not https")]
+    PlainWithTls,
+    #[error("`{0}` has no host")]
+    NoHost(String),
+    #[error("`{0}` must start with http:// or https://")]
+    Scheme(String),
+}
+
+fn check_url(text: &str, has_tls: bool) -> Result<http::Uri, UrlError> {
+    let url: http::Uri = text.parse().map_err(|source| UrlError::NotAUrl {
+        text: text.into(),
+        source,
+    })?;
     match url.scheme_str() {
-        Some("http") if has_tls => Err("`tls` is set but the URL is not https".into()),
+        Some("http") if has_tls => Err(UrlError::PlainWithTls),
         Some("http") | Some("https") => match url.host() {
             Some(host) if !host.is_empty() => Ok(url),
-            _ => Err(format!("`{text}` has no host")),
+            _ => Err(UrlError::NoHost(text.into())),
         },
-        _ => Err(format!("`{text}` must start with http:// or https://")),
+        _ => Err(UrlError::Scheme(text.into())),
     }
 }
 
 fn check_tls(tls: &TlsSpec, fail: &mut impl FnMut(&str, String)) {
     for (key, path) in [("tls.ca", &tls.ca), ("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
         if let Some(path) = path {
-            check_readable(path).unwrap_or_else(|m| fail(key, m));
+            check_readable(path).unwrap_or_else(|e| fail(key, e.to_string()));
         }
     }
     if tls.cert.is_some() != tls.key.is_some() {
@@ -397,7 +416,7 @@ fn check_auth(auth: &AuthSpec, fail: &mut impl FnMut(&str, String)) {
                 format!("`{}` is not a valid HTTP header name", header.name),
             );
         }
-        check_readable(&header.value_file).unwrap_or_else(|m| fail("auth.header.valueFile", m));
+        check_readable(&header.value_file).unwrap_or_else(|e| fail("auth.header.valueFile", e.to_string()));
     }
 }
 
@@ -422,10 +441,19 @@ fn check_filter(kind: &str, filter: &FilterSpec, fail: &mut impl FnMut(&str, Str
     }
 }
 
-fn check_readable(path: &Path) -> Result<(), String> {
-    std::fs::File::open(path)
-        .map(drop)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+/// A file the config names that cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read `{}`: {source}", path.display())]
+struct Unreadable {
+    path: std::path::PathBuf,
+    source: std::io::Error,
+}
+
+fn check_readable(path: &Path) -> Result<(), Unreadable> {
+    std::fs::File::open(path).map(drop).map_err(|source| Unreadable {
+        path: path.into(),
+        source,
+    })
 }
 
 fn is_dns_label(name: &str) -> bool {
