@@ -12,6 +12,7 @@
 //! decided is named by its `@id("...")` annotation, else by Cedar's position id (`policy0`, ...).
 
 use crate::catalog::ItemKind;
+use crate::protocol::method;
 use crate::sync::lock;
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
@@ -51,9 +52,9 @@ impl Action {
 
     fn names(self) -> (&'static str, &'static str) {
         match self {
-            Self::CallTool => ("tools/call", "Tool"),
-            Self::GetPrompt => ("prompts/get", "Prompt"),
-            Self::ReadResource => ("resources/read", "Resource"),
+            Self::CallTool => (method::TOOLS_CALL, "Tool"),
+            Self::GetPrompt => (method::PROMPTS_GET, "Prompt"),
+            Self::ReadResource => (method::RESOURCES_READ, "Resource"),
         }
     }
 }

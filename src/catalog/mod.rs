@@ -8,6 +8,7 @@ pub mod naming;
 pub use items::{Listed, ListedIds, TargetItems};
 pub use naming::Namer;
 
+use crate::protocol::method;
 use crate::protocol::params::ParamHeader;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,10 +33,10 @@ impl ItemKind {
     /// The list method.
     pub fn list_method(self) -> &'static str {
         [
-            "tools/list",
-            "prompts/list",
-            "resources/list",
-            "resources/templates/list",
+            method::TOOLS_LIST,
+            method::PROMPTS_LIST,
+            method::RESOURCES_LIST,
+            method::RESOURCE_TEMPLATES_LIST,
         ][self.slot()]
     }
 
@@ -57,10 +58,10 @@ impl ItemKind {
     /// The `list_changed` notification for this kind (templates share the resources one).
     pub fn list_changed(self) -> &'static str {
         [
-            "notifications/tools/list_changed",
-            "notifications/prompts/list_changed",
-            "notifications/resources/list_changed",
-            "notifications/resources/list_changed",
+            method::TOOLS_LIST_CHANGED,
+            method::PROMPTS_LIST_CHANGED,
+            method::RESOURCES_LIST_CHANGED,
+            method::RESOURCES_LIST_CHANGED,
         ][self.slot()]
     }
 

@@ -149,6 +149,20 @@ pub mod method {
     pub const CANCELLED: &str = "notifications/cancelled";
     /// The client's roots changed.
     pub const ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
+    /// Lists the tools.
+    pub const TOOLS_LIST: &str = "tools/list";
+    /// Lists the prompts.
+    pub const PROMPTS_LIST: &str = "prompts/list";
+    /// Lists the resources.
+    pub const RESOURCES_LIST: &str = "resources/list";
+    /// Lists the resource templates.
+    pub const RESOURCE_TEMPLATES_LIST: &str = "resources/templates/list";
+    /// The tool list changed.
+    pub const TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
+    /// The prompt list changed.
+    pub const PROMPTS_LIST_CHANGED: &str = "notifications/prompts/list_changed";
+    /// The resource list (or its templates) changed.
+    pub const RESOURCES_LIST_CHANGED: &str = "notifications/resources/list_changed";
     /// The suffix of every list-changed notification.
     pub const LIST_CHANGED_SUFFIX: &str = "/list_changed";
     /// Tasks extension: a task's state, with its result inlined once it ended.

@@ -101,7 +101,7 @@ fn notification(inbound: &Inbound) {
             };
             let mut message = inbound.message.to_value();
             message["params"]["requestId"] = upstream_id;
-            channel.send_detached(message, "notifications/cancelled");
+            channel.send_detached(message, method::CANCELLED);
         }
         method::ROOTS_LIST_CHANGED => {
             for channel in session.open_channels() {

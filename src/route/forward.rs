@@ -452,5 +452,5 @@ async fn park(
 /// Tells the target to stop work nobody waits for any more (in the background).
 fn cancel_upstream(channel: &Channel, upstream_id: &Value, reason: &str) {
     let cancel = json!({ "jsonrpc": "2.0", "method": method::CANCELLED, "params": { "requestId": upstream_id, "reason": reason } });
-    channel.send_detached(cancel, "notifications/cancelled");
+    channel.send_detached(cancel, method::CANCELLED);
 }

@@ -130,7 +130,7 @@ impl ParkedCalls {
                     "a parked call was never resumed; dropped"
                 );
                 let cancel = json!({ "jsonrpc": "2.0", "method": method::CANCELLED, "params": { "requestId": expired.upstream_id, "reason": "the client never answered" } });
-                expired.channel.send_detached(cancel, "notifications/cancelled");
+                expired.channel.send_detached(cancel, method::CANCELLED);
                 close_own_session(&expired.channel);
             }
         });
