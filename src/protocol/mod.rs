@@ -109,6 +109,8 @@ pub mod header {
     pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
     /// The tool, prompt or resource a 2026-07-28 request names.
     pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+    /// Where a client resumes an SSE stream its server closed (SEP-1699).
+    pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
     /// W3C trace context.
     pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
     /// W3C trace state.

@@ -23,6 +23,12 @@ pub struct SseDecoder {
     data: String,
     has_data: bool,
     limit: usize,
+    /// The `id` of the event being read, until its blank line.
+    pending_id: Option<Box<str>>,
+    /// The id of the last event completed (with or without data), for resuming with `Last-Event-ID`.
+    last_event_id: Option<Box<str>>,
+    /// The reconnection time the server asked for with `retry`, in milliseconds.
+    retry_ms: Option<u32>,
 }
 
 impl Default for SseDecoder {
@@ -39,7 +45,28 @@ impl SseDecoder {
             data: String::new(),
             has_data: false,
             limit,
+            pending_id: None,
+            last_event_id: None,
+            retry_ms: None,
         }
+    }
+
+    /// The id of the last complete event that gave one: where a stream closed by its server resumes.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
+    }
+
+    /// How long the server asked a client to wait before reconnecting, when it said.
+    pub fn retry_ms(&self) -> Option<u32> {
+        self.retry_ms
+    }
+
+    /// Forgets a partly read event (its stream broke), keeping the last id and the retry time.
+    pub fn discard_partial(&mut self) {
+        self.line.clear();
+        self.data.clear();
+        self.has_data = false;
+        self.pending_id = None;
     }
 
     /// Feeds one chunk and appends every event completed by it to `out`.
@@ -73,6 +100,9 @@ impl SseDecoder {
     /// Takes one complete line; gives the buffer back when it is small enough to reuse.
     fn take_line(&mut self, mut line: Vec<u8>, out: &mut Vec<String>) -> Result<Option<Vec<u8>>, SseError> {
         if line.is_empty() {
+            if let Some(id) = self.pending_id.take() {
+                self.last_event_id = Some(id);
+            }
             if self.has_data {
                 out.push(std::mem::take(&mut self.data));
                 self.has_data = false;
@@ -81,12 +111,13 @@ impl SseDecoder {
         }
         let colon = line.iter().position(|&b| b == b':');
         let field = &line[..colon.unwrap_or(line.len())];
-        if field != b"data" {
-            return Ok((line.capacity() <= 4096).then_some(line));
-        }
         let mut start = colon.map_or(line.len(), |c| c + 1);
         if line.get(start) == Some(&b' ') {
             start += 1;
+        }
+        if field != b"data" {
+            self.take_field(field, &line[start..]);
+            return Ok((line.capacity() <= 4096).then_some(line));
         }
         if !self.has_data {
             // The usual case, one data line an event: the line's buffer becomes the event, no copy.
@@ -99,6 +130,22 @@ impl SseDecoder {
         self.data.push('\n');
         self.data.push_str(value);
         Ok((line.capacity() <= 4096).then_some(line))
+    }
+}
+
+impl SseDecoder {
+    /// Reads the fields other than `data` that matter to a client: `id` (an id holding NUL is ignored,
+    /// as the SSE standard says) and `retry` (digits only).
+    fn take_field(&mut self, field: &[u8], value: &[u8]) {
+        match field {
+            b"id" if !value.contains(&0) => {
+                self.pending_id = std::str::from_utf8(value).ok().map(Box::from);
+            }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                self.retry_ms = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+            }
+            _ => {}
+        }
     }
 }
 
@@ -146,6 +193,34 @@ mod tests {
     #[test]
     fn an_event_without_data_is_not_emitted_and_partial_events_wait() {
         assert!(decode(&[b"id: 1\n\n", b"data: half"]).is_empty());
+    }
+
+    #[test]
+    fn the_last_event_id_and_retry_are_kept_for_resuming() {
+        let mut decoder = SseDecoder::default();
+        let mut out = Vec::new();
+        // A priming event (id, empty data, retry), then an event whose id is not yet complete.
+        decoder.feed(b"id: s1::1\nretry: 5000\ndata: \n\n", &mut out).unwrap();
+        assert_eq!(
+            (decoder.last_event_id(), decoder.retry_ms()),
+            (Some("s1::1"), Some(5000))
+        );
+        decoder.feed(b"id: s1::2\ndata: {}", &mut out).unwrap();
+        assert_eq!(
+            decoder.last_event_id(),
+            Some("s1::1"),
+            "an event counts once it is complete"
+        );
+        decoder.feed(b"\n\nid: bad\0id\nretry: 1x\n\n", &mut out).unwrap();
+        assert_eq!(
+            (decoder.last_event_id(), decoder.retry_ms()),
+            (Some("s1::2"), Some(5000))
+        );
+        assert_eq!(out, ["", "{}"]);
+        decoder.feed(b"id: s1::3\ndata: {\"half", &mut out).unwrap();
+        decoder.discard_partial();
+        decoder.feed(b"data: {}\n\n", &mut out).unwrap();
+        assert_eq!((out.len(), decoder.last_event_id()), (3, Some("s1::2")));
     }
 
     #[test]

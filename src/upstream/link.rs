@@ -15,7 +15,7 @@ use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::credentials::{CredentialError, Credentials};
 use crate::upstream::error::{UpstreamError, error_chain, is_tls_failure};
 use crate::upstream::http::{HttpClient, build_client};
-use crate::upstream::reply::{MessageStream, Received, Reply, several_messages};
+use crate::upstream::reply::{MessageStream, Received, Reply, Resume, is_event_stream, several_messages};
 use crate::upstream::tls::FileStamps;
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -283,6 +283,7 @@ impl Link {
                     headers.insert(name, value.clone());
                 }
             }
+            let resume = out.session_id.is_some().then(|| self.resume_of(request.headers()));
             let response = self
                 .client()
                 .request(request)
@@ -293,7 +294,7 @@ impl Link {
                 .get(MCP_SESSION_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            Ok((self.classify(response, out.session_id.is_some()).await?, session_id))
+            Ok((self.classify(response, resume).await?, session_id))
         };
         let result = self.deadline(exchange).await;
         if let Err(error) = &result {
@@ -395,11 +396,26 @@ impl Link {
         }
     }
 
+    /// How a session's POST stream is resumed: a GET with the POST's headers but its body's.
+    fn resume_of(&self, post: &HeaderMap) -> Resume {
+        let mut headers = post.clone();
+        headers.remove(header::CONTENT_TYPE);
+        headers.insert(header::ACCEPT, HeaderValue::from_static(protocol::SSE_MEDIA_TYPE));
+        Resume {
+            client: self.client(),
+            uri: self.config.url.clone(),
+            headers,
+            timeout: self.config.timeout,
+        }
+    }
+
+    /// What a POST's answer is; `resume` is set for a session's POST, whose stream may be resumed.
     async fn classify(
         &self,
         response: http::Response<hyper::body::Incoming>,
-        in_session: bool,
+        resume: Option<Resume>,
     ) -> Result<Reply, UpstreamError> {
+        let in_session = resume.is_some();
         let status = response.status();
         if status == StatusCode::ACCEPTED {
             return Ok(Reply::Accepted);
@@ -410,11 +426,11 @@ impl Link {
             });
         }
         if status.is_success() && is_event_stream(response.headers()) {
-            return Ok(Reply::Stream(MessageStream::new(
-                self.name(),
-                response.into_body(),
-                &self.budget,
-            )));
+            let stream = MessageStream::new(self.name(), response.into_body(), &self.budget);
+            return Ok(Reply::Stream(match resume {
+                Some(resume) => stream.resuming(resume),
+                None => stream,
+            }));
         }
         let mut hold = self.budget.hold();
         let bytes = match read_body(response.into_body(), MAX_MESSAGE_BYTES, &mut hold, 2).await {
@@ -492,11 +508,4 @@ impl Link {
             after: self.config.timeout,
         }
     }
-}
-
-fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| protocol::is_media_type(v, protocol::SSE_MEDIA_TYPE))
 }

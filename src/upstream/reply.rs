@@ -1,14 +1,25 @@
 //! What a target sent back for one POST: nothing, one message, or a stream of messages.
 
 use crate::budget::{Budget, Hold};
+use crate::protocol::header::LAST_EVENT_ID;
 use crate::protocol::raw::RawMessage;
 use crate::protocol::sse::SseDecoder;
 use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::error::UpstreamError;
-use http_body_util::BodyExt;
+use crate::upstream::http::HttpClient;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Most times one stream is resumed: a server that polls (SEP-1699) closes a long call's stream now and
+/// then, but one that closes it on every reconnect must not keep the call in a loop.
+const MAX_RESUMES: u32 = 64;
+/// The least wait before resuming, whatever `retry` said, so a server asking for none gets no busy loop.
+const MIN_RESUME_WAIT: Duration = Duration::from_millis(50);
 
 /// The answer to one POST.
 pub enum Reply {
@@ -45,6 +56,20 @@ pub struct Received {
     pub hold: Hold,
 }
 
+/// How a session's POST stream is resumed when its target closes it before the response (SEP-1699, as
+/// TypeScript SDK servers with an event store do): a GET with the POST's session, version and credential
+/// headers and `Last-Event-ID`, after the wait the target asked for.
+pub struct Resume {
+    /// The target's pooled client.
+    pub client: HttpClient,
+    /// The target's URL.
+    pub uri: Uri,
+    /// The POST's headers that belong on the GET too.
+    pub headers: HeaderMap,
+    /// The target's deadline, for each GET's headers and the longest wait before one.
+    pub timeout: Duration,
+}
+
 /// JSON-RPC messages read one by one from an SSE body (or handed over already read).
 pub struct MessageStream {
     target: String,
@@ -53,6 +78,9 @@ pub struct MessageStream {
     ready: VecDeque<String>,
     budget: Arc<Budget>,
     pending: Hold,
+    /// Set on a session's POST stream; taken when the response was read, so nothing resumes after it.
+    resume: Option<Box<Resume>>,
+    resumes: u32,
 }
 
 impl MessageStream {
@@ -65,7 +93,15 @@ impl MessageStream {
             ready: VecDeque::new(),
             budget: budget.clone(),
             pending: budget.hold(),
+            resume: None,
+            resumes: 0,
         }
+    }
+
+    /// Makes the stream resume when its target closes it before a response came.
+    pub fn resuming(mut self, resume: Resume) -> Self {
+        self.resume = Some(Box::new(resume));
+        self
     }
 
     /// Messages already read (a JSON body holding several, one per line), served as a stream that ends
@@ -78,6 +114,8 @@ impl MessageStream {
             ready: messages.into(),
             budget: budget.clone(),
             pending: hold,
+            resume: None,
+            resumes: 0,
         }
     }
 
@@ -91,18 +129,32 @@ impl MessageStream {
                 }
                 // The first event out takes what was held while the events were buffered.
                 let hold = std::mem::replace(&mut self.pending, self.budget.hold());
-                return Some(Ok(Received {
-                    message: RawMessage::new(text),
-                    hold,
-                }));
+                let message = RawMessage::new(text);
+                if self.resume.is_some() && message.object().is_ok_and(|o| o.has("result") || o.has("error")) {
+                    // The POST stream carries one response; once it came, an end is the end.
+                    self.resume = None;
+                }
+                return Some(Ok(Received { message, hold }));
             }
-            let frame = match self.body.as_mut()?.frame().await? {
-                Ok(frame) => frame,
-                Err(e) => {
-                    return Some(Err(UpstreamError::Unreachable {
-                        target: self.target.clone(),
-                        reason: format!("stream broke: {e}"),
-                    }));
+            let frame = match self.body.as_mut()?.frame().await {
+                Some(Ok(frame)) => frame,
+                ended => {
+                    let broke = match ended {
+                        Some(Err(e)) => Some(format!("stream broke: {e}")),
+                        _ => None,
+                    };
+                    match self.resume_stream().await {
+                        Some(Ok(())) => continue,
+                        Some(Err(error)) => return Some(Err(error)),
+                        None => {
+                            return broke.map(|reason| {
+                                Err(UpstreamError::Unreachable {
+                                    target: self.target.clone(),
+                                    reason,
+                                })
+                            });
+                        }
+                    }
                 }
             };
             if let Ok(data) = frame.into_data() {
@@ -127,6 +179,52 @@ impl MessageStream {
         }
     }
 
+    /// Reopens a stream that ended before its response, where it left off; `None` when it is not to be
+    /// resumed (not a session's POST stream, the response came, or no event gave an id to resume from).
+    async fn resume_stream(&mut self) -> Option<Result<(), UpstreamError>> {
+        let resume = self.resume.as_ref()?;
+        let last_event_id = self.decoder.last_event_id()?;
+        if self.resumes >= MAX_RESUMES {
+            return Some(Err(self.garbage(format!(
+                "the target closed the stream {MAX_RESUMES} times before the response"
+            ))));
+        }
+        self.resumes += 1;
+        let unreachable = |reason: String| UpstreamError::Unreachable {
+            target: self.target.clone(),
+            reason,
+        };
+        let Ok(last_event_id) = HeaderValue::from_str(last_event_id) else {
+            return Some(Err(self.garbage("an SSE event id is not a valid header value".into())));
+        };
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.uri_mut() = resume.uri.clone();
+        *request.headers_mut() = resume.headers.clone();
+        request.headers_mut().insert(LAST_EVENT_ID, last_event_id);
+        let wait = self
+            .decoder
+            .retry_ms()
+            .map_or(MIN_RESUME_WAIT, |ms| Duration::from_millis(ms.into()))
+            .clamp(MIN_RESUME_WAIT, resume.timeout);
+        tracing::debug!(target_name = %self.target, ?wait, attempt = self.resumes, "the target closed a call's stream before the response; resuming it");
+        tokio::time::sleep(wait).await;
+        let response = match tokio::time::timeout(resume.timeout, resume.client.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return Some(Err(unreachable(format!("resuming the stream failed: {e}")))),
+            Err(_) => return Some(Err(unreachable("resuming the stream timed out".into()))),
+        };
+        if response.status() != StatusCode::OK || !is_event_stream(response.headers()) {
+            let status = response.status().as_u16();
+            return Some(Err(self.garbage(format!(
+                "the stream ended before the response and resuming it with Last-Event-ID got HTTP {status}"
+            ))));
+        }
+        tracing::debug!(target_name = %self.target, "stream resumed");
+        self.decoder.discard_partial();
+        self.body = Some(response.into_body());
+        Some(Ok(()))
+    }
+
     /// The error for an event that is not a JSON-RPC message.
     pub fn garbage(&self, reason: String) -> UpstreamError {
         UpstreamError::Garbage {
@@ -134,6 +232,14 @@ impl MessageStream {
             reason,
         }
     }
+}
+
+/// True when a response's `Content-Type` is `text/event-stream`.
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| crate::protocol::is_media_type(v, crate::protocol::SSE_MEDIA_TYPE))
 }
 
 #[cfg(test)]

@@ -390,6 +390,21 @@ async fn a_typescript_sdk_servers_get_stream_request_reaches_clients_of_both_era
     assert_eq!(plain["result"]["content"][0]["text"], "echo", "{plain}");
 }
 
+#[tokio::test]
+async fn a_call_stream_the_target_closes_before_its_answer_is_resumed_with_last_event_id() {
+    // The SDK's own resumability (SEP-1699): `poll` closes its stream after the priming event and answers
+    // once mcplex has come back with Last-Event-ID, on the stream the GET reopened.
+    let server = typescript_server().await;
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let harness = Harness::start(&config(&[("ts", &url, "")])).await;
+    let client = harness.legacy_client().await;
+    assert_eq!(call_text(&client, "ts_poll", json!({})).await, "polled");
+    client.cancel().await.unwrap();
+    // A 2026-07-28 client reaches the target through the shared session, resumed the same way.
+    let answer = modern_call_with(&harness.url(), "ts_poll", json!({}), json!({})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "polled", "{answer}");
+}
+
 /// The v2 TypeScript SDK fixture (tests/fixtures/ts-dual-server.mjs): one server of both eras, seen three
 /// ways: as it is (`ts`), pinned to its sessions (`tsold`) and pinned to 2026-07-28 (`tsnew`).
 async fn dual_era_typescript_targets() -> (crate::node::NodeServer, Harness) {
