@@ -368,7 +368,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
                 // Open before the call goes out: TypeScript SDK servers send requests tied to no call only on a
                 // stream that already exists.
                 let side = match channel.legacy_session() {
-                    Some(session) => Box::pin(session.open_stream()).await.ok().flatten(),
+                    Some(session) => Box::pin(session.open_stream(None)).await.ok().flatten(),
                     None => None,
                 };
                 Some(Box::new(Parking {

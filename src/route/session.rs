@@ -21,6 +21,13 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+/// The first wait before reopening a target's GET stream that ended or failed; it doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait before reopening a target's GET stream.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The least wait before resuming a GET stream, whatever `retry` said, so a target asking for none gets no busy loop.
+const MIN_RESUME_WAIT: Duration = Duration::from_millis(50);
+
 /// Messages queued for the client's GET stream before it connects (or while it reconnects).
 pub const STREAM_QUEUE: usize = 256;
 /// Bytes those queued messages may take.
@@ -152,7 +159,7 @@ impl ClientSession {
                 if let Some(upstream) = channel.legacy_session() {
                     // The GET stream is open before the first call goes out: TypeScript SDK servers send
                     // requests tied to no call only on a stream that already exists, and drop them otherwise.
-                    let first = upstream.open_stream().await;
+                    let first = upstream.open_stream(None).await;
                     tokio::spawn(pump_session_stream(
                         Arc::downgrade(self),
                         Arc::downgrade(router),
@@ -378,8 +385,10 @@ pub fn refuse_server_request(channel: &Channel, upstream_id: Value, reason: Stri
 }
 
 /// Reads the upstream GET stream (starting with `first`, when the caller already opened it) while the
-/// client session lives and the target is configured, reconnecting with backoff. Opening the stream is bounded by the target's deadline; an open stream
-/// may stay quiet for as long as the target likes.
+/// client session lives and the target is configured, reconnecting with backoff. A stream whose events had
+/// ids is reopened with `Last-Event-ID` after the wait the target asked for (SEP-1699), so what the target
+/// sent while it was closed is replayed rather than lost. Opening the stream is bounded by the target's
+/// deadline; an open stream may stay quiet for as long as the target likes.
 pub async fn pump_session_stream(
     session: Weak<ClientSession>,
     router: Weak<Router>,
@@ -390,20 +399,23 @@ pub async fn pump_session_stream(
 ) {
     let target = upstream.target().clone();
     let retired = target.retired().clone();
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = FIRST_BACKOFF;
+    let mut resume_from: Option<String> = None;
+    let mut retry: Option<Duration> = None;
     loop {
         let opened = match first.take() {
             Some(opened) => opened,
             None => tokio::select! {
-                opened = upstream.open_stream() => opened,
+                opened = upstream.open_stream(resume_from.as_deref()) => opened,
                 _ = retired.cancelled() => break,
                 _ = closed.cancelled() => return,
             },
         };
+        let mut wait = backoff;
         match opened {
             Ok(None) => return,
             Ok(Some(mut stream)) => {
-                backoff = Duration::from_millis(250);
+                backoff = FIRST_BACKOFF;
                 loop {
                     let next = tokio::select! {
                         next = stream.next() => next,
@@ -419,18 +431,34 @@ pub async fn pump_session_stream(
                         }
                     }
                 }
+                // A replay that brought nothing new leaves the last id where it was.
+                if let Some(id) = stream.last_event_id() {
+                    resume_from = Some(id.to_owned());
+                }
+                // `retry` holds for every later reconnection, as in SSE.
+                retry = stream.retry().or(retry);
+                if resume_from.is_some() {
+                    wait = retry.unwrap_or(FIRST_BACKOFF).clamp(MIN_RESUME_WAIT, MAX_BACKOFF);
+                }
             }
-            Err(error) => tracing::debug!(target_name = target.name(), %error, "upstream GET stream unavailable"),
+            Err(error) => {
+                if matches!(error, UpstreamError::Status { .. }) && resume_from.take().is_some() {
+                    // The target would not resume from that id (it may have dropped its events): start afresh.
+                    tracing::debug!(target_name = target.name(), %error, "resuming the GET stream was refused; reopening it afresh");
+                    continue;
+                }
+                tracing::debug!(target_name = target.name(), %error, "upstream GET stream unavailable");
+            }
         }
         if retired.is_cancelled() {
             break;
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = retired.cancelled() => break,
             _ = closed.cancelled() => return,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
     // The config dropped the target: the session forgets its channel so nothing reconnects to it.
     if let Some(session) = session.upgrade() {

@@ -6,7 +6,7 @@ use crate::budget::{Budget, ReadError, read_body};
 use crate::config::TargetConfig;
 use crate::identity::Acting;
 use crate::metrics::Metrics;
-use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use crate::protocol::header::{LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{self, headers as mcp_headers};
 use crate::sync::lock;
@@ -309,20 +309,33 @@ impl Link {
         result
     }
 
-    /// Opens the legacy GET stream of a session; `None` when the target offers none (405).
-    pub async fn open_stream(&self, out: &Outbound<'_>) -> Result<Option<MessageStream>, UpstreamError> {
-        let opened = self.open_stream_inner(out).await;
+    /// Opens the legacy GET stream of a session; `None` when the target offers none (405). With
+    /// `resume_from`, the target is asked to replay what followed that event id first (`Last-Event-ID`).
+    pub async fn open_stream(
+        &self,
+        out: &Outbound<'_>,
+        resume_from: Option<&str>,
+    ) -> Result<Option<MessageStream>, UpstreamError> {
+        let opened = self.open_stream_inner(out, resume_from).await;
         if let Err(error) = &opened {
             self.metrics.upstream_error(self.name(), error.kind());
         }
         opened
     }
 
-    async fn open_stream_inner(&self, out: &Outbound<'_>) -> Result<Option<MessageStream>, UpstreamError> {
+    async fn open_stream_inner(
+        &self,
+        out: &Outbound<'_>,
+        resume_from: Option<&str>,
+    ) -> Result<Option<MessageStream>, UpstreamError> {
         let mut request = self.request(Method::GET, Bytes::new(), out).await?;
         request
             .headers_mut()
             .insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+        // An id that is no header value cannot be sent; the stream then starts afresh.
+        if let Some(last_event_id) = resume_from.and_then(|id| HeaderValue::from_str(id).ok()) {
+            request.headers_mut().insert(LAST_EVENT_ID, last_event_id);
+        }
         let response = self
             .deadline(async {
                 self.client()

@@ -104,6 +104,16 @@ impl MessageStream {
         self
     }
 
+    /// The id of the last event read that had one: where a reopened stream resumes (`Last-Event-ID`).
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.decoder.last_event_id()
+    }
+
+    /// How long the target asked to wait before reconnecting (SSE `retry`), when it said.
+    pub fn retry(&self) -> Option<Duration> {
+        self.decoder.retry_ms().map(|ms| Duration::from_millis(ms.into()))
+    }
+
     /// Messages already read (a JSON body holding several, one per line), served as a stream that ends
     /// after them; `hold` is the budget their text holds.
     pub fn buffered(target: &str, messages: Vec<String>, budget: &Arc<Budget>, hold: Hold) -> Self {
@@ -202,9 +212,8 @@ impl MessageStream {
         *request.headers_mut() = resume.headers.clone();
         request.headers_mut().insert(LAST_EVENT_ID, last_event_id);
         let wait = self
-            .decoder
-            .retry_ms()
-            .map_or(MIN_RESUME_WAIT, |ms| Duration::from_millis(ms.into()))
+            .retry()
+            .unwrap_or(MIN_RESUME_WAIT)
             .clamp(MIN_RESUME_WAIT, resume.timeout);
         tracing::debug!(target_name = %self.target, ?wait, attempt = self.resumes, "the target closed a call's stream before the response; resuming it");
         tokio::time::sleep(wait).await;

@@ -119,25 +119,31 @@ impl LegacySession {
         Ok(negotiated.clone())
     }
 
-    /// Opens the session's GET stream for server-initiated messages; re-initializes once on 404.
-    pub async fn open_stream(&self) -> Result<Option<MessageStream>, UpstreamError> {
+    /// Opens the session's GET stream for server-initiated messages, resuming after `resume_from` when
+    /// given; re-initializes once on 404 (a new session starts its stream afresh).
+    pub async fn open_stream(&self, resume_from: Option<&str>) -> Result<Option<MessageStream>, UpstreamError> {
         let current = self.negotiated.read().await.clone();
-        let open = |n: Negotiated| async move {
-            let out = Outbound {
-                protocol_version: Some(&n.protocol_version),
-                session_id: n.session_id.as_deref(),
-                acting: self.acting.as_deref(),
-                ..Default::default()
-            };
-            self.target.open_stream(&out).await
-        };
-        match open(current.clone()).await {
+        match self.open_stream_in(&current, resume_from).await {
             Err(UpstreamError::SessionExpired { .. }) => {
                 let renewed = Box::pin(self.renew(current.generation)).await?;
-                Box::pin(open(renewed)).await
+                Box::pin(self.open_stream_in(&renewed, None)).await
             }
             other => other,
         }
+    }
+
+    async fn open_stream_in(
+        &self,
+        negotiated: &Negotiated,
+        resume_from: Option<&str>,
+    ) -> Result<Option<MessageStream>, UpstreamError> {
+        let out = Outbound {
+            protocol_version: Some(&negotiated.protocol_version),
+            session_id: negotiated.session_id.as_deref(),
+            acting: self.acting.as_deref(),
+            ..Default::default()
+        };
+        self.target.open_stream(&out, resume_from).await
     }
 
     /// Ends the session with DELETE (once; later calls do nothing).

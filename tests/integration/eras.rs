@@ -4,7 +4,7 @@ use crate::common::*;
 use mcplex_examples::Example;
 use mcplex_examples::everything::Versions;
 use rmcp::model::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 async fn mixed_targets() -> (Upstream, Upstream, Harness) {
@@ -403,6 +403,33 @@ async fn a_call_stream_the_target_closes_before_its_answer_is_resumed_with_last_
     // A 2026-07-28 client reaches the target through the shared session, resumed the same way.
     let answer = modern_call_with(&harness.url(), "ts_poll", json!({}), json!({})).await;
     assert_eq!(answer["result"]["content"][0]["text"], "polled", "{answer}");
+}
+
+#[tokio::test]
+async fn what_a_target_sends_while_its_get_stream_is_closed_reaches_the_client_once_mcplex_resumes_it() {
+    // `gap` closes the session's GET stream between two log lines; the SDK keeps the second in its event
+    // store, and only a reopening GET with Last-Event-ID gets it.
+    let server = typescript_server().await;
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let harness = Harness::start(&config(&[("ts", &url, "")])).await;
+    let recorder = Recorder::default();
+    let client = legacy_client(&harness.url(), recorder.clone()).await;
+    assert_eq!(call_text(&client, "ts_gap", json!({})).await, "gap");
+    let logged = || -> Vec<Value> {
+        recorder
+            .events()
+            .into_iter()
+            .filter(|e| e["kind"] == "log")
+            .map(|e| e["value"]["data"].clone())
+            .collect()
+    };
+    for _ in 0..100 {
+        if logged().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(logged(), [json!("before the gap"), json!("after the gap")]);
 }
 
 /// The v2 TypeScript SDK fixture (tests/fixtures/ts-dual-server.mjs): one server of both eras, seen three
