@@ -30,8 +30,6 @@ pub struct Listed {
     pub limit: usize,
     /// True when an item was left out because the limit was reached.
     pub full: bool,
-    /// For a target of both eras: the ids of what it lists to its sessions, when they could be read.
-    pub session_era: Option<ListedIds>,
 }
 
 /// The ids (names or URIs) of what a target listed, per kind in [`ItemKind::ALL`] order.
@@ -46,7 +44,6 @@ impl Default for Listed {
             held: 0,
             limit: MAX_LISTED_BYTES,
             full: false,
-            session_era: None,
         }
     }
 }
@@ -162,7 +159,6 @@ impl TargetItems {
             ttl_ms,
             private,
             full,
-            session_era,
             ..
         } = listed;
         let mut entries: [Vec<Entry>; 4] = Default::default();
@@ -174,7 +170,7 @@ impl TargetItems {
             };
             let mut exposed: Vec<Entry> = list
                 .into_iter()
-                .filter_map(|item| expose_one(kind, namer, &target, item, session_era.as_ref()))
+                .filter_map(|item| expose_one(kind, namer, &target, item))
                 .collect();
             exposed.shrink_to_fit();
             entries[kind.slot()] = exposed;
@@ -187,22 +183,25 @@ impl TargetItems {
         }
     }
 
+    /// Marks each item by whether a target of both eras lists it to its sessions (`ids`, read after the
+    /// items themselves).
+    pub fn mark_for_sessions(&mut self, ids: &ListedIds) {
+        for kind in ItemKind::ALL {
+            for entry in &mut self.entries[kind.slot()] {
+                entry.in_sessions = ids[kind.slot()].contains(&*entry.original);
+            }
+        }
+    }
+
     /// The exposed entries of one kind.
     pub fn entries(&self, kind: ItemKind) -> &[Entry] {
         &self.entries[kind.slot()]
     }
 }
 
-fn expose_one(
-    kind: ItemKind,
-    namer: Option<&Namer>,
-    target: &Arc<str>,
-    item: Box<str>,
-    session_era: Option<&ListedIds>,
-) -> Option<Entry> {
+fn expose_one(kind: ItemKind, namer: Option<&Namer>, target: &Arc<str>, item: Box<str>) -> Option<Entry> {
     let fields = Fields::of(&item)?;
     let original: Arc<str> = fields.id(kind)?.into();
-    let in_sessions = session_era.is_none_or(|ids| ids[kind.slot()].contains(&*original));
     let exposed: Arc<str> = match namer {
         Some(namer) => namer.expose(&original)?.into(),
         None => original.clone(),
@@ -219,7 +218,8 @@ fn expose_one(
     Some(Entry {
         json,
         params,
-        in_sessions,
+        // Until what its sessions list is known, every item is taken to be there.
+        in_sessions: true,
         exposed,
         target: target.clone(),
         original,
@@ -284,9 +284,12 @@ mod tests {
         listed
             .add_page(ItemKind::Prompts, r#"{"prompts":[{"name":"ask"}]}"#)
             .unwrap();
-        listed.session_era = Some(sessions.ids());
         let namer = Namer::new("p", crate::catalog::naming::Rules::default());
-        let items = TargetItems::expose("t", &namer, &namer, listed.clone());
+        // Whose sessions are not read (yet): every item is taken to be there.
+        let unmarked = TargetItems::expose("t", &namer, &namer, listed);
+        assert!(unmarked.entries(ItemKind::Tools).iter().all(|e| e.in_sessions));
+        let mut items = unmarked.clone();
+        items.mark_for_sessions(&sessions.ids());
         let tools: Vec<(&str, bool)> = items
             .entries(ItemKind::Tools)
             .iter()
@@ -297,10 +300,10 @@ mod tests {
             !items.entries(ItemKind::Prompts)[0].in_sessions,
             "the sessions listed no prompts"
         );
-        // Whose sessions could not be read: every item is taken to be there.
-        listed.session_era = None;
-        let items = TargetItems::expose("t", &namer, &namer, listed);
-        assert!(items.entries(ItemKind::Tools).iter().all(|e| e.in_sessions));
+        assert_eq!(
+            items.entries(ItemKind::Tools)[1].json,
+            unmarked.entries(ItemKind::Tools)[1].json
+        );
     }
 
     #[test]

@@ -11,12 +11,20 @@ use std::sync::{Arc, OnceLock};
 /// Most pages read from one list; a target that keeps returning cursors past this is cut off.
 const MAX_PAGES: usize = 1000;
 
+/// What one fetch of a target's lists found.
+pub struct Fetched {
+    /// Its items.
+    pub listed: Listed,
+    /// True when it speaks both eras: what it lists to its sessions is then read next ([`session_era_ids`]).
+    pub both_eras: bool,
+}
+
 /// Fetches all four lists of a target (a list the target lacks is empty), the whole fetch under the
-/// target's deadline; for a target of both eras, then what it lists to its sessions, under another.
-pub async fn fetch_target(target: &Arc<Target>) -> Result<Listed, UpstreamError> {
+/// target's deadline.
+pub async fn fetch_target(target: &Arc<Target>) -> Result<Fetched, UpstreamError> {
     static CONTEXT: OnceLock<Arc<ClientContext>> = OnceLock::new();
     let context = CONTEXT.get_or_init(|| Arc::new(ClientContext::catalog()));
-    let (mut listed, both_eras) = target
+    let (listed, both_eras) = target
         .deadline(async {
             let channel = Channel::open(target, context, false, None).await?;
             let mut listed = Listed::default();
@@ -37,18 +45,15 @@ pub async fn fetch_target(target: &Arc<Target>) -> Result<Listed, UpstreamError>
             Ok((listed, both_eras))
         })
         .await?;
-    // Read under a deadline of its own, after the lists: a session half that hangs or fails costs only
-    // the per-era marks, not the target.
-    if both_eras {
-        listed.session_era = session_era_ids(target).await;
-    }
-    Ok(listed)
+    Ok(Fetched { listed, both_eras })
 }
 
 /// What a target of both eras lists to its sessions (the ids of its items), when it can be read: the eras
 /// of one server may offer different items (the conformance reference server has tools of 2026-07-28
-/// only), and a session-era client's call of one of those must not go to a session that lacks it.
-async fn session_era_ids(target: &Arc<Target>) -> Option<ListedIds> {
+/// only), and a session-era client's call of one of those must not go to a session that lacks it. Read
+/// under a deadline of its own once the items are published: a session half that hangs or fails costs
+/// only these marks, never the target's items.
+pub async fn session_era_ids(target: &Arc<Target>) -> Option<ListedIds> {
     let read = async {
         let channel = Channel::session_era(target).await?;
         let mut listed = Listed::default();

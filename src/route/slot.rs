@@ -3,7 +3,7 @@
 
 use crate::budget::Budget;
 use crate::catalog::naming::Rules;
-use crate::catalog::{ItemKind, Namer, TargetItems};
+use crate::catalog::{ItemKind, ListedIds, Namer, TargetItems};
 use crate::config::TargetConfig;
 use crate::config::schema::FilterSpec;
 use crate::metrics::Metrics;
@@ -27,6 +27,9 @@ pub struct TargetState {
     pub error: Option<String>,
     /// When the last fetch attempt ended.
     pub fetched_at: Option<Instant>,
+    /// For a target of both eras: what it last listed to its sessions, applied to a new fetch's items
+    /// until its sessions are read again.
+    pub session_ids: Option<Arc<ListedIds>>,
 }
 
 impl TargetState {
@@ -165,18 +168,48 @@ impl TargetSlot {
                 result = fetch::fetch_target(&target) => result,
                 _ = target.retired().cancelled() => return,
             };
-            self.record(&target, result);
+            let both_eras = result.as_ref().is_ok_and(|fetched| fetched.both_eras);
+            self.record(&target, result.map(|fetched| fetched.listed));
             // The fetch itself may have signalled "unreachable"; that is already known now.
             let _ = target.unreachable_seen().notified().now_or_never();
             self.fetching.store(false, Ordering::Release);
             published();
             self.fetches.send_modify(|n| *n += 1);
+            // A fetch asked for while the sessions are read (the target said its list changed) goes first:
+            // a session half that hangs must not hold up the target's items.
+            let mut woken = false;
+            if both_eras {
+                tokio::select! {
+                    ids = fetch::session_era_ids(&target) => if let Some(ids) = ids {
+                        self.mark_session_items(ids);
+                        published();
+                    },
+                    _ = self.wake.notified() => woken = true,
+                    _ = target.retired().cancelled() => return,
+                }
+            }
+            if woken {
+                continue;
+            }
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = target.unreachable_seen().notified() => {}
                 _ = target.retired().cancelled() => return,
             }
         }
+    }
+
+    /// Marks the published items by whether the target's sessions list them.
+    fn mark_session_items(&self, ids: ListedIds) {
+        let mut state = lock(&self.state);
+        if let Some(items) = &state.items {
+            let mut marked = TargetItems::clone(items);
+            marked.mark_for_sessions(&ids);
+            let marked = Arc::new(marked);
+            state.last_known = Some(marked.clone());
+            state.items = Some(marked);
+        }
+        state.session_ids = Some(Arc::new(ids));
     }
 
     fn record(&self, target: &Target, result: Result<crate::catalog::Listed, crate::upstream::UpstreamError>) {
@@ -188,7 +221,11 @@ impl TargetSlot {
                 if !was_up {
                     tracing::info!(target_name = %self.name, "target is up");
                 }
-                let items = Arc::new(TargetItems::expose(&self.name, &self.tools, &self.prompts, listed));
+                let mut items = TargetItems::expose(&self.name, &self.tools, &self.prompts, listed);
+                if let Some(ids) = &state.session_ids {
+                    items.mark_for_sessions(ids);
+                }
+                let items = Arc::new(items);
                 state.last_known = Some(items.clone());
                 state.items = Some(items);
                 state.error = None;

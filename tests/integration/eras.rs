@@ -453,6 +453,48 @@ async fn dual_era_typescript_targets() -> (crate::node::NodeServer, Harness) {
 }
 
 #[tokio::test]
+async fn a_dual_era_target_whose_sessions_hang_is_ready_and_served_in_2026_07_28() {
+    // The session half answers initialize but never a list: only what it would have listed is unknown.
+    let server = crate::node::NodeServer::start(
+        "tests/fixtures/ts-dual-server.mjs",
+        "tssdk2",
+        "@modelcontextprotocol/node",
+        &[("HANG_SESSION_LISTS", "1".into())],
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    let started = std::time::Instant::now();
+    let harness = Harness::start(&config(&[("ts", &url, "")])).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "ready after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(reqwest::get(harness.admin("/readyz")).await.unwrap().status(), 200);
+    let client = harness.legacy_client().await;
+    let names = tool_names(&client).await;
+    for name in ["ts_echo", "ts_confirm", "ts_fresh"] {
+        assert!(names.iter().any(|n| n == name), "{name} missing from {names:?}");
+    }
+    let call_started = std::time::Instant::now();
+    assert!(call_text(&client, "ts_echo", json!({})).await.starts_with("echo"));
+    assert!(
+        call_started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        call_started.elapsed()
+    );
+    let answer = modern_call_with(&harness.url(), "ts_echo", json!({}), json!({})).await;
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("echo"),
+        "{answer}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_dual_era_typescript_sdk_server_serves_each_client_in_its_era_and_across_eras() {
     let (_server, harness) = dual_era_typescript_targets().await;
     let status = harness.status().await;
