@@ -6,12 +6,12 @@ use crate::protocol::{Era, meta, method};
 use crate::route::channel::Channel;
 use crate::route::message::{Caller, Chunk, Inbound, Outcome};
 use crate::route::router::Router;
-use crate::upstream::{MessageStream, Reply};
+use crate::route::subscribe::{Updates, keep_listening, open_listen};
+use crate::upstream::MessageStream;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
-use tokio_util::sync::CancellationToken;
 
 /// The listen flags and the notification each one asks for.
 const LIST_FLAGS: [(&str, ItemKind); 3] = [
@@ -58,8 +58,8 @@ pub async fn listen(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     let ack = json!({ "jsonrpc": "2.0", "method": method::LISTEN_ACKNOWLEDGED, "params": { "notifications": accepted, "_meta": { meta::SUBSCRIPTION_ID: subscription_id } } });
     let _ = tx.try_send(Chunk::of(&ack));
     let (updates_tx, updates) = mpsc::channel::<Value>(LISTEN_BUFFER);
-    for (_, stream, retired) in upstreams {
-        tokio::spawn(carry_updates(stream, updates_tx.clone(), retired));
+    for (uris, channel, stream) in upstreams {
+        tokio::spawn(carry_updates(channel, uris, stream, updates_tx.clone()));
     }
     tokio::spawn(merge(
         router.subscribe_changes(),
@@ -71,24 +71,15 @@ pub async fn listen(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     Outcome::Stream(rx)
 }
 
-/// Passes a target's resource updates on until either side ends or the config drops the target.
-async fn carry_updates(mut stream: MessageStream, updates: mpsc::Sender<Value>, retired: CancellationToken) {
-    loop {
-        let next = tokio::select! {
-            next = stream.next() => next,
-            _ = updates.closed() => return,
-            _ = retired.cancelled() => return,
-        };
-        let Some(Ok(received)) = next else { return };
-        let message = received.message;
-        let is_update = message
-            .object()
-            .is_ok_and(|o| o.str("method").as_deref() == Some(method::RESOURCES_UPDATED));
-        if let Some(update) = is_update.then(|| message.value().ok()).flatten()
-            && updates.send(update).await.is_err()
-        {
-            return;
-        }
+/// Passes a target's resource updates on, reopening its listen when it ends, until the client's stream
+/// ends or the config drops the target.
+async fn carry_updates(channel: Channel, uris: Vec<String>, stream: MessageStream, updates: mpsc::Sender<Value>) {
+    let retired = channel.target().retired().clone();
+    let gone = updates.clone();
+    tokio::select! {
+        _ = keep_listening(channel, uris, stream, Updates::Listen(updates)) => {}
+        _ = gone.closed() => {}
+        _ = retired.cancelled() => {}
     }
 }
 
@@ -139,7 +130,7 @@ async fn open_upstream_listens(
     context: &Arc<crate::protocol::ClientContext>,
     acting: Option<&Arc<crate::identity::Acting>>,
     uris: &[String],
-) -> Vec<(Vec<String>, MessageStream, CancellationToken)> {
+) -> Vec<(Vec<String>, Channel, MessageStream)> {
     let snapshot = router.snapshot();
     let mut by_target: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for uri in uris {
@@ -154,13 +145,8 @@ async fn open_upstream_listens(
             if channel.era() != Era::Modern {
                 return None;
             }
-            let request = json!({ "jsonrpc": "2.0", "id": target.next_request_id(), "method": method::LISTEN, "params": { "notifications": { "resourceSubscriptions": uris } } });
-            match channel.send(request, None).await {
-                Ok(Reply::Stream(stream)) => Some((uris, stream, target.retired().clone())),
-                Ok(_) => {
-                    tracing::debug!(target_name = %name, "subscriptions/listen was not answered with a stream");
-                    None
-                }
+            match open_listen(&channel, &uris).await {
+                Ok(stream) => Some((uris, channel, stream)),
                 Err(error) => {
                     tracing::warn!(target_name = %name, %error, "subscriptions/listen failed");
                     None

@@ -9,10 +9,19 @@ use crate::route::channel::Channel;
 use crate::route::session::ClientSession;
 use crate::sync::lock;
 use crate::upstream::{MessageStream, Reply, UpstreamError};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// The first wait before reopening a listen the target ended; it doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait before reopening a listen.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A listen that stayed open this long was steady: the next reopen starts from `FIRST_BACKOFF` again.
+const STEADY: Duration = Duration::from_secs(5);
 
 /// URIs one client may watch at one target.
 pub const MAX_WATCHED: usize = 256;
@@ -69,17 +78,26 @@ pub async fn change(
     if uris.is_empty() {
         return Ok(());
     }
+    let stream = open_listen(channel, &uris).await?;
+    let deliver = Updates::Session(Arc::downgrade(session));
+    let retired = target.retired().clone();
+    let channel = channel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = keep_listening(channel, uris, stream, deliver) => {}
+            _ = listening.cancelled() => {}
+            _ = retired.cancelled() => {}
+        }
+    });
+    Ok(())
+}
+
+/// Opens a `subscriptions/listen` for `uris` at the 2026-07-28 target behind `channel`.
+pub async fn open_listen(channel: &Channel, uris: &[String]) -> Result<MessageStream, UpstreamError> {
+    let target = channel.target();
     let listen = json!({ "jsonrpc": "2.0", "id": target.next_request_id(), "method": method::LISTEN, "params": { "notifications": { "resourceSubscriptions": uris } } });
     match channel.send(listen, None).await? {
-        Reply::Stream(stream) => {
-            tokio::spawn(carry(
-                Arc::downgrade(session),
-                stream,
-                listening,
-                target.retired().clone(),
-            ));
-            Ok(())
-        }
+        Reply::Stream(stream) => Ok(stream),
         Reply::Single(received) => {
             let answer = received.message.value().unwrap_or_default();
             Err(match jsonrpc::error_of(&answer) {
@@ -101,30 +119,69 @@ pub async fn change(
     }
 }
 
-/// Passes updates to the client's GET stream until the set changes, the session ends or the target is
-/// retired (dropping the stream ends the listen upstream).
-async fn carry(
-    session: Weak<ClientSession>,
-    mut stream: MessageStream,
-    listening: CancellationToken,
-    retired: CancellationToken,
-) {
-    loop {
-        let next = tokio::select! {
-            _ = listening.cancelled() => return,
-            _ = retired.cancelled() => return,
-            next = stream.next() => next,
-        };
-        let Some(Ok(received)) = next else { return };
-        let Ok(mut message) = received.message.value() else {
-            continue;
-        };
-        if message["method"] != method::RESOURCES_UPDATED {
-            continue;
+/// Where a listen's resource updates go.
+pub enum Updates {
+    /// A session-era client's GET stream.
+    Session(Weak<ClientSession>),
+    /// A 2026-07-28 client's merged listen stream.
+    Listen(mpsc::Sender<Value>),
+}
+
+impl Updates {
+    /// Passes one update on; false once nobody is there to take it.
+    async fn deliver(&self, mut update: Value) -> bool {
+        match self {
+            Self::Session(session) => {
+                // The subscription id is 2026-07-28 vocabulary the session-era client does not know.
+                strip_modern_meta(&mut update);
+                let Some(session) = session.upgrade() else { return false };
+                session.push_to_stream(update);
+                true
+            }
+            Self::Listen(updates) => updates.send(update).await.is_ok(),
         }
-        // The subscription id is 2026-07-28 vocabulary the session-era client does not know.
-        strip_modern_meta(&mut message);
-        let Some(session) = session.upgrade() else { return };
-        session.push_to_stream(message);
+    }
+}
+
+/// Hands each `notifications/resources/updated` of a target's listen to `deliver` until nobody takes them,
+/// and reopens the listen, with backoff, whenever the target ends it (a restart, an idle timeout). Updates
+/// the target sent while no listen was open are lost, so after a reopen every URI is announced as
+/// possibly updated: clients read it again rather than keep a stale copy. Callers stop it by dropping it.
+pub async fn keep_listening(channel: Channel, uris: Vec<String>, mut stream: MessageStream, deliver: Updates) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let opened_at = Instant::now();
+        while let Some(Ok(received)) = stream.next().await {
+            let Ok(message) = received.message.value() else {
+                continue;
+            };
+            if message["method"] == method::RESOURCES_UPDATED && !deliver.deliver(message).await {
+                return;
+            }
+        }
+        if opened_at.elapsed() >= STEADY {
+            backoff = FIRST_BACKOFF;
+        }
+        tracing::debug!(
+            target_name = channel.target().name(),
+            ?backoff,
+            "the target ended subscriptions/listen; reopening it"
+        );
+        stream = loop {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            match open_listen(&channel, &uris).await {
+                Ok(stream) => break stream,
+                Err(error) => {
+                    tracing::debug!(target_name = channel.target().name(), %error, "reopening subscriptions/listen failed")
+                }
+            }
+        };
+        for uri in &uris {
+            let update = json!({ "jsonrpc": "2.0", "method": method::RESOURCES_UPDATED, "params": { "uri": uri } });
+            if !deliver.deliver(update).await {
+                return;
+            }
+        }
     }
 }

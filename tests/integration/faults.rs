@@ -1,9 +1,11 @@
 //! Failure isolation: dead, silent, garbage-speaking and restarting targets.
 
 use crate::common::*;
+use futures_util::StreamExt;
 use mcplex_examples::Example;
 use mcplex_examples::everything::Versions;
-use serde_json::json;
+use rmcp::model::SubscribeRequestParams;
+use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -165,5 +167,79 @@ async fn a_target_that_was_down_joins_when_it_comes_up() {
         call_text(&client, "late_test_simple_text", json!({})).await,
         "This is a simple text response for testing."
     );
+    client.cancel().await.unwrap();
+}
+
+/// The URIs of the `notifications/resources/updated` events in an SSE body read so far.
+fn updated_uris(sse: &str) -> Vec<String> {
+    sse.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter(|m| m["method"] == "notifications/resources/updated")
+        .map(|m| m["params"]["uri"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_subscription_outlives_a_restart_of_its_target() {
+    // The everything server announces each watched resource once when a listen opens. After its restart,
+    // mcplex reopens the listen and says the resource may have changed (what was sent while no listen was
+    // open is lost), and the new listen's own announcement follows: three updates in all, twice as many
+    // as without the reopen.
+    const URI: &str = "test://watched-resource";
+    let upstream = everything(Versions::All).await;
+    let addr = upstream.addr.to_string();
+    let harness = Harness::start(&config(&[("ev", &upstream.url(), "protocol: modern")])).await;
+
+    // A 2026-07-28 client's listen, merged by mcplex.
+    let listen = json!({"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen", "params": {"notifications": {"resourceSubscriptions": [URI]}, "_meta": modern_meta()}});
+    let mut request = reqwest::Client::new()
+        .post(harness.url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (name, value) in modern_headers("subscriptions/listen", None) {
+        request = request.header(name, value);
+    }
+    let mut body = request.body(listen.to_string()).send().await.unwrap().bytes_stream();
+    let mut sse = String::new();
+    let mut read_until = async |count: usize| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while updated_uris(&sse).len() < count {
+            match tokio::time::timeout_at(deadline, body.next()).await {
+                Ok(Some(chunk)) => sse.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+                _ => break,
+            }
+        }
+        updated_uris(&sse)
+    };
+    assert_eq!(read_until(1).await, [URI]);
+
+    // A session-era client's subscription, bridged to a listen of its own.
+    let client = harness.legacy_client().await;
+    #[allow(deprecated)] // resources/subscribe is the session-era feature under test
+    client
+        .subscribe(SubscribeRequestParams::new(URI))
+        .await
+        .expect("resources/subscribe is bridged");
+    client.service().wait_for("resource_updated").await;
+
+    upstream.shutdown().await;
+    let _restarted = everything_at(&addr, Versions::All).await;
+    assert_eq!(read_until(3).await, [URI; 3]);
+    let session_updates = || {
+        client
+            .service()
+            .events()
+            .into_iter()
+            .filter(|e| e["kind"] == "resource_updated")
+            .count()
+    };
+    for _ in 0..100 {
+        if session_updates() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(session_updates(), 3, "{:?}", client.service().events());
     client.cancel().await.unwrap();
 }
