@@ -301,6 +301,24 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, reqw
     (status, headers, response.text().await.unwrap())
 }
 
+/// Opens a 2026-07-28 `subscriptions/listen` with `notifications` (the listen's params) and `id`; the
+/// response's body is the stream of what mcplex sends on it.
+pub async fn open_modern_listen(url: &str, id: Value, notifications: Value) -> reqwest::Response {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": {"notifications": notifications, "_meta": modern_meta()}});
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (name, value) in modern_headers("subscriptions/listen", None) {
+        request = request.header(name, value);
+    }
+    request
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("POST subscriptions/listen")
+}
+
 /// Headers a modern client sends for `method` (and `name`, when the method has one).
 pub fn modern_headers<'a>(method: &'a str, name: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
     let mut headers = vec![("mcp-protocol-version", "2026-07-28"), ("mcp-method", method)];

@@ -192,15 +192,8 @@ async fn a_subscription_outlives_a_restart_of_its_target() {
     let harness = Harness::start(&config(&[("ev", &upstream.url(), "protocol: modern")])).await;
 
     // A 2026-07-28 client's listen, merged by mcplex.
-    let listen = json!({"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen", "params": {"notifications": {"resourceSubscriptions": [URI]}, "_meta": modern_meta()}});
-    let mut request = reqwest::Client::new()
-        .post(harness.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream");
-    for (name, value) in modern_headers("subscriptions/listen", None) {
-        request = request.header(name, value);
-    }
-    let mut body = request.body(listen.to_string()).send().await.unwrap().bytes_stream();
+    let listen = open_modern_listen(&harness.url(), json!(9), json!({"resourceSubscriptions": [URI]})).await;
+    let mut body = listen.bytes_stream();
     let mut sse = String::new();
     let mut read_until = async |count: usize| {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -78,15 +78,7 @@ async fn modern_clients_hear_about_catalog_changes_on_subscriptions_listen() {
     let math = example(Example::Math).await;
     let date = example(Example::Date).await;
     let harness = Harness::start(&config(&[("math", &math.url(), "")])).await;
-    let body = json!({"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen", "params": {"notifications": {"toolsListChanged": true}, "_meta": modern_meta()}});
-    let mut request = reqwest::Client::new()
-        .post(harness.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream");
-    for (name, value) in modern_headers("subscriptions/listen", None) {
-        request = request.header(name, value);
-    }
-    let mut response = request.body(body.to_string()).send().await.unwrap();
+    let mut response = open_modern_listen(&harness.url(), json!("sub-1"), json!({"toolsListChanged": true})).await;
     assert_eq!(response.status(), 200);
     let mut seen = String::new();
     let mut events = Vec::new();
