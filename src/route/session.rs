@@ -22,11 +22,9 @@ use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// The first wait before reopening a target's GET stream that ended or failed; it doubles up to `MAX_BACKOFF`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest wait before reopening a target's GET stream.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// The least wait before resuming a GET stream, whatever `retry` said, so a target asking for none gets no busy loop.
-const MIN_RESUME_WAIT: Duration = Duration::from_millis(50);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Messages queued for the client's GET stream before it connects (or while it reconnects).
 pub const STREAM_QUEUE: usize = 256;
@@ -438,7 +436,9 @@ pub async fn pump_session_stream(
                 // `retry` holds for every later reconnection, as in SSE.
                 retry = stream.retry().or(retry);
                 if resume_from.is_some() {
-                    wait = retry.unwrap_or(FIRST_BACKOFF).clamp(MIN_RESUME_WAIT, MAX_BACKOFF);
+                    wait = retry
+                        .unwrap_or(FIRST_BACKOFF)
+                        .clamp(crate::upstream::reply::MIN_RESUME_WAIT, MAX_BACKOFF);
                 }
             }
             Err(error) => {

@@ -6,7 +6,7 @@
 use crate::protocol::{jsonrpc, method};
 use crate::route::adapt::strip_modern_meta;
 use crate::route::channel::Channel;
-use crate::route::session::ClientSession;
+use crate::route::session::{ClientSession, FIRST_BACKOFF, MAX_BACKOFF};
 use crate::sync::lock;
 use crate::upstream::{MessageStream, Reply, UpstreamError};
 use serde_json::{Value, json};
@@ -16,10 +16,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// The first wait before reopening a listen the target ended; it doubles up to `MAX_BACKOFF`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest wait before reopening a listen.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A listen that stayed open this long was steady: the next reopen starts from `FIRST_BACKOFF` again.
 const STEADY: Duration = Duration::from_secs(5);
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 /// then, but one that closes it on every reconnect must not keep the call in a loop.
 const MAX_RESUMES: u32 = 64;
 /// The least wait before resuming, whatever `retry` said, so a server asking for none gets no busy loop.
-const MIN_RESUME_WAIT: Duration = Duration::from_millis(50);
+pub const MIN_RESUME_WAIT: Duration = Duration::from_millis(50);
 
 /// The answer to one POST.
 pub enum Reply {
