@@ -260,7 +260,20 @@ struct Sidecar {
 }
 
 impl Drop for Sidecar {
+    /// Stops the sidecar as Kubernetes does (SIGTERM), so that it exits through its own shutdown (an
+    /// instrumented build writes its profile then); SIGKILL after 5 s if it has not.
     fn drop(&mut self) {
+        let asked = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while asked && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -307,7 +320,7 @@ async fn start_sidecar_yaml(yaml: &str, extra: &[&str]) -> (Sidecar, Duration) {
     std::fs::write(&config, yaml).unwrap();
     let (mcp, admin) = (free_port(), free_port());
     let started = Instant::now();
-    let child = Command::new(sidecar_binary())
+    let mut child = Command::new(sidecar_binary())
         .args([
             "run",
             "--config",
@@ -322,11 +335,16 @@ async fn start_sidecar_yaml(yaml: &str, extra: &[&str]) -> (Sidecar, Duration) {
         .args(extra.iter().filter(|a| !a.starts_with("env:")))
         .envs(extra.iter().filter_map(|a| a.strip_prefix("env:")?.split_once('=')))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
         .spawn()
         .expect("spawn mcplex");
     let client = http_client();
     loop {
+        // A sidecar that exits at start would otherwise leave the bench polling for ever.
+        if let Ok(Some(status)) = child.try_wait() {
+            let said = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+            panic!("mcplex exited before it was ready ({status}):\n{said}");
+        }
         let ready = client
             .get(format!("http://{admin}/readyz").parse().unwrap())
             .await
