@@ -78,6 +78,28 @@ fn the_dockerfile_matches_the_binaries_and_the_injected_container() {
         );
         assert!(dockerfile.contains(&format!("--bin {binary}")), "{binary} not built");
     }
+    // The build stage runs scripts that run others (pgo-build runs bench and release-build): every script
+    // a copied script calls must be copied too, and exist.
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter(|line| line.starts_with("COPY scripts/"))
+        .flat_map(|line| line.split_whitespace().filter(|word| word.starts_with("scripts/")))
+        .collect();
+    for script in &copied {
+        let text = std::fs::read_to_string(root().join(script))
+            .unwrap_or_else(|e| panic!("the Dockerfile copies {script}: {e}"));
+        let commands = text.lines().filter(|line| !line.trim_start().starts_with('#'));
+        let words = commands.flat_map(|line| line.split(|c: char| c.is_whitespace() || c == '(' || c == '"'));
+        for called in words.filter(|word| {
+            word.strip_prefix("scripts/")
+                .is_some_and(|name| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        }) {
+            assert!(
+                copied.contains(&called),
+                "{script} runs {called}, which the Dockerfile does not copy"
+            );
+        }
+    }
     let user = mcplex_webhook::settings::RUN_AS_USER;
     assert!(
         dockerfile.contains(&format!("USER {user}:{user}")),
