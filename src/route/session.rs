@@ -12,6 +12,7 @@ use crate::route::router::Router;
 use crate::route::streams::{ClientStreams, Route};
 use crate::route::subscribe::ResourceListens;
 use crate::sync::lock;
+use crate::upstream::reply::MIN_RESUME_WAIT;
 use crate::upstream::{LegacySession, Link, MessageStream, Target, UpstreamError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -21,9 +22,10 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// The first wait before reopening a target's GET stream that ended or failed; it doubles up to `MAX_BACKOFF`.
+/// The first wait before reopening a target's GET stream or listen that ended or failed; it doubles up to
+/// `MAX_BACKOFF`.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest wait before reopening a target's GET stream.
+/// The longest wait before reopening a target's GET stream or listen.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Messages queued for the client's GET stream before it connects (or while it reconnects).
@@ -436,9 +438,7 @@ pub async fn pump_session_stream(
                 // `retry` holds for every later reconnection, as in SSE.
                 retry = stream.retry().or(retry);
                 if resume_from.is_some() {
-                    wait = retry
-                        .unwrap_or(FIRST_BACKOFF)
-                        .clamp(crate::upstream::reply::MIN_RESUME_WAIT, MAX_BACKOFF);
+                    wait = retry.unwrap_or(FIRST_BACKOFF).clamp(MIN_RESUME_WAIT, MAX_BACKOFF);
                 }
             }
             Err(error) => {
