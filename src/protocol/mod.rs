@@ -95,6 +95,9 @@ pub mod meta {
     pub const TRACEPARENT: &str = "traceparent";
     /// W3C trace state of the request (SEP-414).
     pub const TRACESTATE: &str = "tracestate";
+    /// The token a request asks its progress to be reported under; a `notifications/progress` names it
+    /// with the same key in its `params`.
+    pub const PROGRESS_TOKEN: &str = "progressToken";
 }
 
 /// HTTP header names of the Streamable HTTP transport.
@@ -149,6 +152,8 @@ pub mod method {
     pub const RESOURCES_UPDATED: &str = "notifications/resources/updated";
     /// A request was cancelled.
     pub const CANCELLED: &str = "notifications/cancelled";
+    /// Progress of a request that gave a progress token.
+    pub const PROGRESS: &str = "notifications/progress";
     /// The client's roots changed.
     pub const ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
     /// Lists the tools.

@@ -403,6 +403,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
             name: destination.rewrite,
             name_in_ref: method_name == method::COMPLETE,
         };
+        let progress_token = inbound.message.meta_value(meta::PROGRESS_TOKEN);
         let call = forward::forward(Forward {
             era: inbound.caller.era(),
             session: inbound.caller.session().cloned(),
@@ -415,6 +416,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
             original: None,
             parking,
             param_headers,
+            progress_token,
         });
         call.instrument(span).await
     }
@@ -515,6 +517,7 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
             side: None,
         })),
         param_headers: Vec::new(),
+        progress_token: parked.progress_token.clone(),
     };
     forward::resume(forward, parked)
 }

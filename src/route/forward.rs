@@ -3,7 +3,7 @@
 
 use crate::metrics::{CallOutcome, CallRecord, Delivery};
 use crate::protocol::raw::RawMessage;
-use crate::protocol::{Era, jsonrpc, method};
+use crate::protocol::{Era, jsonrpc, meta, method};
 use crate::route::adapt::{AdaptError, Outgoing, rewrite_response};
 use crate::route::bridge::{Bridge, BridgeError, asks_for_input};
 use crate::route::channel::Channel;
@@ -49,6 +49,9 @@ pub struct Forward {
     pub parking: Option<Box<Parking>>,
     /// The `Mcp-Param-*` headers the called tool declares, for a 2026-07-28 target (also on bridged retries).
     pub param_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The `_meta.progressToken` the client gave (for a resumed call, the one of the call first parked):
+    /// the token the target may report this call's progress under.
+    pub progress_token: Option<Value>,
 }
 
 /// What a call needs to be parked for its 2026-07-28 client's input.
@@ -122,6 +125,31 @@ impl Forward {
         self.session.is_none() && self.parking.as_ref().is_some_and(|p| p.can_answer(request))
     }
 
+    /// True when `message` is progress under a token that neither this call nor another call its client
+    /// has in flight at this target gave: a target reporting on work it was not asked about, or on another
+    /// client's call, is not passed on (client SDKs report progress under an unknown token as an error).
+    fn is_stray_progress(&self, message: &RawMessage) -> bool {
+        let Ok(object) = message.object() else { return false };
+        if object.str("method").as_deref() != Some(method::PROGRESS) {
+            return false;
+        }
+        let token = object
+            .value("params")
+            .and_then(|params| params.get(meta::PROGRESS_TOKEN).cloned());
+        let Some(token) = token else { return true };
+        if self.progress_token.as_ref() == Some(&token) {
+            return false;
+        }
+        let awaited = self
+            .session
+            .as_ref()
+            .is_some_and(|session| session.awaits_progress(&self.channel, &token));
+        if !awaited {
+            tracing::debug!(target_name = self.channel.target().name(), %token, "dropped progress under a token no call gave");
+        }
+        !awaited
+    }
+
     /// Ends the upstream session the call opened for itself, if it did.
     fn close_own_session(&self) {
         if self.parking.is_some() {
@@ -180,7 +208,12 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
         let exchange = target.begin_exchange();
         let upstream_id = forward.message.id();
         if let Some(session) = &forward.session {
-            session.start_call(&forward.client_id, &forward.channel, &upstream_id);
+            session.start_call(
+                &forward.client_id,
+                &forward.channel,
+                &upstream_id,
+                forward.progress_token.as_ref(),
+            );
         }
         let message = std::mem::replace(&mut forward.message, Outgoing::Tree(Value::Null));
         if forward.era == Era::Legacy && forward.session.is_some() && forward.channel.era() == Era::Modern {
@@ -315,6 +348,9 @@ async fn relay_stream(
                     refuse_server_request(&forward.channel, id, "the client did not declare the capability this request needs".into());
                     continue;
                 }
+                if forward.is_stray_progress(&aside.message) {
+                    continue;
+                }
                 if tx.send(Chunk { json: aside.message.into_bytes(), hold: aside.hold }).await.is_err() {
                     break StreamEnd::ClientGone;
                 }
@@ -374,6 +410,8 @@ async fn relay_stream(
                 Some(request) => Chunk::of(&request),
                 None => continue,
             }
+        } else if forward.is_stray_progress(&message) {
+            continue;
         } else {
             // Notifications (progress, logs) belong to this call as they are: relayed without a rewrite.
             Chunk {
@@ -430,6 +468,7 @@ async fn park(
         asked: vec![(name.to_owned(), request["id"].clone())],
         exchange,
         subject: parking.subject.clone(),
+        progress_token: forward.progress_token.clone(),
     };
     let answer = match parking.parks.park(parked) {
         Ok(state) => {

@@ -68,6 +68,8 @@ pub struct Parked {
     pub exchange: ExchangeGuard,
     /// The caller's subject, when inbound identity is on.
     pub subject: Option<String>,
+    /// The progress token of the parked call's first request, which the target keeps reporting under.
+    pub progress_token: Option<Value>,
 }
 
 impl Parked {

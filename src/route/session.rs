@@ -68,6 +68,14 @@ pub struct TooManyPending;
 
 type ChannelCell = (Arc<Link>, Arc<OnceCell<Channel>>);
 
+/// A request of a session-era client that a target has not answered yet.
+struct InFlight {
+    channel: Channel,
+    upstream_id: Value,
+    /// The `_meta.progressToken` the client gave, if any.
+    progress_token: Option<Value>,
+}
+
 /// One session-era client, as the router sees it.
 pub struct ClientSession {
     /// The session id (for logs).
@@ -76,7 +84,7 @@ pub struct ClientSession {
     pub context: Arc<ClientContext>,
     channels: Mutex<HashMap<String, ChannelCell>>,
     server_requests: Mutex<HashMap<String, PendingServerRequest>>,
-    in_flight: Mutex<HashMap<String, (Channel, Value)>>,
+    in_flight: Mutex<HashMap<String, InFlight>>,
     log_level: Mutex<Option<Value>>,
     next_server_request: AtomicU64,
     outbox: mpsc::Sender<Chunk>,
@@ -316,9 +324,21 @@ impl ClientSession {
         lock(&self.server_requests).remove(id.as_str()?)
     }
 
-    /// Records a forwarded request so a `notifications/cancelled` can follow it.
-    pub fn start_call(&self, client_id: &Value, channel: &Channel, upstream_id: &Value) {
-        lock(&self.in_flight).insert(client_id.to_string(), (channel.clone(), upstream_id.clone()));
+    /// Records a forwarded request so a `notifications/cancelled` can follow it and its progress reach
+    /// the client.
+    pub fn start_call(
+        &self,
+        client_id: &Value,
+        channel: &Channel,
+        upstream_id: &Value,
+        progress_token: Option<&Value>,
+    ) {
+        let call = InFlight {
+            channel: channel.clone(),
+            upstream_id: upstream_id.clone(),
+            progress_token: progress_token.cloned(),
+        };
+        lock(&self.in_flight).insert(client_id.to_string(), call);
     }
 
     /// Forgets a finished request.
@@ -328,7 +348,17 @@ impl ClientSession {
 
     /// The channel and upstream id of an in-flight request.
     pub fn call_of(&self, client_id: &Value) -> Option<(Channel, Value)> {
-        lock(&self.in_flight).get(&client_id.to_string()).cloned()
+        let calls = lock(&self.in_flight);
+        let call = calls.get(&client_id.to_string())?;
+        Some((call.channel.clone(), call.upstream_id.clone()))
+    }
+
+    /// True when a request the client has in flight at `channel`'s target asked for progress under `token`.
+    pub fn awaits_progress(&self, channel: &Channel, token: &Value) -> bool {
+        let target = channel.target().name();
+        lock(&self.in_flight)
+            .values()
+            .any(|call| call.progress_token.as_ref() == Some(token) && call.channel.target().name() == target)
     }
 
     /// Queues a message for the GET stream. When the queue is full (in messages or bytes) the message

@@ -113,6 +113,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     if let Some(trace) = &inbound.trace {
         trace.write_meta(&mut message);
     }
+    let progress_token = message["params"]["_meta"].get(meta::PROGRESS_TOKEN).cloned();
     forward::forward(Forward {
         channel,
         message: Outgoing::Tree(message),
@@ -125,6 +126,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         original: None,
         parking: None,
         param_headers: Vec::new(),
+        progress_token,
     })
     .await
 }

@@ -358,3 +358,74 @@ async fn a_target_that_lists_without_end_is_cut_off_at_the_list_limit() {
         "{answer}"
     );
 }
+
+/// A target that reports progress under a token the call did not give (or under none) is not passed
+/// on: the client sees its own call's progress and the answer, whichever era the target speaks.
+#[tokio::test]
+async fn progress_under_a_token_the_call_did_not_give_is_dropped() {
+    for era in [RogueEra::Modern, RogueEra::Legacy] {
+        let rogue = Rogue::start(era, Call::StrayProgress).await;
+        let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
+        let mut meta = modern_meta();
+        meta["progressToken"] = json!("mine");
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "r_work", "arguments": {}, "_meta": meta}}).to_string();
+        let (status, _, text) = post(&harness.url(), &modern_headers("tools/call", Some("r_work")), &body).await;
+        assert_eq!(status, 200, "{era:?}: {text}");
+        let messages: Vec<Value> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .filter_map(|data| serde_json::from_str(data).ok())
+            .collect();
+        let progress: Vec<&Value> = messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .map(|m| &m["params"])
+            .collect();
+        assert_eq!(
+            progress,
+            [&json!({"progressToken": "mine", "progress": 3})],
+            "{era:?}: {text}"
+        );
+        let answer = messages.last().unwrap();
+        assert_eq!(answer["result"]["content"][0]["text"], "done", "{era:?}: {text}");
+    }
+}
+
+/// On a session, a target may report a call's progress on another call's stream (the transport only says
+/// it should not): a token of a call the client has in flight at that target is passed on, any other is not.
+#[tokio::test]
+async fn progress_for_another_call_of_the_same_session_is_passed_on() {
+    let rogue = Rogue::start(RogueEra::Legacy, Call::CrossProgress).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let (_, headers, _) = post(&harness.url(), &[], &initialize.to_string()).await;
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let call = |id: u64, token: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "r_work", "arguments": {}, "_meta": {"progressToken": token}}}).to_string()
+    };
+    let (url, first, second) = (harness.url(), call(2, "first"), call(3, "second"));
+    let (first, second) = tokio::join!(post(&url, &headers, &first), post(&url, &headers, &second));
+    for ((status, _, text), other) in [(first, "second"), (second, "first")] {
+        assert_eq!(status, 200, "{text}");
+        let messages: Vec<Value> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .filter_map(|data| serde_json::from_str(data).ok())
+            .collect();
+        let tokens: Vec<&Value> = messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .map(|m| &m["params"]["progressToken"])
+            .collect();
+        assert_eq!(tokens, [&json!(other)], "{text}");
+        assert_eq!(
+            messages.last().unwrap()["result"]["content"][0]["text"],
+            "done",
+            "{text}"
+        );
+    }
+}

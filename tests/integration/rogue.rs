@@ -30,6 +30,12 @@ pub enum Call {
     HangAfterHeaders,
     /// Sends SSE headers and one progress notification, then nothing.
     HangMidStream,
+    /// Streams progress under a token the call did not give, progress with no token, progress under the
+    /// call's own token, then "done".
+    StrayProgress,
+    /// Waits until a second call is in flight, streams progress under that call's token (and under one no
+    /// call gave), then answers "done" once the other call has sent its own.
+    CrossProgress,
     /// Answers "done" after this many milliseconds.
     Slow(u64),
     /// Answers with a text block of this many bytes.
@@ -65,6 +71,9 @@ pub struct Rogue {
 struct Sessions {
     stream: Option<tokio::sync::mpsc::UnboundedSender<Value>>,
     waiting: std::collections::HashMap<String, tokio::sync::oneshot::Sender<Value>>,
+    /// The progress tokens of the calls in flight ([`Call::CrossProgress`]), and how many have reported.
+    tokens: Vec<Value>,
+    reported: usize,
 }
 
 impl Rogue {
@@ -208,6 +217,48 @@ async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Requ
                     let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": token, "progress": 1}});
                     sse_until(stop, vec![progress])
                 }
+                Call::StrayProgress => {
+                    let token = message["params"]["_meta"]["progressToken"].clone();
+                    let progress =
+                        |params: Value| json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": params});
+                    let mut result = text_result("done");
+                    if era == RogueEra::Modern {
+                        result["resultType"] = json!("complete");
+                    }
+                    let (events, stream) = tokio::sync::mpsc::unbounded_channel();
+                    for message in [
+                        progress(json!({"progressToken": "someone-else", "progress": 1})),
+                        progress(json!({"progress": 2})),
+                        progress(json!({"progressToken": token, "progress": 3})),
+                        json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                    ] {
+                        let _ = events.send(message);
+                    }
+                    // The sender is dropped here, so the stream ends after the answer.
+                    session_stream(stop, stream)
+                }
+                Call::CrossProgress => {
+                    let token = message["params"]["_meta"]["progressToken"].clone();
+                    sessions.lock().unwrap().tokens.push(token.clone());
+                    let (events, stream) = tokio::sync::mpsc::unbounded_channel();
+                    let sessions = sessions.clone();
+                    tokio::spawn(async move {
+                        let started = Instant::now();
+                        wait_until(&sessions, started, |s| s.tokens.len() >= 2).await;
+                        let other = sessions.lock().unwrap().tokens.iter().find(|t| **t != token).cloned();
+                        for token in [other.unwrap_or_default(), json!("no-call")] {
+                            let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": token, "progress": 1}});
+                            let _ = events.send(progress);
+                        }
+                        sessions.lock().unwrap().reported += 1;
+                        wait_until(&sessions, started, |s| s.reported >= 2).await;
+                        // Both calls are still in flight when the other's progress is sent; give mcplex a
+                        // moment to relay it before this call (and its token) ends.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let _ = events.send(json!({"jsonrpc": "2.0", "id": id, "result": text_result("done")}));
+                    });
+                    session_stream(stop, stream)
+                }
                 Call::Slow(ms) => {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                     record("answered tools/call".into());
@@ -247,6 +298,13 @@ async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Requ
             status(StatusCode::ACCEPTED)
         }
         _ => json_response(json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "not here"}})),
+    }
+}
+
+/// Polls the rogue's session state until `done` holds, for at most 3 s from `started`.
+async fn wait_until(sessions: &Mutex<Sessions>, started: Instant, done: impl Fn(&Sessions) -> bool) {
+    while !done(&sessions.lock().unwrap()) && started.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
