@@ -472,6 +472,85 @@ async fn measured(
     (before, after, latencies, wall)
 }
 
+/// Seconds of load in each round from `wrk` (about as long as an in-process round at 16 sessions).
+const EXTERNAL_ROUND_SECS: u32 = 2;
+
+/// Drives each relay `(pid, address, tool)` in turn with 16 connections from `wrk` for [`ROUNDS`] interleaved
+/// rounds and prints the median calls per second, the median ratio per round and the CPU per call; a line
+/// saying it was skipped when `wrk` is not installed (`scripts/bench` installs it).
+async fn external_load_rounds(relays: [(u32, SocketAddr, &'static str); 2]) {
+    let label = "16 connections from wrk, its own process";
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("| tools/call throughput, {label}: raw hyper relay / mcplex | not measured: `wrk` is not installed |");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut scripts = Vec::new();
+    for (_, _, tool) in relays {
+        let (parts, body) = modern_call(1, tool).into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        let mut lua = format!(
+            "wrk.method = \"POST\"\nwrk.body = [[{}]]\n",
+            String::from_utf8_lossy(&body)
+        );
+        for (name, value) in &parts.headers {
+            lua.push_str(&format!("wrk.headers[\"{name}\"] = \"{}\"\n", value.to_str().unwrap()));
+        }
+        let script = dir.path().join(format!("{tool}.lua"));
+        std::fs::write(&script, lua).unwrap();
+        scripts.push(script);
+    }
+    for (relay, script) in relays.iter().zip(&scripts) {
+        wrk_round(*relay, script.clone(), 1).await;
+    }
+    let mut rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        let raw = wrk_round(relays[0], scripts[0].clone(), EXTERNAL_ROUND_SECS).await;
+        let mcplex = wrk_round(relays[1], scripts[1].clone(), EXTERNAL_ROUND_SECS).await;
+        rounds.push([raw, mcplex]);
+    }
+    let ratio = median(rounds.iter().map(|r| r[1].0 / r[0].0));
+    let [raw_rate, rate] = [0, 1].map(|i| median(rounds.iter().map(|r| r[i].0)));
+    let [raw_cpu, cpu] = [0, 1].map(|i| median(rounds.iter().map(|r| r[i].1)));
+    println!(
+        "| tools/call throughput, {label}: raw hyper relay / mcplex | {raw_rate:.0} / {rate:.0} calls/s ({:.0} % median per round) |",
+        100.0 * ratio
+    );
+    println!("| CPU per call, {label}: raw hyper relay / mcplex | {raw_cpu:.0} µs / {cpu:.0} µs |");
+}
+
+/// One `wrk` round of `secs` seconds against a relay: its calls per second and the relay's CPU per call. wrk
+/// runs on the blocking pool, so the upstreams in this process keep both runtime threads.
+async fn wrk_round(
+    (pid, addr, _): (u32, SocketAddr, &'static str),
+    script: std::path::PathBuf,
+    secs: u32,
+) -> (f64, f64) {
+    let before = cpu_time(pid);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("wrk")
+            .args(["-t1", "-c16", &format!("-d{secs}s"), "-s"])
+            .arg(script)
+            .arg(format!("http://{addr}/mcp"))
+            .output()
+            .expect("run wrk")
+    })
+    .await
+    .unwrap();
+    let after = cpu_time(pid);
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !report.contains("Non-2xx") && !report.contains("Socket errors"),
+        "wrk saw failed calls:\n{report}"
+    );
+    let rate: f64 = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Requests/sec:"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("wrk printed no rate:\n{report}"));
+    (rate, micros(after - before) / (rate * f64::from(secs)))
+}
+
 /// Runs sidecars side by side at one session in interleaved rounds (each with its caller's bearer token,
 /// if any) and prints the median p50 and CPU per call of each, in order, under `label`.
 async fn side_by_side(variants: &[(&Sidecar, Option<&'static str>)], label: &str) {
@@ -787,6 +866,18 @@ async fn bench() {
             median(rounds.iter().map(|r| r.cpu[1]))
         );
     }
+
+    // The same 16 sessions from a client in a process of its own, as an agent is in its pod: `wrk`, whose
+    // one C thread costs a fraction of the in-process hyper client above, so the rounds tell the relays apart
+    // rather than how the three share the two vCPUs with a heavy client.
+    if pinnable {
+        pin(&Pinning::unpinned(), &relays);
+    }
+    external_load_rounds([
+        (raw_relay.id(), raw_relay_addr, "tool_000"),
+        (sidecar.child.id(), sidecar.mcp, "t0_tool_000"),
+    ])
+    .await;
 
     // What metrics, traces and the audit trail cost: the sidecar above (call metrics on, no exporter) beside
     // one without call metrics, one exporting a span per call over OTLP (to a sink that accepts everything)
