@@ -619,7 +619,9 @@ async fn a_modern_target_answering_with_newline_delimited_frames_is_relayed_in_o
     let harness = Harness::start(&config(&[("nd", &format!("http://{addr}/mcp"), "")])).await;
     let mut meta = modern_meta();
     meta["progressToken"] = json!("p");
-    let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "nd_stream", "_meta": meta}}).to_string();
+    let body =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "nd_stream", "_meta": meta}})
+            .to_string();
     let (status, _, text) = post(&harness.url(), &modern_headers("tools/call", Some("nd_stream")), &body).await;
     assert_eq!(status, 200, "{text}");
     let progress = text
