@@ -348,7 +348,8 @@ async fn relay_stream(
                     refuse_server_request(&forward.channel, id, "the client did not declare the capability this request needs".into());
                     continue;
                 }
-                if forward.is_stray_progress(&aside.message) {
+                // A cancellation names a request of the target's that this client (2026-07-28) never saw by that id.
+                if forward.is_stray_progress(&aside.message) || is_cancellation(&aside.message) {
                     continue;
                 }
                 if tx.send(Chunk { json: aside.message.into_bytes(), hold: aside.hold }).await.is_err() {
@@ -412,6 +413,16 @@ async fn relay_stream(
             }
         } else if forward.is_stray_progress(&message) {
             continue;
+        } else if is_cancellation(&message) {
+            // The target gave up on a request it sent on this stream: the client knows it by mcplex's id.
+            let notice = match (&forward.session, message.value()) {
+                (Some(session), Ok(notice)) => session.cancelled_server_request(&forward.channel, notice),
+                _ => None,
+            };
+            match notice {
+                Some(notice) => Chunk::of(&notice),
+                None => continue,
+            }
         } else {
             // Notifications (progress, logs) belong to this call as they are: relayed without a rewrite.
             Chunk {
@@ -486,6 +497,13 @@ async fn park(
     };
     let deadline = forward.channel.target().config.timeout;
     let _ = tokio::time::timeout(deadline, tx.send(Chunk::of(&answer))).await;
+}
+
+/// True for a `notifications/cancelled`.
+fn is_cancellation(message: &RawMessage) -> bool {
+    message
+        .object()
+        .is_ok_and(|object| object.str("method").as_deref() == Some(method::CANCELLED))
 }
 
 /// Tells the target to stop work nobody waits for any more (in the background).

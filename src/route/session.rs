@@ -324,6 +324,30 @@ impl ClientSession {
         lock(&self.server_requests).remove(id.as_str()?)
     }
 
+    /// A target's `notifications/cancelled` of a request it sent the client, with the id the client knows
+    /// it by; the request is forgotten (an answer would reach nobody). `None` when the client holds no such
+    /// request from that target, so the notice has nothing to cancel and is not passed on.
+    pub fn cancelled_server_request(&self, channel: &Channel, mut notice: Value) -> Option<Value> {
+        let upstream = notice.get("params")?.get("requestId")?;
+        let target = channel.target().name();
+        let client_id = {
+            let mut pending = lock(&self.server_requests);
+            let client_id = pending
+                .iter()
+                .find(|(_, request)| match request {
+                    PendingServerRequest::Upstream { channel, upstream_id } => {
+                        upstream_id == upstream && channel.target().name() == target
+                    }
+                    PendingServerRequest::Bridged(_) => false,
+                })
+                .map(|(client_id, _)| client_id.clone())?;
+            pending.remove(&client_id);
+            client_id
+        };
+        notice["params"]["requestId"] = json!(client_id);
+        Some(notice)
+    }
+
     /// Records a forwarded request so a `notifications/cancelled` can follow it and its progress reach
     /// the client.
     pub fn start_call(
@@ -502,6 +526,13 @@ fn deliver(session: &Arc<ClientSession>, router: &Weak<Router>, channel: &Channe
         // Names differ after merging: refresh, and the router tells every client what changed.
         if let Some(router) = router.upgrade() {
             router.refresh_target(channel.target().name());
+        }
+        return;
+    }
+    if name == method::CANCELLED {
+        // The target gave up on a request it sent: the client knows that request by mcplex's id.
+        if let Some(notice) = session.cancelled_server_request(channel, message) {
+            session.push_to_stream(notice);
         }
         return;
     }

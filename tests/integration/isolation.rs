@@ -429,3 +429,133 @@ async fn progress_for_another_call_of_the_same_session_is_passed_on() {
         );
     }
 }
+
+/// A target that cancels a request it sent the client names it by its own id: the client gets the
+/// cancellation under the id it knows the request by, a cancellation of nothing it holds is not passed on,
+/// and an answer that comes after the cancellation goes nowhere.
+#[tokio::test]
+async fn a_targets_cancellation_of_its_own_request_reaches_the_client_by_the_clients_id() {
+    let rogue = Rogue::start(RogueEra::Legacy, Call::CancelOwnRequest).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let (_, headers, _) = post(&harness.url(), &[], &initialize.to_string()).await;
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let call =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
+    let (status, _, text) = post(&harness.url(), &headers, &call.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let messages: Vec<Value> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str(data).ok())
+        .collect();
+    let asked = messages
+        .iter()
+        .find(|m| m["method"] == "elicitation/create")
+        .unwrap_or_else(|| panic!("no elicitation: {text}"));
+    assert_ne!(asked["id"], "rogue-ask-1", "{text}");
+    let cancelled: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/cancelled")
+        .map(|m| &m["params"]["requestId"])
+        .collect();
+    assert_eq!(cancelled, [&asked["id"]], "{text}");
+    assert_eq!(
+        messages.last().unwrap()["result"]["content"][0]["text"],
+        "done",
+        "{text}"
+    );
+    // The client answers anyway: the target cancelled the request, so nothing reaches it.
+    let late = json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"action": "decline"}});
+    let (status, _, _) = post(&harness.url(), &headers, &late.to_string()).await;
+    assert_eq!(status, 202);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rogue.count("POST "), 0, "{:?}", rogue.log());
+}
+
+/// The same for a request and its cancellation on the target's GET stream, read by a client on its own.
+#[tokio::test]
+async fn a_cancellation_on_the_targets_get_stream_reaches_the_client_by_the_clients_id() {
+    use futures_util::StreamExt;
+    let rogue = Rogue::start(RogueEra::Legacy, Call::Answer).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let (_, headers, _) = post(&harness.url(), &[], &initialize.to_string()).await;
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(post(&harness.url(), &headers, &initialized.to_string()).await.0, 202);
+    let get = reqwest::Client::new()
+        .get(harness.url())
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    // A first call opens the session's channel to the target, and with it the target's GET stream.
+    let first =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
+    assert_eq!(post(&harness.url(), &headers, &first.to_string()).await.0, 200);
+    let waited = Instant::now();
+    while rogue.count("GET") == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(3), "{:?}", rogue.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    rogue.set_call(Call::CancelOnGetStream);
+    let call =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
+    let url = harness.url();
+    let call = tokio::spawn(async move {
+        let headers = [
+            ("mcp-session-id", session.as_str()),
+            ("mcp-protocol-version", "2025-11-25"),
+        ];
+        post(&url, &headers, &call.to_string()).await
+    });
+    let mut events = get.bytes_stream();
+    let (mut buffer, mut messages) = (String::new(), Vec::<Value>::new());
+    let read = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(chunk) = events.next().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                messages.extend(
+                    event
+                        .lines()
+                        .filter_map(|l| serde_json::from_str(l.strip_prefix("data: ")?).ok()),
+                );
+            }
+            if messages.iter().any(|m| m["method"] == "notifications/cancelled") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "no cancellation on the GET stream: {messages:?} {:?}",
+        rogue.log()
+    );
+    let asked = messages
+        .iter()
+        .find(|m| m["method"] == "elicitation/create")
+        .expect("the elicitation");
+    assert_ne!(asked["id"], "rogue-ask-2");
+    let cancelled = messages
+        .iter()
+        .find(|m| m["method"] == "notifications/cancelled")
+        .unwrap();
+    assert_eq!(cancelled["params"]["requestId"], asked["id"], "{messages:?}");
+    let (status, _, text) = call.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(message_of(&text)["result"]["content"][0]["text"], "done", "{text}");
+}

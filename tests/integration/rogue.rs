@@ -33,6 +33,12 @@ pub enum Call {
     /// Streams progress under a token the call did not give, progress with no token, progress under the
     /// call's own token, then "done".
     StrayProgress,
+    /// Asks the client for elicitation on the call's stream, cancels that request (and one it never
+    /// sent), then answers "done".
+    CancelOwnRequest,
+    /// Asks the client for elicitation on the session's GET stream and cancels it there, then answers
+    /// "done" after 300 ms.
+    CancelOnGetStream,
     /// Waits until a second call is in flight, streams progress under that call's token (and under one no
     /// call gave), then answers "done" once the other call has sent its own.
     CrossProgress,
@@ -236,6 +242,30 @@ async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Requ
                     }
                     // The sender is dropped here, so the stream ends after the answer.
                     session_stream(stop, stream)
+                }
+                Call::CancelOwnRequest => {
+                    let cancel = |request_id: &str| json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id, "reason": "timed out"}});
+                    let (events, stream) = tokio::sync::mpsc::unbounded_channel();
+                    for message in [
+                        json!({"jsonrpc": "2.0", "id": "rogue-ask-1", "method": "elicitation/create", "params": {"message": "Your name?", "requestedSchema": {"type": "object", "properties": {}}}}),
+                        cancel("rogue-ask-1"),
+                        cancel("never-sent"),
+                        json!({"jsonrpc": "2.0", "id": id, "result": text_result("done")}),
+                    ] {
+                        let _ = events.send(message);
+                    }
+                    session_stream(stop, stream)
+                }
+                Call::CancelOnGetStream => {
+                    let stream = sessions.lock().unwrap().stream.clone();
+                    let sent = stream.is_some_and(|stream| {
+                        let ask = json!({"jsonrpc": "2.0", "id": "rogue-ask-2", "method": "elicitation/create", "params": {"message": "Your name?", "requestedSchema": {"type": "object", "properties": {}}}});
+                        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "rogue-ask-2", "reason": "timed out"}});
+                        stream.send(ask).is_ok() && stream.send(cancel).is_ok()
+                    });
+                    record(format!("elicitation and cancellation sent on the GET stream: {sent}"));
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    complete(text_result("done"))
                 }
                 Call::CrossProgress => {
                     let token = message["params"]["_meta"]["progressToken"].clone();
