@@ -8,6 +8,33 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Opens a session as a raw session-era client that declares `capabilities`, and returns its id.
+async fn open_raw_session(harness: &Harness, capabilities: Value) -> String {
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "raw", "version": "1"}}});
+    let (_, headers, _) = post(&harness.url(), &[], &initialize.to_string()).await;
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(
+        post(&harness.url(), &session_headers(&session), &initialized.to_string())
+            .await
+            .0,
+        202
+    );
+    session
+}
+
+/// The headers of a request in session `session`.
+fn session_headers(session: &str) -> [(&'static str, &str); 2] {
+    [("mcp-session-id", session), ("mcp-protocol-version", "2025-11-25")]
+}
+
+/// The JSON-RPC messages of an SSE body.
+fn sse_messages(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|line| serde_json::from_str(line.strip_prefix("data: ")?).ok())
+        .collect()
+}
+
 fn call_body(name: &str, arguments: Value) -> String {
     json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments, "_meta": modern_meta()}}).to_string()
 }
@@ -371,11 +398,7 @@ async fn progress_under_a_token_the_call_did_not_give_is_dropped() {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "r_work", "arguments": {}, "_meta": meta}}).to_string();
         let (status, _, text) = post(&harness.url(), &modern_headers("tools/call", Some("r_work")), &body).await;
         assert_eq!(status, 200, "{era:?}: {text}");
-        let messages: Vec<Value> = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("data: "))
-            .filter_map(|data| serde_json::from_str(data).ok())
-            .collect();
+        let messages = sse_messages(&text);
         let progress: Vec<&Value> = messages
             .iter()
             .filter(|m| m["method"] == "notifications/progress")
@@ -397,13 +420,8 @@ async fn progress_under_a_token_the_call_did_not_give_is_dropped() {
 async fn progress_for_another_call_of_the_same_session_is_passed_on() {
     let rogue = Rogue::start(RogueEra::Legacy, Call::CrossProgress).await;
     let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
-    let (_, headers, _) = post(&harness.url(), &[], &initialize.to_string()).await;
-    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
-    let headers = [
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", "2025-11-25"),
-    ];
+    let session = open_raw_session(&harness, json!({})).await;
+    let headers = session_headers(&session);
     let call = |id: u64, token: &str| {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "r_work", "arguments": {}, "_meta": {"progressToken": token}}}).to_string()
     };
@@ -411,11 +429,7 @@ async fn progress_for_another_call_of_the_same_session_is_passed_on() {
     let (first, second) = tokio::join!(post(&url, &headers, &first), post(&url, &headers, &second));
     for ((status, _, text), other) in [(first, "second"), (second, "first")] {
         assert_eq!(status, 200, "{text}");
-        let messages: Vec<Value> = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("data: "))
-            .filter_map(|data| serde_json::from_str(data).ok())
-            .collect();
+        let messages = sse_messages(&text);
         let tokens: Vec<&Value> = messages
             .iter()
             .filter(|m| m["method"] == "notifications/progress")
@@ -437,22 +451,13 @@ async fn progress_for_another_call_of_the_same_session_is_passed_on() {
 async fn a_targets_cancellation_of_its_own_request_reaches_the_client_by_the_clients_id() {
     let rogue = Rogue::start(RogueEra::Legacy, Call::CancelOwnRequest).await;
     let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "raw", "version": "1"}}});
-    let (_, headers, _) = post(&harness.url(), &[], &initialize.to_string()).await;
-    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
-    let headers = [
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", "2025-11-25"),
-    ];
+    let session = open_raw_session(&harness, json!({"elicitation": {}})).await;
+    let headers = session_headers(&session);
     let call =
         json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
     let (status, _, text) = post(&harness.url(), &headers, &call.to_string()).await;
     assert_eq!(status, 200, "{text}");
-    let messages: Vec<Value> = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .filter_map(|data| serde_json::from_str(data).ok())
-        .collect();
+    let messages = sse_messages(&text);
     let asked = messages
         .iter()
         .find(|m| m["method"] == "elicitation/create")
@@ -483,15 +488,8 @@ async fn a_cancellation_on_the_targets_get_stream_reaches_the_client_by_the_clie
     use futures_util::StreamExt;
     let rogue = Rogue::start(RogueEra::Legacy, Call::Answer).await;
     let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "raw", "version": "1"}}});
-    let (_, headers, _) = post(&harness.url(), &[], &initialize.to_string()).await;
-    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
-    let headers = [
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", "2025-11-25"),
-    ];
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(post(&harness.url(), &headers, &initialized.to_string()).await.0, 202);
+    let session = open_raw_session(&harness, json!({"elicitation": {}})).await;
+    let headers = session_headers(&session);
     let get = reqwest::Client::new()
         .get(harness.url())
         .header("accept", "text/event-stream")
@@ -514,13 +512,7 @@ async fn a_cancellation_on_the_targets_get_stream_reaches_the_client_by_the_clie
     let call =
         json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
     let url = harness.url();
-    let call = tokio::spawn(async move {
-        let headers = [
-            ("mcp-session-id", session.as_str()),
-            ("mcp-protocol-version", "2025-11-25"),
-        ];
-        post(&url, &headers, &call.to_string()).await
-    });
+    let call = tokio::spawn(async move { post(&url, &session_headers(&session), &call.to_string()).await });
     let mut events = get.bytes_stream();
     let (mut buffer, mut messages) = (String::new(), Vec::<Value>::new());
     let read = tokio::time::timeout(Duration::from_secs(3), async {
@@ -528,11 +520,7 @@ async fn a_cancellation_on_the_targets_get_stream_reaches_the_client_by_the_clie
             buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
             while let Some(end) = buffer.find("\n\n") {
                 let event: String = buffer.drain(..end + 2).collect();
-                messages.extend(
-                    event
-                        .lines()
-                        .filter_map(|l| serde_json::from_str(l.strip_prefix("data: ")?).ok()),
-                );
+                messages.extend(sse_messages(&event));
             }
             if messages.iter().any(|m| m["method"] == "notifications/cancelled") {
                 return;
