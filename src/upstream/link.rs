@@ -28,9 +28,24 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Headers an upstream request carries at most in the common case (version, session, content type,
+/// Headers an upstream request carries at most in the common case (host, version, session, content type,
 /// accept, method, name, trace context, credential and the client's `Mcp-Param-*` ones).
 const REQUEST_HEADERS: usize = 12;
+
+/// The `Host` header for `url`: its host, and its port unless it is the scheme's default (what the HTTP
+/// client would send).
+fn host_header(url: &http::Uri) -> Option<HeaderValue> {
+    let host = url.host()?;
+    let default_port = match url.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let text = match url.port_u16() {
+        Some(port) if port != default_port => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    HeaderValue::from_str(&text).ok()
+}
 
 /// Per-POST header values that depend on the caller.
 #[derive(Default)]
@@ -73,6 +88,8 @@ impl Payload {
 pub struct Link {
     /// The target's checked config.
     pub config: TargetConfig,
+    /// `Host` for every request, made once: left to the client, it is formatted anew for each call.
+    host: Option<HeaderValue>,
     client: RwLock<(HttpClient, FileStamps)>,
     credentials: Credentials,
     next_id: AtomicU64,
@@ -117,7 +134,9 @@ impl Link {
             }
         })?;
         let stamps = FileStamps::read(config.tls.as_ref());
+        let host = host_header(&config.url);
         Ok(Arc::new(Self {
+            host,
             credentials: Credentials::for_target(config.auth.as_ref()).map_err(|source| UpstreamError::Credential {
                 target: config.name.clone(),
                 source: CredentialError::Exchange(Arc::new(source)),
@@ -390,6 +409,9 @@ impl Link {
         *request.headers_mut() = HeaderMap::with_capacity(REQUEST_HEADERS);
         *request.method_mut() = method;
         *request.uri_mut() = self.config.url.clone();
+        if let Some(host) = &self.host {
+            request.headers_mut().insert(header::HOST, host.clone());
+        }
         self.add_common_headers(request.headers_mut(), out);
         if let Some((name, value)) = credential? {
             request.headers_mut().insert(name, value);
@@ -520,5 +542,25 @@ impl Link {
             target: self.name().into(),
             after: self.config.timeout,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_header;
+
+    fn host_of(url: &str) -> String {
+        let url: http::Uri = url.parse().expect("a valid URL");
+        host_header(&url).expect("a host").to_str().expect("text").to_owned()
+    }
+
+    #[test]
+    fn host_header_leaves_out_only_the_schemes_default_port() {
+        assert_eq!(host_of("http://mcp.tools.svc:80/mcp"), "mcp.tools.svc");
+        assert_eq!(host_of("http://127.0.0.1:8080/mcp"), "127.0.0.1:8080");
+        assert_eq!(host_of("https://mcp.tools.svc/mcp"), "mcp.tools.svc");
+        assert_eq!(host_of("https://mcp.tools.svc:443/mcp"), "mcp.tools.svc");
+        assert_eq!(host_of("https://mcp.tools.svc:80/mcp"), "mcp.tools.svc:80");
+        assert_eq!(host_of("http://[::1]:9000/mcp"), "[::1]:9000");
     }
 }
