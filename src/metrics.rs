@@ -261,7 +261,7 @@ impl Metrics {
             server_requests: Family::default(),
             tool_calls: Family::default(),
             tools_seen: Mutex::new(HashSet::new()),
-            routes: Mutex::new(HashMap::new()),
+            routes: Mutex::new(RouteCache::default()),
             ready: Gauge::default(),
             sessions: Gauge::default(),
             streams: Gauge::default(),
@@ -492,8 +492,9 @@ impl Metrics {
     }
 }
 
-/// The series of each route seen, by target and method.
-type RouteCache = HashMap<(Arc<str>, &'static str), Arc<RouteSeries>>;
+/// The series of each route seen, by target and method. The keys come from the config, not from clients,
+/// so foldhash's fast variant is enough.
+type RouteCache = HashMap<(Arc<str>, &'static str), Arc<RouteSeries>, foldhash::fast::RandomState>;
 
 /// The series a route (target and method) records into; a call's outcome counter is created on its first use,
 /// as a family lookup would.

@@ -106,11 +106,15 @@ pub struct Collision {
     pub hidden_from: String,
 }
 
+/// Exposed name → position in its list. Looked up on every call, so hashed with foldhash (randomly seeded,
+/// a few times cheaper than the standard SipHash on names this short).
+type NameIndex = HashMap<Arc<str>, usize, foldhash::quality::RandomState>;
+
 /// The merged view clients see.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     lists: [Vec<Entry>; 4],
-    index: [HashMap<Arc<str>, usize>; 4],
+    index: [NameIndex; 4],
     /// Every collision found in the last merge.
     pub collisions: Vec<Collision>,
     /// Exposed names some client APIs would reject (over 64 characters) or MCP forbids.
@@ -129,7 +133,7 @@ impl Catalog {
         for kind in ItemKind::ALL {
             let candidates = inputs.iter().flat_map(|items| items.entries(kind).iter().cloned());
             let mut entries: Vec<Entry> = Vec::new();
-            let mut index: HashMap<Arc<str>, usize> = HashMap::new();
+            let mut index = NameIndex::default();
             for entry in candidates {
                 let Some(&existing) = index.get(&entry.exposed) else {
                     index.insert(entry.exposed.clone(), entries.len());
