@@ -1,6 +1,6 @@
-//! `cargo bench --bench relay`: what the sidecar costs. Starts fast MCP upstreams in this process, the
-//! release `mcplex` binary as a separate process, and drives both with a pooled HTTP/1.1 client.
-//! Prints a Markdown table (the one in BENCHMARKS.md).
+//! `cargo bench --bench relay`: what the sidecar costs. Starts fast MCP upstreams in this process (and one in a
+//! process of its own, for rounds in the layout of a pod) and the release `mcplex` binary as a separate process,
+//! and drives them with a pooled HTTP/1.1 client and with `wrk`. Prints a Markdown table (the one in BENCHMARKS.md).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -476,10 +476,9 @@ async fn measured(
 const EXTERNAL_ROUND_SECS: u32 = 2;
 
 /// Drives each relay `(pid, address, tool)` in turn with 16 connections from `wrk` for [`ROUNDS`] interleaved
-/// rounds and prints the median calls per second, the median ratio per round and the CPU per call; a line
+/// rounds and prints, under `label`, the median calls per second, the median ratio per round and the CPU per call; a line
 /// saying it was skipped when `wrk` is not installed (`scripts/bench` installs it).
-async fn external_load_rounds(relays: [(u32, SocketAddr, &'static str); 2]) {
-    let label = "16 connections from wrk, its own process";
+async fn external_load_rounds(label: &str, relays: [(u32, SocketAddr, &'static str); 2]) {
     if Command::new("wrk").arg("--version").output().is_err() {
         println!("| tools/call throughput, {label}: raw hyper relay / mcplex | not measured: `wrk` is not installed |");
         return;
@@ -692,6 +691,26 @@ fn run_fast_upstream() {
     });
 }
 
+/// Spawns this binary as the bench's upstream in a process of its own (`--fast-upstream`, one thread) and
+/// reads the address it prints.
+fn start_upstream_process() -> (Child, SocketAddr) {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--fast-upstream")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the upstream process");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("its stdout"))
+        .read_line(&mut line)
+        .expect("read the upstream's address");
+    let addr = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("the upstream printed no address: {line:?}"));
+    (child, addr)
+}
+
 /// Spawns this binary as the raw relay baseline.
 async fn start_raw_relay(upstream: SocketAddr) -> (Child, SocketAddr) {
     let listen = free_port();
@@ -873,11 +892,36 @@ async fn bench() {
     if pinnable {
         pin(&Pinning::unpinned(), &relays);
     }
-    external_load_rounds([
-        (raw_relay.id(), raw_relay_addr, "tool_000"),
-        (sidecar.child.id(), sidecar.mcp, "t0_tool_000"),
-    ])
+    external_load_rounds(
+        "16 connections from wrk, its own process",
+        [
+            (raw_relay.id(), raw_relay_addr, "tool_000"),
+            (sidecar.child.id(), sidecar.mcp, "t0_tool_000"),
+        ],
+    )
     .await;
+
+    // The layout of a pod: the agent (`wrk`) beside the relay, and the target in a process of its own (on a
+    // cluster it is another pod, usually on another node), not the bench's two-thread runtime that also
+    // serves the client above. A second raw relay and sidecar are put in front of that upstream.
+    {
+        let (mut upstream_process, remote) = start_upstream_process();
+        let (mut remote_raw_relay, remote_raw_relay_addr) = start_raw_relay(remote).await;
+        let (remote_sidecar, _) = start_sidecar(&[remote]).await;
+        external_load_rounds(
+            "16 connections from wrk, upstream in a process of its own",
+            [
+                (remote_raw_relay.id(), remote_raw_relay_addr, "tool_000"),
+                (remote_sidecar.child.id(), remote_sidecar.mcp, "t0_tool_000"),
+            ],
+        )
+        .await;
+        drop(remote_sidecar);
+        for child in [&mut remote_raw_relay, &mut upstream_process] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 
     // What metrics, traces and the audit trail cost: the sidecar above (call metrics on, no exporter) beside
     // one without call metrics, one exporting a span per call over OTLP (to a sink that accepts everything)
