@@ -10,6 +10,7 @@ use crate::route::channel::Channel;
 use crate::route::message::{Chunk, Outcome};
 use crate::route::park::{self, Parked, ParkedCalls, close_own_session};
 use crate::route::session::{ClientSession, refuse_server_request};
+use crate::route::streams::ClientStreams;
 use crate::telemetry::TraceContext;
 use crate::upstream::{ExchangeGuard, MessageStream, Received, Reply, UpstreamError};
 use bytes::Bytes;
@@ -219,10 +220,37 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
         if forward.era == Era::Legacy && forward.session.is_some() && forward.channel.era() == Era::Modern {
             forward.original = Some(message.to_tree(forward.trace.as_ref()));
         }
-        let sent = forward
-            .channel
-            .send_call(message, forward.trace.as_ref(), &forward.param_headers)
-            .await;
+        let sent = match forward.session.as_ref().map(|s| s.streams.clone()) {
+            Some(streams) if forward.channel.era() == Era::Legacy => {
+                // A request the target sends on its own GET stream while no stream of the client's is open
+                // is parked for the next call stream. A target that answers calls with plain JSON may hold
+                // this call until the client has answered that request, so the first request parked turns
+                // the call's answer into a stream at once rather than leave both waiting for the deadline.
+                let (channel, trace, params) = (
+                    forward.channel.clone(),
+                    forward.trace.clone(),
+                    forward.param_headers.clone(),
+                );
+                let mut send = Box::pin(async move { channel.send_call(message, trace.as_ref(), &params).await });
+                tokio::select! {
+                    biased;
+                    sent = &mut send => sent,
+                    () = streams.parked() => {
+                        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+                        let span = forward.span.clone();
+                        let answer = answer_as_stream(forward, send, streams, upstream_id, tx, exchange);
+                        tokio::spawn(answer.instrument(span));
+                        return Outcome::Stream(rx);
+                    }
+                }
+            }
+            _ => {
+                forward
+                    .channel
+                    .send_call(message, forward.trace.as_ref(), &forward.param_headers)
+                    .await
+            }
+        };
         match sent {
             Ok(Reply::Single(Received { message, hold })) if forward.original.is_some() && asks_for_input(&message) => {
                 // The client's answers arrive as requests on the call's stream, so the answer becomes a stream.
@@ -275,6 +303,44 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
             }
         }
     }
+}
+
+/// Finishes a session-era call whose answer became a stream before the target answered: the requests
+/// parked for a call stream go out on it first, then the target's answer, whatever its form.
+async fn answer_as_stream(
+    mut forward: Forward,
+    send: impl Future<Output = Result<Reply, UpstreamError>>,
+    streams: Arc<ClientStreams>,
+    upstream_id: Value,
+    tx: mpsc::Sender<Chunk>,
+    exchange: ExchangeGuard,
+) {
+    let target = forward.channel.target().clone();
+    let _listed = streams.open_call(&target, &tx);
+    let chunk = match send.await {
+        Ok(Reply::Stream(stream)) => return relay_stream(forward, stream, None, upstream_id, tx, exchange).await,
+        Ok(Reply::Single(Received { message, hold })) => {
+            forward.finish();
+            match forward.client_response(&message) {
+                Ok((json, _)) => Chunk { json, hold },
+                Err(error) => Chunk::of(&error),
+            }
+        }
+        Ok(Reply::Accepted) => {
+            forward.finish();
+            let error = UpstreamError::Garbage {
+                target: target.name().into(),
+                reason: "a request was answered with 202 and no response".into(),
+            };
+            Chunk::of(&forward.error(&error))
+        }
+        Err(error) => {
+            forward.finish();
+            tracing::warn!(target_name = target.name(), %error, "call failed");
+            Chunk::of(&forward.error(&error))
+        }
+    };
+    let _ = tx.send(chunk).await;
 }
 
 /// Why a relayed stream ended.

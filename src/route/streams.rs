@@ -7,7 +7,7 @@ use crate::sync::lock;
 use crate::upstream::Link;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// Requests parked for a call stream that has not started yet; more are refused.
 pub const MAX_PARKED: usize = 16;
@@ -19,6 +19,8 @@ pub struct ClientStreams {
     next_call: AtomicU64,
     get_streams: AtomicUsize,
     parked: Mutex<Vec<Chunk>>,
+    /// Woken when a request is parked.
+    parked_signal: Notify,
 }
 
 struct CallStream {
@@ -87,7 +89,23 @@ impl ClientStreams {
             return Err(chunk);
         }
         parked.push(chunk);
+        drop(parked);
+        self.parked_signal.notify_waiters();
         Ok(())
+    }
+
+    /// Resolves once a request is parked for a call stream (at once if one already is).
+    pub async fn parked(&self) {
+        loop {
+            let signal = self.parked_signal.notified();
+            tokio::pin!(signal);
+            // Registered before the check, so a request parked in between still wakes us.
+            signal.as_mut().enable();
+            if !lock(&self.parked).is_empty() {
+                return;
+            }
+            signal.await;
+        }
     }
 }
 

@@ -50,6 +50,9 @@ pub enum Call {
     /// servers do (and like them drops the request when no GET stream is open), then answers with the
     /// sampled text.
     SampleOnGetStream,
+    /// The same, but answers the call with plain JSON once the client has answered (at most 4 s), as a
+    /// server in JSON-response mode does: nothing of the call reaches mcplex before that.
+    SampleOnGetStreamThenJson,
 }
 
 /// Which era the rogue speaks.
@@ -299,28 +302,26 @@ async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Requ
                     // Like a TypeScript SDK server: the call's SSE headers go out first, the request goes on
                     // the GET stream (and is lost when none is open), and the result follows the answer.
                     let (events, stream) = tokio::sync::mpsc::unbounded_channel();
-                    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
-                    let sent = {
-                        let mut sessions = sessions.lock().unwrap();
-                        sessions.waiting.insert("rogue-sample-1".into(), answer_tx);
-                        let request = json!({"jsonrpc": "2.0", "id": "rogue-sample-1", "method": "sampling/createMessage", "params": {"messages": [{"role": "user", "content": {"type": "text", "text": "hi"}}], "maxTokens": 10}});
-                        sessions.stream.as_ref().is_some_and(|s| s.send(request).is_ok())
-                    };
-                    record(format!("sampling sent on the GET stream: {sent}"));
+                    let answer_rx = sample_on_get_stream(&sessions, &record);
                     tokio::spawn(async move {
                         let answer = answer_rx.await.ok();
-                        let text = answer
-                            .as_ref()
-                            .and_then(|a| a["result"]["content"]["text"].as_str())
-                            .unwrap_or("no answer")
-                            .to_owned();
-                        let mut result = text_result(&format!("sampled: {text}"));
+                        let mut result = text_result(&format!("sampled: {}", sampled_text(answer.as_ref())));
                         if era == RogueEra::Modern {
                             result["resultType"] = json!("complete");
                         }
                         let _ = events.send(json!({"jsonrpc": "2.0", "id": id, "result": result}));
                     });
                     session_stream(stop, stream)
+                }
+                Call::SampleOnGetStreamThenJson => {
+                    let answer_rx = sample_on_get_stream(&sessions, &record);
+                    let answer = tokio::time::timeout(Duration::from_secs(4), answer_rx)
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                    json_response(
+                        json!({"jsonrpc": "2.0", "id": id, "result": text_result(&format!("sampled: {}", sampled_text(answer.as_ref())))}),
+                    )
                 }
             }
         }
@@ -336,6 +337,27 @@ async fn wait_until(sessions: &Mutex<Sessions>, started: Instant, done: impl Fn(
     while !done(&sessions.lock().unwrap()) && started.elapsed() < Duration::from_secs(3) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Sends a sampling request on the session's GET stream (if one is open) and returns where its answer
+/// will arrive.
+fn sample_on_get_stream(sessions: &Mutex<Sessions>, record: &impl Fn(String)) -> tokio::sync::oneshot::Receiver<Value> {
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+    let sent = {
+        let mut sessions = sessions.lock().unwrap();
+        sessions.waiting.insert("rogue-sample-1".into(), answer_tx);
+        let request = json!({"jsonrpc": "2.0", "id": "rogue-sample-1", "method": "sampling/createMessage", "params": {"messages": [{"role": "user", "content": {"type": "text", "text": "hi"}}], "maxTokens": 10}});
+        sessions.stream.as_ref().is_some_and(|s| s.send(request).is_ok())
+    };
+    record(format!("sampling sent on the GET stream: {sent}"));
+    answer_rx
+}
+
+/// The text of a client's answer to a sampling request.
+fn sampled_text(answer: Option<&Value>) -> &str {
+    answer
+        .and_then(|a| a["result"]["content"]["text"].as_str())
+        .unwrap_or("no answer")
 }
 
 fn text_result(text: &str) -> Value {

@@ -68,6 +68,18 @@ async fn a_request_on_the_targets_get_stream_reaches_a_client_without_one() {
     );
 }
 
+/// A target in JSON-response mode sends nothing of the call until the client has answered its request, so
+/// mcplex must turn the call's answer into a stream for that request rather than wait for the call.
+#[tokio::test]
+async fn a_request_on_the_targets_get_stream_reaches_a_client_without_one_while_the_target_answers_in_json() {
+    let rogue = Rogue::start(RogueEra::Legacy, Call::SampleOnGetStreamThenJson).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 10s")])).await;
+    let answer = tokio::time::timeout(Duration::from_secs(3), call_without_get_stream(&harness.url()))
+        .await
+        .unwrap_or_else(|_| panic!("the sampling request never reached the client: {:?}", rogue.log()));
+    assert_eq!(answer, "sampled: from the call stream");
+}
+
 #[tokio::test]
 async fn a_request_on_the_targets_get_stream_reaches_a_client_reading_its_own() {
     let rogue = Rogue::start(RogueEra::Legacy, Call::SampleOnGetStream).await;
