@@ -251,34 +251,54 @@ impl ClientSession {
         let Some(request) = self.register_server_request(channel, request) else {
             return;
         };
-        let count = |delivery| self.count_server_request(channel, delivery);
-        match self.streams.route_for(channel.target()) {
-            Route::GetStream => {
-                count(Delivery::GetStream);
-                self.push_to_stream(request);
-            }
-            Route::CallStream(stream) => {
-                count(Delivery::CallStream);
-                if let Err(mpsc::error::TrySendError::Full(chunk) | mpsc::error::TrySendError::Closed(chunk)) =
-                    stream.try_send(Chunk::of(&request))
-                {
-                    drop(chunk);
-                    self.push_to_stream(request);
-                }
-            }
-            Route::Nowhere => {
-                // A call in flight whose stream has not started yet will carry it.
-                let has_calls = !lock(&self.in_flight).is_empty();
-                if has_calls && self.streams.park(Chunk::of(&request)).is_ok() {
-                    return count(Delivery::Parked);
-                }
-                count(Delivery::Refused);
+        match self.carry(channel, request) {
+            Ok(delivery) => self.count_server_request(channel, delivery),
+            Err(request) => {
+                self.count_server_request(channel, Delivery::Refused);
                 if let Some(pending) = request.get("id").and_then(|id| self.take_server_request(id)) {
                     pending.refuse(
                         "the client has no stream open to receive the request (no GET stream, no call in progress)"
                             .into(),
                     );
                 }
+            }
+        }
+    }
+
+    /// Carries a target's cancellation of its own request (already given the client's id) the way the
+    /// request itself went, so a client without a GET stream reads it on the call stream that brought the
+    /// request. With no stream to carry it, it waits on the GET stream's queue like other notifications.
+    pub fn deliver_cancellation(&self, channel: &Channel, notice: Value) {
+        if let Err(notice) = self.carry(channel, notice) {
+            self.push_to_stream(notice);
+        }
+    }
+
+    /// Sends a message from `channel`'s target to the GET stream if the client has one open, else to a call
+    /// stream, else holds it for the call stream of a call in flight whose stream has not started; gives it
+    /// back when there is none of those.
+    fn carry(&self, channel: &Channel, message: Value) -> Result<Delivery, Value> {
+        match self.streams.route_for(channel.target()) {
+            Route::GetStream => {
+                self.push_to_stream(message);
+                Ok(Delivery::GetStream)
+            }
+            Route::CallStream(stream) => {
+                if let Err(mpsc::error::TrySendError::Full(chunk) | mpsc::error::TrySendError::Closed(chunk)) =
+                    stream.try_send(Chunk::of(&message))
+                {
+                    drop(chunk);
+                    self.push_to_stream(message);
+                }
+                Ok(Delivery::CallStream)
+            }
+            Route::Nowhere => {
+                // A call in flight whose stream has not started yet will carry it.
+                let has_calls = !lock(&self.in_flight).is_empty();
+                if has_calls && self.streams.park(Chunk::of(&message)).is_ok() {
+                    return Ok(Delivery::Parked);
+                }
+                Err(message)
             }
         }
     }
@@ -532,7 +552,7 @@ fn deliver(session: &Arc<ClientSession>, router: &Weak<Router>, channel: &Channe
     if name == method::CANCELLED {
         // The target gave up on a request it sent: the client knows that request by mcplex's id.
         if let Some(notice) = session.cancelled_server_request(channel, message) {
-            session.push_to_stream(notice);
+            session.deliver_cancellation(channel, notice);
         }
         return;
     }

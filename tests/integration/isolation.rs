@@ -482,6 +482,47 @@ async fn a_targets_cancellation_of_its_own_request_reaches_the_client_by_the_cli
     assert_eq!(rogue.count("POST "), 0, "{:?}", rogue.log());
 }
 
+/// A client that reads no GET stream gets a request the target sent on its own GET stream on the stream of
+/// its call in flight; the target's cancellation of that request follows it there, under the client's id.
+#[tokio::test]
+async fn a_cancellation_follows_its_request_to_the_call_stream_of_a_client_without_a_get_stream() {
+    let rogue = Rogue::start(RogueEra::Legacy, Call::Answer).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
+    let session = open_raw_session(&harness, json!({"elicitation": {}})).await;
+    let headers = session_headers(&session);
+    // A first call opens the session's channel to the target, and with it the target's GET stream.
+    let first =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
+    assert_eq!(post(&harness.url(), &headers, &first.to_string()).await.0, 200);
+    let waited = Instant::now();
+    while rogue.count("GET") == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(3), "{:?}", rogue.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    rogue.set_call(Call::CancelOnGetStream);
+    let call =
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
+    let (status, _, text) = post(&harness.url(), &headers, &call.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let messages = sse_messages(&text);
+    let asked = messages
+        .iter()
+        .find(|m| m["method"] == "elicitation/create")
+        .unwrap_or_else(|| panic!("no elicitation on the call stream: {text} {:?}", rogue.log()));
+    assert_ne!(asked["id"], "rogue-ask-2", "{text}");
+    let cancelled: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/cancelled")
+        .map(|m| &m["params"]["requestId"])
+        .collect();
+    assert_eq!(cancelled, [&asked["id"]], "{text}");
+    assert_eq!(
+        messages.last().unwrap()["result"]["content"][0]["text"],
+        "done",
+        "{text}"
+    );
+}
+
 /// The same for a request and its cancellation on the target's GET stream, read by a client on its own.
 #[tokio::test]
 async fn a_cancellation_on_the_targets_get_stream_reaches_the_client_by_the_clients_id() {
