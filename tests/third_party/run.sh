@@ -71,6 +71,11 @@ targets:
   - name: tsnew
     url: http://127.0.0.1:$ts_port/mcp
     protocol: modern
+  # Its sessions in JSON-response mode: a call's answer is plain JSON, sent only when the tool is done.
+  - name: tsjson
+    url: http://127.0.0.1:$ts_port/json
+    protocol: legacy
+    tools: { allow: ["ask"] }
   # A server on the official Python SDK whose tool declares Mcp-Param headers (SEP-2243),
   # tests/fixtures/python_sdk_server.py; pinned to 2026-07-28 as well, so session-era clients reach it there.
   - name: ps

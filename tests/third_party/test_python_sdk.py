@@ -3,12 +3,16 @@
 Expects MCPLEX_URL: a sidecar in front of the `everything` example (prefix ""), `math`, and the everything
 example again as `old` (pinned to the session era) and `new` (pinned to 2026-07-28), the official
 `server-everything` as `se`, a FastMCP server as `fm`, and a server of both eras on v2 of the TypeScript SDK
-as `ts`, again as `tsold` (pinned to its sessions) and as `tsnew` (pinned to 2026-07-28), and a server on
+as `ts`, again as `tsold` (pinned to its sessions), as `tsnew` (pinned to 2026-07-28) and as `tsjson` (its
+sessions answering in JSON, only its `ask` tool), and a server on
 this SDK whose tool declares `Mcp-Param-*` headers as `ps`, again as `psnew` (pinned to 2026-07-28).
 """
 
+import asyncio
 import json
 import os
+
+import httpx2
 
 import mcp_types as types
 import pytest
@@ -179,3 +183,38 @@ async def test_mcp_param_headers_reach_a_server_that_requires_them(mode):
             located = await client.call_tool(name, {"region": "eu west ü", "count": 3})
             assert not located.is_error, located
             assert text_of(located) == "3 in eu west ü"
+
+
+async def _call_reading_no_get_stream(http, tool: str) -> str:
+    """A session-era call from a client that opens no GET stream and reads only its call's answer: the
+    elicitation it is asked for must come on that answer, and is answered by POST."""
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25",
+            "capabilities": {"elicitation": {}}, "clientInfo": {"name": "raw-http", "version": "1"}}}
+    accept = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    response = await http.post(URL, json=init, headers=accept)
+    assert response.status_code == 200, response.text
+    session = {**accept, "mcp-session-id": response.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+    initialized = await http.post(URL, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+    assert initialized.status_code == 202
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
+    async with http.stream("POST", URL, json=call, headers=session) as answer:
+        assert answer.status_code == 200
+        async for line in answer.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            message = json.loads(line[len("data: "):])
+            if message.get("method") == "elicitation/create":
+                reply = {"jsonrpc": "2.0", "id": message["id"], "result": {"action": "accept", "content": {"username": "grace"}}}
+                assert (await http.post(URL, json=reply, headers=session)).status_code == 202
+            elif message.get("id") == 1:
+                return message["result"]["content"][0]["text"]
+    raise AssertionError("the call's answer ended without its result")
+
+
+@pytest.mark.asyncio
+async def test_a_json_mode_server_asking_on_its_get_stream_reaches_a_client_that_reads_no_get_stream():
+    # The TypeScript SDK server in JSON-response mode sends `ask`'s elicitation on its session's GET stream and
+    # holds the call's answer until it is answered; mcplex must carry it on the call's own answer.
+    async with httpx2.AsyncClient(timeout=10) as http:
+        text = await asyncio.wait_for(_call_reading_no_get_stream(http, "tsjson_ask"), timeout=5)
+    assert text == "hello grace (legacy, GET stream)"
