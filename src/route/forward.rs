@@ -244,6 +244,18 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
                     }
                 }
             }
+            _ if forward.parking.as_ref().is_some_and(|p| p.side.is_some()) => {
+                // The call's own session has a GET stream, where the target may ask for input while it holds
+                // this call's answer (a target answering in JSON sends nothing of it before): the answer is
+                // read as a stream beside the GET stream from the start, so such a request parks the call.
+                let (channel, trace, params) = (
+                    forward.channel.clone(),
+                    forward.trace.clone(),
+                    forward.param_headers.clone(),
+                );
+                let reply = Box::pin(async move { channel.send_call(message, trace.as_ref(), &params).await });
+                Ok(Reply::Stream(target.stream_of_reply(reply)))
+            }
             _ => {
                 forward
                     .channel

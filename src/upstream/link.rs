@@ -15,7 +15,7 @@ use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::credentials::{CredentialError, Credentials};
 use crate::upstream::error::{UpstreamError, error_chain, is_tls_failure};
 use crate::upstream::http::{HttpClient, build_client};
-use crate::upstream::reply::{MessageStream, Received, Reply, Resume, is_event_stream, several_messages};
+use crate::upstream::reply::{MessageStream, PendingReply, Received, Reply, Resume, is_event_stream, several_messages};
 use crate::upstream::tls::FileStamps;
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -326,6 +326,11 @@ impl Link {
             }
         }
         result
+    }
+
+    /// The messages of a reply still to come, as a stream (see [`MessageStream::awaiting`]).
+    pub fn stream_of_reply(&self, reply: PendingReply) -> MessageStream {
+        MessageStream::awaiting(self.name(), reply, &self.budget)
     }
 
     /// Opens the legacy GET stream of a session; `None` when the target offers none (405). With

@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,8 +71,15 @@ pub struct Resume {
     pub timeout: Duration,
 }
 
-/// JSON-RPC messages read one by one from an SSE body (or handed over already read).
+/// A target's reply still to come.
+pub type PendingReply = Pin<Box<dyn Future<Output = Result<Reply, UpstreamError>> + Send>>;
+
+/// JSON-RPC messages read one by one from an SSE body (or handed over already read, or from a reply still
+/// to come).
 pub struct MessageStream {
+    /// Awaited before anything else: its messages become the stream's (a JSON answer is one message).
+    /// Boxed once more so that a thin pointer, not a wide one, is what every stream carries.
+    reply: Option<Box<PendingReply>>,
     target: String,
     body: Option<Incoming>,
     decoder: SseDecoder,
@@ -87,6 +95,7 @@ impl MessageStream {
     /// Wraps an SSE response body of `target`; buffered events take their share of `budget`.
     pub fn new(target: &str, body: Incoming, budget: &Arc<Budget>) -> Self {
         Self {
+            reply: None,
             target: target.to_owned(),
             body: Some(body),
             decoder: SseDecoder::with_limit(MAX_MESSAGE_BYTES),
@@ -118,6 +127,7 @@ impl MessageStream {
     /// after them; `hold` is the budget their text holds.
     pub fn buffered(target: &str, messages: Vec<String>, budget: &Arc<Budget>, hold: Hold) -> Self {
         Self {
+            reply: None,
             target: target.to_owned(),
             body: None,
             decoder: SseDecoder::with_limit(MAX_MESSAGE_BYTES),
@@ -129,8 +139,31 @@ impl MessageStream {
         }
     }
 
+    /// The messages of `reply`, once it comes: a stream that can be read beside another (a session's GET
+    /// stream) before the target has answered at all.
+    pub fn awaiting(target: &str, reply: PendingReply, budget: &Arc<Budget>) -> Self {
+        let mut stream = Self::buffered(target, Vec::new(), budget, budget.hold());
+        stream.reply = Some(Box::new(reply));
+        stream
+    }
+
     /// The next message, `None` at the end of the stream. It stays raw text: readers parse what they need.
+    /// Cancel-safe: a reply still awaited is kept until it comes.
     pub async fn next(&mut self) -> Option<Result<Received, UpstreamError>> {
+        if let Some(reply) = self.reply.as_mut() {
+            let outcome = reply.as_mut().await;
+            self.reply = None;
+            match outcome {
+                Ok(Reply::Stream(stream)) => *self = stream,
+                Ok(Reply::Single(received)) => return Some(Ok(received)),
+                Ok(Reply::Accepted) => {
+                    return Some(Err(
+                        self.garbage("a request was answered with 202 and no response".into())
+                    ));
+                }
+                Err(error) => return Some(Err(error)),
+            }
+        }
         loop {
             if let Some(text) = self.ready.pop_front() {
                 // Priming events (SEP-1699) carry an id and an empty data line: nothing to relay.

@@ -218,3 +218,13 @@ async def test_a_json_mode_server_asking_on_its_get_stream_reaches_a_client_that
     async with httpx2.AsyncClient(timeout=10) as http:
         text = await asyncio.wait_for(_call_reading_no_get_stream(http, "tsjson_ask"), timeout=5)
     assert text == "hello grace (legacy, GET stream)"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_a_json_mode_server_asking_on_its_get_stream_reaches_sdk_clients_of_both_eras(mode):
+    # A session-era client reads a GET stream; a 2026-07-28 one is asked with input_required, which mcplex
+    # must send while the target still holds the call's JSON answer.
+    async with Client(URL, mode=mode, elicitation_callback=answer_username) as client:
+        text = await asyncio.wait_for(client.call_tool("tsjson_ask", {}), timeout=5)
+    assert text_of(text) == "hello grace (legacy, GET stream)"
