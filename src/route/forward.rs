@@ -12,7 +12,7 @@ use crate::route::park::{self, Parked, ParkedCalls, close_own_session};
 use crate::route::session::{ClientSession, refuse_server_request};
 use crate::route::streams::ClientStreams;
 use crate::telemetry::TraceContext;
-use crate::upstream::{ExchangeGuard, MessageStream, Received, Reply, UpstreamError};
+use crate::upstream::{ExchangeGuard, MessageStream, PendingReply, Received, Reply, UpstreamError};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
@@ -151,6 +151,13 @@ impl Forward {
         !awaited
     }
 
+    /// Sends the call as a future that owns what it needs, so it can outlive this function's frame (be
+    /// raced, moved to a task or read as a stream). Only the slower paths pay for the box.
+    fn send_owned(&self, message: Outgoing) -> PendingReply {
+        let (channel, trace, params) = (self.channel.clone(), self.trace.clone(), self.param_headers.clone());
+        Box::pin(async move { channel.send_call(message, trace.as_ref(), &params).await })
+    }
+
     /// Ends the upstream session the call opened for itself, if it did.
     fn close_own_session(&self) {
         if self.parking.is_some() {
@@ -226,12 +233,7 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
                 // is parked for the next call stream. A target that answers calls with plain JSON may hold
                 // this call until the client has answered that request, so the first request parked turns
                 // the call's answer into a stream at once rather than leave both waiting for the deadline.
-                let (channel, trace, params) = (
-                    forward.channel.clone(),
-                    forward.trace.clone(),
-                    forward.param_headers.clone(),
-                );
-                let mut send = Box::pin(async move { channel.send_call(message, trace.as_ref(), &params).await });
+                let mut send = forward.send_owned(message);
                 tokio::select! {
                     biased;
                     sent = &mut send => sent,
@@ -248,13 +250,7 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
                 // The call's own session has a GET stream, where the target may ask for input while it holds
                 // this call's answer (a target answering in JSON sends nothing of it before): the answer is
                 // read as a stream beside the GET stream from the start, so such a request parks the call.
-                let (channel, trace, params) = (
-                    forward.channel.clone(),
-                    forward.trace.clone(),
-                    forward.param_headers.clone(),
-                );
-                let reply = Box::pin(async move { channel.send_call(message, trace.as_ref(), &params).await });
-                Ok(Reply::Stream(target.stream_of_reply(reply)))
+                Ok(Reply::Stream(target.stream_of_reply(forward.send_owned(message))))
             }
             _ => {
                 forward
@@ -321,7 +317,7 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
 /// parked for a call stream go out on it first, then the target's answer, whatever its form.
 async fn answer_as_stream(
     mut forward: Forward,
-    send: impl Future<Output = Result<Reply, UpstreamError>>,
+    send: PendingReply,
     streams: Arc<ClientStreams>,
     upstream_id: Value,
     tx: mpsc::Sender<Chunk>,

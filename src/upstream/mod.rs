@@ -12,7 +12,7 @@ pub mod tls;
 
 pub use error::UpstreamError;
 pub use link::{ExchangeGuard, Link, Payload};
-pub use reply::{MessageStream, Received, Reply};
+pub use reply::{MessageStream, PendingReply, Received, Reply};
 pub use session::LegacySession;
 pub use target::{Dialects, Target};
 
