@@ -28,6 +28,19 @@ fn session_headers(session: &str) -> [(&'static str, &str); 2] {
     [("mcp-session-id", session), ("mcp-protocol-version", "2025-11-25")]
 }
 
+/// Makes a first call on a session, which opens the session's channel to the target and with it the target's
+/// GET stream, and waits until the target has that stream.
+async fn open_targets_get_stream(harness: &Harness, rogue: &Rogue, headers: &[(&str, &str)]) {
+    let first =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
+    assert_eq!(post(&harness.url(), headers, &first.to_string()).await.0, 200);
+    let waited = Instant::now();
+    while rogue.count("GET") == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(3), "{:?}", rogue.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The JSON-RPC messages of an SSE body.
 fn sse_messages(text: &str) -> Vec<Value> {
     text.lines()
@@ -490,15 +503,7 @@ async fn a_cancellation_follows_its_request_to_the_call_stream_of_a_client_witho
     let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 5s")])).await;
     let session = open_raw_session(&harness, json!({"elicitation": {}})).await;
     let headers = session_headers(&session);
-    // A first call opens the session's channel to the target, and with it the target's GET stream.
-    let first =
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
-    assert_eq!(post(&harness.url(), &headers, &first.to_string()).await.0, 200);
-    let waited = Instant::now();
-    while rogue.count("GET") == 0 {
-        assert!(waited.elapsed() < Duration::from_secs(3), "{:?}", rogue.log());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    open_targets_get_stream(&harness, &rogue, &headers).await;
     rogue.set_call(Call::CancelOnGetStream);
     let call =
         json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
@@ -540,15 +545,7 @@ async fn a_cancellation_on_the_targets_get_stream_reaches_the_client_by_the_clie
         .await
         .unwrap();
     assert_eq!(get.status(), 200);
-    // A first call opens the session's channel to the target, and with it the target's GET stream.
-    let first =
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
-    assert_eq!(post(&harness.url(), &headers, &first.to_string()).await.0, 200);
-    let waited = Instant::now();
-    while rogue.count("GET") == 0 {
-        assert!(waited.elapsed() < Duration::from_secs(3), "{:?}", rogue.log());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    open_targets_get_stream(&harness, &rogue, &headers).await;
     rogue.set_call(Call::CancelOnGetStream);
     let call =
         json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
