@@ -457,6 +457,30 @@ async fn progress_for_another_call_of_the_same_session_is_passed_on() {
     }
 }
 
+/// Checks a call's SSE body: the target's elicitation under an id of mcplex's (not `target_id`), its
+/// cancellation under that same id and nothing else cancelled, then the call's answer "done". Returns the
+/// elicitation's id.
+fn asked_cancelled_and_answered(text: &str, target_id: &str) -> Value {
+    let messages = sse_messages(text);
+    let asked = messages
+        .iter()
+        .find(|m| m["method"] == "elicitation/create")
+        .unwrap_or_else(|| panic!("no elicitation on the call stream: {text}"));
+    assert_ne!(asked["id"], target_id, "{text}");
+    let cancelled: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/cancelled")
+        .map(|m| &m["params"]["requestId"])
+        .collect();
+    assert_eq!(cancelled, [&asked["id"]], "{text}");
+    assert_eq!(
+        messages.last().unwrap()["result"]["content"][0]["text"],
+        "done",
+        "{text}"
+    );
+    asked["id"].clone()
+}
+
 /// A target that cancels a request it sent the client names it by its own id: the client gets the
 /// cancellation under the id it knows the request by, a cancellation of nothing it holds is not passed on,
 /// and an answer that comes after the cancellation goes nowhere.
@@ -470,25 +494,9 @@ async fn a_targets_cancellation_of_its_own_request_reaches_the_client_by_the_cli
         json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
     let (status, _, text) = post(&harness.url(), &headers, &call.to_string()).await;
     assert_eq!(status, 200, "{text}");
-    let messages = sse_messages(&text);
-    let asked = messages
-        .iter()
-        .find(|m| m["method"] == "elicitation/create")
-        .unwrap_or_else(|| panic!("no elicitation: {text}"));
-    assert_ne!(asked["id"], "rogue-ask-1", "{text}");
-    let cancelled: Vec<&Value> = messages
-        .iter()
-        .filter(|m| m["method"] == "notifications/cancelled")
-        .map(|m| &m["params"]["requestId"])
-        .collect();
-    assert_eq!(cancelled, [&asked["id"]], "{text}");
-    assert_eq!(
-        messages.last().unwrap()["result"]["content"][0]["text"],
-        "done",
-        "{text}"
-    );
+    let asked = asked_cancelled_and_answered(&text, "rogue-ask-1");
     // The client answers anyway: the target cancelled the request, so nothing reaches it.
-    let late = json!({"jsonrpc": "2.0", "id": asked["id"], "result": {"action": "decline"}});
+    let late = json!({"jsonrpc": "2.0", "id": asked, "result": {"action": "decline"}});
     let (status, _, _) = post(&harness.url(), &headers, &late.to_string()).await;
     assert_eq!(status, 202);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -509,23 +517,7 @@ async fn a_cancellation_follows_its_request_to_the_call_stream_of_a_client_witho
         json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
     let (status, _, text) = post(&harness.url(), &headers, &call.to_string()).await;
     assert_eq!(status, 200, "{text}");
-    let messages = sse_messages(&text);
-    let asked = messages
-        .iter()
-        .find(|m| m["method"] == "elicitation/create")
-        .unwrap_or_else(|| panic!("no elicitation on the call stream: {text} {:?}", rogue.log()));
-    assert_ne!(asked["id"], "rogue-ask-2", "{text}");
-    let cancelled: Vec<&Value> = messages
-        .iter()
-        .filter(|m| m["method"] == "notifications/cancelled")
-        .map(|m| &m["params"]["requestId"])
-        .collect();
-    assert_eq!(cancelled, [&asked["id"]], "{text}");
-    assert_eq!(
-        messages.last().unwrap()["result"]["content"][0]["text"],
-        "done",
-        "{text}"
-    );
+    asked_cancelled_and_answered(&text, "rogue-ask-2");
 }
 
 /// The same for a request and its cancellation on the target's GET stream, read by a client on its own.
