@@ -228,11 +228,12 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
             forward.original = Some(message.to_tree(forward.trace.as_ref()));
         }
         let sent = match forward.session.as_ref().map(|s| s.streams.clone()) {
-            Some(streams) if forward.channel.era() == Era::Legacy => {
-                // A request the target sends on its own GET stream while no stream of the client's is open
-                // is parked for the next call stream. A target that answers calls with plain JSON may hold
-                // this call until the client has answered that request, so the first request parked turns
-                // the call's answer into a stream at once rather than leave both waiting for the deadline.
+            Some(streams) => {
+                // A request a target sends on its own GET stream while no stream of the client's is open is
+                // parked for the next call stream. A target that answers calls with plain JSON may hold this
+                // call until the client has answered that request, and a call to any other target may be the
+                // client's only one, so the first request parked turns the call's answer into a stream at
+                // once rather than leave it parked until a deadline.
                 let mut send = forward.send_owned(message);
                 tokio::select! {
                     biased;
@@ -327,6 +328,12 @@ async fn answer_as_stream(
     let _listed = streams.open_call(&target, &tx);
     let chunk = match send.await {
         Ok(Reply::Stream(stream)) => return relay_stream(forward, stream, None, upstream_id, tx, exchange).await,
+        Ok(Reply::Single(Received { message, hold })) if forward.original.is_some() && asks_for_input(&message) => {
+            drop(hold);
+            let chunk = forward.bridged_answer(message, &tx).await;
+            forward.finish();
+            chunk
+        }
         Ok(Reply::Single(Received { message, hold })) => {
             forward.finish();
             match forward.client_response(&message) {

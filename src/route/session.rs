@@ -387,7 +387,27 @@ impl ClientSession {
 
     /// Forgets a finished request.
     pub fn end_call(&self, client_id: &Value) {
-        lock(&self.in_flight).remove(&client_id.to_string());
+        let idle = {
+            let mut in_flight = lock(&self.in_flight);
+            in_flight.remove(&client_id.to_string());
+            in_flight.is_empty()
+        };
+        if idle {
+            self.refuse_parked();
+        }
+    }
+
+    /// Refuses the requests parked for a call stream once no call is left to carry them. A call turns into a
+    /// stream when a request is parked, but one whose answer came in the same instant ends without.
+    fn refuse_parked(&self) {
+        for chunk in self.streams.take_parked() {
+            let id = serde_json::from_slice::<Value>(&chunk.json)
+                .ok()
+                .and_then(|m| m.get("id").cloned());
+            if let Some(pending) = id.and_then(|id| self.take_server_request(&id)) {
+                pending.refuse("the client has no stream open to receive the request (its calls ended)".into());
+            }
+        }
     }
 
     /// The channel and upstream id of an in-flight request.

@@ -94,6 +94,11 @@ impl ClientStreams {
         Ok(())
     }
 
+    /// Takes what is parked (the session's last call ended before a stream could carry it).
+    pub fn take_parked(&self) -> Vec<Chunk> {
+        std::mem::take(&mut *lock(&self.parked))
+    }
+
     /// Resolves once a request is parked for a call stream (at once if one already is).
     pub async fn parked(&self) {
         loop {

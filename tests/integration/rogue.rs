@@ -44,6 +44,9 @@ pub enum Call {
     CrossProgress,
     /// Answers "done" after this many milliseconds.
     Slow(u64),
+    /// Answers "done" at once, then after this many milliseconds asks the client for sampling on the
+    /// session's GET stream, tied to no call, and records the answer it gets (or that none came in 3 s).
+    AskOnGetStreamAfter(u64),
     /// Answers with a text block of this many bytes.
     Big(usize),
     /// Asks the client for sampling on the session's GET stream, tied to no call, as TypeScript SDK
@@ -298,6 +301,20 @@ async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Requ
                     complete(text_result("done"))
                 }
                 Call::Big(bytes) => complete(text_result(&"x".repeat(bytes))),
+                Call::AskOnGetStreamAfter(ms) => {
+                    let (sessions, log) = (sessions.clone(), log.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        let record = |entry: String| log.lock().unwrap().push((entry, Instant::now()));
+                        let answer = sample_on_get_stream(&sessions, &record);
+                        let answer = tokio::time::timeout(Duration::from_secs(3), answer)
+                            .await
+                            .ok()
+                            .and_then(Result::ok);
+                        record(format!("later answer: {}", sampled_text(answer.as_ref())));
+                    });
+                    complete(text_result("done"))
+                }
                 Call::SampleOnGetStream => {
                     // Like a TypeScript SDK server: the call's SSE headers go out first, the request goes on
                     // the GET stream (and is lost when none is open), and the result follows the answer.

@@ -9,21 +9,36 @@ use std::time::Duration;
 
 /// A session-era client that opens no GET stream: it reads only its call's SSE stream.
 async fn call_without_get_stream(url: &str) -> String {
-    let client = reqwest::Client::new();
+    let session = open_session_without_get_stream(url).await;
+    call_answering_sampling(url, &session, "r_work", "from the call stream").await
+}
+
+/// Opens a session as a client that declares sampling and will open no GET stream; its id.
+async fn open_session_without_get_stream(url: &str) -> String {
     let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {"sampling": {}}, "clientInfo": {"name": "raw", "version": "1"}}});
     let (status, headers, _) = post(url, &[], &initialize.to_string()).await;
     assert_eq!(status, 200);
     let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
-    let session_header = [("mcp-session-id", session.as_str())];
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(post(url, &session_header, &initialized.to_string()).await.0, 202);
-    let call =
-        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "r_work", "arguments": {}}});
-    let response = client
+    assert_eq!(
+        post(url, &[("mcp-session-id", &session)], &initialized.to_string())
+            .await
+            .0,
+        202
+    );
+    session
+}
+
+/// Calls `tool` on `session` and reads the call's answer, answering any sampling request on it with
+/// `sampled`; the call's text.
+async fn call_answering_sampling(url: &str, session: &str, tool: &str, sampled: &str) -> String {
+    let session_header = [("mcp-session-id", session)];
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}});
+    let response = reqwest::Client::new()
         .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &session)
+        .header("mcp-session-id", session)
         .body(call.to_string())
         .send()
         .await
@@ -39,7 +54,7 @@ async fn call_without_get_stream(url: &str) -> String {
             };
             let message: Value = serde_json::from_str(data).unwrap();
             if message["method"] == "sampling/createMessage" {
-                let answer = json!({"jsonrpc": "2.0", "id": message["id"], "result": {"role": "assistant", "content": {"type": "text", "text": "from the call stream"}, "model": "m"}});
+                let answer = json!({"jsonrpc": "2.0", "id": message["id"], "result": {"role": "assistant", "content": {"type": "text", "text": sampled}, "model": "m"}});
                 assert_eq!(post(url, &session_header, &answer.to_string()).await.0, 202);
             } else if message["id"] == 1 {
                 return message["result"]["content"][0]["text"]
@@ -50,6 +65,33 @@ async fn call_without_get_stream(url: &str) -> String {
         }
     }
     panic!("the call stream ended without an answer: {buffer}");
+}
+
+/// A session-era target asks on its GET stream while the client's only call in flight is to another target,
+/// one of the 2026-07-28 era that answers in JSON: that call's answer becomes the stream that carries it.
+#[tokio::test]
+async fn a_request_on_the_targets_get_stream_rides_on_a_call_to_another_target() {
+    let asking = Rogue::start(RogueEra::Legacy, Call::AskOnGetStreamAfter(300)).await;
+    let slow = Rogue::start(RogueEra::Modern, Call::Slow(1500)).await;
+    let harness = Harness::start(&config(&[
+        ("a", &asking.url(), "timeout: 10s"),
+        ("b", &slow.url(), "timeout: 10s"),
+    ]))
+    .await;
+    let url = harness.url();
+    let session = open_session_without_get_stream(&url).await;
+    let first =
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "a_work", "arguments": {}}});
+    let (status, _, text) = post(&url, &[("mcp-session-id", &session)], &first.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let text = tokio::time::timeout(
+        Duration::from_secs(3),
+        call_answering_sampling(&url, &session, "b_work", "from b's call"),
+    )
+    .await
+    .expect("the call to b never ended");
+    assert_eq!(text, "done");
+    assert_eq!(asking.count("later answer: from b's call"), 1, "{:?}", asking.log());
 }
 
 #[tokio::test]
