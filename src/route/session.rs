@@ -393,18 +393,21 @@ impl ClientSession {
             in_flight.is_empty()
         };
         if idle {
-            self.refuse_parked();
+            self.settle_parked();
         }
     }
 
-    /// Refuses the requests parked for a call stream once no call is left to carry them. A call turns into a
-    /// stream when a request is parked, but one whose answer came in the same instant ends without.
-    fn refuse_parked(&self) {
+    /// Settles what waits for a call stream once no call is left to carry it: a GET stream the client opened
+    /// since gets it, else requests are refused (the target hears at once) and notices dropped. A call turns
+    /// into a stream when a request is parked, but one whose answer came in the same instant ends without.
+    fn settle_parked(&self) {
         for chunk in self.streams.take_parked() {
-            let id = serde_json::from_slice::<Value>(&chunk.json)
-                .ok()
-                .and_then(|m| m.get("id").cloned());
-            if let Some(pending) = id.and_then(|id| self.take_server_request(&id)) {
+            let Ok(message) = serde_json::from_slice::<Value>(&chunk.json) else {
+                continue;
+            };
+            if self.streams.has_get_stream() {
+                self.push_to_stream(message);
+            } else if let Some(pending) = message.get("id").and_then(|id| self.take_server_request(id)) {
                 pending.refuse("the client has no stream open to receive the request (its calls ended)".into());
             }
         }

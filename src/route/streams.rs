@@ -63,10 +63,15 @@ impl ClientStreams {
         GetGuard(self.clone())
     }
 
+    /// True while the client reads a GET stream.
+    pub fn has_get_stream(&self) -> bool {
+        self.get_streams.load(Ordering::Acquire) > 0
+    }
+
     /// Where a message from `target` should go: the GET stream if one is open, else a call stream to the
     /// same target, else any call stream of the client.
     pub fn route_for(&self, target: &Arc<Link>) -> Route {
-        if self.get_streams.load(Ordering::Acquire) > 0 {
+        if self.has_get_stream() {
             return Route::GetStream;
         }
         let calls = lock(&self.calls);
