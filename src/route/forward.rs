@@ -126,25 +126,18 @@ impl Forward {
         self.session.is_none() && self.parking.as_ref().is_some_and(|p| p.can_answer(request))
     }
 
-    /// True when `message` is progress under a token that neither this call nor another call its client
-    /// has in flight at this target gave: a target reporting on work it was not asked about, or on another
-    /// client's call, is not passed on (client SDKs report progress under an unknown token as an error).
-    fn is_stray_progress(&self, message: &RawMessage) -> bool {
-        let Ok(object) = message.object() else { return false };
-        if object.str("method").as_deref() != Some(method::PROGRESS) {
-            return false;
-        }
-        let token = object
-            .value("params")
-            .and_then(|params| params.get(meta::PROGRESS_TOKEN).cloned());
+    /// True when progress under `token` (`None`: it named none) is from neither this call nor another call
+    /// its client has in flight at this target: a target reporting on work it was not asked about, or on
+    /// another client's call, is not passed on (client SDKs report progress under an unknown token as an error).
+    fn is_stray_progress(&self, token: Option<&Value>) -> bool {
         let Some(token) = token else { return true };
-        if self.progress_token.as_ref() == Some(&token) {
+        if self.progress_token.as_ref() == Some(token) {
             return false;
         }
         let awaited = self
             .session
             .as_ref()
-            .is_some_and(|session| session.awaits_progress(&self.channel, &token));
+            .is_some_and(|session| session.awaits_progress(&self.channel, token));
         if !awaited {
             tracing::debug!(target_name = self.channel.target().name(), %token, "dropped progress under a token no call gave");
         }
@@ -430,8 +423,10 @@ async fn relay_stream(
                     continue;
                 }
                 // A cancellation names a request of the target's that this client (2026-07-28) never saw by that id.
-                if forward.is_stray_progress(&aside.message) || is_cancellation(&aside.message) {
-                    continue;
+                match request.get("method").and_then(Value::as_str) {
+                    Some(method::CANCELLED) => continue,
+                    Some(method::PROGRESS) if forward.is_stray_progress(progress_token(&request)) => continue,
+                    _ => {}
                 }
                 if tx.send(Chunk { json: aside.message.into_bytes(), hold: aside.hold }).await.is_err() {
                     break StreamEnd::ClientGone;
@@ -456,8 +451,22 @@ async fn relay_stream(
             Ok(Some(Ok(received))) => received,
         };
         let Received { message, hold } = message;
-        let (has_method, id) = match message.object() {
-            Ok(object) => (object.has("method"), object.value("id")),
+        // Read once: what the message is, and for a notification what mcplex must do with it.
+        let (has_method, id, notice) = match message.object() {
+            Ok(object) => {
+                let notice = match object.str("method").as_deref() {
+                    Some(method::PROGRESS) => {
+                        let params = object.value("params");
+                        let token = params.as_ref().and_then(|p| p.get(meta::PROGRESS_TOKEN));
+                        Notice::Progress {
+                            stray: forward.is_stray_progress(token),
+                        }
+                    }
+                    Some(method::CANCELLED) => Notice::Cancellation,
+                    _ => Notice::Other,
+                };
+                (object.has("method"), object.value("id"), notice)
+            }
             Err(e) => break StreamEnd::Failed(stream.garbage(format!("an SSE event is not a JSON object: {e}"))),
         };
         let is_final = !has_method && id.as_ref() == Some(&upstream_id);
@@ -492,9 +501,9 @@ async fn relay_stream(
                 Some(request) => Chunk::of(&request),
                 None => continue,
             }
-        } else if forward.is_stray_progress(&message) {
+        } else if matches!(notice, Notice::Progress { stray: true }) {
             continue;
-        } else if is_cancellation(&message) {
+        } else if matches!(notice, Notice::Cancellation) {
             // The target gave up on a request it sent on this stream: the client knows it by mcplex's id.
             let notice = match (&forward.session, message.value()) {
                 (Some(session), Ok(notice)) => session.cancelled_server_request(&forward.channel, notice),
@@ -581,10 +590,19 @@ async fn park(
 }
 
 /// True for a `notifications/cancelled`.
-fn is_cancellation(message: &RawMessage) -> bool {
-    message
-        .object()
-        .is_ok_and(|object| object.str("method").as_deref() == Some(method::CANCELLED))
+/// What a target's message on a call's stream is, as far as mcplex treats notifications apart.
+enum Notice {
+    /// `notifications/progress`; `stray` when no call of this client's at the target gave its token.
+    Progress { stray: bool },
+    /// `notifications/cancelled`: the target gave up on a request of its own.
+    Cancellation,
+    /// Anything else.
+    Other,
+}
+
+/// The token a progress notification reports under (`params.progressToken`).
+fn progress_token(notification: &Value) -> Option<&Value> {
+    notification.get("params")?.get(meta::PROGRESS_TOKEN)
 }
 
 /// Tells the target to stop work nobody waits for any more (in the background).
