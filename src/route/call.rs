@@ -17,6 +17,7 @@ use crate::route::decide;
 use crate::route::forward::{self, Forward, Parking};
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::router::{Router, Snapshot};
+use crate::route::side::SideStream;
 use crate::route::{park, subscribe};
 use crate::telemetry;
 use crate::telemetry::TraceContext;
@@ -368,7 +369,11 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
                 // Open before the call goes out: TypeScript SDK servers send requests tied to no call only on a
                 // stream that already exists.
                 let side = match channel.legacy_session() {
-                    Some(session) => Box::pin(session.open_stream(None)).await.ok().flatten(),
+                    Some(session) => Box::pin(session.open_stream(None))
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|stream| SideStream::new(session.clone(), stream)),
                     None => None,
                 };
                 Some(Box::new(Parking {

@@ -10,6 +10,7 @@ use crate::route::channel::Channel;
 use crate::route::message::{Chunk, Outcome};
 use crate::route::park::{self, Parked, ParkedCalls, close_own_session};
 use crate::route::session::{ClientSession, refuse_server_request};
+use crate::route::side::SideStream;
 use crate::route::streams::ClientStreams;
 use crate::telemetry::TraceContext;
 use crate::upstream::{ExchangeGuard, MessageStream, PendingReply, Received, Reply, UpstreamError};
@@ -64,7 +65,7 @@ pub struct Parking {
     /// The caller's subject, bound into the sealed state.
     pub subject: Option<String>,
     /// The GET stream of the session opened for this call: requests tied to no call arrive there.
-    pub side: Option<MessageStream>,
+    pub side: Option<SideStream>,
 }
 
 impl Parking {
@@ -363,17 +364,12 @@ enum StreamEnd {
     Failed(UpstreamError),
 }
 
-/// The next message on a call's side stream; never, when there is none (or it ended).
-async fn next_on(side: &mut Option<MessageStream>) -> Received {
-    loop {
-        let Some(stream) = side.as_mut() else {
-            return std::future::pending().await;
-        };
-        match stream.next().await {
-            Some(Ok(received)) => return received,
-            // A side stream that breaks only loses requests tied to no call; the call itself goes on.
-            Some(Err(_)) | None => *side = None,
-        }
+/// The next message on a call's side stream; never, when there is none (or it is gone for good). A side
+/// stream that breaks is reopened; while it is closed only requests tied to no call wait, the call goes on.
+async fn next_on(side: &mut Option<SideStream>) -> Received {
+    match side.as_mut() {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -395,7 +391,7 @@ pub fn resume(forward: Forward, parked: Parked) -> Outcome {
 async fn relay_stream(
     mut forward: Forward,
     mut stream: MessageStream,
-    mut side: Option<MessageStream>,
+    mut side: Option<SideStream>,
     upstream_id: Value,
     tx: mpsc::Sender<Chunk>,
     exchange: ExchangeGuard,
@@ -554,7 +550,7 @@ async fn park(
     mut forward: Forward,
     request: Value,
     stream: MessageStream,
-    side: Option<MessageStream>,
+    side: Option<SideStream>,
     upstream_id: Value,
     tx: mpsc::Sender<Chunk>,
     exchange: ExchangeGuard,

@@ -17,6 +17,7 @@ pub mod own;
 pub mod park;
 pub mod router;
 pub mod session;
+pub mod side;
 pub mod slot;
 pub mod streams;
 pub mod subscribe;

@@ -7,6 +7,7 @@
 use crate::clock::unix_now;
 use crate::protocol::{jsonrpc, method, mrtr};
 use crate::route::channel::Channel;
+use crate::route::side::SideStream;
 use crate::sync::lock;
 use crate::upstream::{ExchangeGuard, MessageStream};
 use aws_lc_rs::{hmac, rand};
@@ -59,7 +60,7 @@ pub struct Parked {
     /// The call's answer stream, read up to the target's request.
     pub stream: MessageStream,
     /// The session's GET stream, where some targets send requests tied to no call.
-    pub side: Option<MessageStream>,
+    pub side: Option<SideStream>,
     /// The call's id upstream.
     pub upstream_id: Value,
     /// The target's requests waiting for answers: the name used in `inputRequests`, and the target's id.

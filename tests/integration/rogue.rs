@@ -44,6 +44,9 @@ pub enum Call {
     CrossProgress,
     /// Answers "done" after this many milliseconds.
     Slow(u64),
+    /// Closes the session's GET stream, waits (up to 3 s) for the client to open it again, asks for sampling
+    /// there and answers the call with plain JSON once answered, as [`Call::SampleOnGetStreamThenJson`].
+    SampleOnReopenedGetStream,
     /// Answers "done" at once, then after this many milliseconds asks the client for sampling on the
     /// session's GET stream, tied to no call, and records the answer it gets (or that none came in 3 s).
     AskOnGetStreamAfter(u64),
@@ -329,6 +332,19 @@ async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Requ
                         let _ = events.send(json!({"jsonrpc": "2.0", "id": id, "result": result}));
                     });
                     session_stream(stop, stream)
+                }
+                Call::SampleOnReopenedGetStream => {
+                    let closed = sessions.lock().unwrap().stream.take().is_some();
+                    record(format!("closed the GET stream: {closed}"));
+                    wait_until(&sessions, Instant::now(), |s| s.stream.is_some()).await;
+                    let answer_rx = sample_on_get_stream(&sessions, &record);
+                    let answer = tokio::time::timeout(Duration::from_secs(4), answer_rx)
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                    json_response(
+                        json!({"jsonrpc": "2.0", "id": id, "result": text_result(&format!("sampled: {}", sampled_text(answer.as_ref())))}),
+                    )
                 }
                 Call::SampleOnGetStreamThenJson => {
                     let answer_rx = sample_on_get_stream(&sessions, &record);

@@ -122,29 +122,24 @@ async fn a_request_on_the_targets_get_stream_reaches_a_client_without_one_while_
     assert_eq!(answer, "sampled: from the call stream");
 }
 
-/// The same target asked by a 2026-07-28 client: the call has a session of its own whose GET stream carries
-/// the request while the target holds the call's JSON answer, so the call is parked and the client asked with
-/// input_required; its retry brings the answer to the target, whose JSON answer then completes the call.
-#[tokio::test]
-async fn a_modern_client_is_asked_for_a_request_a_json_mode_target_sends_on_its_get_stream() {
-    let rogue = Rogue::start(RogueEra::Legacy, Call::SampleOnGetStreamThenJson).await;
-    let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 10s")])).await;
-    let call = |extra: Value| {
-        let mut meta = modern_meta();
-        meta["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
-        let mut params = json!({"name": "r_work", "arguments": {}, "_meta": meta});
-        for (key, value) in extra.as_object().unwrap() {
-            params[key] = value.clone();
-        }
-        let body = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params}).to_string();
-        let url = harness.url();
-        async move {
-            let (status, _, text) = post(&url, &modern_headers("tools/call", Some("r_work")), &body).await;
-            assert_eq!(status, 200, "{text}");
-            message_of(&text)
-        }
-    };
-    let first = tokio::time::timeout(Duration::from_secs(3), call(json!({})))
+/// A raw 2026-07-28 `tools/call` of `r_work` that declares sampling, with extra params; its JSON-RPC answer.
+async fn modern_sampling_call(harness: &Harness, extra: Value) -> Value {
+    let mut meta = modern_meta();
+    meta["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
+    let mut params = json!({"name": "r_work", "arguments": {}, "_meta": meta});
+    for (key, value) in extra.as_object().unwrap() {
+        params[key] = value.clone();
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params}).to_string();
+    let (status, _, text) = post(&harness.url(), &modern_headers("tools/call", Some("r_work")), &body).await;
+    assert_eq!(status, 200, "{text}");
+    message_of(&text)
+}
+
+/// Runs a 2026-07-28 call of `r_work` whose target asks for sampling mid-call: the first answer must be
+/// input_required with that request, and the retry with the answer must complete the call; its text.
+async fn modern_call_answering_sampling(harness: &Harness, rogue: &Rogue) -> String {
+    let first = tokio::time::timeout(Duration::from_secs(3), modern_sampling_call(harness, json!({})))
         .await
         .unwrap_or_else(|_| panic!("the call was not parked: {:?}", rogue.log()));
     let result = &first["result"];
@@ -154,11 +149,39 @@ async fn a_modern_client_is_asked_for_a_request_a_json_mode_target_sends_on_its_
     let answer =
         json!({ name: {"role": "assistant", "content": {"type": "text", "text": "from the retry"}, "model": "m"} });
     let retry = json!({"requestState": result["requestState"], "inputResponses": answer});
-    let last = tokio::time::timeout(Duration::from_secs(3), call(retry)).await.unwrap();
+    let last = tokio::time::timeout(Duration::from_secs(3), modern_sampling_call(harness, retry))
+        .await
+        .unwrap();
+    last["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The same target asked by a 2026-07-28 client: the call has a session of its own whose GET stream carries
+/// the request while the target holds the call's JSON answer, so the call is parked and the client asked with
+/// input_required; its retry brings the answer to the target, whose JSON answer then completes the call.
+#[tokio::test]
+async fn a_modern_client_is_asked_for_a_request_a_json_mode_target_sends_on_its_get_stream() {
+    let rogue = Rogue::start(RogueEra::Legacy, Call::SampleOnGetStreamThenJson).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 10s")])).await;
     assert_eq!(
-        last["result"]["content"][0]["text"], "sampled: from the retry",
-        "{last}"
+        modern_call_answering_sampling(&harness, &rogue).await,
+        "sampled: from the retry"
     );
+}
+
+/// A target that closes the GET stream of a call's own session mid-call gets it back (reopened after the
+/// wait), and a request it sends there then still reaches the 2026-07-28 client.
+#[tokio::test]
+async fn a_calls_get_stream_that_its_target_closes_is_reopened() {
+    let rogue = Rogue::start(RogueEra::Legacy, Call::SampleOnReopenedGetStream).await;
+    let harness = Harness::start(&config(&[("r", &rogue.url(), "timeout: 10s")])).await;
+    assert_eq!(
+        modern_call_answering_sampling(&harness, &rogue).await,
+        "sampled: from the retry"
+    );
+    assert_eq!(rogue.count("closed the GET stream: true"), 1, "{:?}", rogue.log());
 }
 
 #[tokio::test]
