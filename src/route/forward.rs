@@ -292,10 +292,7 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
             Ok(Reply::Accepted) => {
                 forward.finish();
                 forward.close_own_session();
-                let error = UpstreamError::Garbage {
-                    target: target.name().into(),
-                    reason: "a request was answered with 202 and no response".into(),
-                };
+                let error = UpstreamError::no_response(target.name());
                 Outcome::Message(forward.error(&error))
             }
             Err(error) => {
@@ -337,10 +334,7 @@ async fn answer_as_stream(
         }
         Ok(Reply::Accepted) => {
             forward.finish();
-            let error = UpstreamError::Garbage {
-                target: target.name().into(),
-                reason: "a request was answered with 202 and no response".into(),
-            };
+            let error = UpstreamError::no_response(target.name());
             Chunk::of(&forward.error(&error))
         }
         Err(error) => {

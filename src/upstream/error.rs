@@ -108,6 +108,14 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// A request of mcplex's that `target` answered with HTTP 202 and no response.
+    pub fn no_response(target: &str) -> Self {
+        Self::Garbage {
+            target: target.into(),
+            reason: "a request was answered with 202 and no response".into(),
+        }
+    }
+
     /// The JSON-RPC error code a client receives for this failure.
     pub fn code(&self) -> i64 {
         match self {

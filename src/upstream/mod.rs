@@ -69,7 +69,7 @@ async fn final_answer<T: AsJsonRpcAnswer>(
     };
     match reply {
         Reply::Single(received) => checked(read(received)?.0),
-        Reply::Accepted => Err(garbage("a request was answered with 202 and no response")),
+        Reply::Accepted => Err(UpstreamError::no_response(target)),
         Reply::Stream(mut stream) => {
             while let Some(received) = stream.next().await {
                 if let (found, true) = read(received?)? {

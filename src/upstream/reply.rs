@@ -156,11 +156,7 @@ impl MessageStream {
             match outcome {
                 Ok(Reply::Stream(stream)) => *self = stream,
                 Ok(Reply::Single(received)) => return Some(Ok(received)),
-                Ok(Reply::Accepted) => {
-                    return Some(Err(
-                        self.garbage("a request was answered with 202 and no response".into())
-                    ));
-                }
+                Ok(Reply::Accepted) => return Some(Err(UpstreamError::no_response(&self.target))),
                 Err(error) => return Some(Err(error)),
             }
         }
