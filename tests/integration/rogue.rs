@@ -337,25 +337,9 @@ async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Requ
                     let closed = sessions.lock().unwrap().stream.take().is_some();
                     record(format!("closed the GET stream: {closed}"));
                     wait_until(&sessions, Instant::now(), |s| s.stream.is_some()).await;
-                    let answer_rx = sample_on_get_stream(&sessions, &record);
-                    let answer = tokio::time::timeout(Duration::from_secs(4), answer_rx)
-                        .await
-                        .ok()
-                        .and_then(Result::ok);
-                    json_response(
-                        json!({"jsonrpc": "2.0", "id": id, "result": text_result(&format!("sampled: {}", sampled_text(answer.as_ref())))}),
-                    )
+                    sample_then_answer_in_json(&sessions, &record, id).await
                 }
-                Call::SampleOnGetStreamThenJson => {
-                    let answer_rx = sample_on_get_stream(&sessions, &record);
-                    let answer = tokio::time::timeout(Duration::from_secs(4), answer_rx)
-                        .await
-                        .ok()
-                        .and_then(Result::ok);
-                    json_response(
-                        json!({"jsonrpc": "2.0", "id": id, "result": text_result(&format!("sampled: {}", sampled_text(answer.as_ref())))}),
-                    )
-                }
+                Call::SampleOnGetStreamThenJson => sample_then_answer_in_json(&sessions, &record, id).await,
             }
         }
         (name, _) if name.starts_with("notifications/") || message.get("method").is_none() => {
@@ -384,6 +368,18 @@ fn sample_on_get_stream(sessions: &Mutex<Sessions>, record: &impl Fn(String)) ->
     };
     record(format!("sampling sent on the GET stream: {sent}"));
     answer_rx
+}
+
+/// Asks for sampling on the session's GET stream and answers the call `id` with plain JSON once the client
+/// has answered (at most 4 s): nothing of the call goes out before, as from a server in JSON-response mode.
+async fn sample_then_answer_in_json(sessions: &Mutex<Sessions>, record: &impl Fn(String), id: Value) -> Response<Body> {
+    let answer_rx = sample_on_get_stream(sessions, record);
+    let answer = tokio::time::timeout(Duration::from_secs(4), answer_rx)
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let text = format!("sampled: {}", sampled_text(answer.as_ref()));
+    json_response(json!({"jsonrpc": "2.0", "id": id, "result": text_result(&text)}))
 }
 
 /// The text of a client's answer to a sampling request.
