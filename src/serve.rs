@@ -2,6 +2,7 @@
 //! connections, deadlines for slow or silent clients, and a graceful drain.
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -129,9 +130,11 @@ pub async fn serve_per_peer<M, H, F, B>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler_for(Peer(peer));
+        // `map` polls the handler's future where it lies. An `async` wrapper would hold it twice (as the
+        // captured value and as the value awaited) and copy it, several KiB, from one to the other on
+        // every request.
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let response = handler(request);
-            async move { Ok::<_, Infallible>(response.await) }
+            handler(request).map(Ok::<_, Infallible>)
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
