@@ -133,9 +133,8 @@ pub async fn serve_per_peer<M, H, F, B>(
         // `map` polls the handler's future where it lies. An `async` wrapper would hold it twice (as the
         // captured value and as the value awaited) and copy it, several KiB, from one to the other on
         // every request.
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            handler(request).map(Ok::<_, Infallible>)
-        });
+        let service =
+            hyper::service::service_fn(move |request: Request<Incoming>| handler(request).map(Ok::<_, Infallible>));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
