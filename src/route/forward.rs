@@ -122,6 +122,11 @@ impl Forward {
         }
     }
 
+    /// Whether the target's final answer asks for input that mcplex must bridge for this client.
+    fn must_bridge(&self, answer: &RawMessage) -> bool {
+        self.original.is_some() && asks_for_input(answer)
+    }
+
     /// Whether a request the target sent mid-call is to park the call (a 2026-07-28 client that can answer it).
     fn parks_for(&self, request: &Value) -> bool {
         self.session.is_none() && self.parking.as_ref().is_some_and(|p| p.can_answer(request))
@@ -255,7 +260,7 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
             }
         };
         match sent {
-            Ok(Reply::Single(Received { message, hold })) if forward.original.is_some() && asks_for_input(&message) => {
+            Ok(Reply::Single(Received { message, hold })) if forward.must_bridge(&message) => {
                 // The client's answers arrive as requests on the call's stream, so the answer becomes a stream.
                 drop(hold);
                 let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -319,7 +324,7 @@ async fn answer_as_stream(
     let _listed = streams.open_call(&target, &tx);
     let chunk = match send.await {
         Ok(Reply::Stream(stream)) => return relay_stream(forward, stream, None, upstream_id, tx, exchange).await,
-        Ok(Reply::Single(Received { message, hold })) if forward.original.is_some() && asks_for_input(&message) => {
+        Ok(Reply::Single(Received { message, hold })) if forward.must_bridge(&message) => {
             drop(hold);
             let chunk = forward.bridged_answer(message, &tx).await;
             forward.finish();
@@ -460,7 +465,7 @@ async fn relay_stream(
             Err(e) => break StreamEnd::Failed(stream.garbage(format!("an SSE event is not a JSON object: {e}"))),
         };
         let is_final = !has_method && id.as_ref() == Some(&upstream_id);
-        let outgoing = if is_final && forward.original.is_some() && asks_for_input(&message) {
+        let outgoing = if is_final && forward.must_bridge(&message) {
             drop(hold);
             forward.bridged_answer(message, &tx).await
         } else if is_final {
@@ -579,7 +584,6 @@ async fn park(
     let _ = tokio::time::timeout(deadline, tx.send(Chunk::of(&answer))).await;
 }
 
-/// True for a `notifications/cancelled`.
 /// What a target's message on a call's stream is, as far as mcplex treats notifications apart.
 enum Notice {
     /// `notifications/progress`; `stray` when no call of this client's at the target gave its token.
