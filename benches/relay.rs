@@ -142,10 +142,10 @@ impl BenchIdentity {
     /// The three steps alone, in this process: validating the JWT, a cached exchange, a policy decision.
     async fn in_process(&self) {
         let timed = 20_000;
-        let validator = mcplex::identity::JwtValidator::new(mcplex::identity::InboundJwt {
+        let validator = mcplex::identity::JwtValidator::new(mcplex::config::inbound::InboundJwt {
             issuer: Self::ISSUER.into(),
             audiences: vec!["mcplex".into()],
-            keys: mcplex::identity::keys::KeySource::File(self.jwks.clone()),
+            keys: mcplex::config::inbound::KeySource::File(self.jwks.clone()),
             resource: None,
             leeway: Duration::from_secs(30),
             scopes: Vec::new(),

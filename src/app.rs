@@ -123,7 +123,7 @@ impl Sidecar {
     /// Loads the config, binds both listeners, fetches every target (each for at most the start-up
     /// deadline) and starts watching the config.
     pub async fn start(options: Options) -> Result<Self, StartError> {
-        crate::upstream::tls::install_crypto_provider();
+        crate::net::tls::install_crypto_provider();
         if !options.listen.ip().is_loopback() {
             return Err(StartError::NotLoopback(options.listen));
         }

@@ -1,6 +1,7 @@
 //! One accept loop for every HTTP server in the binary: HTTP/1.1 and HTTP/2, optional TLS, a cap on
 //! connections, deadlines for slow or silent clients, and a graceful drain.
 
+use crate::net::CONNECTION_BUFFER;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::{Request, Response};
@@ -46,8 +47,6 @@ impl Default for ServeLimits {
     }
 }
 
-/// Read buffer of an HTTP/1 connection and window of an HTTP/2 stream, in bytes.
-pub const CONNECTION_BUFFER: usize = 64 * 1024;
 /// Requests one HTTP/2 connection may have open at once.
 const H2_STREAMS: u32 = 32;
 

@@ -21,7 +21,7 @@ pub fn server_config(
     key: &Path,
     client_ca: Option<&Path>,
 ) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
-    mcplex::upstream::tls::install_crypto_provider();
+    mcplex::net::tls::install_crypto_provider();
     let fail = |what: &'static str, path: &Path, reason: String| ServerTlsError {
         what,
         path: path.display().to_string(),

@@ -1,6 +1,7 @@
 //! The config: its YAML schema, validation with key paths, loading, and the live watcher.
 
 pub mod duration;
+pub mod inbound;
 pub mod schema;
 pub mod validate;
 pub mod watch;

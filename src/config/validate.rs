@@ -5,8 +5,8 @@ use super::schema::{
     AuthSpec, ConfigFile, ExposedFilterSpec, FilterSpec, InboundSpec, JwtSpec, PolicySpec, ProtocolChoice, TargetSpec,
     TlsSpec, TokenExchangeSpec,
 };
-use crate::identity::InboundJwt;
-use crate::identity::keys::{KeySource, Keys};
+use crate::config::inbound::{DEFAULT_LEEWAY, InboundJwt, KeySource};
+use crate::jwks::Keys;
 use crate::policy::Policy;
 use std::collections::BTreeMap;
 use std::collections::HashSet;
@@ -269,7 +269,7 @@ fn check_jwt(jwt: JwtSpec, report: &mut impl FnMut(&str, String)) -> Option<Inbo
             .unwrap_or_else(|e| fail("resource", e.to_string()));
     }
     let leeway = match &jwt.leeway {
-        None => Some(crate::identity::jwt::DEFAULT_LEEWAY),
+        None => Some(DEFAULT_LEEWAY),
         Some(text) => parse_duration(text).map_err(|e| fail("leeway", e.to_string())).ok(),
     };
     if failed {

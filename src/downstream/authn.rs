@@ -3,9 +3,10 @@
 //! resource metadata (RFC 9728), which is served here too. Session-era sessions stay bound to the
 //! subject that opened them.
 
+use crate::config::inbound::InboundJwt;
 use crate::downstream::respond::{self, Body};
 use crate::identity::keys::KeysError;
-use crate::identity::{AuthError, InboundJwt, JwtValidator, Principal};
+use crate::identity::{AuthError, JwtValidator, Principal};
 use crate::protocol::{ENDPOINT_PATH, RESOURCE_METADATA_PATH};
 use crate::sync::lock;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};

@@ -4,8 +4,8 @@
 
 use crate::config::schema::{TlsSpec, TokenExchangeSpec};
 use crate::identity::fetch::{self, FetchError};
+use crate::net::{HttpClient, build_client};
 use crate::sync::lock;
-use crate::upstream::http::{HttpClient, build_client};
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, header};
@@ -66,7 +66,7 @@ pub enum ExchangeError {
     },
     /// The https client could not be built (bad CA file).
     #[error("cannot set up TLS for the token endpoint: {0}")]
-    Tls(#[from] crate::upstream::tls::TlsError),
+    Tls(#[from] crate::net::tls::TlsError),
 }
 
 #[derive(Deserialize)]

@@ -2,8 +2,7 @@
 //! size limit on the answer.
 
 use crate::budget::{Hold, read_body};
-use crate::upstream::error::error_chain;
-use crate::upstream::http::HttpClient;
+use crate::net::{HttpClient, error_chain};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;

@@ -2,8 +2,10 @@
 //! expiry and not-before with a small leeway, and a subject.
 
 use crate::clock::unix_now;
+use crate::config::inbound::InboundJwt;
 use crate::identity::Principal;
-use crate::identity::keys::{KeyCache, KeySource, KeysError, RSA_ALGORITHMS};
+use crate::identity::keys::{KeyCache, KeysError};
+use crate::jwks::RSA_ALGORITHMS;
 use crate::sync::lock;
 use http::{HeaderMap, header};
 use jsonwebtoken::errors::ErrorKind;
@@ -11,27 +13,6 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// Leeway on `exp` and `nbf` when the config sets none.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
-
-/// The checked `inbound.jwt` config.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InboundJwt {
-    /// The required `iss`.
-    pub issuer: String,
-    /// One of these must be in `aud`.
-    pub audiences: Vec<String>,
-    /// The issuer's keys.
-    pub keys: KeySource,
-    /// The resource identifier announced in the metadata, when the config fixes it.
-    pub resource: Option<String>,
-    /// Tolerated clock skew.
-    pub leeway: Duration,
-    /// Scopes announced in the metadata.
-    pub scopes: Vec<String>,
-}
 
 /// Why a request's token was not accepted.
 #[derive(Debug, thiserror::Error)]

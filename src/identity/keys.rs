@@ -2,14 +2,14 @@
 //! names a key the cache does not hold (the issuer rotated its keys), at most once per
 //! [`REFRESH_PAUSE`]; a URL's keys are also refreshed in the background after [`MAX_AGE`].
 
+use crate::config::inbound::KeySource;
 use crate::identity::fetch::{self, FetchError};
+use crate::jwks::{JwksError, Keys};
+use crate::net::{HttpClient, build_client};
 use crate::sync::lock;
-use crate::upstream::http::{HttpClient, build_client};
 use bytes::Bytes;
 use http::{Request, header};
 use http_body_util::Full;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -22,39 +22,6 @@ pub const REFRESH_PAUSE: Duration = Duration::from_secs(10);
 pub const FILE_REFRESH_PAUSE: Duration = Duration::from_secs(1);
 /// Age after which a URL's keys are fetched again in the background.
 pub const MAX_AGE: Duration = Duration::from_secs(600);
-
-/// The algorithms an RSA key may sign with.
-pub const RSA_ALGORITHMS: [Algorithm; 6] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
-
-/// Where the keys come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum KeySource {
-    /// A mounted file.
-    File(PathBuf),
-    /// An `http(s)` URL, with an optional CA bundle.
-    Url {
-        /// The JWKS URL.
-        url: http::Uri,
-        /// PEM CA bundle for https.
-        ca: Option<PathBuf>,
-    },
-}
-
-impl std::fmt::Display for KeySource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::File(path) => write!(f, "JWKS file {}", path.display()),
-            Self::Url { url, .. } => write!(f, "JWKS {url}"),
-        }
-    }
-}
 
 /// Why keys could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -78,89 +45,12 @@ pub enum KeysError {
         /// The status.
         status: u16,
     },
-    /// The text is not a JWKS.
-    #[error("{source_name} is not a JSON Web Key Set: {source}")]
-    Parse {
-        /// Where it came from.
-        source_name: String,
-        /// The parser's message.
-        source: serde_json::Error,
-    },
-    /// The set holds no key usable for signatures mcplex accepts.
-    #[error("{source_name} holds no RSA, EC or OKP signing key")]
-    NoKeys {
-        /// Where it came from.
-        source_name: String,
-    },
+    /// The document is not a usable key set.
+    #[error(transparent)]
+    Document(#[from] JwksError),
     /// The https client could not be built (bad CA file).
     #[error("cannot set up TLS for the JWKS URL: {0}")]
-    Tls(#[from] crate::upstream::tls::TlsError),
-}
-
-/// One usable key.
-pub struct Key {
-    /// The `kid`, when the set gives one.
-    pub kid: Option<String>,
-    /// The verifying key.
-    pub key: DecodingKey,
-    /// The algorithms a token signed with this key may name.
-    pub algorithms: Vec<Algorithm>,
-}
-
-/// A parsed key set.
-#[derive(Default)]
-pub struct Keys(Vec<Key>);
-
-impl Keys {
-    /// Parses a JWKS document. Keys of unknown type and symmetric keys are left out: a key the
-    /// issuer publishes must never be usable as an HMAC secret.
-    pub fn parse(text: &[u8], source_name: &str) -> Result<Self, KeysError> {
-        let set: JwkSet = serde_json::from_slice(text).map_err(|source| KeysError::Parse {
-            source_name: source_name.to_owned(),
-            source,
-        })?;
-        let keys: Vec<Key> = set
-            .keys
-            .iter()
-            .filter_map(|jwk| {
-                let family: Vec<Algorithm> = match &jwk.algorithm {
-                    AlgorithmParameters::RSA(_) => RSA_ALGORITHMS.to_vec(),
-                    AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
-                        EllipticCurve::P256 => vec![Algorithm::ES256],
-                        EllipticCurve::P384 => vec![Algorithm::ES384],
-                        _ => return None,
-                    },
-                    AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
-                    _ => return None,
-                };
-                // A key that names its algorithm is used with that one only.
-                let algorithms = match jwk.common.key_algorithm.map(Algorithm::try_from) {
-                    Some(Ok(alg)) if family.contains(&alg) => vec![alg],
-                    Some(_) => return None,
-                    None => family,
-                };
-                let key = DecodingKey::from_jwk(jwk).ok()?;
-                Some(Key {
-                    kid: jwk.common.key_id.clone(),
-                    key,
-                    algorithms,
-                })
-            })
-            .collect();
-        if keys.is_empty() {
-            return Err(KeysError::NoKeys {
-                source_name: source_name.to_owned(),
-            });
-        }
-        Ok(Self(keys))
-    }
-
-    /// The keys that may have signed a token with this `kid` and algorithm.
-    pub fn candidates<'a>(&'a self, kid: Option<&'a str>, alg: Algorithm) -> impl Iterator<Item = &'a Key> + 'a {
-        self.0
-            .iter()
-            .filter(move |k| k.algorithms.contains(&alg) && (kid.is_none() || k.kid.as_deref() == kid))
-    }
+    Tls(#[from] crate::net::tls::TlsError),
 }
 
 type Round = Arc<OnceCell<Result<(), Arc<KeysError>>>>;
@@ -266,7 +156,7 @@ impl KeyCache {
                         status: status.as_u16(),
                     });
                 }
-                Keys::parse(&body, &self.source.to_string())
+                Ok(Keys::parse(&body, &self.source.to_string())?)
             }
             (KeySource::Url { .. }, None) => Ok(Keys::default()),
         }
@@ -278,5 +168,5 @@ fn read_file(path: &PathBuf) -> Result<Keys, KeysError> {
         path: path.clone(),
         source,
     })?;
-    Keys::parse(&text, &KeySource::File(path.clone()).to_string())
+    Ok(Keys::parse(&text, &KeySource::File(path.clone()).to_string())?)
 }

@@ -8,7 +8,7 @@ pub mod jwt;
 pub mod keys;
 
 pub use exchange::{ExchangeError, TokenExchanger};
-pub use jwt::{AuthError, InboundJwt, JwtValidator};
+pub use jwt::{AuthError, JwtValidator};
 
 use serde_json::{Map, Value};
 use std::sync::{Arc, RwLock};

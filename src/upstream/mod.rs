@@ -3,12 +3,10 @@
 
 pub mod credentials;
 pub mod error;
-pub mod http;
 pub mod link;
 pub mod reply;
 pub mod session;
 pub mod target;
-pub mod tls;
 
 pub use error::UpstreamError;
 pub use link::{ExchangeGuard, Link, Payload};

@@ -1,12 +1,12 @@
 //! What a target sent back for one POST: nothing, one message, or a stream of messages.
 
 use crate::budget::{Budget, Hold};
+use crate::net::HttpClient;
 use crate::protocol::header::LAST_EVENT_ID;
 use crate::protocol::raw::RawMessage;
 use crate::protocol::sse::SseDecoder;
 use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::error::UpstreamError;
-use crate::upstream::http::HttpClient;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};

@@ -1,7 +1,7 @@
 //! The pooled hyper client used to reach one target (HTTP/1.1 and HTTP/2, optional TLS).
 
 use crate::config::schema::TlsSpec;
-use crate::upstream::tls::{self, TlsError};
+use crate::net::tls::{self, TlsError};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -15,6 +15,10 @@ use std::time::Duration;
 /// closes it fails the request ("connection closed before message completed"), which marked a healthy target
 /// down in a CI run. Shorter than 5 s, a connection is never reused into that race.
 const POOL_IDLE: Duration = Duration::from_secs(4);
+
+/// Read buffer of an HTTP/1 connection and window of an HTTP/2 stream, in bytes: the same for the agent-side
+/// server and the clients to targets and authorization servers.
+pub const CONNECTION_BUFFER: usize = 64 * 1024;
 
 /// A pooled client: connections (and TLS sessions) are reused across calls.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -42,8 +46,8 @@ pub fn build_client(tls: Option<&TlsSpec>, https: bool) -> Result<HttpClient, Tl
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
         .pool_max_idle_per_host(64)
-        .http1_max_buf_size(crate::serve::CONNECTION_BUFFER)
-        .http2_initial_stream_window_size(crate::serve::CONNECTION_BUFFER as u32)
-        .http2_initial_connection_window_size(4 * crate::serve::CONNECTION_BUFFER as u32)
+        .http1_max_buf_size(CONNECTION_BUFFER)
+        .http2_initial_stream_window_size(CONNECTION_BUFFER as u32)
+        .http2_initial_connection_window_size(4 * CONNECTION_BUFFER as u32)
         .build(connector))
 }
