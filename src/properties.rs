@@ -238,7 +238,7 @@ proptest! {
                 (Era::Modern, _) => { result.insert("resultType".into(), json!("complete")); }
             }
             if let (Era::Modern, Some(Value::String(task))) = (era, result.get("taskId").cloned()) {
-                result.insert("taskId".into(), json!(crate::route::tasks::client_task_id("t", &task)));
+                result.insert("taskId".into(), json!(adapt::client_task_id("t", &task)));
             }
         }
         match rewritten {

@@ -9,7 +9,7 @@ use crate::identity::{Acting, Principal};
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::{self, ClientContext, Era, jsonrpc, meta, method};
 use crate::route::Chunk;
-use crate::route::{self, Caller, ClientSession, Inbound, Router, own};
+use crate::route::{self, Caller, ClientSession, Inbound, Router};
 use crate::telemetry::TraceContext;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::{Value, json};
@@ -357,7 +357,7 @@ impl Endpoint {
                 );
             }
         };
-        let result = own::initialize_result(&self.router.snapshot(), version);
+        let result = route::initialize_result(&self.router.snapshot(), version);
         let mut response = respond::json(Era::Legacy, &jsonrpc::result(id, result));
         if let Ok(value) = HeaderValue::from_str(session.id()) {
             response.headers_mut().insert(MCP_SESSION_ID, value);

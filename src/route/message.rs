@@ -3,7 +3,7 @@
 use crate::budget::Hold;
 use crate::identity::Acting;
 use crate::protocol::{ClientContext, Era, jsonrpc};
-pub use crate::route::chunk::{Chunk, encode};
+use crate::route::session::Chunk;
 use crate::route::session::ClientSession;
 use crate::telemetry::TraceContext;
 use bytes::Bytes;

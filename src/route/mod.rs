@@ -1,31 +1,35 @@
 //! The one place where a message's way is decided: method → target(s), fan-out and merge, id maps,
 //! era adaptation, and keeping the merged lists fresh. `downstream` hands messages in and gets
 //! [`Outcome`]s back; `upstream` is told what to send where.
+//!
+//! Its parts, each using only those listed before it:
+//! - [`channel`]: one target in its era (writing a request for it, its answer for the client, the streams
+//!   reopened mid-call);
+//! - [`session`]: one session-era client's state (channels, id maps, streams, the targets' GET streams);
+//! - [`message`]: what flows through the router and what the client gets back;
+//! - [`bridge`]: what crosses between eras (input rounds, parked calls, subscriptions);
+//! - [`refresh`]: the targets of the config and the merged catalog, kept fresh;
+//! - [`relay`]: one client request to a target and its answer back;
+//! - [`method`]: what each client message does.
 
-pub mod adapt;
-pub mod bridge;
-pub mod call;
-pub mod channel;
-pub mod chunk;
-pub mod decide;
-pub mod dispatch;
-pub mod fetch;
-pub mod forward;
-pub mod listen;
-pub mod message;
-pub mod own;
-pub mod park;
-pub mod router;
-pub mod session;
-pub mod side;
-pub mod slot;
-pub mod streams;
-pub mod subscribe;
-pub mod tasks;
+mod bridge;
+mod channel;
+mod message;
+mod method;
+mod refresh;
+mod relay;
+mod session;
 
-pub use channel::Channel;
-pub use dispatch::handle;
-pub use message::{Caller, Chunk, Inbound, Outcome};
-pub use router::{Router, Snapshot};
-pub use session::ClientSession;
-pub use slot::{TargetSlot, TargetState};
+pub use message::{Caller, Inbound, Outcome};
+pub use method::{handle, initialize_result};
+pub use refresh::{DEFAULT_STARTUP_DEADLINE, Router};
+pub use session::{Chunk, ClientSession};
+
+/// The era adaptation and task ids, for the crate's property tests.
+#[cfg(test)]
+pub(crate) mod adapt {
+    pub(crate) use super::channel::{
+        AdaptError, MetaFor, Outgoing, Rewrite, add_modern_meta, client_task_id, rewrite_response, strip_modern_meta,
+        write_request,
+    };
+}

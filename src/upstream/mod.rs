@@ -4,6 +4,7 @@
 pub mod credentials;
 pub mod error;
 pub mod link;
+pub mod reopen;
 pub mod reply;
 pub mod session;
 pub mod target;

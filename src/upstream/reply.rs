@@ -7,6 +7,7 @@ use crate::protocol::raw::RawMessage;
 use crate::protocol::sse::SseDecoder;
 use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::error::UpstreamError;
+use crate::upstream::reopen::Reopen;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
@@ -19,8 +20,6 @@ use std::time::Duration;
 /// Most times one stream is resumed: a server that polls (SEP-1699) closes a long call's stream now and
 /// then, but one that closes it on every reconnect must not keep the call in a loop.
 const MAX_RESUMES: u32 = 64;
-/// The least wait before resuming, whatever `retry` said, so a server asking for none gets no busy loop.
-pub const MIN_RESUME_WAIT: Duration = Duration::from_millis(50);
 
 /// The answer to one POST.
 pub enum Reply {
@@ -87,8 +86,7 @@ pub struct MessageStream {
     budget: Arc<Budget>,
     pending: Hold,
     /// Set on a session's POST stream; taken when the response was read, so nothing resumes after it.
-    resume: Option<Box<Resume>>,
-    resumes: u32,
+    resume: Option<Box<(Resume, Reopen)>>,
 }
 
 impl MessageStream {
@@ -103,13 +101,13 @@ impl MessageStream {
             budget: budget.clone(),
             pending: budget.hold(),
             resume: None,
-            resumes: 0,
         }
     }
 
     /// Makes the stream resume when its target closes it before a response came.
     pub fn resuming(mut self, resume: Resume) -> Self {
-        self.resume = Some(Box::new(resume));
+        let reopen = Reopen::at_most(MAX_RESUMES).waiting_at_most(resume.timeout);
+        self.resume = Some(Box::new((resume, reopen)));
         self
     }
 
@@ -135,7 +133,6 @@ impl MessageStream {
             budget: budget.clone(),
             pending: hold,
             resume: None,
-            resumes: 0,
         }
     }
 
@@ -221,14 +218,15 @@ impl MessageStream {
     /// Reopens a stream that ended before its response, where it left off; `None` when it is not to be
     /// resumed (not a session's POST stream, the response came, or no event gave an id to resume from).
     async fn resume_stream(&mut self) -> Option<Result<(), UpstreamError>> {
-        let resume = self.resume.as_ref()?;
+        let retry = self.retry();
+        let (resume, reopen) = self.resume.as_deref_mut()?;
         let last_event_id = self.decoder.last_event_id()?;
-        if self.resumes >= MAX_RESUMES {
+        reopen.ended(Some(last_event_id), retry);
+        let Some(wait) = reopen.next_wait() else {
             return Some(Err(self.garbage(format!(
                 "the target closed the stream {MAX_RESUMES} times before the response"
             ))));
-        }
-        self.resumes += 1;
+        };
         let unreachable = |reason: String| UpstreamError::Unreachable {
             target: self.target.clone(),
             reason,
@@ -240,11 +238,7 @@ impl MessageStream {
         *request.uri_mut() = resume.uri.clone();
         *request.headers_mut() = resume.headers.clone();
         request.headers_mut().insert(LAST_EVENT_ID, last_event_id);
-        let wait = self
-            .retry()
-            .unwrap_or(MIN_RESUME_WAIT)
-            .clamp(MIN_RESUME_WAIT, resume.timeout);
-        tracing::debug!(target_name = %self.target, ?wait, attempt = self.resumes, "the target closed a call's stream before the response; resuming it");
+        tracing::debug!(target_name = %self.target, ?wait, attempt = reopen.attempts(), "the target closed a call's stream before the response; resuming it");
         tokio::time::sleep(wait).await;
         let response = match tokio::time::timeout(resume.timeout, resume.client.request(request)).await {
             Ok(Ok(response)) => response,

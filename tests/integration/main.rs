@@ -11,6 +11,7 @@ mod faults;
 mod identity;
 mod interactive;
 mod isolation;
+mod layout;
 mod manifests;
 mod metrics;
 mod node;

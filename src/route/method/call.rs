@@ -11,14 +11,14 @@ use crate::protocol::meta;
 use crate::protocol::params::{self, ParamHeader};
 use crate::protocol::{ClientContext, mrtr};
 use crate::protocol::{Era, jsonrpc, method};
-use crate::route::adapt::{Outgoing, Rewrite};
-use crate::route::channel::Channel;
-use crate::route::decide;
-use crate::route::forward::{self, Forward, Parking};
+use crate::route::bridge::{self, STATE_PREFIX};
+use crate::route::channel::CallGetStream;
+use crate::route::channel::{Channel, Sharing};
+use crate::route::channel::{Outgoing, Rewrite};
 use crate::route::message::{Caller, Inbound, Outcome};
-use crate::route::router::{Router, Snapshot};
-use crate::route::side::SideStream;
-use crate::route::{park, subscribe};
+use crate::route::method::access;
+use crate::route::refresh::{Router, Snapshot};
+use crate::route::relay::{self, Forward, Parking};
 use crate::telemetry;
 use crate::telemetry::TraceContext;
 use serde_json::{Value, json};
@@ -278,13 +278,13 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
                 Wanted::Named(kind, name) => (*kind, &**name),
                 Wanted::Uri(uri) => (ItemKind::Resources, &**uri),
             };
-            let item = decide::Item {
+            let item = access::Item {
                 kind,
                 exposed,
                 upstream: destination.rewrite.as_deref().unwrap_or(exposed),
                 target: &destination.target,
             };
-            decide::decide(policy, principal.as_deref(), router.profile.as_deref(), &item)
+            access::decide(policy, principal.as_deref(), router.profile.as_deref(), &item)
         });
         let mut record = router.metrics.call(&destination.target, method_label, tool);
         let (span, trace) = if router.tracing {
@@ -325,7 +325,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
         let parked_state = inbound
             .message
             .param_str(mrtr::REQUEST_STATE)
-            .filter(|state| stateless && state.starts_with(park::STATE_PREFIX))
+            .filter(|state| stateless && state.starts_with(STATE_PREFIX))
             .map(Cow::into_owned);
         if let Some(state) = parked_state {
             let retry = Retry {
@@ -348,14 +348,16 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
         let opened = match (&inbound.caller, &answering) {
             // What the target's sessions lack is reached in 2026-07-28, its requests bridged to the client.
             (Caller::Session(session), _) if !destination.in_sessions => {
-                Channel::open(&target, &session.context, false, inbound.acting.clone())
+                Channel::open(&target, &session.context, Sharing::Shared, inbound.acting.clone())
                     .await
                     .map(|c| (c, false))
             }
             (Caller::Session(session), _) => session.channel(router, &target).await.map(|c| (c, false)),
-            (Caller::Stateless(context), None) => Channel::open(&target, context, false, inbound.acting.clone())
-                .await
-                .map(|c| (c, false)),
+            (Caller::Stateless(context), None) => {
+                Channel::open(&target, context, Sharing::Shared, inbound.acting.clone())
+                    .await
+                    .map(|c| (c, false))
+            }
             (Caller::Stateless(_), Some(context)) => {
                 Box::pin(Channel::open_for_call(&target, context, inbound.acting.clone())).await
             }
@@ -373,7 +375,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
                         .await
                         .ok()
                         .flatten()
-                        .map(|stream| SideStream::new(session.clone(), stream)),
+                        .map(|stream| CallGetStream::new(session.clone(), stream)),
                     None => None,
                 };
                 Some(Box::new(Parking {
@@ -395,7 +397,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
                 return failed(&mut record, id, jsonrpc::INVALID_PARAMS, message);
             };
             let watch = method_name == method::RESOURCES_SUBSCRIBE;
-            return match Box::pin(subscribe::change(session, &channel, &uri, watch)).await {
+            return match Box::pin(bridge::change_subscription(session, &channel, &uri, watch)).await {
                 Ok(()) => {
                     record.finish(CallOutcome::Ok);
                     Outcome::Message(jsonrpc::result(id, json!({})))
@@ -409,7 +411,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
             name_in_ref: method_name == method::COMPLETE,
         };
         let progress_token = inbound.message.meta_value(meta::PROGRESS_TOKEN);
-        let call = forward::forward(Forward {
+        let call = relay::forward(Forward {
             era: inbound.caller.era(),
             session: inbound.caller.session().cloned(),
             message: Outgoing::Relayed(inbound.message, rewrite),
@@ -482,7 +484,7 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
         Ok(parked) => parked,
         Err(error) => return failed(&mut record, id, error.code(), error.to_string()),
     };
-    if parked.channel.target().name() != target.name() {
+    if parked.channel.link().name() != target.name() {
         router.parked.put_back(state, parked);
         let message = format!("requestState names a call to another target than `{}`", target.name());
         return failed(&mut record, id, jsonrpc::INVALID_PARAMS, message);
@@ -497,7 +499,7 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
     };
     for answer in answers {
         if let Err(error) = parked.channel.send(answer, None).await {
-            park::close_own_session(&parked.channel);
+            bridge::close_own_session(&parked.channel);
             return failed(&mut record, id, error.code(), error.to_string());
         }
     }
@@ -524,5 +526,5 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
         param_headers: Vec::new(),
         progress_token: parked.progress_token.clone(),
     };
-    forward::resume(forward, parked)
+    relay::resume(forward, parked)
 }

@@ -7,7 +7,7 @@ use crate::catalog::{ItemKind, ListedIds, Namer, TargetItems};
 use crate::config::TargetConfig;
 use crate::config::schema::FilterSpec;
 use crate::metrics::Metrics;
-use crate::route::fetch;
+use crate::route::refresh::list_fetch;
 use crate::sync::lock;
 use crate::upstream::Target;
 use futures_util::FutureExt;
@@ -165,7 +165,7 @@ impl TargetSlot {
         loop {
             self.fetching.store(true, Ordering::Release);
             let result = tokio::select! {
-                result = fetch::fetch_target(&target) => result,
+                result = list_fetch::fetch_target(&target) => result,
                 _ = target.retired().cancelled() => return,
             };
             let both_eras = result.as_ref().is_ok_and(|fetched| fetched.both_eras);
@@ -180,7 +180,7 @@ impl TargetSlot {
             let mut woken = false;
             if both_eras {
                 tokio::select! {
-                    ids = fetch::session_era_ids(&target) => if let Some(ids) = ids {
+                    ids = list_fetch::session_era_ids(&target) => if let Some(ids) = ids {
                         self.mark_session_items(ids);
                         published();
                     },

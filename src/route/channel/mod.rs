@@ -1,8 +1,21 @@
-//! A way to send messages to one target in the right era, on behalf of one kind of client.
+//! A way to send messages to one target in the right era, on behalf of one kind of client: the channel
+//! itself, how a request is written for the target's era and its answer for the client's, the task ids a
+//! client sees, and the GET stream of a session opened for one call.
+
+mod call_get_stream;
+mod request;
+mod response;
+mod task_id;
+
+pub use call_get_stream::CallGetStream;
+pub use request::{MetaFor, Outgoing, Rewrite, strip_modern_meta};
+#[cfg(test)]
+pub use request::{add_modern_meta, write_request};
+pub use response::{AdaptError, RESULT_COMPLETE, rewrite_response};
+pub use task_id::{client_task_id, split_client_task_id};
 
 use crate::identity::Acting;
 use crate::protocol::{ClientContext, Era, MODERN_VERSION};
-use crate::route::adapt::{MetaFor, Outgoing};
 use crate::telemetry::TraceContext;
 use crate::upstream::link::Outbound;
 use crate::upstream::{LegacySession, Link, Reply, Target, UpstreamError};
@@ -12,6 +25,16 @@ use std::sync::Arc;
 
 /// Background sends (notifications, answers to a target's requests) under way to one target at most.
 pub const MAX_DETACHED: usize = 64;
+
+/// Whether a channel to a target that speaks the session protocol gets an upstream session of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharing {
+    /// A session of the channel's own, so the target's requests and notifications reach one client (a
+    /// session-era client's channel).
+    OwnSession,
+    /// Stateless requests where the target takes them, else the target's session shared by the pod.
+    Shared,
+}
 
 /// How a channel reaches its target.
 #[derive(Clone)]
@@ -35,14 +58,14 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// Opens a channel. A session-era client (`dedicated`) gets its own upstream session whenever the
-    /// target speaks the session protocol, so server requests and subscriptions reach it; others
-    /// use stateless requests, or the target's shared session when it speaks nothing else. What is sent
+    /// Opens a channel. With [`Sharing::OwnSession`] (a session-era client) it is an upstream session of its
+    /// own whenever the target speaks the session protocol, so server requests and subscriptions reach the
+    /// client; otherwise stateless requests, or the target's shared session when it speaks nothing else. What is sent
     /// is sent for `acting` (a target with a token exchange gets a token on their behalf).
     pub async fn open(
         target: &Arc<Target>,
         context: &Arc<ClientContext>,
-        dedicated: bool,
+        sharing: Sharing,
         acting: Option<Arc<Acting>>,
     ) -> Result<Self, UpstreamError> {
         if target.retired().is_cancelled() {
@@ -51,7 +74,7 @@ impl Channel {
             });
         }
         let dialects = target.dialects().await?;
-        let way = if dedicated && dialects.legacy {
+        let way = if sharing == Sharing::OwnSession && dialects.legacy {
             Way::Legacy(
                 target
                     .connect_session(context.initialize_params(), acting.clone())
@@ -93,7 +116,7 @@ impl Channel {
             });
         }
         if target.dialects().await?.preferred() == Era::Modern {
-            return Ok((Self::open(target, context, false, acting).await?, false));
+            return Ok((Self::open(target, context, Sharing::Shared, acting).await?, false));
         }
         let session = target
             .connect_session(context.initialize_params(), acting.clone())
@@ -116,7 +139,7 @@ impl Channel {
     }
 
     /// The link to the target this channel reaches.
-    pub fn target(&self) -> &Arc<Link> {
+    pub fn link(&self) -> &Arc<Link> {
         match &self.way {
             Way::Legacy(session) => session.target(),
             Way::Modern { target, .. } => target.link(),
@@ -172,9 +195,9 @@ impl Channel {
     /// way per target; past that the message is dropped with a log line (a target that slow would not
     /// take it in time anyway).
     pub fn send_detached(&self, message: Value, what: &'static str) {
-        let Some(slot) = self.target().detached_slot(MAX_DETACHED) else {
+        let Some(slot) = self.link().detached_slot(MAX_DETACHED) else {
             tracing::warn!(
-                target_name = self.target().name(),
+                target_name = self.link().name(),
                 what,
                 "too many messages already on their way to the target; dropped"
             );
@@ -184,7 +207,7 @@ impl Channel {
         tokio::spawn(async move {
             let _slot = slot;
             if let Err(error) = channel.send(message, None).await {
-                tracing::debug!(target_name = channel.target().name(), %error, what, "not delivered to the target");
+                tracing::debug!(target_name = channel.link().name(), %error, what, "not delivered to the target");
             }
         });
     }

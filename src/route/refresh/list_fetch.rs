@@ -2,7 +2,7 @@
 
 use crate::catalog::{ItemKind, Listed, ListedIds};
 use crate::protocol::{ClientContext, Era, jsonrpc};
-use crate::route::channel::Channel;
+use crate::route::channel::{Channel, Sharing};
 use crate::upstream::{Target, UpstreamError, final_message};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -26,7 +26,7 @@ pub async fn fetch_target(target: &Arc<Target>) -> Result<Fetched, UpstreamError
     let context = CONTEXT.get_or_init(|| Arc::new(ClientContext::catalog()));
     let (listed, both_eras) = target
         .deadline(async {
-            let channel = Channel::open(target, context, false, None).await?;
+            let channel = Channel::open(target, context, Sharing::Shared, None).await?;
             let mut listed = Listed::default();
             for kind in ItemKind::ALL {
                 if !listed.full {
@@ -74,7 +74,7 @@ pub async fn session_era_ids(target: &Arc<Target>) -> Option<ListedIds> {
 }
 
 async fn fetch_list(channel: &Channel, kind: ItemKind, listed: &mut Listed) -> Result<(), UpstreamError> {
-    let target = channel.target();
+    let target = channel.link();
     if !target.offers(kind.capability()) {
         return Ok(());
     }

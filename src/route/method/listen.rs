@@ -3,10 +3,11 @@
 
 use crate::catalog::ItemKind;
 use crate::protocol::{Era, meta, method};
-use crate::route::channel::Channel;
-use crate::route::message::{Caller, Chunk, Inbound, Outcome};
-use crate::route::router::Router;
-use crate::route::subscribe::{Updates, keep_listening, open_listen};
+use crate::route::bridge::{Updates, keep_listening, open_listen};
+use crate::route::channel::{Channel, Sharing};
+use crate::route::message::{Caller, Inbound, Outcome};
+use crate::route::refresh::Router;
+use crate::route::session::Chunk;
 use crate::upstream::MessageStream;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -74,7 +75,7 @@ pub async fn listen(router: &Arc<Router>, inbound: Inbound) -> Outcome {
 /// Passes a target's resource updates on, reopening its listen when it ends, until the client's stream
 /// ends or the config drops the target.
 async fn carry_updates(channel: Channel, uris: Vec<String>, stream: MessageStream, updates: mpsc::Sender<Value>) {
-    let retired = channel.target().retired().clone();
+    let retired = channel.link().retired().clone();
     let gone = updates.clone();
     tokio::select! {
         _ = keep_listening(channel, uris, stream, Updates::Listen(updates)) => {}
@@ -141,7 +142,9 @@ async fn open_upstream_listens(
     let opens = by_target.into_iter().filter_map(|(name, uris)| {
         let target = snapshot.target(&name)?.clone();
         Some(async move {
-            let channel = Channel::open(&target, context, false, acting.cloned()).await.ok()?;
+            let channel = Channel::open(&target, context, Sharing::Shared, acting.cloned())
+                .await
+                .ok()?;
             if channel.era() != Era::Modern {
                 return None;
             }

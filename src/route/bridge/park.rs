@@ -6,8 +6,8 @@
 
 use crate::clock::unix_now;
 use crate::protocol::{jsonrpc, method, mrtr};
+use crate::route::channel::CallGetStream;
 use crate::route::channel::Channel;
-use crate::route::side::SideStream;
 use crate::sync::lock;
 use crate::upstream::{ExchangeGuard, MessageStream};
 use aws_lc_rs::{hmac, rand};
@@ -60,7 +60,7 @@ pub struct Parked {
     /// The call's answer stream, read up to the target's request.
     pub stream: MessageStream,
     /// The session's GET stream, where some targets send requests tied to no call.
-    pub side: Option<SideStream>,
+    pub side: Option<CallGetStream>,
     /// The call's id upstream.
     pub upstream_id: Value,
     /// The target's requests waiting for answers: the name used in `inputRequests`, and the target's id.
@@ -129,7 +129,7 @@ impl ParkedCalls {
             let expired = calls.upgrade().and_then(|c| lock(&c.calls).remove(&key));
             if let Some(expired) = expired {
                 tracing::info!(
-                    target_name = expired.channel.target().name(),
+                    target_name = expired.channel.link().name(),
                     "a parked call was never resumed; dropped"
                 );
                 let cancel = json!({ "jsonrpc": "2.0", "method": method::CANCELLED, "params": { "requestId": expired.upstream_id, "reason": "the client never answered" } });

@@ -9,8 +9,9 @@ use crate::budget::Budget;
 use crate::catalog::{Catalog, ItemKind};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::route::park::ParkedCalls;
-use crate::route::slot::TargetSlot;
+use crate::route::bridge::ParkedCalls;
+use crate::route::refresh::TargetSlot;
+use crate::route::session::ListsChanged;
 use crate::sync::lock;
 use crate::upstream::Target;
 use serde_json::{Value, json};
@@ -75,6 +76,12 @@ pub struct Router {
     pub profile: Option<String>,
     /// Calls of 2026-07-28 clients parked while a session-era target waits for their input.
     pub parked: Arc<ParkedCalls>,
+}
+
+impl ListsChanged for Router {
+    fn lists_changed(&self, target: &str) {
+        self.refresh_target(target);
+    }
 }
 
 impl Router {

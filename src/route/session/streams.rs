@@ -2,7 +2,7 @@
 //! calls in flight. A request a target sends on its own GET stream, tied to no call, must reach the
 //! client on one of them (TypeScript SDK servers send sampling and elicitation that way).
 
-use crate::route::chunk::Chunk;
+use crate::route::session::Chunk;
 use crate::sync::lock;
 use crate::upstream::Link;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

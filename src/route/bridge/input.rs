@@ -7,9 +7,9 @@
 use crate::metrics::Delivery;
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{jsonrpc, mrtr};
-use crate::route::adapt::Outgoing;
 use crate::route::channel::Channel;
-use crate::route::message::Chunk;
+use crate::route::channel::Outgoing;
+use crate::route::session::Chunk;
 use crate::route::session::ClientSession;
 use crate::telemetry::TraceContext;
 use crate::upstream::{Received, Reply, UpstreamError};
@@ -129,7 +129,7 @@ impl Bridge<'_> {
     /// Runs input rounds from the target's first `input_required` answer until a final one, which is
     /// returned with the retry's upstream id (the caller rewrites it for the client).
     pub async fn run(&self, mut answer: RawMessage) -> Result<RawMessage, BridgeError> {
-        let target = self.channel.target().name().to_owned();
+        let target = self.channel.link().name().to_owned();
         for _ in 0..MAX_ROUNDS {
             let result = answer
                 .value()
@@ -151,7 +151,7 @@ impl Bridge<'_> {
                 Some(state) => params.insert(mrtr::REQUEST_STATE.into(), state.clone()),
                 None => params.remove(mrtr::REQUEST_STATE),
             };
-            let id = self.channel.target().next_request_id();
+            let id = self.channel.link().next_request_id();
             retry["id"] = id.clone();
             answer = self.send(retry, &id).await?;
             if !asks_for_input(&answer) {
@@ -231,7 +231,7 @@ impl Bridge<'_> {
 
     /// Sends a retry and reads the target's final answer to it; notifications on its stream go to the client.
     async fn send(&self, retry: Value, id: &Value) -> Result<RawMessage, BridgeError> {
-        let link = self.channel.target();
+        let link = self.channel.link();
         match self
             .channel
             .send_call(Outgoing::Tree(retry), self.trace, self.params)

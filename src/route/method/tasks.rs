@@ -6,29 +6,14 @@
 
 use crate::metrics::CallOutcome;
 use crate::protocol::{Era, jsonrpc, meta, tasks};
-use crate::route::adapt::Outgoing;
-use crate::route::channel::Channel;
-use crate::route::forward::{self, Forward};
+use crate::route::channel::{Channel, Sharing};
+use crate::route::channel::{Outgoing, split_client_task_id};
 use crate::route::message::{Caller, Inbound, Outcome};
-use crate::route::router::Router;
+use crate::route::refresh::Router;
+use crate::route::relay::{self, Forward};
 use serde_json::json;
 use std::sync::Arc;
 use tracing::Span;
-
-/// Separates the target's name from its own task id (target names are DNS labels, so never hold it).
-const SEPARATOR: char = '.';
-
-/// The task id a client sees for a task `target` created.
-pub fn client_task_id(target: &str, upstream_id: &str) -> String {
-    format!("{target}{SEPARATOR}{upstream_id}")
-}
-
-/// The target and its own task id, from an id a client sends.
-fn split(client_id: &str) -> Option<(&str, &str)> {
-    client_id
-        .split_once(SEPARATOR)
-        .filter(|(target, id)| !target.is_empty() && !id.is_empty())
-}
 
 /// Whether the client declared the tasks extension in this request's `_meta`.
 fn declared(inbound: &Inbound) -> bool {
@@ -83,7 +68,8 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         );
     };
     let snapshot = router.snapshot();
-    let Some((slot, upstream_task)) = split(&client_task).and_then(|(name, task)| Some((snapshot.slot(name)?, task)))
+    let Some((slot, upstream_task)) =
+        split_client_task_id(&client_task).and_then(|(name, task)| Some((snapshot.slot(name)?, task)))
     else {
         return Outcome::error(id, jsonrpc::INVALID_PARAMS, format!("unknown task `{client_task}`"));
     };
@@ -99,7 +85,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     };
     let upstream_task = upstream_task.to_owned();
     // The channel carries the caller's credential for this target, as the call that created the task did.
-    let channel = match Channel::open(&target, context, false, inbound.acting.clone()).await {
+    let channel = match Channel::open(&target, context, Sharing::Shared, inbound.acting.clone()).await {
         Ok(channel) => channel,
         Err(error) => {
             record.finish(CallOutcome::of_error(error.code()));
@@ -114,7 +100,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         trace.write_meta(&mut message);
     }
     let progress_token = message["params"]["_meta"].get(meta::PROGRESS_TOKEN).cloned();
-    forward::forward(Forward {
+    relay::forward(Forward {
         channel,
         message: Outgoing::Tree(message),
         client_id: id,
@@ -139,16 +125,6 @@ pub fn is_task_method(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn task_ids_carry_their_target_and_split_back() {
-        let id = client_task_id("fm", "PtR5.0lY");
-        assert_eq!(id, "fm.PtR5.0lY");
-        assert_eq!(split(&id), Some(("fm", "PtR5.0lY")));
-        assert_eq!(split("no-separator"), None);
-        assert_eq!(split(".x"), None);
-        assert_eq!(split("fm."), None);
-    }
 
     #[test]
     fn every_tasks_method_has_its_label() {

@@ -1,9 +1,8 @@
 //! The GET stream of a session mcplex opened for one call (a 2026-07-28 client's call to a session-era
 //! target), where the target sends the requests it ties to no call. When the target closes it mid-call, it
-//! is reopened as a client session's GET stream is: from the last event id, after the `retry` it asked for.
+//! is reopened as every upstream stream is ([`Reopen`]), a bounded number of times.
 
-use crate::route::session::{FIRST_BACKOFF, MAX_BACKOFF};
-use crate::upstream::reply::MIN_RESUME_WAIT;
+use crate::upstream::reopen::Reopen;
 use crate::upstream::{LegacySession, MessageStream, Received, UpstreamError};
 use std::future::Future;
 use std::pin::Pin;
@@ -15,26 +14,24 @@ const MAX_REOPENS: u32 = 16;
 type Reopening = Pin<Box<dyn Future<Output = Result<Option<MessageStream>, UpstreamError>> + Send>>;
 
 /// One call's GET stream, reopened when its target closes it.
-pub struct SideStream {
+pub struct CallGetStream {
     session: Arc<LegacySession>,
     stream: Option<MessageStream>,
-    /// Under way while the stream is closed: the wait the target asked for, then the GET.
+    /// Under way while the stream is closed: the wait, then the GET.
     reopening: Option<Reopening>,
-    resume_from: Option<String>,
-    retry: Option<std::time::Duration>,
-    reopens: u32,
+    reopen: Reopen,
 }
 
-impl SideStream {
+impl CallGetStream {
     /// The GET stream `stream` of the call's own `session`.
     pub fn new(session: Arc<LegacySession>, stream: MessageStream) -> Self {
+        let mut reopen = Reopen::at_most(MAX_REOPENS);
+        reopen.opened();
         Self {
             session,
             stream: Some(stream),
             reopening: None,
-            resume_from: None,
-            retry: None,
-            reopens: 0,
+            reopen,
         }
     }
 
@@ -46,13 +43,16 @@ impl SideStream {
                 let opened = reopening.as_mut().await;
                 self.reopening = None;
                 match opened {
-                    Ok(Some(stream)) => self.stream = Some(stream),
+                    Ok(Some(stream)) => {
+                        self.reopen.opened();
+                        self.stream = Some(stream);
+                    }
                     // No GET stream any more (405): nothing more will come this way.
                     Ok(None) => return std::future::pending().await,
                     Err(error) => {
                         // The target may have dropped the events it was asked to replay: try afresh.
                         tracing::debug!(%error, "reopening a call's GET stream failed");
-                        self.resume_from = None;
+                        self.reopen.start_afresh();
                         self.schedule_reopen();
                         continue;
                     }
@@ -64,10 +64,7 @@ impl SideStream {
             match stream.next().await {
                 Some(Ok(received)) => return received,
                 Some(Err(_)) | None => {
-                    if let Some(id) = stream.last_event_id() {
-                        self.resume_from = Some(id.to_owned());
-                    }
-                    self.retry = stream.retry().or(self.retry);
+                    self.reopen.ended(stream.last_event_id(), stream.retry());
                     self.stream = None;
                     self.schedule_reopen();
                 }
@@ -77,12 +74,9 @@ impl SideStream {
 
     /// Starts the wait and the GET that reopen the stream, unless it was reopened too often already.
     fn schedule_reopen(&mut self) {
-        if self.reopens >= MAX_REOPENS {
-            return;
-        }
-        self.reopens += 1;
-        let wait = self.retry.unwrap_or(FIRST_BACKOFF).clamp(MIN_RESUME_WAIT, MAX_BACKOFF);
-        let (session, resume_from) = (self.session.clone(), self.resume_from.clone());
+        let Some(wait) = self.reopen.next_wait() else { return };
+        let session = self.session.clone();
+        let resume_from = self.reopen.resume_from().map(str::to_owned);
         self.reopening = Some(Box::pin(async move {
             tokio::time::sleep(wait).await;
             session.open_stream(resume_from.as_deref()).await

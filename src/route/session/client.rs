@@ -5,66 +5,27 @@
 use crate::budget::Budget;
 use crate::identity::Acting;
 use crate::metrics::{Delivery, Metrics};
-use crate::protocol::{ClientContext, jsonrpc, method};
+use crate::protocol::ClientContext;
 use crate::route::channel::Channel;
-use crate::route::chunk::{Chunk, encode};
-use crate::route::router::Router;
-use crate::route::streams::{ClientStreams, Route};
-use crate::route::subscribe::ResourceListens;
+use crate::route::session::chunk::{Chunk, encode};
+use crate::route::session::listens::ResourceListens;
+use crate::route::session::server_requests::{
+    MAX_PENDING_SERVER_REQUESTS, PendingServerRequest, TooManyPending, refuse_server_request,
+};
+use crate::route::session::streams::{ClientStreams, Route};
 use crate::sync::lock;
-use crate::upstream::reply::MIN_RESUME_WAIT;
-use crate::upstream::{LegacySession, Link, MessageStream, Target, UpstreamError};
+use crate::upstream::Link;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-
-/// The first wait before reopening a target's GET stream or listen that ended or failed; it doubles up to
-/// `MAX_BACKOFF`.
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest wait before reopening a target's GET stream or listen.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Messages queued for the client's GET stream before it connects (or while it reconnects).
 pub const STREAM_QUEUE: usize = 256;
 /// Bytes those queued messages may take.
 pub const STREAM_QUEUE_BYTES: usize = 1024 * 1024;
-/// Requests from targets waiting for this client's answer; more are refused at once.
-pub const MAX_PENDING_SERVER_REQUESTS: usize = 256;
-
-/// A request to the client waiting for its answer.
-pub enum PendingServerRequest {
-    /// A session-era target's own request: the answer goes back to it with the id it used.
-    Upstream {
-        /// Where the answer goes.
-        channel: Channel,
-        /// The id the target used.
-        upstream_id: Value,
-    },
-    /// An input a 2026-07-28 target asked for in an `input_required` result: the answer goes to the
-    /// call that is bridging it.
-    Bridged(oneshot::Sender<Value>),
-}
-
-impl PendingServerRequest {
-    /// Answers the request with an error at once (the client cannot be asked).
-    pub fn refuse(self, reason: String) {
-        match self {
-            Self::Upstream { channel, upstream_id } => refuse_server_request(&channel, upstream_id, reason),
-            Self::Bridged(answer) => {
-                drop(answer.send(json!({ "error": { "code": jsonrpc::INTERNAL_ERROR, "message": reason } })))
-            }
-        }
-    }
-}
-
-/// The client already has as many unanswered requests as it may.
-#[derive(Debug, thiserror::Error)]
-#[error("the client has {MAX_PENDING_SERVER_REQUESTS} unanswered requests from targets")]
-pub struct TooManyPending;
 
 type ChannelCell = (Arc<Link>, Arc<OnceCell<Channel>>);
 
@@ -82,17 +43,17 @@ pub struct ClientSession {
     pub id: String,
     /// The client's identity and capabilities.
     pub context: Arc<ClientContext>,
-    channels: Mutex<HashMap<String, ChannelCell>>,
+    pub(super) channels: Mutex<HashMap<String, ChannelCell>>,
     server_requests: Mutex<HashMap<String, PendingServerRequest>>,
     in_flight: Mutex<HashMap<String, InFlight>>,
-    log_level: Mutex<Option<Value>>,
+    pub(super) log_level: Mutex<Option<Value>>,
     next_server_request: AtomicU64,
     outbox: mpsc::Sender<Chunk>,
     inbox: tokio::sync::Mutex<mpsc::Receiver<Chunk>>,
     queued_bytes: AtomicUsize,
     budget: Arc<Budget>,
     metrics: Arc<Metrics>,
-    closed: CancellationToken,
+    pub(super) closed: CancellationToken,
     /// The streams the client is reading now.
     pub streams: Arc<ClientStreams>,
     /// The caller the session belongs to, when inbound identity is on (its token is updated with each
@@ -131,56 +92,6 @@ impl ClientSession {
             acting,
             listens: ResourceListens::default(),
         })
-    }
-
-    /// The channel to `target`, opened on first use (a legacy target gets a session of this client's own).
-    /// Only callers for the same target wait for the opening; it is bounded by that target's deadline.
-    pub async fn channel(
-        self: &Arc<Self>,
-        router: &Arc<Router>,
-        target: &Arc<Target>,
-    ) -> Result<Channel, UpstreamError> {
-        let cell = {
-            let mut channels = lock(&self.channels);
-            match channels.get(target.name()) {
-                Some((known, cell)) if Arc::ptr_eq(known, target.link()) => cell.clone(),
-                _ => {
-                    // Channels to targets the config dropped are forgotten here, so nothing keeps them alive.
-                    channels.retain(|_, (known, _)| !known.retired().is_cancelled());
-                    let cell = Arc::new(OnceCell::new());
-                    channels.insert(target.name().to_owned(), (target.link().clone(), cell.clone()));
-                    cell
-                }
-            }
-        };
-        if let Some(channel) = cell.get() {
-            return Ok(channel.clone());
-        }
-        // Opening is rare and its future large (discovery, initialize, the GET stream): it lives on the heap,
-        // so the future of every call stays small.
-        let channel = Box::pin(cell.get_or_try_init(|| async {
-                let channel = Channel::open(target, &self.context, true, self.acting.clone()).await?;
-                if let Some(level) = lock(&self.log_level).clone() {
-                    let set_level = json!({"jsonrpc":"2.0","id": target.next_request_id(),"method": method::SET_LEVEL,"params":{"level": level}});
-                    channel.send_detached(set_level, "logging/setLevel");
-                }
-                if let Some(upstream) = channel.legacy_session() {
-                    // The GET stream is open before the first call goes out: TypeScript SDK servers send
-                    // requests tied to no call only on a stream that already exists, and drop them otherwise.
-                    let first = upstream.open_stream(None).await;
-                    tokio::spawn(pump_session_stream(
-                        Arc::downgrade(self),
-                        Arc::downgrade(router),
-                        channel.clone(),
-                        upstream.clone(),
-                        self.closed.clone(),
-                        Some(first),
-                    ));
-                }
-                Ok::<_, UpstreamError>(channel)
-            }))
-            .await?;
-        Ok(channel.clone())
     }
 
     /// A token cancelled when the session ends.
@@ -278,7 +189,7 @@ impl ClientSession {
     /// stream, else holds it for the call stream of a call in flight whose stream has not started; gives it
     /// back when there is none of those.
     fn carry(&self, channel: &Channel, message: Value) -> Result<Delivery, Value> {
-        match self.streams.route_for(channel.target()) {
+        match self.streams.route_for(channel.link()) {
             Route::GetStream => {
                 self.push_to_stream(message);
                 Ok(Delivery::GetStream)
@@ -305,7 +216,7 @@ impl ClientSession {
 
     /// Counts a request `channel`'s target sent to this client, by how it was delivered.
     pub fn count_server_request(&self, channel: &Channel, delivery: Delivery) {
-        self.metrics.server_request(channel.target().name(), delivery);
+        self.metrics.server_request(channel.link().name(), delivery);
     }
 
     /// Makes a request to the client for the bridge: the message to send it (with an id in this
@@ -349,14 +260,14 @@ impl ClientSession {
     /// request from that target, so the notice has nothing to cancel and is not passed on.
     pub fn cancelled_server_request(&self, channel: &Channel, mut notice: Value) -> Option<Value> {
         let upstream = notice.get("params")?.get("requestId")?;
-        let target = channel.target().name();
+        let target = channel.link().name();
         let client_id = {
             let mut pending = lock(&self.server_requests);
             let client_id = pending
                 .iter()
                 .find(|(_, request)| match request {
                     PendingServerRequest::Upstream { channel, upstream_id } => {
-                        upstream_id == upstream && channel.target().name() == target
+                        upstream_id == upstream && channel.link().name() == target
                     }
                     PendingServerRequest::Bridged(_) => false,
                 })
@@ -422,10 +333,10 @@ impl ClientSession {
 
     /// True when a request the client has in flight at `channel`'s target asked for progress under `token`.
     pub fn awaits_progress(&self, channel: &Channel, token: &Value) -> bool {
-        let target = channel.target().name();
+        let target = channel.link().name();
         lock(&self.in_flight)
             .values()
-            .any(|call| call.progress_token.as_ref() == Some(token) && call.channel.target().name() == target)
+            .any(|call| call.progress_token.as_ref() == Some(token) && call.channel.link().name() == target)
     }
 
     /// Queues a message for the GET stream. When the queue is full (in messages or bytes) the message
@@ -472,116 +383,4 @@ impl ClientSession {
         )
         .await;
     }
-}
-
-/// Answers a target's request with an error at once (the client cannot or will not answer it).
-pub fn refuse_server_request(channel: &Channel, upstream_id: Value, reason: String) {
-    tracing::warn!(target_name = channel.target().name(), %reason, "a request from the target was refused");
-    let error = jsonrpc::error(Some(upstream_id), jsonrpc::INTERNAL_ERROR, reason);
-    channel.send_detached(error, "refusal of a server request");
-}
-
-/// Reads the upstream GET stream (starting with `first`, when the caller already opened it) while the
-/// client session lives and the target is configured, reconnecting with backoff. A stream whose events had
-/// ids is reopened with `Last-Event-ID` after the wait the target asked for (SEP-1699), so what the target
-/// sent while it was closed is replayed rather than lost. Opening the stream is bounded by the target's
-/// deadline; an open stream may stay quiet for as long as the target likes.
-pub async fn pump_session_stream(
-    session: Weak<ClientSession>,
-    router: Weak<Router>,
-    channel: Channel,
-    upstream: Arc<LegacySession>,
-    closed: CancellationToken,
-    mut first: Option<Result<Option<MessageStream>, UpstreamError>>,
-) {
-    let target = upstream.target().clone();
-    let retired = target.retired().clone();
-    let mut backoff = FIRST_BACKOFF;
-    let mut resume_from: Option<String> = None;
-    let mut retry: Option<Duration> = None;
-    loop {
-        let opened = match first.take() {
-            Some(opened) => opened,
-            None => tokio::select! {
-                opened = upstream.open_stream(resume_from.as_deref()) => opened,
-                _ = retired.cancelled() => break,
-                _ = closed.cancelled() => return,
-            },
-        };
-        let mut wait = backoff;
-        match opened {
-            Ok(None) => return,
-            Ok(Some(mut stream)) => {
-                backoff = FIRST_BACKOFF;
-                loop {
-                    let next = tokio::select! {
-                        next = stream.next() => next,
-                        _ = retired.cancelled() => break,
-                        _ = closed.cancelled() => return,
-                    };
-                    let Some(Ok(received)) = next else { break };
-                    let Some(session) = session.upgrade() else { return };
-                    match received.message.value() {
-                        Ok(message) => deliver(&session, &router, &channel, message),
-                        Err(error) => {
-                            tracing::debug!(target_name = target.name(), %error, "a GET stream event is not JSON; skipped")
-                        }
-                    }
-                }
-                // A replay that brought nothing new leaves the last id where it was.
-                if let Some(id) = stream.last_event_id() {
-                    resume_from = Some(id.to_owned());
-                }
-                // `retry` holds for every later reconnection, as in SSE.
-                retry = stream.retry().or(retry);
-                if resume_from.is_some() {
-                    wait = retry.unwrap_or(FIRST_BACKOFF).clamp(MIN_RESUME_WAIT, MAX_BACKOFF);
-                }
-            }
-            Err(error) => {
-                if matches!(error, UpstreamError::Status { .. }) && resume_from.take().is_some() {
-                    // The target would not resume from that id (it may have dropped its events): start afresh.
-                    tracing::debug!(target_name = target.name(), %error, "resuming the GET stream was refused; reopening it afresh");
-                    continue;
-                }
-                tracing::debug!(target_name = target.name(), %error, "upstream GET stream unavailable");
-            }
-        }
-        if retired.is_cancelled() {
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = retired.cancelled() => break,
-            _ = closed.cancelled() => return,
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-    // The config dropped the target: the session forgets its channel so nothing reconnects to it.
-    if let Some(session) = session.upgrade() {
-        session.forget_channel(&target);
-    }
-}
-
-fn deliver(session: &Arc<ClientSession>, router: &Weak<Router>, channel: &Channel, message: Value) {
-    let name = message.get("method").and_then(Value::as_str).unwrap_or("");
-    if name.ends_with(method::LIST_CHANGED_SUFFIX) && name != method::ROOTS_LIST_CHANGED {
-        // Names differ after merging: refresh, and the router tells every client what changed.
-        if let Some(router) = router.upgrade() {
-            router.refresh_target(channel.target().name());
-        }
-        return;
-    }
-    if name == method::CANCELLED {
-        // The target gave up on a request it sent: the client knows that request by mcplex's id.
-        if let Some(notice) = session.cancelled_server_request(channel, message) {
-            session.deliver_cancellation(channel, notice);
-        }
-        return;
-    }
-    if message.get("id").is_none() || name.is_empty() {
-        session.push_to_stream(message);
-        return;
-    }
-    session.deliver_server_request(channel, message);
 }

@@ -4,57 +4,13 @@
 //! client's GET stream.
 
 use crate::protocol::{jsonrpc, method};
-use crate::route::adapt::strip_modern_meta;
-use crate::route::channel::Channel;
-use crate::route::session::{ClientSession, FIRST_BACKOFF, MAX_BACKOFF};
-use crate::sync::lock;
+use crate::route::channel::{Channel, strip_modern_meta};
+use crate::route::session::{ClientSession, MAX_WATCHED};
+use crate::upstream::reopen::Reopen;
 use crate::upstream::{MessageStream, Reply, UpstreamError};
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-/// A listen that stayed open this long was steady: the next reopen starts from `FIRST_BACKOFF` again.
-const STEADY: Duration = Duration::from_secs(5);
-
-/// URIs one client may watch at one target.
-pub const MAX_WATCHED: usize = 256;
-
-/// The resources a session-era client watches at each 2026-07-28 target, and the listen carrying them.
-#[derive(Default)]
-pub struct ResourceListens {
-    by_target: Mutex<HashMap<String, (BTreeSet<String>, CancellationToken)>>,
-}
-
-impl ResourceListens {
-    /// Adds or removes `uri` at `target`: the URIs to listen for now, and the token of the listen that
-    /// replaces the old one (cancelled here). `None` when the client watches too many already.
-    fn change(
-        &self,
-        target: &str,
-        uri: &str,
-        watch: bool,
-        parent: &CancellationToken,
-    ) -> Option<(Vec<String>, CancellationToken)> {
-        let mut by_target = lock(&self.by_target);
-        let (uris, listening) = by_target
-            .entry(target.to_owned())
-            .or_insert_with(|| (BTreeSet::new(), CancellationToken::new()));
-        if watch {
-            if uris.len() >= MAX_WATCHED && !uris.contains(uri) {
-                return None;
-            }
-            uris.insert(uri.to_owned());
-        } else {
-            uris.remove(uri);
-        }
-        listening.cancel();
-        *listening = parent.child_token();
-        Some((uris.iter().cloned().collect(), listening.clone()))
-    }
-}
 
 /// Subscribes (or unsubscribes) `uri` for `session` at the 2026-07-28 target behind `channel`.
 pub async fn change(
@@ -63,7 +19,7 @@ pub async fn change(
     uri: &str,
     watch: bool,
 ) -> Result<(), UpstreamError> {
-    let target = channel.target();
+    let target = channel.link();
     let Some((uris, listening)) = session.listens.change(target.name(), uri, watch, &session.ended()) else {
         return Err(UpstreamError::Refused {
             target: target.name().into(),
@@ -90,7 +46,7 @@ pub async fn change(
 
 /// Opens a `subscriptions/listen` for `uris` at the 2026-07-28 target behind `channel`.
 pub async fn open_listen(channel: &Channel, uris: &[String]) -> Result<MessageStream, UpstreamError> {
-    let target = channel.target();
+    let target = channel.link();
     let listen = json!({ "jsonrpc": "2.0", "id": target.next_request_id(), "method": method::LISTEN, "params": { "notifications": { "resourceSubscriptions": uris } } });
     match channel.send(listen, None).await? {
         Reply::Stream(stream) => Ok(stream),
@@ -144,9 +100,9 @@ impl Updates {
 /// the target sent while no listen was open are lost, so after a reopen every URI is announced as
 /// possibly updated: clients read it again rather than keep a stale copy. Callers stop it by dropping it.
 pub async fn keep_listening(channel: Channel, uris: Vec<String>, mut stream: MessageStream, deliver: Updates) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut reopen = Reopen::unlimited();
     loop {
-        let opened_at = Instant::now();
+        reopen.opened();
         while let Some(Ok(received)) = stream.next().await {
             let Ok(message) = received.message.value() else {
                 continue;
@@ -155,21 +111,18 @@ pub async fn keep_listening(channel: Channel, uris: Vec<String>, mut stream: Mes
                 return;
             }
         }
-        if opened_at.elapsed() >= STEADY {
-            backoff = FIRST_BACKOFF;
-        }
+        // A listen is reopened with a new request, never resumed: what came meanwhile is announced below.
+        reopen.ended(None, None);
         tracing::debug!(
-            target_name = channel.target().name(),
-            ?backoff,
+            target_name = channel.link().name(),
             "the target ended subscriptions/listen; reopening it"
         );
         stream = loop {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            reopen.pause().await;
             match open_listen(&channel, &uris).await {
                 Ok(stream) => break stream,
                 Err(error) => {
-                    tracing::debug!(target_name = channel.target().name(), %error, "reopening subscriptions/listen failed")
+                    tracing::debug!(target_name = channel.link().name(), %error, "reopening subscriptions/listen failed")
                 }
             }
         };

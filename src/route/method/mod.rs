@@ -1,12 +1,19 @@
 //! What each client message does: answered by mcplex (lists, discover, ping, setLevel), routed to one
 //! target (by the item or the task it names), or carried back to the target that is waiting for it.
 
+mod access;
+mod call;
+mod listen;
+mod local;
+mod tasks;
+
+pub use local::initialize_result;
+
 use crate::catalog::ItemKind;
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::message::{Caller, Inbound, Outcome};
-use crate::route::router::Router;
+use crate::route::refresh::Router;
 use crate::route::session::PendingServerRequest;
-use crate::route::{call, listen, own, tasks};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -33,10 +40,10 @@ fn request(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Outco
     async move {
         let era = inbound.caller.era();
         let id = inbound.id();
-        let answer = |result: Value| Outcome::Message(jsonrpc::result(id.clone(), own::finish(era, result)));
+        let answer = |result: Value| Outcome::Message(jsonrpc::result(id.clone(), local::finish(era, result)));
         let name = inbound.message.method();
         if let Some(kind) = ItemKind::from_list_method(name) {
-            return own::list_page(router, &inbound, kind);
+            return local::list_page(router, &inbound, kind);
         }
         if era == Era::Modern && method::REMOVED_IN_MODERN.contains(&name) {
             return Outcome::error(
@@ -47,7 +54,7 @@ fn request(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Outco
         }
         match name {
             method::PING => answer(json!({})),
-            method::DISCOVER => answer(own::discover_result(&router.snapshot())),
+            method::DISCOVER => answer(local::discover_result(&router.snapshot())),
             method::SET_LEVEL => {
                 set_level(&inbound);
                 answer(json!({}))
@@ -82,7 +89,7 @@ fn set_level(inbound: &Inbound) {
     };
     session.set_log_level(level.clone());
     for channel in session.open_channels() {
-        let request = json!({ "jsonrpc": "2.0", "id": channel.target().next_request_id(), "method": method::SET_LEVEL, "params": { "level": level } });
+        let request = json!({ "jsonrpc": "2.0", "id": channel.link().next_request_id(), "method": method::SET_LEVEL, "params": { "level": level } });
         channel.send_detached(request, "logging/setLevel");
     }
 }

@@ -5,9 +5,10 @@ use crate::budget::Hold;
 use crate::catalog::{Entry, ItemKind, cursor};
 use crate::identity::Acting;
 use crate::protocol::{self, Era, jsonrpc, meta};
+use crate::route::channel::RESULT_COMPLETE;
 use crate::route::message::{Inbound, Outcome};
-use crate::route::router::{Router, Snapshot};
-use crate::route::{adapt, decide};
+use crate::route::method::access;
+use crate::route::refresh::{Router, Snapshot};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -68,7 +69,7 @@ pub fn finish(era: Era, mut result: Value) -> Value {
     if era == Era::Modern
         && let Some(object) = result.as_object_mut()
     {
-        object.insert("resultType".into(), adapt::RESULT_COMPLETE.into());
+        object.insert("resultType".into(), RESULT_COMPLETE.into());
     }
     result
 }
@@ -96,13 +97,13 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
             entries
                 .iter()
                 .filter(|entry| {
-                    let item = decide::Item {
+                    let item = access::Item {
                         kind,
                         exposed: &entry.exposed,
                         upstream: &entry.original,
                         target: &entry.target,
                     };
-                    decide::decide(policy, principal.as_deref(), router.profile.as_deref(), &item).allowed
+                    access::decide(policy, principal.as_deref(), router.profile.as_deref(), &item).allowed
                 })
                 .collect()
         });
