@@ -18,6 +18,7 @@ mod node;
 mod on_behalf;
 mod process;
 mod profiles;
+mod reference;
 mod rogue;
 mod security;
 mod server_requests;
