@@ -56,7 +56,10 @@ fn every_key_of_the_schema_has_an_entry_in_the_reference() {
     let keys = schema_keys();
     // The reader must see the schema, or nothing would be checked.
     for known in ["actorPath", "resource", "serverName", "valueFile", "path"] {
-        assert!(keys.iter().any(|(_, key)| key == known), "`{known}` not read from the schema: {keys:?}");
+        assert!(
+            keys.iter().any(|(_, key)| key == known),
+            "`{known}` not read from the schema: {keys:?}"
+        );
     }
     let reference = reference();
     // An entry is a table row whose first cell names the key, alone or within a dotted path (a section's
@@ -67,8 +70,11 @@ fn every_key_of_the_schema_has_an_entry_in_the_reference() {
             cell.split('.').any(|segment| segment == key)
         })
     };
-    let missing: Vec<String> =
-        keys.iter().filter(|(_, key)| !documented(key)).map(|(owner, key)| format!("{owner}.{key}")).collect();
+    let missing: Vec<String> = keys
+        .iter()
+        .filter(|(_, key)| !documented(key))
+        .map(|(owner, key)| format!("{owner}.{key}"))
+        .collect();
     assert!(missing.is_empty(), "keys with no entry in docs/config.md: {missing:?}");
 }
 
@@ -80,12 +86,18 @@ fn every_example_of_the_reference_is_a_config_the_sidecar_reads() {
         let yaml = block.split("```").next().unwrap();
         // Snippets of one section are checked in place: an `auth:` snippet sits inside a target.
         let text = if yaml.starts_with("auth:") {
-            format!("targets:\n  - name: t\n    url: http://127.0.0.1:1/mcp\n{}", indent(yaml, 4))
+            format!(
+                "targets:\n  - name: t\n    url: http://127.0.0.1:1/mcp\n{}",
+                indent(yaml, 4)
+            )
         } else {
             yaml.to_owned()
         };
         let parsed: Result<mcplex::config::schema::ConfigFile, _> = yaml_serde::from_str(&text);
-        assert!(parsed.is_ok(), "an example does not parse as a config: {parsed:?}\n{text}");
+        assert!(
+            parsed.is_ok(),
+            "an example does not parse as a config: {parsed:?}\n{text}"
+        );
         examples += 1;
     }
     assert!(examples >= 5, "only {examples} examples found");
