@@ -105,6 +105,9 @@ pub enum StartError {
     /// The audit log cannot be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// No randomness for the key that seals parked calls' states.
+    #[error(transparent)]
+    Randomness(#[from] crate::route::NoRandomness),
 }
 
 /// A started sidecar.
@@ -152,7 +155,7 @@ impl Sidecar {
             Metrics::new(options.metrics),
             options.tracing,
             (Arc::new(audit), options.profile.clone()),
-        );
+        )?;
         let endpoint = Endpoint::new(router.clone(), options.limits);
         let shutdown = CancellationToken::new();
         let mcp_endpoint = endpoint.clone();

@@ -132,7 +132,7 @@ pub enum ReadError {
     OverBudget(#[from] OverBudget),
     /// The connection failed while the body was read.
     #[error("the body could not be read: {0}")]
-    Body(String),
+    Body(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Reads a whole body of at most `limit` bytes, growing `hold` by `factor` times every byte read (2 for
@@ -140,7 +140,7 @@ pub enum ReadError {
 pub async fn read_body<B>(mut body: B, limit: usize, hold: &mut Hold, factor: usize) -> Result<Bytes, ReadError>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut first: Option<Bytes> = None;
     // Sized once from Content-Length when the peer sent one: growing by doubling would hold the old and
@@ -152,7 +152,7 @@ where
     let mut rest = BytesMut::new();
     let mut length = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ReadError::Body(e.to_string()))?;
+        let frame = frame.map_err(|e| ReadError::Body(e.into()))?;
         let Ok(data) = frame.into_data() else { continue };
         length += data.len();
         if length > limit {

@@ -14,12 +14,14 @@
 
 mod bridge;
 mod channel;
+mod failure;
 mod message;
 mod method;
 mod refresh;
 mod relay;
 mod session;
 
+pub use bridge::NoRandomness;
 pub use message::{Caller, Inbound, Outcome};
 pub use method::{handle, initialize_result};
 pub use refresh::{DEFAULT_STARTUP_DEADLINE, Router};

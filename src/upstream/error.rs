@@ -1,29 +1,45 @@
-//! Errors from talking to a target; every variant names the target.
+//! Errors from talking to a target; every variant names the target and keeps what caused it as its
+//! `source()`. What a client receives for one is decided in one place (`route`'s failure mapping); the
+//! text of a variant already carries its causes, so logs print it as it is.
 
 use crate::budget::OverBudget;
+use crate::net::error_chain;
 use crate::net::tls::TlsError;
-use crate::protocol::jsonrpc;
 use crate::upstream::credentials::CredentialError;
 use std::time::Duration;
+
+/// What caused a transport failure, kept whole.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// `what`, then the causes of `source` when there is one.
+fn described(what: &str, source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
+    match source {
+        Some(source) => format!("{what}: {}", error_chain(source)),
+        None => what.to_owned(),
+    }
+}
 
 /// Why an exchange with a target failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// No connection could be made, or it broke (the reason carries the transport's error chain).
-    #[error("target `{target}` is unreachable: {reason}")]
+    /// No connection could be made, or it broke.
+    #[error("target `{target}` is unreachable: {}", described(.what, .source.as_deref()))]
     Unreachable {
         /// Target name.
         target: String,
-        /// The transport error and its causes.
-        reason: String,
+        /// What failed (connecting, reading the answer, resuming a stream).
+        what: &'static str,
+        /// The transport's error, when there is one.
+        #[source]
+        source: Option<Cause>,
     },
     /// The connection was made but the TLS handshake failed (certificate, name, protocol).
-    #[error("target `{target}` failed the TLS handshake: {reason}")]
+    #[error("target `{target}` failed the TLS handshake: {}", error_chain(.source.as_ref()))]
     TlsHandshake {
         /// Target name.
         target: String,
-        /// The transport error and its causes.
-        reason: String,
+        /// The transport's error.
+        source: Cause,
     },
     /// No answer within the target's deadline.
     #[error("target `{target}` did not answer within {after:?}")]
@@ -43,7 +59,15 @@ pub enum UpstreamError {
         /// The start of the body.
         body: String,
     },
-    /// The answer was not valid JSON-RPC or MCP.
+    /// The answer could not be read as JSON-RPC.
+    #[error("target `{target}` sent an invalid answer: {source}")]
+    Unreadable {
+        /// Target name.
+        target: String,
+        /// What the parser said.
+        source: Cause,
+    },
+    /// The answer was JSON-RPC but not what MCP or the request called for.
     #[error("target `{target}` sent an invalid answer: {reason}")]
     Garbage {
         /// Target name.
@@ -59,12 +83,22 @@ pub enum UpstreamError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// The target refused to open a session.
+    /// The target answered `initialize` with an error: no session, so nothing can be sent to it this way.
     #[error("target `{target}` refused initialize ({code}): {message}")]
-    Refused {
+    SessionRefused {
         /// Target name.
         target: String,
-        /// The JSON-RPC error code.
+        /// The target's JSON-RPC error code.
+        code: i64,
+        /// The target's error message.
+        message: String,
+    },
+    /// The target answered `subscriptions/listen` with an error (an unknown resource, say).
+    #[error("target `{target}` refused subscriptions/listen ({code}): {message}")]
+    ListenRefused {
+        /// Target name.
+        target: String,
+        /// The target's JSON-RPC error code, which the client receives.
         code: i64,
         /// The target's error message.
         message: String,
@@ -116,12 +150,20 @@ impl UpstreamError {
         }
     }
 
-    /// The JSON-RPC error code a client receives for this failure.
-    pub fn code(&self) -> i64 {
-        match self {
-            Self::Timeout { .. } => jsonrpc::TARGET_TIMEOUT,
-            Self::OverBudget { .. } => jsonrpc::INTERNAL_ERROR,
-            _ => jsonrpc::TARGET_UNAVAILABLE,
+    /// `target` could not be reached: `what` failed, because of `source` when there is one.
+    pub fn unreachable(target: &str, what: &'static str, source: Option<Cause>) -> Self {
+        Self::Unreachable {
+            target: target.into(),
+            what,
+            source,
+        }
+    }
+
+    /// `target` sent something that is not a JSON-RPC message.
+    pub fn unreadable(target: &str, source: impl Into<Cause>) -> Self {
+        Self::Unreadable {
+            target: target.into(),
+            source: source.into(),
         }
     }
 
@@ -132,9 +174,9 @@ impl UpstreamError {
             Self::TlsHandshake { .. } => "tls_handshake",
             Self::Timeout { .. } => "timeout",
             Self::Status { .. } => "http_status",
-            Self::Garbage { .. } => "invalid_answer",
+            Self::Unreadable { .. } | Self::Garbage { .. } => "invalid_answer",
             Self::TooLarge { .. } => "too_large",
-            Self::Refused { .. } => "refused",
+            Self::SessionRefused { .. } | Self::ListenRefused { .. } => "refused",
             Self::Tls { .. } => "tls",
             Self::Credential { .. } => "credential",
             Self::SessionExpired { .. } => "session_expired",

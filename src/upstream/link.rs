@@ -7,7 +7,7 @@ use crate::config::TargetConfig;
 use crate::identity::Acting;
 use crate::metrics::Metrics;
 use crate::net::tls::FileStamps;
-use crate::net::{HttpClient, build_client, error_chain, is_tls_failure};
+use crate::net::{HttpClient, build_client, is_tls_failure};
 use crate::protocol::header::{LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{self, headers as mcp_headers};
@@ -307,7 +307,7 @@ impl Link {
                 .client()
                 .request(request)
                 .await
-                .map_err(|e| self.connect_failed(&e))?;
+                .map_err(|e| self.connect_failed(e))?;
             let session_id = response
                 .headers()
                 .get(MCP_SESSION_ID)
@@ -361,12 +361,7 @@ impl Link {
             request.headers_mut().insert(LAST_EVENT_ID, last_event_id);
         }
         let response = self
-            .deadline(async {
-                self.client()
-                    .request(request)
-                    .await
-                    .map_err(|e| self.connect_failed(&e))
-            })
+            .deadline(async { self.client().request(request).await.map_err(|e| self.connect_failed(e)) })
             .await?;
         match response.status() {
             StatusCode::OK if is_event_stream(response.headers()) => Ok(Some(MessageStream::new(
@@ -487,8 +482,12 @@ impl Link {
                     source,
                 });
             }
-            Err(ReadError::Body(reason)) => {
-                return Err(self.unreachable(format!("reading the answer failed: {reason}")));
+            Err(ReadError::Body(cause)) => {
+                return Err(UpstreamError::unreachable(
+                    self.name(),
+                    "reading the answer failed",
+                    Some(cause),
+                ));
             }
         };
         if status.is_success() {
@@ -524,22 +523,14 @@ impl Link {
     }
 
     /// A request that got no answer: a failed TLS handshake, or the target out of reach.
-    fn connect_failed(&self, error: &hyper_util::client::legacy::Error) -> UpstreamError {
-        let reason = error_chain(error);
-        if is_tls_failure(error) {
+    fn connect_failed(&self, error: hyper_util::client::legacy::Error) -> UpstreamError {
+        if is_tls_failure(&error) {
             return UpstreamError::TlsHandshake {
                 target: self.name().into(),
-                reason,
+                source: Box::new(error),
             };
         }
-        self.unreachable(reason)
-    }
-
-    fn unreachable(&self, reason: String) -> UpstreamError {
-        UpstreamError::Unreachable {
-            target: self.name().into(),
-            reason,
-        }
+        UpstreamError::unreachable(self.name(), "the request failed", Some(Box::new(error)))
     }
 
     fn timeout(&self) -> UpstreamError {

@@ -37,10 +37,8 @@ pub async fn final_response(reply: Reply, id: &Value, target: &str) -> Result<Va
 /// (list pages: a tree of a thousand tools takes ten times their text).
 pub async fn final_message(reply: Reply, id: &Value, target: &str) -> Result<Message, UpstreamError> {
     final_answer(reply, target, |received| {
-        let message = Message::parse(received.message.into_bytes()).map_err(|e| UpstreamError::Garbage {
-            target: target.into(),
-            reason: e.to_string(),
-        })?;
+        let message =
+            Message::parse(received.message.into_bytes()).map_err(|e| UpstreamError::unreadable(target, e))?;
         let is_answer = message.kind == Kind::Response && message.id() == Some(id);
         Ok((message, is_answer))
     })
@@ -99,8 +97,5 @@ impl AsJsonRpcAnswer for Message {
 }
 
 fn not_json(target: &str, error: serde_json::Error) -> UpstreamError {
-    UpstreamError::Garbage {
-        target: target.into(),
-        reason: format!("the answer is not JSON: {error}"),
-    }
+    UpstreamError::unreadable(target, error)
 }

@@ -176,18 +176,19 @@ impl MessageStream {
                 Some(Ok(frame)) => frame,
                 ended => {
                     let broke = match ended {
-                        Some(Err(e)) => Some(format!("stream broke: {e}")),
+                        Some(Err(e)) => Some(e),
                         _ => None,
                     };
                     match self.resume_stream().await {
                         Some(Ok(())) => continue,
                         Some(Err(error)) => return Some(Err(error)),
                         None => {
-                            return broke.map(|reason| {
-                                Err(UpstreamError::Unreachable {
-                                    target: self.target.clone(),
-                                    reason,
-                                })
+                            return broke.map(|cause| {
+                                Err(UpstreamError::unreachable(
+                                    &self.target,
+                                    "the stream broke",
+                                    Some(Box::new(cause)),
+                                ))
                             });
                         }
                     }
@@ -227,10 +228,6 @@ impl MessageStream {
                 "the target closed the stream {MAX_RESUMES} times before the response"
             ))));
         };
-        let unreachable = |reason: String| UpstreamError::Unreachable {
-            target: self.target.clone(),
-            reason,
-        };
         let Ok(last_event_id) = HeaderValue::from_str(last_event_id) else {
             return Some(Err(self.garbage("an SSE event id is not a valid header value".into())));
         };
@@ -242,8 +239,20 @@ impl MessageStream {
         tokio::time::sleep(wait).await;
         let response = match tokio::time::timeout(resume.timeout, resume.client.request(request)).await {
             Ok(Ok(response)) => response,
-            Ok(Err(e)) => return Some(Err(unreachable(format!("resuming the stream failed: {e}")))),
-            Err(_) => return Some(Err(unreachable("resuming the stream timed out".into()))),
+            Ok(Err(e)) => {
+                return Some(Err(UpstreamError::unreachable(
+                    &self.target,
+                    "resuming the stream failed",
+                    Some(Box::new(e)),
+                )));
+            }
+            Err(_) => {
+                return Some(Err(UpstreamError::unreachable(
+                    &self.target,
+                    "resuming the stream timed out",
+                    None,
+                )));
+            }
         };
         if response.status() != StatusCode::OK || !is_event_stream(response.headers()) {
             let status = response.status().as_u16();

@@ -181,7 +181,7 @@ async fn initialize(
     let (reply, session_id) = target.post_with_session_id(&request, &first).await?;
     let response = final_response(reply, &id, target.name()).await?;
     if let Some((code, message)) = jsonrpc::error_of(&response) {
-        return Err(UpstreamError::Refused {
+        return Err(UpstreamError::SessionRefused {
             target: target.name().into(),
             code,
             message: message.to_owned(),

@@ -5,8 +5,8 @@
 //! request, round after round, until the target completes the call.
 
 use crate::metrics::Delivery;
+use crate::protocol::mrtr;
 use crate::protocol::raw::RawMessage;
-use crate::protocol::{jsonrpc, mrtr};
 use crate::route::channel::Channel;
 use crate::route::channel::Outgoing;
 use crate::route::session::Chunk;
@@ -70,27 +70,14 @@ pub enum BridgeError {
         target: String,
     },
     /// The client has too many requests from targets open.
-    #[error(transparent)]
+    #[error("{0}")]
     TooManyPending(#[from] crate::route::session::TooManyPending),
     /// The retry failed on the way.
-    #[error(transparent)]
+    #[error("{0}")]
     Upstream(#[from] UpstreamError),
     /// The client went away.
     #[error("the client went away")]
     ClientGone,
-}
-
-impl BridgeError {
-    /// The JSON-RPC code the client gets.
-    pub fn code(&self) -> i64 {
-        match self {
-            Self::MissingCapability { .. } => jsonrpc::MISSING_CLIENT_CAPABILITY,
-            Self::Upstream(error) => error.code(),
-            Self::BadRequest { .. } => jsonrpc::TARGET_UNAVAILABLE,
-            Self::NoAnswer { .. } => jsonrpc::TARGET_TIMEOUT,
-            _ => jsonrpc::INTERNAL_ERROR,
-        }
-    }
 }
 
 /// Whether a final response asks the client for input.

@@ -5,7 +5,7 @@
 //! number and time; one that is never resumed is dropped (its upstream request cancelled).
 
 use crate::clock::unix_now;
-use crate::protocol::{jsonrpc, method, mrtr};
+use crate::protocol::{method, mrtr};
 use crate::route::channel::CallGetStream;
 use crate::route::channel::Channel;
 use crate::sync::lock;
@@ -38,19 +38,12 @@ pub enum ParkError {
     /// Another caller's state.
     #[error("requestState belongs to another caller")]
     OtherCaller,
+    /// The system gave no randomness for the parked call's id.
+    #[error("no randomness for the parked call's id")]
+    NoRandomness,
     /// The retry lacks an answer the target is waiting for.
     #[error("inputResponses lacks `{0}`")]
     MissingResponse(String),
-}
-
-impl ParkError {
-    /// The JSON-RPC code the client gets.
-    pub fn code(&self) -> i64 {
-        match self {
-            Self::Full => jsonrpc::INTERNAL_ERROR,
-            _ => jsonrpc::INVALID_PARAMS,
-        }
-    }
 }
 
 /// An upstream call waiting for its client's input.
@@ -94,24 +87,30 @@ pub struct ParkedCalls {
     key: hmac::Key,
 }
 
-impl Default for ParkedCalls {
-    fn default() -> Self {
-        let mut secret = [0u8; 32];
-        // Without randomness the states could be forged; the system source does not fail on Linux.
-        let _ = rand::fill(&mut secret);
-        Self {
-            calls: Mutex::new(HashMap::new()),
-            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
-        }
-    }
-}
+/// The system gave no randomness for the key that seals `requestState`: without one the states could be
+/// forged, so the sidecar does not start.
+#[derive(Debug, thiserror::Error)]
+#[error("the system gave no randomness for the key that seals requestState")]
+pub struct NoRandomness;
 
 impl ParkedCalls {
+    /// No call parked yet, and a fresh random key.
+    pub fn new() -> Result<Self, NoRandomness> {
+        let mut secret = [0u8; 32];
+        rand::fill(&mut secret).map_err(|_| NoRandomness)?;
+        Ok(Self {
+            calls: Mutex::new(HashMap::new()),
+            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+        })
+    }
+
     /// Parks a call; returns the sealed `requestState` for the client. A call not resumed within
     /// [`PARK_TTL`] is dropped and its upstream request cancelled.
     pub fn park(self: &Arc<Self>, parked: Parked) -> Result<String, Box<(ParkError, Parked)>> {
         let mut id = [0u8; 16];
-        let _ = rand::fill(&mut id);
+        if rand::fill(&mut id).is_err() {
+            return Err(Box::new((ParkError::NoRandomness, parked)));
+        }
         let id = hex::encode(id);
         let expires = unix_now() + PARK_TTL.as_secs();
         let tag = self.tag(&id, expires, parked.subject.as_deref());

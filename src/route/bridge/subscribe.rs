@@ -12,20 +12,30 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Weak};
 use tokio::sync::mpsc;
 
+/// Why a subscription could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// The client watches as many resources at the target as it may.
+    #[error("this client already watches {limit} resources at the target")]
+    TooManyWatched {
+        /// The limit.
+        limit: usize,
+    },
+    /// The listen carrying the subscription could not be opened.
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+}
+
 /// Subscribes (or unsubscribes) `uri` for `session` at the 2026-07-28 target behind `channel`.
 pub async fn change(
     session: &Arc<ClientSession>,
     channel: &Channel,
     uri: &str,
     watch: bool,
-) -> Result<(), UpstreamError> {
+) -> Result<(), SubscribeError> {
     let target = channel.link();
     let Some((uris, listening)) = session.listens.change(target.name(), uri, watch, &session.ended()) else {
-        return Err(UpstreamError::Refused {
-            target: target.name().into(),
-            code: jsonrpc::INVALID_PARAMS,
-            message: format!("this client already watches {MAX_WATCHED} resources at the target"),
-        });
+        return Err(SubscribeError::TooManyWatched { limit: MAX_WATCHED });
     };
     if uris.is_empty() {
         return Ok(());
@@ -53,7 +63,7 @@ pub async fn open_listen(channel: &Channel, uris: &[String]) -> Result<MessageSt
         Reply::Single(received) => {
             let answer = received.message.value().unwrap_or_default();
             Err(match jsonrpc::error_of(&answer) {
-                Some((code, message)) => UpstreamError::Refused {
+                Some((code, message)) => UpstreamError::ListenRefused {
                     target: target.name().into(),
                     code,
                     message: message.to_owned(),

@@ -15,6 +15,7 @@ use crate::route::bridge::{self, STATE_PREFIX};
 use crate::route::channel::CallGetStream;
 use crate::route::channel::{Channel, Sharing};
 use crate::route::channel::{Outgoing, Rewrite};
+use crate::route::failure;
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::method::access;
 use crate::route::refresh::{Router, Snapshot};
@@ -364,7 +365,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
         };
         let (channel, own_session) = match opened {
             Ok(opened) => opened,
-            Err(error) => return failed(&mut record, id, error.code(), error.to_string()),
+            Err(error) => return failed_with(&mut record, id, &error),
         };
         let parking = match (own_session, &answering) {
             (true, Some(context)) => {
@@ -402,7 +403,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
                     record.finish(CallOutcome::Ok);
                     Outcome::Message(jsonrpc::result(id, json!({})))
                 }
-                Err(error) => failed(&mut record, id, error.code(), error.to_string()),
+                Err(error) => failed_with(&mut record, id, &error),
             };
         }
         let rewrite = Rewrite {
@@ -433,6 +434,13 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
 fn failed(record: &mut CallRecord, id: Value, code: i64, message: String) -> Outcome {
     record.finish(CallOutcome::of_error(code));
     Outcome::error(id, code, message)
+}
+
+/// Answers with the error a failure maps to (see [`failure`]), and records it.
+fn failed_with(record: &mut CallRecord, id: Value, error: &(dyn std::error::Error + 'static)) -> Outcome {
+    let answer = failure::error_answer(id, error);
+    record.finish(CallOutcome::of_error(failure::client_code(error)));
+    Outcome::Message(answer)
 }
 
 /// The context of a 2026-07-28 request whose client declared it can answer elicitation, sampling or
@@ -482,7 +490,7 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
     let subject = principal.as_ref().map(|p| p.subject.clone());
     let parked = match router.parked.take(state, subject.as_deref()) {
         Ok(parked) => parked,
-        Err(error) => return failed(&mut record, id, error.code(), error.to_string()),
+        Err(error) => return failed_with(&mut record, id, &error),
     };
     if parked.channel.link().name() != target.name() {
         router.parked.put_back(state, parked);
@@ -494,13 +502,13 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
         Ok(answers) => answers,
         Err(error) => {
             router.parked.put_back(state, parked);
-            return failed(&mut record, id, error.code(), error.to_string());
+            return failed_with(&mut record, id, &error);
         }
     };
     for answer in answers {
         if let Err(error) = parked.channel.send(answer, None).await {
             bridge::close_own_session(&parked.channel);
-            return failed(&mut record, id, error.code(), error.to_string());
+            return failed_with(&mut record, id, &error);
         }
     }
     let capabilities = inbound

@@ -8,6 +8,7 @@ use crate::metrics::CallOutcome;
 use crate::protocol::{Era, jsonrpc, meta, tasks};
 use crate::route::channel::{Channel, Sharing};
 use crate::route::channel::{Outgoing, split_client_task_id};
+use crate::route::failure;
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::refresh::Router;
 use crate::route::relay::{self, Forward};
@@ -88,8 +89,8 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     let channel = match Channel::open(&target, context, Sharing::Shared, inbound.acting.clone()).await {
         Ok(channel) => channel,
         Err(error) => {
-            record.finish(CallOutcome::of_error(error.code()));
-            return Outcome::error(id, error.code(), error.to_string());
+            record.finish(CallOutcome::of_error(failure::client_code(&error)));
+            return Outcome::Message(failure::error_answer(id, &error));
         }
     };
     // Task methods are rare next to calls: the request is rebuilt as a tree.

@@ -9,7 +9,7 @@ use crate::budget::Budget;
 use crate::catalog::{Catalog, ItemKind};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::route::bridge::ParkedCalls;
+use crate::route::bridge::{NoRandomness, ParkedCalls};
 use crate::route::refresh::TargetSlot;
 use crate::route::session::ListsChanged;
 use crate::sync::lock;
@@ -85,7 +85,8 @@ impl ListsChanged for Router {
 }
 
 impl Router {
-    /// An empty router; it becomes ready with the first [`Router::apply`].
+    /// An empty router; it becomes ready with the first [`Router::apply`]. Fails without randomness for the
+    /// key that seals parked calls' states.
     pub fn new(
         page_size: usize,
         startup_deadline: Duration,
@@ -93,14 +94,15 @@ impl Router {
         metrics: Arc<Metrics>,
         tracing: bool,
         audit: (Arc<AuditLog>, Option<String>),
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, NoRandomness> {
         let empty = Snapshot {
             config: Arc::new(Config::default()),
             slots: Vec::new(),
             catalog: Catalog::default(),
             generation: 0,
         };
-        Arc::new_cyclic(|myself| Self {
+        let parked = Arc::new(ParkedCalls::new()?);
+        Ok(Arc::new_cyclic(|myself| Self {
             snapshot: RwLock::new(Arc::new(empty)),
             publishing: Mutex::new(()),
             changes: broadcast::channel(64).0,
@@ -114,8 +116,8 @@ impl Router {
             tracing,
             audit: audit.0,
             profile: audit.1,
-            parked: Arc::default(),
-        })
+            parked,
+        }))
     }
 
     /// The current snapshot.

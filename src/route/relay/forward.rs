@@ -10,7 +10,8 @@ use crate::route::bridge::close_own_session;
 use crate::route::bridge::{Bridge, BridgeError, asks_for_input};
 use crate::route::channel::CallGetStream;
 use crate::route::channel::Channel;
-use crate::route::channel::{AdaptError, Outgoing, rewrite_response};
+use crate::route::channel::{Outgoing, rewrite_response};
+use crate::route::failure;
 use crate::route::session::Chunk;
 use crate::route::session::ClientSession;
 use crate::telemetry::TraceContext;
@@ -113,13 +114,12 @@ impl Forward {
             },
             Err(error) => {
                 tracing::info!(target_name = self.channel.link().name(), %error, "bridged call failed");
-                let code = error.code();
                 self.finish_with(if matches!(error, BridgeError::ClientGone) {
                     CallOutcome::ClientGone
                 } else {
-                    CallOutcome::of_error(code)
+                    CallOutcome::of_error(failure::client_code(&error))
                 });
-                Chunk::of(&jsonrpc::error(Some(self.client_id.clone()), code, error.to_string()))
+                Chunk::of(&failure::error_answer(self.client_id.clone(), &error))
             }
         }
     }
@@ -191,20 +191,16 @@ impl Forward {
                 Ok((rewritten.json, rewritten.error_code))
             }
             Err(error) => {
-                let code = match error {
-                    AdaptError::NotJson { .. } | AdaptError::NotResponse { .. } => jsonrpc::TARGET_UNAVAILABLE,
-                    AdaptError::InputRequired { .. } => jsonrpc::INTERNAL_ERROR,
-                };
-                self.finish_with(CallOutcome::of_error(code));
-                Err(jsonrpc::error(Some(self.client_id.clone()), code, error.to_string()))
+                self.finish_with(CallOutcome::of_error(failure::client_code(&error)));
+                Err(failure::error_answer(self.client_id.clone(), &error))
             }
         }
     }
 
     /// The error answer for a failed exchange, with its outcome recorded.
     pub(super) fn error(&mut self, error: &UpstreamError) -> Value {
-        self.finish_with(CallOutcome::of_error(error.code()));
-        jsonrpc::error(Some(self.client_id.clone()), error.code(), error.to_string())
+        self.finish_with(CallOutcome::of_error(failure::client_code(error)));
+        failure::error_answer(self.client_id.clone(), error)
     }
 }
 

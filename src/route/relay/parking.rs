@@ -5,6 +5,7 @@ use crate::metrics::CallOutcome;
 use crate::protocol::jsonrpc;
 use crate::route::bridge::{self, Parked, close_own_session};
 use crate::route::channel::CallGetStream;
+use crate::route::failure;
 use crate::route::relay::forward::{Forward, cancel_upstream};
 
 use crate::route::session::{Chunk, refuse_server_request};
@@ -47,8 +48,8 @@ pub(super) async fn park(
             refuse_server_request(&parked.channel, request["id"].clone(), error.to_string());
             cancel_upstream(&parked.channel, &parked.upstream_id, "mcplex cannot park the call");
             close_own_session(&parked.channel);
-            forward.finish_with(CallOutcome::of_error(error.code()));
-            jsonrpc::error(Some(forward.client_id.clone()), error.code(), error.to_string())
+            forward.finish_with(CallOutcome::of_error(failure::client_code(&error)));
+            failure::error_answer(forward.client_id.clone(), &error)
         }
     };
     let deadline = forward.channel.link().config.timeout;
