@@ -64,7 +64,7 @@ enum Command {
         #[arg(long, default_value_t = 1500)]
         startup_deadline_ms: u64,
         /// Session-era client sessions open at once.
-        #[arg(long, default_value_t = mcplex::downstream::sessions::DEFAULT_MAX_SESSIONS)]
+        #[arg(long, default_value_t = mcplex::downstream::session_store::DEFAULT_MAX_SESSIONS)]
         max_sessions: usize,
         /// MCP requests handled at once.
         #[arg(long, default_value_t = mcplex::downstream::handler::DEFAULT_MAX_IN_FLIGHT)]

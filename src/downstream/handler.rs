@@ -4,7 +4,7 @@ use crate::budget::{ReadError, read_body};
 use crate::downstream::authn::{self, Authenticator, Refusal};
 use crate::downstream::guard;
 use crate::downstream::respond::{self, Body};
-use crate::downstream::sessions::{Session, SessionStore};
+use crate::downstream::session_store::{Session, SessionStore};
 use crate::identity::{Acting, Principal};
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::{self, ClientContext, Era, jsonrpc, meta, method};
@@ -40,7 +40,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body: DEFAULT_MAX_BODY,
-            max_sessions: crate::downstream::sessions::DEFAULT_MAX_SESSIONS,
+            max_sessions: crate::downstream::session_store::DEFAULT_MAX_SESSIONS,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_streams: DEFAULT_MAX_STREAMS,
         }

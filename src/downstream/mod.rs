@@ -5,6 +5,6 @@ pub mod authn;
 pub mod guard;
 pub mod handler;
 pub mod respond;
-pub mod sessions;
+pub mod session_store;
 
 pub use handler::Endpoint;

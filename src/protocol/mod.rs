@@ -182,6 +182,14 @@ pub mod method {
     pub const REMOVED_IN_MODERN: [&str; 5] = [INITIALIZE, PING, SET_LEVEL, RESOURCES_SUBSCRIBE, RESOURCES_UNSUBSCRIBE];
 }
 
+/// `resultType` (2026-07-28): what kind of result a response carries.
+pub mod result_type {
+    /// The member's name.
+    pub const KEY: &str = "resultType";
+    /// A final result.
+    pub const COMPLETE: &str = "complete";
+}
+
 /// Multi round-trip requests (2026-07-28): a result that asks the client for input, and the retry
 /// that carries the answers.
 pub mod mrtr {
@@ -214,8 +222,6 @@ pub mod mrtr {
 pub mod tasks {
     /// The extension's key under `capabilities.extensions`.
     pub const EXTENSION: &str = "io.modelcontextprotocol/tasks";
-    /// `resultType` of a result that created a task.
-    pub const RESULT_TASK: &str = "task";
     /// The field naming a task, at the top of results and in the params of `tasks/*` requests.
     pub const TASK_ID: &str = "taskId";
     /// The methods that name a task, routed to the target that created it.

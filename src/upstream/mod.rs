@@ -3,16 +3,16 @@
 
 pub mod credentials;
 pub mod error;
+pub mod legacy_session;
 pub mod link;
 pub mod reopen;
 pub mod reply;
-pub mod session;
 pub mod target;
 
 pub use error::UpstreamError;
+pub use legacy_session::LegacySession;
 pub use link::{ExchangeGuard, Link, Payload};
 pub use reply::{MessageStream, PendingReply, Received, Reply};
-pub use session::LegacySession;
 pub use target::{Dialects, Target};
 
 use crate::protocol::jsonrpc::{Kind, Message};

@@ -5,7 +5,7 @@
 //! number and time; one that is never resumed is dropped (its upstream request cancelled).
 
 use crate::clock::unix_now;
-use crate::protocol::{method, mrtr};
+use crate::protocol::{method, mrtr, result_type};
 use crate::route::channel::CallGetStream;
 use crate::route::channel::Channel;
 use crate::sync::lock;
@@ -211,7 +211,7 @@ pub fn input_required(name: &str, request: &Value, state: &str) -> Value {
         asked["params"] = params.clone();
     }
     json!({
-        "resultType": mrtr::INPUT_REQUIRED,
+        result_type::KEY: mrtr::INPUT_REQUIRED,
         mrtr::INPUT_REQUESTS: { name: asked },
         mrtr::REQUEST_STATE: state,
     })

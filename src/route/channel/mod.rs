@@ -11,7 +11,7 @@ pub use call_get_stream::CallGetStream;
 pub use request::{MetaFor, Outgoing, Rewrite, strip_modern_meta};
 #[cfg(test)]
 pub use request::{add_modern_meta, write_request};
-pub use response::{AdaptError, RESULT_COMPLETE, rewrite_response};
+pub use response::{AdaptError, rewrite_response};
 pub use task_id::{client_task_id, split_client_task_id};
 
 use crate::identity::Acting;

@@ -2,7 +2,7 @@
 //! era expects, and a task's id with its target's name in front.
 
 use crate::protocol::raw::{self, Members, ObjectEnd, ObjectWriter, RawMessage, Splice};
-use crate::protocol::{Era, tasks};
+use crate::protocol::{self, Era, tasks};
 use crate::route::channel::client_task_id;
 use bytes::Bytes;
 use serde_json::Value;
@@ -63,12 +63,12 @@ pub fn rewrite_response(raw: &RawMessage, client_id: &Value, era: Era, target: &
     }
     let result = result.as_ref();
     let result_type = result
-        .and_then(|result| result.get(text, "resultType"))
+        .and_then(|result| result.get(text, protocol::result_type::KEY))
         .map(raw::string);
     if era == Era::Legacy
         && let Some(Some(other)) = result_type
             .as_ref()
-            .filter(|kind| kind.as_deref() != Some(RESULT_COMPLETE))
+            .filter(|kind| kind.as_deref() != Some(protocol::result_type::COMPLETE))
     {
         return Err(AdaptError::InputRequired {
             target: target.to_owned(),
@@ -131,11 +131,11 @@ fn splice_response(edits: &Edits<'_>) -> Option<Vec<u8>> {
         match (era, edits.has_result_type, edits.result_type_is_text) {
             (Era::Legacy, false, _) | (Era::Modern, true, true) => {}
             (Era::Legacy, true, _) | (Era::Modern, true, false) => return None,
-            (Era::Modern, false, _) => {
-                splice.insert_member(&mut ObjectEnd::of(&at, result.is_empty()), "resultType", |out| {
-                    raw::write_string(out, RESULT_COMPLETE)
-                })
-            }
+            (Era::Modern, false, _) => splice.insert_member(
+                &mut ObjectEnd::of(&at, result.is_empty()),
+                protocol::result_type::KEY,
+                |out| raw::write_string(out, protocol::result_type::COMPLETE),
+            ),
         }
         if era == Era::Modern
             && let Some(range) = result.range_of(text, tasks::TASK_ID)
@@ -174,7 +174,7 @@ fn write_result(out: &mut Vec<u8>, members: &Members, edits: &Edits<'_>) {
     for (key, value) in members.iter(text) {
         // A session-era client gets no `resultType`; a 2026-07-28 one gets a string, written below when the
         // target's is not one (copying it too would send the key twice).
-        if key == "resultType" && (era == Era::Legacy || !edits.result_type_is_text) {
+        if key == protocol::result_type::KEY && (era == Era::Legacy || !edits.result_type_is_text) {
             continue;
         }
         // A task's id is unique only at its target: the client sees it with the target's name in front.
@@ -188,13 +188,10 @@ fn write_result(out: &mut Vec<u8>, members: &Members, edits: &Edits<'_>) {
         writer.raw(key, value);
     }
     if era == Era::Modern && !edits.result_type_is_text {
-        writer.string("resultType", RESULT_COMPLETE);
+        writer.string(protocol::result_type::KEY, protocol::result_type::COMPLETE);
     }
     writer.finish();
 }
-
-/// The `resultType` of a final result.
-pub const RESULT_COMPLETE: &str = "complete";
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,7 @@ use crate::route::failure;
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::method::access;
 use crate::route::refresh::{Router, Snapshot};
-use crate::route::relay::{self, Forward, Parking};
+use crate::route::relay::{self, EraBridge, Forward, Parking};
 use crate::telemetry;
 use crate::telemetry::TraceContext;
 use serde_json::{Value, json};
@@ -421,8 +421,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
             record,
             trace,
             span: span.clone(),
-            original: None,
-            parking,
+            bridging: parking.map_or(EraBridge::None, EraBridge::Parking),
             param_headers,
             progress_token,
         });
@@ -524,8 +523,7 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
         record,
         trace,
         span,
-        original: None,
-        parking: Some(Box::new(Parking {
+        bridging: EraBridge::Parking(Box::new(Parking {
             parks: router.parked.clone(),
             capabilities,
             subject,

@@ -5,7 +5,6 @@ use crate::budget::Hold;
 use crate::catalog::{Entry, ItemKind, cursor};
 use crate::identity::Acting;
 use crate::protocol::{self, Era, jsonrpc, meta};
-use crate::route::channel::RESULT_COMPLETE;
 use crate::route::message::{Inbound, Outcome};
 use crate::route::method::access;
 use crate::route::refresh::{Router, Snapshot};
@@ -69,7 +68,10 @@ pub fn finish(era: Era, mut result: Value) -> Value {
     if era == Era::Modern
         && let Some(object) = result.as_object_mut()
     {
-        object.insert("resultType".into(), RESULT_COMPLETE.into());
+        object.insert(
+            protocol::result_type::KEY.into(),
+            protocol::result_type::COMPLETE.into(),
+        );
     }
     result
 }

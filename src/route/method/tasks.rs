@@ -11,7 +11,7 @@ use crate::route::channel::{Outgoing, split_client_task_id};
 use crate::route::failure;
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::refresh::Router;
-use crate::route::relay::{self, Forward};
+use crate::route::relay::{self, EraBridge, Forward};
 use serde_json::json;
 use std::sync::Arc;
 use tracing::Span;
@@ -110,8 +110,7 @@ pub async fn route(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         record,
         trace: inbound.trace,
         span: Span::none(),
-        original: None,
-        parking: None,
+        bridging: EraBridge::None,
         param_headers: Vec::new(),
         progress_token,
     })

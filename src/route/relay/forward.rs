@@ -1,10 +1,11 @@
 //! One client request on its way to a target, and what the relay does with the target's answer: the
 //! client's response written, the outcome recorded, the bridge run for input a session-era client must give.
 
+use crate::budget::Hold;
 use crate::metrics::{CallOutcome, CallRecord};
+use crate::protocol::Era;
 use crate::protocol::method;
 use crate::protocol::raw::RawMessage;
-use crate::protocol::{Era, jsonrpc};
 use crate::route::bridge::ParkedCalls;
 use crate::route::bridge::close_own_session;
 use crate::route::bridge::{Bridge, BridgeError, asks_for_input};
@@ -15,7 +16,7 @@ use crate::route::failure;
 use crate::route::session::Chunk;
 use crate::route::session::ClientSession;
 use crate::telemetry::TraceContext;
-use crate::upstream::{PendingReply, UpstreamError};
+use crate::upstream::{MessageStream, PendingReply, Received, Reply, UpstreamError};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -45,18 +46,42 @@ pub struct Forward {
     pub trace: Option<TraceContext>,
     /// The call's span (`Span::none()` when tracing is off); it ends with the relay.
     pub span: Span,
-    /// The request as sent, kept when the target may ask for input that must be bridged (a session-era
-    /// client calling a 2026-07-28 target): the bridge retries it with the answers.
-    pub original: Option<Value>,
-    /// For a 2026-07-28 client calling a session-era target: where the call is parked when the target
-    /// asks for input mid-call, what the client can answer, and the session the call opened for itself.
-    /// Boxed: few calls need it, and `Forward` lives in every call's future.
-    pub parking: Option<Box<Parking>>,
+    /// How the call crosses eras, when the target may ask its client for input the other era's way.
+    pub bridging: EraBridge,
     /// The `Mcp-Param-*` headers the called tool declares, for a 2026-07-28 target (also on bridged retries).
     pub param_headers: Vec<(HeaderName, HeaderValue)>,
     /// The `_meta.progressToken` the client gave (for a resumed call, the one of the call first parked):
     /// the token the target may report this call's progress under.
     pub progress_token: Option<Value>,
+}
+
+/// What a target's reply to a call leaves the relay to do.
+pub(super) enum Answered {
+    /// The client's final message, the call finished: the target's answer rewritten (with the budget its
+    /// text held, which now covers the copy that goes out), or the error that replaces it.
+    Final(Result<(Bytes, Option<i64>), Value>, Hold),
+    /// An answer asking for input that this call bridges as requests to its client.
+    AsksForInput(RawMessage),
+    /// A stream of messages to relay.
+    Stream(MessageStream),
+}
+
+/// How one call crosses eras when its target asks the client for input.
+pub enum EraBridge {
+    /// Nothing to bridge (same era, or a client that cannot be asked).
+    None,
+    /// A session-era client calling a 2026-07-28 target: the target's `input_required` rounds are asked of
+    /// the client as requests, and `original` (the request as sent) is retried with the answers.
+    InputRounds {
+        /// The request as sent.
+        original: Value,
+        /// The client's session, where the requests go.
+        session: Arc<ClientSession>,
+    },
+    /// A 2026-07-28 client calling a session-era target through a session of the call's own: the call is
+    /// parked when the target asks for input mid-call. Boxed: few calls need it, and `Forward` lives in
+    /// every call's future.
+    Parking(Box<Parking>),
 }
 
 /// What a call needs to be parked for its 2026-07-28 client's input.
@@ -80,29 +105,23 @@ impl Parking {
 }
 
 impl Forward {
-    /// The bridge for a target's request for input, when this call can have one.
-    pub(super) fn bridge<'a>(&'a self, tx: &'a mpsc::Sender<Chunk>) -> Option<Bridge<'a>> {
-        Some(Bridge {
-            channel: &self.channel,
-            session: self.session.as_ref()?,
-            original: self.original.as_ref()?,
-            tx,
-            trace: self.trace.as_ref(),
-            params: &self.param_headers,
-        })
-    }
-
-    /// Runs the input rounds of a bridged call and turns its outcome into the client's final message.
+    /// Runs the input rounds of a call that bridges them and turns the outcome into the client's final
+    /// message. Any other call's answer asking for input is given as it is, which its client cannot read:
+    /// the error that replaces it says so.
     pub(super) async fn bridged_answer(&mut self, first: RawMessage, tx: &mpsc::Sender<Chunk>) -> Chunk {
-        let outcome = match self.bridge(tx) {
-            Some(bridge) => bridge.run(first).await,
-            None => {
-                return Chunk::of(&jsonrpc::error(
-                    Some(self.client_id.clone()),
-                    jsonrpc::INTERNAL_ERROR,
-                    "no bridge",
-                ));
+        let outcome = match &self.bridging {
+            EraBridge::InputRounds { original, session } => {
+                let bridge = Bridge {
+                    channel: &self.channel,
+                    session,
+                    original,
+                    tx,
+                    trace: self.trace.as_ref(),
+                    params: &self.param_headers,
+                };
+                bridge.run(first).await
             }
+            EraBridge::None | EraBridge::Parking(_) => Ok(first),
         };
         match outcome {
             Ok(last) => match self.client_response(&last) {
@@ -124,14 +143,39 @@ impl Forward {
         }
     }
 
+    /// Reads the target's reply to this call: a final answer finishes the call (and ends the session it
+    /// opened for itself, if it did).
+    pub(super) fn answered(&mut self, sent: Result<Reply, UpstreamError>) -> Answered {
+        let failed = match sent {
+            Ok(Reply::Single(Received { message, hold })) if self.must_bridge(&message) => {
+                drop(hold);
+                return Answered::AsksForInput(message);
+            }
+            Ok(Reply::Single(Received { message, hold })) => {
+                self.finish();
+                self.close_own_session();
+                return Answered::Final(self.client_response(&message), hold);
+            }
+            Ok(Reply::Stream(stream)) => return Answered::Stream(stream),
+            Ok(Reply::Accepted) => UpstreamError::no_response(self.channel.link().name()),
+            Err(error) => {
+                tracing::warn!(target_name = self.channel.link().name(), %error, "call failed");
+                error
+            }
+        };
+        self.finish();
+        self.close_own_session();
+        Answered::Final(Err(self.error(&failed)), Hold::none())
+    }
+
     /// Whether the target's final answer asks for input that mcplex must bridge for this client.
     pub(super) fn must_bridge(&self, answer: &RawMessage) -> bool {
-        self.original.is_some() && asks_for_input(answer)
+        matches!(self.bridging, EraBridge::InputRounds { .. }) && asks_for_input(answer)
     }
 
     /// Whether a request the target sent mid-call is to park the call (a 2026-07-28 client that can answer it).
     pub(super) fn parks_for(&self, request: &Value) -> bool {
-        self.session.is_none() && self.parking.as_ref().is_some_and(|p| p.can_answer(request))
+        self.session.is_none() && matches!(&self.bridging, EraBridge::Parking(parking) if parking.can_answer(request))
     }
 
     /// True when progress under `token` (`None`: it named none) is from neither this call nor another call
@@ -161,7 +205,7 @@ impl Forward {
 
     /// Ends the upstream session the call opened for itself, if it did.
     pub(super) fn close_own_session(&self) {
-        if self.parking.is_some() {
+        if matches!(self.bridging, EraBridge::Parking(_)) {
             close_own_session(&self.channel);
         }
     }

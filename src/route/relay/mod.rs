@@ -6,6 +6,6 @@ mod parking;
 mod send;
 mod stream;
 
-pub use forward::{Forward, Parking};
+pub use forward::{EraBridge, Forward, Parking};
 pub use send::forward;
 pub use stream::resume;

@@ -6,7 +6,7 @@ use crate::protocol::jsonrpc;
 use crate::route::bridge::{self, Parked, close_own_session};
 use crate::route::channel::CallGetStream;
 use crate::route::failure;
-use crate::route::relay::forward::{Forward, cancel_upstream};
+use crate::route::relay::forward::{EraBridge, Forward, cancel_upstream};
 
 use crate::route::session::{Chunk, refuse_server_request};
 use crate::upstream::{ExchangeGuard, MessageStream};
@@ -23,7 +23,9 @@ pub(super) async fn park(
     tx: mpsc::Sender<Chunk>,
     exchange: ExchangeGuard,
 ) {
-    let Some(parking) = forward.parking.take() else { return };
+    let EraBridge::Parking(parking) = std::mem::replace(&mut forward.bridging, EraBridge::None) else {
+        return;
+    };
     let name = "input";
     let parked = Parked {
         channel: forward.channel.clone(),

@@ -4,9 +4,9 @@
 use crate::protocol::Era;
 use crate::route::channel::Outgoing;
 use crate::route::message::Outcome;
-use crate::route::relay::forward::{Forward, STREAM_BUFFER};
+use crate::route::relay::forward::{Answered, EraBridge, Forward, STREAM_BUFFER};
 use crate::route::relay::stream::{answer_as_stream, relay_stream};
-use crate::upstream::{Received, Reply, UpstreamError};
+use crate::upstream::Reply;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -28,8 +28,12 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
             );
         }
         let message = std::mem::replace(&mut forward.message, Outgoing::Tree(Value::Null));
-        if forward.era == Era::Legacy && forward.session.is_some() && forward.channel.era() == Era::Modern {
-            forward.original = Some(message.to_tree(forward.trace.as_ref()));
+        if forward.era == Era::Legacy
+            && forward.channel.era() == Era::Modern
+            && let Some(session) = forward.session.clone()
+        {
+            let original = message.to_tree(forward.trace.as_ref());
+            forward.bridging = EraBridge::InputRounds { original, session };
         }
         let sent = match forward.session.as_ref().map(|s| s.streams.clone()) {
             Some(streams) => {
@@ -51,7 +55,7 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
                     }
                 }
             }
-            _ if forward.parking.as_ref().is_some_and(|p| p.side.is_some()) => {
+            _ if matches!(&forward.bridging, EraBridge::Parking(parking) if parking.side.is_some()) => {
                 // The call's own session has a GET stream, where the target may ask for input while it holds
                 // this call's answer (a target answering in JSON sends nothing of it before): the answer is
                 // read as a stream beside the GET stream from the start, so such a request parks the call.
@@ -64,10 +68,9 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
                     .await
             }
         };
-        match sent {
-            Ok(Reply::Single(Received { message, hold })) if forward.must_bridge(&message) => {
+        match forward.answered(sent) {
+            Answered::AsksForInput(message) => {
                 // The client's answers arrive as requests on the call's stream, so the answer becomes a stream.
-                drop(hold);
                 let (tx, rx) = mpsc::channel(STREAM_BUFFER);
                 let span = forward.span.clone();
                 tokio::spawn(
@@ -81,35 +84,17 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
                 );
                 Outcome::Stream(rx)
             }
-            Ok(Reply::Single(Received { message, hold })) => {
-                forward.finish();
-                forward.close_own_session();
-                let answer = forward.client_response(&message);
-                // The target's text is no longer needed; its budget now covers the copy that goes out.
-                drop(message);
-                match answer {
-                    Ok((json, error_code)) => Outcome::Encoded { json, error_code, hold },
-                    Err(error) => Outcome::Message(error),
-                }
-            }
-            Ok(Reply::Stream(stream)) => {
+            Answered::Final(Ok((json, error_code)), hold) => Outcome::Encoded { json, error_code, hold },
+            Answered::Final(Err(error), _) => Outcome::Message(error),
+            Answered::Stream(stream) => {
                 let (tx, rx) = mpsc::channel(STREAM_BUFFER);
                 let span = forward.span.clone();
-                let side = forward.parking.as_mut().and_then(|p| p.side.take());
+                let side = match &mut forward.bridging {
+                    EraBridge::Parking(parking) => parking.side.take(),
+                    EraBridge::None | EraBridge::InputRounds { .. } => None,
+                };
                 tokio::spawn(relay_stream(forward, stream, side, upstream_id, tx, exchange).instrument(span));
                 Outcome::Stream(rx)
-            }
-            Ok(Reply::Accepted) => {
-                forward.finish();
-                forward.close_own_session();
-                let error = UpstreamError::no_response(target.name());
-                Outcome::Message(forward.error(&error))
-            }
-            Err(error) => {
-                forward.finish();
-                forward.close_own_session();
-                tracing::warn!(target_name = target.name(), %error, "call failed");
-                Outcome::Message(forward.error(&error))
             }
         }
     }

@@ -7,11 +7,11 @@ use crate::protocol::{meta, method};
 use crate::route::bridge::Parked;
 use crate::route::channel::CallGetStream;
 use crate::route::message::Outcome;
-use crate::route::relay::forward::{Forward, STREAM_BUFFER, cancel_upstream};
+use crate::route::relay::forward::{Answered, Forward, STREAM_BUFFER, cancel_upstream};
 use crate::route::relay::parking::park;
 
 use crate::route::session::{Chunk, ClientStreams, refuse_server_request};
-use crate::upstream::{ExchangeGuard, MessageStream, PendingReply, Received, Reply, UpstreamError};
+use crate::upstream::{ExchangeGuard, MessageStream, PendingReply, Received, UpstreamError};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -29,31 +29,15 @@ pub(super) async fn answer_as_stream(
 ) {
     let target = forward.channel.link().clone();
     let _listed = streams.open_call(&target, &tx);
-    let chunk = match send.await {
-        Ok(Reply::Stream(stream)) => return relay_stream(forward, stream, None, upstream_id, tx, exchange).await,
-        Ok(Reply::Single(Received { message, hold })) if forward.must_bridge(&message) => {
-            drop(hold);
+    let chunk = match forward.answered(send.await) {
+        Answered::Stream(stream) => return relay_stream(forward, stream, None, upstream_id, tx, exchange).await,
+        Answered::AsksForInput(message) => {
             let chunk = forward.bridged_answer(message, &tx).await;
             forward.finish();
             chunk
         }
-        Ok(Reply::Single(Received { message, hold })) => {
-            forward.finish();
-            match forward.client_response(&message) {
-                Ok((json, _)) => Chunk { json, hold },
-                Err(error) => Chunk::of(&error),
-            }
-        }
-        Ok(Reply::Accepted) => {
-            forward.finish();
-            let error = UpstreamError::no_response(target.name());
-            Chunk::of(&forward.error(&error))
-        }
-        Err(error) => {
-            forward.finish();
-            tracing::warn!(target_name = target.name(), %error, "call failed");
-            Chunk::of(&forward.error(&error))
-        }
+        Answered::Final(Ok((json, _)), hold) => Chunk { json, hold },
+        Answered::Final(Err(error), _) => Chunk::of(&error),
     };
     let _ = tx.send(chunk).await;
 }
