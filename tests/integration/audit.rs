@@ -2,11 +2,10 @@
 //! with caller, profile, names, target, decision, outcome, latency and trace id; never a token, never
 //! the arguments (only their SHA-256 when asked for).
 
-use crate::common::*;
+use crate::support::common::*;
 use mcplex_examples::everything::Versions;
 use serde_json::{Value, json};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn every_call_leaves_one_line_without_tokens_or_arguments() {
@@ -69,14 +68,11 @@ async fn every_call_leaves_one_line_without_tokens_or_arguments() {
     call_text(&client, "e_test_simple_text", json!({})).await;
     client.cancel().await.unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let text = loop {
+    let text = eventually("five audit lines", || async {
         let text = std::fs::read_to_string(&audit_path).unwrap_or_default();
-        if text.lines().count() >= 5 || Instant::now() > deadline {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        (text.lines().count() >= 5).then_some(text)
+    })
+    .await;
     drop(sidecar);
     assert!(
         !text.contains("agent-secret-token"),

@@ -2,7 +2,7 @@
 //! scripts/install-test-tools and configured by tests/authz/server.mjs. Callers get JWT access tokens by
 //! client credentials; RFC 8693 exchange is registered as an extension grant.
 
-use crate::node::NodeServer;
+use crate::support::node::NodeServer;
 use serde_json::Value;
 
 /// The audience callers' tokens are minted for (the `inbound.jwt.audiences` of the sidecar).

@@ -1,6 +1,6 @@
 //! Naming (prefix, allow/deny, rename), collisions, and pagination of merged lists.
 
-use crate::common::*;
+use crate::support::common::*;
 use mcplex_examples::Example;
 use mcplex_examples::everything::Versions;
 use serde_json::json;

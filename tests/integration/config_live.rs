@@ -1,11 +1,10 @@
 //! Live config: the kubelet's atomic ConfigMap swap, invalid edits, in-flight calls across a change.
 
-use crate::common::*;
+use crate::support::common::*;
 use mcplex_examples::Example;
 use mcplex_examples::everything::Versions;
 use serde_json::json;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// Lays out a directory the way the kubelet does: `..<timestamp>/config.yaml`, `..data -> ..<timestamp>`,
 /// and `config.yaml -> ..data/config.yaml`.
@@ -23,23 +22,16 @@ fn kubelet_write(dir: &Path, generation: u32, text: &str) {
     }
 }
 
-async fn wait_for_tool(
-    client: &rmcp::service::RunningService<rmcp::RoleClient, Recorder>,
-    name: &str,
-    present: bool,
-) -> Duration {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(5) {
-        if tool_names(client).await.contains(&name.to_string()) == present {
-            return started.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("tool {name} present={present} not reached within 5 s");
+async fn wait_for_tool(client: &rmcp::service::RunningService<rmcp::RoleClient, Recorder>, name: &str, present: bool) {
+    let what = format!("tool {name} present={present}");
+    until(&what, || async {
+        tool_names(client).await.contains(&name.to_string()) == present
+    })
+    .await;
 }
 
 #[tokio::test]
-async fn a_kubelet_configmap_swap_applies_within_a_second_and_notifies_clients() {
+async fn a_kubelet_configmap_swap_applies_and_notifies_clients() {
     let math = example(Example::Math).await;
     let date = example(Example::Date).await;
     let dir = tempfile::tempdir().unwrap();
@@ -58,14 +50,18 @@ async fn a_kubelet_configmap_swap_applies_within_a_second_and_notifies_clients()
         2,
         &config(&[("math", &math.url(), ""), ("date", &date.url(), "")]),
     );
-    let took = wait_for_tool(&client, "date_today", true).await;
-    assert!(took < Duration::from_secs(1), "applied after {took:?}");
+    wait_for_tool(&client, "date_today", true).await;
     client.service().wait_for("tools_list_changed").await;
     assert_eq!(call_text(&client, "math_add", json!({"a": 1, "b": 2})).await, "3");
 
     // An invalid edit is reported and the last good config stays live.
     kubelet_write(dir.path(), 3, "targets:\n  - name: Bad Name\n    url: nope\n");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let metrics = format!("http://{}/metrics", sidecar.admin_addr);
+    until("the invalid edit is rejected", || async {
+        let page = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        page.contains(r#"mcplex_config_reloads_total{result="rejected"} 1"#)
+    })
+    .await;
     assert!(tool_names(&client).await.contains(&"date_today".to_string()));
 
     // A later valid edit that removes a target applies again.
@@ -83,7 +79,13 @@ async fn in_flight_calls_survive_a_config_change() {
     let client = harness.modern_client().await;
     let call_started = call(&client, "slow_slow", json!({"ms": 800}));
     let edit = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        until("the call is in flight", || async {
+            harness
+                .metrics()
+                .await
+                .contains(r#"mcplex_requests_in_flight{target="slow"} 1"#)
+        })
+        .await;
         // Rename the target: the old one leaves the config while its call is running.
         std::fs::write(
             &harness.config_path,

@@ -2,13 +2,12 @@
 //! mounts the injected container declares (mount paths mapped to temp dirs, ports to free ones) and check
 //! that its probes and `MCP_SERVER_URL` answer.
 
-use crate::common::*;
+use crate::support::common::*;
 use mcplex_examples::Example;
 use mcplex_webhook::{Defaults, Outcome, mutate};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -86,18 +85,11 @@ async fn the_injected_container_spec_runs_the_real_sidecar() {
             probe["httpGet"]["path"].as_str().unwrap()
         )
     };
-    let started = Instant::now();
-    while reqwest::get(probe_url(&sidecar["startupProbe"]))
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "startup probe never passed; args {args:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let startup = probe_url(&sidecar["startupProbe"]);
+    until("the startup probe passes", || async {
+        reqwest::get(&startup).await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
     for probe in ["readinessProbe", "livenessProbe"] {
         assert_eq!(
             reqwest::get(probe_url(&sidecar[probe])).await.unwrap().status(),

@@ -1,12 +1,11 @@
 //! Failure isolation: dead, silent, garbage-speaking and restarting targets.
 
-use crate::common::*;
+use crate::support::common::*;
 use futures_util::StreamExt;
 use mcplex_examples::Example;
 use mcplex_examples::everything::Versions;
 use rmcp::model::SubscribeRequestParams;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -54,13 +53,7 @@ async fn bad_targets_only_lose_their_own_items_and_calls_name_them() {
         ("silent", &silent_url().await, "timeout: 300ms\nprotocol: modern"),
         ("garbage", &garbage_url().await, "protocol: modern"),
     ]);
-    let started = Instant::now();
-    let harness = Harness::start(&yaml).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "start-up waited on a bad target: {:?}",
-        started.elapsed()
-    );
+    let harness = within("start-up beside bad targets", Harness::start(&yaml)).await;
     let client = harness.modern_client().await;
     let names = tool_names(&client).await;
     assert_eq!(names, vec!["math_add", "math_divide", "math_multiply", "math_subtract"]);
@@ -101,7 +94,6 @@ async fn a_slow_call_times_out_by_the_target_timeout_and_others_carry_on() {
     ]))
     .await;
     let client = harness.modern_client().await;
-    let started = Instant::now();
     // No progress token: nothing extends the deadline.
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow_slow", "arguments": {"ms": 3000}, "_meta": modern_meta()}}).to_string();
     let (url, headers) = (harness.url(), modern_headers("tools/call", Some("slow_slow")));
@@ -118,11 +110,6 @@ async fn a_slow_call_times_out_by_the_target_timeout_and_others_carry_on() {
             .unwrap()
             .contains("target `slow` did not answer within 300ms"),
         "{error}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_millis(2000),
-        "{:?}",
-        started.elapsed()
     );
     client.cancel().await.unwrap();
 }
@@ -196,7 +183,7 @@ async fn a_subscription_outlives_a_restart_of_its_target() {
     let mut body = listen.bytes_stream();
     let mut sse = String::new();
     let mut read_until = async |count: usize| {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         while updated_uris(&sse).len() < count {
             match tokio::time::timeout_at(deadline, body.next()).await {
                 Ok(Some(chunk)) => sse.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
@@ -227,12 +214,7 @@ async fn a_subscription_outlives_a_restart_of_its_target() {
             .filter(|e| e["kind"] == "resource_updated")
             .count()
     };
-    for _ in 0..100 {
-        if session_updates() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until("three updates on the session", || async { session_updates() >= 3 }).await;
     assert_eq!(session_updates(), 3, "{:?}", client.service().events());
     client.cancel().await.unwrap();
 }

@@ -2,7 +2,7 @@
 //! another target's and never the agent's; a target whose audience has no token in the pod is down with
 //! an error that says the pod must be restarted.
 
-use crate::common::*;
+use crate::support::common::*;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 

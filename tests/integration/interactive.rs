@@ -1,7 +1,7 @@
 //! Session-era traffic that flows both ways: server requests, progress, logs, subscriptions, list_changed.
 #![allow(deprecated)] // the session-era features under test (logging, resources/subscribe) are deprecated in 2026-07-28
 
-use crate::common::*;
+use crate::support::common::*;
 use mcplex_examples::everything::Versions;
 use rmcp::model::*;
 use serde_json::json;
@@ -150,16 +150,13 @@ async fn a_cancellation_reaches_only_the_target_that_owns_the_call() {
         )
         .await
         .expect("send");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The call's first progress report says the owner is working on it.
+    client.service().wait_for("progress").await;
     handle.cancel(Some("changed my mind".into())).await.expect("cancel");
-    let started = std::time::Instant::now();
-    while call_text(&client, "owner_cancelled_calls", json!({})).await != "1" {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(3),
-            "the owner never saw the cancellation"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    until("the owner sees the cancellation", || async {
+        call_text(&client, "owner_cancelled_calls", json!({})).await == "1"
+    })
+    .await;
     assert_eq!(call_text(&client, "bystander_cancelled_calls", json!({})).await, "0");
     client.cancel().await.unwrap();
 }

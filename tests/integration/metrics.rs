@@ -1,11 +1,10 @@
 //! `/metrics` of a real `mcplex run` after real calls: requests by target, method and outcome, latency,
 //! in-flight, upstream errors, config reloads, and the opt-in per-tool series with its cap.
 
-use crate::common::*;
+use crate::support::common::*;
 use mcplex_examples::Example;
 use mcplex_examples::everything::Versions;
 use serde_json::json;
-use std::time::{Duration, Instant};
 
 fn free_addr() -> String {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -61,27 +60,26 @@ async fn calls_errors_and_reloads_are_counted_by_a_real_sidecar() {
     let gone = call("math_add", json!({"a": 1, "b": 2})).await;
     assert!(gone.contains("-32030"), "{gone}");
     // An invalid edit is rejected, a valid one accepted.
-    std::fs::write(&config_path, "targets: [ {").unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    std::fs::write(&config_path, config(&[("e", &everything.url(), "")])).unwrap();
-
     let scrape = || async {
         let response = reqwest::get(format!("http://{admin}/metrics")).await.unwrap();
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
-        (content_type, response.text().await.unwrap())
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let page = loop {
-        let (content_type, page) = scrape().await;
         assert!(
             content_type.starts_with("application/openmetrics-text"),
             "{content_type}"
         );
-        if value(&page, r#"mcplex_config_reloads_total{result="accepted"}"#) >= 1.0 || Instant::now() > deadline {
-            break page;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        response.text().await.unwrap()
     };
+    std::fs::write(&config_path, "targets: [ {").unwrap();
+    until("the invalid edit is rejected", || async {
+        value(&scrape().await, r#"mcplex_config_reloads_total{result="rejected"}"#) >= 1.0
+    })
+    .await;
+    std::fs::write(&config_path, config(&[("e", &everything.url(), "")])).unwrap();
+    let page = eventually("the valid edit is accepted", || async {
+        let page = scrape().await;
+        (value(&page, r#"mcplex_config_reloads_total{result="accepted"}"#) >= 1.0).then_some(page)
+    })
+    .await;
     drop(sidecar);
 
     assert!(page.ends_with("# EOF\n"), "an OpenMetrics page ends with # EOF: {page}");

@@ -3,10 +3,9 @@
 //! exchanges them at its token endpoint, and targets verify what they receive with the same keys.
 
 use crate::authz::{self, ACTOR_AUDIENCE, AuthorizationServer, EXCHANGER, MCPLEX_AUDIENCE};
-use crate::common::*;
+use crate::support::common::*;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// A modern `tools/call` or `tools/list` with an optional bearer token: status, headers, message.
 async fn request(
@@ -302,21 +301,13 @@ async fn policy_hides_and_denies_by_caller_claims_and_follows_config_edits() {
     assert!(harness.metrics().await.contains("outcome=\"denied\""));
 
     // The audit trail says who was refused and by what.
-    let denied = {
-        let mut found = None;
-        for _ in 0..50 {
-            let text = std::fs::read_to_string(&audit_path).unwrap_or_default();
-            found = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|l| l["decision"] == "deny");
-            if found.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        found.expect("an audit line for the denied call")
-    };
+    let denied = eventually("an audit line for the denied call", || async {
+        let text = std::fs::read_to_string(&audit_path).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["decision"] == "deny")
+    })
+    .await;
     assert_eq!(denied["caller"]["subject"], "bob", "{denied}");
     assert_eq!(denied["rule"], "no permit matched", "{denied}");
     assert!(
@@ -334,19 +325,13 @@ async fn policy_hides_and_denies_by_caller_claims_and_follows_config_edits() {
         ),
     )
     .unwrap();
-    let mut rejected = false;
-    for _ in 0..50 {
-        if harness
+    until("the broken policy is rejected", || async {
+        harness
             .metrics()
             .await
             .contains("mcplex_config_reloads_total{result=\"rejected\"} 1")
-        {
-            rejected = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(rejected, "the broken policy was not rejected");
+    })
+    .await;
     assert_eq!(tools_as(&url, &bob).await, ["public_who"]);
     // A good edit applies live.
     std::fs::write(
@@ -358,14 +343,11 @@ async fn policy_hides_and_denies_by_caller_claims_and_follows_config_edits() {
         ),
     )
     .unwrap();
-    let mut names = Vec::new();
-    for _ in 0..50 {
-        names = tools_as(&url, &bob).await;
-        if names.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let names = eventually("the good policy applies", || async {
+        let names = tools_as(&url, &bob).await;
+        (names.len() == 2).then_some(names)
+    })
+    .await;
     assert_eq!(names, ["ops_who", "public_who"]);
 }
 
@@ -397,9 +379,11 @@ async fn a_key_file_is_read_again_when_a_token_names_a_key_it_lacks() {
     // The kubelet updates the file; the next token with the unknown kid reads it again (after the
     // refresh pause that keeps forged kids from hammering the source).
     std::fs::write(&jwks, serde_json::to_string(&server.keys().await).unwrap()).unwrap();
-    tokio::time::sleep(mcplex::identity::keys::FILE_REFRESH_PAUSE).await;
-    let (status, _, answer) = request(&harness.url(), Some(&alice), "tools/list", None).await;
-    assert_eq!(status, 200, "{answer}");
+    eventually("a token with the new key id is accepted", || async {
+        let (status, _, _) = request(&harness.url(), Some(&alice), "tools/list", None).await;
+        (status == 200).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

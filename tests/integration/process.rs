@@ -1,6 +1,6 @@
 //! The real binary: SIGTERM drains in-flight calls, JSON logs, and the modern subscription stream.
 
-use crate::common::*;
+use crate::support::common::*;
 use mcplex_examples::Example;
 use mcplex_examples::everything::Versions;
 use serde_json::{Value, json};
@@ -26,22 +26,26 @@ async fn sigterm_lets_in_flight_calls_finish_then_exits() {
     // The test signals the process and reads its logs itself.
     let mut child = sidecar.child.take().unwrap();
     let url = format!("http://{mcp}/mcp");
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow_slow", "arguments": {"ms": 800}, "_meta": modern_meta()}}).to_string();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "slow_slow", "arguments": {"ms": 3000}, "_meta": modern_meta()}}).to_string();
     let call = tokio::spawn({
         let url = url.clone();
         async move { post(&url, &modern_headers("tools/call", Some("slow_slow")), &body).await }
     });
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    let metrics = format!("http://{}/metrics", sidecar.admin);
+    until("the call is in flight", || async {
+        let page = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        page.contains(r#"mcplex_requests_in_flight{target="slow"} 1"#)
+    })
+    .await;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert!(
-        tokio::net::TcpStream::connect(&mcp).await.is_err(),
-        "still accepting after SIGTERM"
-    );
+    until("no new connection is accepted after SIGTERM", || async {
+        tokio::net::TcpStream::connect(&mcp).await.is_err()
+    })
+    .await;
     let (status, _, text) = call.await.unwrap();
     assert_eq!(status, 200);
     assert!(
@@ -82,7 +86,7 @@ async fn modern_clients_hear_about_catalog_changes_on_subscriptions_listen() {
     assert_eq!(response.status(), 200);
     let mut seen = String::new();
     let mut events = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + PATIENCE;
     let mut edited = false;
     while events.len() < 2 {
         assert!(Instant::now() < deadline, "stream so far: {seen}");

@@ -1,7 +1,7 @@
 //! Specialization profiles: one config serves many agent roles; a sidecar started for a profile exposes
 //! exactly that profile's targets and tools, and refuses configs that drop its profile.
 
-use crate::common::*;
+use crate::support::common::*;
 use mcplex_examples::Example;
 use serde_json::json;
 
@@ -44,7 +44,12 @@ async fn a_profile_exposes_exactly_its_targets_and_tools() {
 
     // An edit that drops the profile is refused; the sidecar keeps serving the last good config.
     std::fs::write(&sre.config_path, config(&[("math", &math.url(), "")])).unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    until("the edit is rejected", || async {
+        sre.metrics()
+            .await
+            .contains(r#"mcplex_config_reloads_total{result="rejected"} 1"#)
+    })
+    .await;
     let client = sre.legacy_client().await;
     assert_eq!(
         tool_names(&client).await,

@@ -1,6 +1,6 @@
 //! The endpoint's transport rules: Host/Origin, body limit, malformed JSON-RPC, modern headers.
 
-use crate::common::*;
+use crate::support::common::*;
 use mcplex::admin::StatusAccess;
 use mcplex_examples::everything::Versions;
 use serde_json::json;

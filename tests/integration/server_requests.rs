@@ -1,8 +1,8 @@
 //! Requests a target sends outside any call, on its own GET stream (TypeScript SDK servers do this for
 //! sampling and elicitation), reach the client on whatever stream it reads, and its answer goes back.
 
-use crate::common::*;
-use crate::rogue::{Call, Rogue, RogueEra};
+use crate::support::common::*;
+use crate::support::rogue::{Call, Rogue, RogueEra};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::Duration;

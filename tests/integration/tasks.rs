@@ -2,7 +2,7 @@
 //! suite's tasks scenarios run through mcplex against FastMCP in tests/third_party; these tests cover what
 //! only a multiplexer can get wrong: two targets handing out the same task id.
 
-use crate::common::*;
+use crate::support::common::*;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,14 +2,14 @@
 //! endpoint configured a real `mcplex run` exports one span per call, child of the client's span, whose
 //! context is what the target receives. The OTLP receiver here decodes the official protobuf messages.
 
-use crate::common::*;
+use crate::support::common::*;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
@@ -139,11 +139,7 @@ async fn with_an_otlp_endpoint_each_call_is_a_span_under_the_clients() {
     let (status, _, text) = post(&sidecar.url(), &headers, &call("rec_who", None)).await;
     assert_eq!(status, 200, "{text}");
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while spans.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "no span was exported");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until("a span is exported", || async { !spans.lock().unwrap().is_empty() }).await;
     drop(sidecar);
     let spans = spans.lock().unwrap().clone();
     assert_eq!(spans.len(), 1, "{spans:?}");

@@ -349,9 +349,10 @@ async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Requ
     }
 }
 
-/// Polls the rogue's session state until `done` holds, for at most 3 s from `started`.
+/// Polls the rogue's session state until `done` holds, for at most the tests' patience from `started`
+/// (then the rogue goes on, and the test sees what it does without it).
 async fn wait_until(sessions: &Mutex<Sessions>, started: Instant, done: impl Fn(&Sessions) -> bool) {
-    while !done(&sessions.lock().unwrap()) && started.elapsed() < Duration::from_secs(3) {
+    while !done(&sessions.lock().unwrap()) && started.elapsed() < crate::support::wait::PATIENCE {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, deprecated)]
 
+pub use crate::support::wait::{PATIENCE, eventually, holds_for, until, within};
 use mcplex::app::{Options, Sidecar};
 use mcplex_examples::everything::{Everything, Versions};
 use mcplex_examples::{self as examples, Example};
@@ -156,15 +157,13 @@ impl Recorder {
             .push(json!({ "kind": kind, "value": value }));
     }
 
-    /// Waits until an event of `kind` was recorded, or fails after 5 s.
+    /// Waits until an event of `kind` was recorded.
     pub async fn wait_for(&self, kind: &str) -> Value {
-        for _ in 0..100 {
-            if let Some(event) = self.events().into_iter().find(|e| e["kind"] == kind) {
-                return event["value"].clone();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no `{kind}` event within 5 s; got {:?}", self.events());
+        eventually(&format!("a `{kind}` event"), || async {
+            let event = self.events().into_iter().find(|e| e["kind"] == kind)?;
+            Some(event["value"].clone())
+        })
+        .await
     }
 }
 
@@ -421,15 +420,11 @@ impl SidecarProcess {
             mcp,
             admin,
         };
-        let started = std::time::Instant::now();
-        while reqwest::get(format!("http://{}/readyz", process.admin))
-            .await
-            .map(|r| r.status() != 200)
-            .unwrap_or(true)
-        {
-            assert!(started.elapsed() < Duration::from_secs(10), "mcplex never became ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let readyz = format!("http://{}/readyz", process.admin);
+        until("mcplex ready", || async {
+            reqwest::get(&readyz).await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
         process
     }
 
