@@ -8,7 +8,7 @@ use crate::downstream::session_store::{Session, SessionStore};
 use crate::identity::{Acting, Principal};
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::{self, ClientContext, Era, jsonrpc, meta, method};
-use crate::route::Chunk;
+use crate::route::EncodedMessage;
 use crate::route::{self, Caller, ClientSession, Inbound, Router};
 use crate::telemetry::TraceContext;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -383,7 +383,7 @@ impl Endpoint {
         let Ok(slot) = self.streams.clone().try_acquire_owned() else {
             return respond::too_busy(&format!("{} open SSE streams", self.limits.max_streams));
         };
-        let (tx, rx) = mpsc::channel::<Chunk>(32);
+        let (tx, rx) = mpsc::channel::<EncodedMessage>(32);
         tokio::spawn(carry_session_stream(session, self.router.subscribe_changes(), tx));
         respond::sse(rx, slot)
     }
@@ -415,14 +415,18 @@ impl Endpoint {
 }
 
 /// Feeds a session's GET stream: messages the targets sent on their own streams, and `list_changed`.
-async fn carry_session_stream(session: Arc<Session>, mut changes: broadcast::Receiver<Value>, tx: mpsc::Sender<Chunk>) {
+async fn carry_session_stream(
+    session: Arc<Session>,
+    mut changes: broadcast::Receiver<Value>,
+    tx: mpsc::Sender<EncodedMessage>,
+) {
     let Ok(mut inbox) = session.route.stream_inbox().try_lock() else {
         let refusal = jsonrpc::error(
             None,
             jsonrpc::INVALID_REQUEST,
             "another GET stream is open for this session",
         );
-        let _ = tx.send(Chunk::of(&refusal)).await;
+        let _ = tx.send(EncodedMessage::of(&refusal)).await;
         return;
     };
     let _open = session.route.streams.open_get();
@@ -434,7 +438,7 @@ async fn carry_session_stream(session: Arc<Session>, mut changes: broadcast::Rec
                 chunk
             }
             change = changes.recv() => match change {
-                Ok(change) => Chunk::of(&change),
+                Ok(change) => EncodedMessage::of(&change),
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,
             },

@@ -3,7 +3,7 @@
 use crate::budget::Hold;
 use crate::protocol::sse::{EVENT_END, EVENT_START, KEEP_ALIVE, encode_event};
 use crate::protocol::{Era, jsonrpc};
-use crate::route::Chunk;
+use crate::route::EncodedMessage;
 use crate::route::Outcome;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -179,7 +179,7 @@ const COPY_BELOW: usize = 64 * 1024;
 
 /// An SSE response carrying encoded `messages` as they come, with a keep-alive comment whenever the
 /// stream has been quiet for [`KEEP_ALIVE_EVERY`]; it ends when the sender is dropped.
-pub fn sse(messages: mpsc::Receiver<Chunk>, slot: OwnedSemaphorePermit) -> Response<Body> {
+pub fn sse(messages: mpsc::Receiver<EncodedMessage>, slot: OwnedSemaphorePermit) -> Response<Body> {
     // The state keeps the frames of the message being written and its budget hold until they are out.
     let stream = futures_util::stream::unfold(
         (messages, slot, VecDeque::<Bytes>::new(), Hold::none()),

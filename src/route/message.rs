@@ -3,8 +3,8 @@
 use crate::budget::Hold;
 use crate::identity::Acting;
 use crate::protocol::{ClientContext, Era, jsonrpc};
-use crate::route::session::Chunk;
 use crate::route::session::ClientSession;
+use crate::route::session::EncodedMessage;
 use crate::telemetry::TraceContext;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -75,7 +75,7 @@ pub enum Outcome {
         hold: Hold,
     },
     /// Encoded messages as they come; the stream ends after the final response (or lives, for listen).
-    Stream(mpsc::Receiver<Chunk>),
+    Stream(mpsc::Receiver<EncodedMessage>),
     /// A notification or response was taken.
     Accepted,
 }

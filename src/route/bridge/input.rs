@@ -9,8 +9,8 @@ use crate::protocol::mrtr;
 use crate::protocol::raw::RawMessage;
 use crate::route::channel::Channel;
 use crate::route::channel::Outgoing;
-use crate::route::session::Chunk;
 use crate::route::session::ClientSession;
+use crate::route::session::EncodedMessage;
 use crate::telemetry::TraceContext;
 use crate::upstream::{Received, Reply, UpstreamError};
 use http::{HeaderName, HeaderValue};
@@ -105,7 +105,7 @@ pub struct Bridge<'a> {
     /// The request as first sent to the target (the retries repeat it).
     pub original: &'a Value,
     /// The call's stream to the client.
-    pub tx: &'a mpsc::Sender<Chunk>,
+    pub tx: &'a mpsc::Sender<EncodedMessage>,
     /// The trace context the target receives.
     pub trace: Option<&'a TraceContext>,
     /// The `Mcp-Param-*` headers of the call, repeated on every retry.
@@ -181,7 +181,7 @@ impl Bridge<'_> {
             }
             let (message, answered) = self.session.ask(method, request.get("params"))?;
             self.session.count_server_request(self.channel, Delivery::Bridged);
-            if self.tx.send(Chunk::of(&message)).await.is_err() {
+            if self.tx.send(EncodedMessage::of(&message)).await.is_err() {
                 return Err(BridgeError::ClientGone);
             }
             asked.push((name.clone(), method.to_owned(), answered));
@@ -253,7 +253,7 @@ impl Bridge<'_> {
                     return Ok(received.message);
                 }
                 if object.has("method") && !object.has("id") {
-                    let chunk = Chunk {
+                    let chunk = EncodedMessage {
                         json: received.message.into_bytes(),
                         hold: received.hold,
                     };

@@ -5,7 +5,7 @@
 
 use crate::protocol::{jsonrpc, method};
 use crate::route::channel::{Channel, strip_modern_meta};
-use crate::route::session::{ClientSession, MAX_WATCHED};
+use crate::route::session::{ClientSession, MAX_WATCHED, Watch};
 use crate::upstream::reopen::Reopen;
 use crate::upstream::{MessageStream, Reply, UpstreamError};
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ pub async fn change(
     session: &Arc<ClientSession>,
     channel: &Channel,
     uri: &str,
-    watch: bool,
+    watch: Watch,
 ) -> Result<(), SubscribeError> {
     let target = channel.link();
     let Some((uris, listening)) = session.listens.change(target.name(), uri, watch, &session.ended()) else {

@@ -20,6 +20,7 @@ use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::method::access;
 use crate::route::refresh::{Router, Snapshot};
 use crate::route::relay::{self, EraBridge, Forward, Parking};
+use crate::route::session::Watch;
 use crate::telemetry;
 use crate::telemetry::TraceContext;
 use serde_json::{Value, json};
@@ -397,7 +398,11 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
                 let message = "resources/subscribe needs a session and params.uri".to_owned();
                 return failed(&mut record, id, jsonrpc::INVALID_PARAMS, message);
             };
-            let watch = method_name == method::RESOURCES_SUBSCRIBE;
+            let watch = if method_name == method::RESOURCES_SUBSCRIBE {
+                Watch::Start
+            } else {
+                Watch::Stop
+            };
             return match Box::pin(bridge::change_subscription(session, &channel, &uri, watch)).await {
                 Ok(()) => {
                     record.finish(CallOutcome::Ok);

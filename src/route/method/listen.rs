@@ -7,7 +7,7 @@ use crate::route::bridge::{Updates, keep_listening, open_listen};
 use crate::route::channel::{Channel, Sharing};
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::refresh::Router;
-use crate::route::session::Chunk;
+use crate::route::session::EncodedMessage;
 use crate::upstream::MessageStream;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -57,7 +57,7 @@ pub async fn listen(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     }
     let (tx, rx) = mpsc::channel(LISTEN_BUFFER);
     let ack = json!({ "jsonrpc": "2.0", "method": method::LISTEN_ACKNOWLEDGED, "params": { "notifications": accepted, "_meta": { meta::SUBSCRIPTION_ID: subscription_id } } });
-    let _ = tx.try_send(Chunk::of(&ack));
+    let _ = tx.try_send(EncodedMessage::of(&ack));
     let (updates_tx, updates) = mpsc::channel::<Value>(LISTEN_BUFFER);
     for (uris, channel, stream) in upstreams {
         tokio::spawn(carry_updates(channel, uris, stream, updates_tx.clone()));
@@ -89,7 +89,7 @@ async fn merge(
     mut updates: mpsc::Receiver<Value>,
     wanted_methods: Vec<&'static str>,
     subscription_id: Value,
-    tx: mpsc::Sender<Chunk>,
+    tx: mpsc::Sender<EncodedMessage>,
 ) {
     loop {
         let mut message = tokio::select! {
@@ -102,7 +102,7 @@ async fn merge(
             Some(update) = updates.recv() => update,
         };
         set_subscription_id(&mut message, &subscription_id);
-        if tx.send(Chunk::of(&message)).await.is_err() {
+        if tx.send(EncodedMessage::of(&message)).await.is_err() {
             return;
         }
     }

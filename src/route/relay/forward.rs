@@ -13,8 +13,8 @@ use crate::route::channel::CallGetStream;
 use crate::route::channel::Channel;
 use crate::route::channel::{Outgoing, rewrite_response};
 use crate::route::failure;
-use crate::route::session::Chunk;
 use crate::route::session::ClientSession;
+use crate::route::session::EncodedMessage;
 use crate::telemetry::TraceContext;
 use crate::upstream::{MessageStream, PendingReply, Received, Reply, UpstreamError};
 use bytes::Bytes;
@@ -108,7 +108,11 @@ impl Forward {
     /// Runs the input rounds of a call that bridges them and turns the outcome into the client's final
     /// message. Any other call's answer asking for input is given as it is, which its client cannot read:
     /// the error that replaces it says so.
-    pub(super) async fn bridged_answer(&mut self, first: RawMessage, tx: &mpsc::Sender<Chunk>) -> Chunk {
+    pub(super) async fn bridged_answer(
+        &mut self,
+        first: RawMessage,
+        tx: &mpsc::Sender<EncodedMessage>,
+    ) -> EncodedMessage {
         let outcome = match &self.bridging {
             EraBridge::InputRounds { original, session } => {
                 let bridge = Bridge {
@@ -125,11 +129,11 @@ impl Forward {
         };
         match outcome {
             Ok(last) => match self.client_response(&last) {
-                Ok((json, _)) => Chunk {
+                Ok((json, _)) => EncodedMessage {
                     json,
                     hold: crate::budget::Hold::none(),
                 },
-                Err(error) => Chunk::of(&error),
+                Err(error) => EncodedMessage::of(&error),
             },
             Err(error) => {
                 tracing::info!(target_name = self.channel.link().name(), %error, "bridged call failed");
@@ -138,7 +142,7 @@ impl Forward {
                 } else {
                     CallOutcome::of_error(failure::client_code(&error))
                 });
-                Chunk::of(&failure::error_answer(self.client_id.clone(), &error))
+                EncodedMessage::of(&failure::error_answer(self.client_id.clone(), &error))
             }
         }
     }

@@ -8,7 +8,7 @@ use crate::route::channel::CallGetStream;
 use crate::route::failure;
 use crate::route::relay::forward::{EraBridge, Forward, cancel_upstream};
 
-use crate::route::session::{Chunk, refuse_server_request};
+use crate::route::session::{EncodedMessage, refuse_server_request};
 use crate::upstream::{ExchangeGuard, MessageStream};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -20,7 +20,7 @@ pub(super) async fn park(
     stream: MessageStream,
     side: Option<CallGetStream>,
     upstream_id: Value,
-    tx: mpsc::Sender<Chunk>,
+    tx: mpsc::Sender<EncodedMessage>,
     exchange: ExchangeGuard,
 ) {
     let EraBridge::Parking(parking) = std::mem::replace(&mut forward.bridging, EraBridge::None) else {
@@ -55,5 +55,5 @@ pub(super) async fn park(
         }
     };
     let deadline = forward.channel.link().config.timeout;
-    let _ = tokio::time::timeout(deadline, tx.send(Chunk::of(&answer))).await;
+    let _ = tokio::time::timeout(deadline, tx.send(EncodedMessage::of(&answer))).await;
 }

@@ -10,7 +10,7 @@ use crate::route::message::Outcome;
 use crate::route::relay::forward::{Answered, Forward, STREAM_BUFFER, cancel_upstream};
 use crate::route::relay::parking::park;
 
-use crate::route::session::{Chunk, ClientStreams, refuse_server_request};
+use crate::route::session::{ClientStreams, EncodedMessage, refuse_server_request};
 use crate::upstream::{ExchangeGuard, MessageStream, PendingReply, Received, UpstreamError};
 use serde_json::Value;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ pub(super) async fn answer_as_stream(
     send: PendingReply,
     streams: Arc<ClientStreams>,
     upstream_id: Value,
-    tx: mpsc::Sender<Chunk>,
+    tx: mpsc::Sender<EncodedMessage>,
     exchange: ExchangeGuard,
 ) {
     let target = forward.channel.link().clone();
@@ -36,8 +36,8 @@ pub(super) async fn answer_as_stream(
             forward.finish();
             chunk
         }
-        Answered::Final(Ok((json, _)), hold) => Chunk { json, hold },
-        Answered::Final(Err(error), _) => Chunk::of(&error),
+        Answered::Final(Ok((json, _)), hold) => EncodedMessage { json, hold },
+        Answered::Final(Err(error), _) => EncodedMessage::of(&error),
     };
     let _ = tx.send(chunk).await;
 }
@@ -83,7 +83,7 @@ pub(super) async fn relay_stream(
     mut stream: MessageStream,
     mut side: Option<CallGetStream>,
     upstream_id: Value,
-    tx: mpsc::Sender<Chunk>,
+    tx: mpsc::Sender<EncodedMessage>,
     exchange: ExchangeGuard,
 ) {
     let target = forward.channel.link().clone();
@@ -114,7 +114,7 @@ pub(super) async fn relay_stream(
                     Some(method::PROGRESS) if forward.is_stray_progress(progress_token(&request)) => continue,
                     _ => {}
                 }
-                if tx.send(Chunk { json: aside.message.into_bytes(), hold: aside.hold }).await.is_err() {
+                if tx.send(EncodedMessage { json: aside.message.into_bytes(), hold: aside.hold }).await.is_err() {
                     break StreamEnd::ClientGone;
                 }
                 continue;
@@ -161,8 +161,8 @@ pub(super) async fn relay_stream(
             forward.bridged_answer(message, &tx).await
         } else if is_final {
             match forward.client_response(&message) {
-                Ok((json, _)) => Chunk { json, hold },
-                Err(error) => Chunk::of(&error),
+                Ok((json, _)) => EncodedMessage { json, hold },
+                Err(error) => EncodedMessage::of(&error),
             }
         } else if has_method && id.is_some() {
             let Ok(request) = message.value() else { continue };
@@ -184,7 +184,7 @@ pub(super) async fn relay_stream(
                 }
             };
             match registered {
-                Some(request) => Chunk::of(&request),
+                Some(request) => EncodedMessage::of(&request),
                 None => continue,
             }
         } else if matches!(notice, Notice::Progress { stray: true }) {
@@ -196,12 +196,12 @@ pub(super) async fn relay_stream(
                 _ => None,
             };
             match notice {
-                Some(notice) => Chunk::of(&notice),
+                Some(notice) => EncodedMessage::of(&notice),
                 None => continue,
             }
         } else {
             // Notifications (progress, logs) belong to this call as they are: relayed without a rewrite.
-            Chunk {
+            EncodedMessage {
                 json: message.into_bytes(),
                 hold,
             }
@@ -227,7 +227,7 @@ pub(super) async fn relay_stream(
             forward.close_own_session();
             tracing::warn!(target_name = target.name(), %error, "streamed call failed");
             let answer = forward.error(&error);
-            let _ = tokio::time::timeout(deadline, tx.send(Chunk::of(&answer))).await;
+            let _ = tokio::time::timeout(deadline, tx.send(EncodedMessage::of(&answer))).await;
             if error.is_unreachable() {
                 cancel_upstream(&forward.channel, &upstream_id, "mcplex gave up waiting");
             }

@@ -7,7 +7,7 @@ use crate::identity::Acting;
 use crate::metrics::{Delivery, Metrics};
 use crate::protocol::ClientContext;
 use crate::route::channel::Channel;
-use crate::route::session::chunk::{Chunk, encode};
+use crate::route::session::encoded::{EncodedMessage, encode};
 use crate::route::session::listens::ResourceListens;
 use crate::route::session::server_requests::{
     MAX_PENDING_SERVER_REQUESTS, PendingServerRequest, TooManyPending, refuse_server_request,
@@ -48,8 +48,8 @@ pub struct ClientSession {
     in_flight: Mutex<HashMap<String, InFlight>>,
     pub(super) log_level: Mutex<Option<Value>>,
     next_server_request: AtomicU64,
-    outbox: mpsc::Sender<Chunk>,
-    inbox: tokio::sync::Mutex<mpsc::Receiver<Chunk>>,
+    outbox: mpsc::Sender<EncodedMessage>,
+    inbox: tokio::sync::Mutex<mpsc::Receiver<EncodedMessage>>,
     queued_bytes: AtomicUsize,
     budget: Arc<Budget>,
     metrics: Arc<Metrics>,
@@ -196,7 +196,7 @@ impl ClientSession {
             }
             Route::CallStream(stream) => {
                 if let Err(mpsc::error::TrySendError::Full(chunk) | mpsc::error::TrySendError::Closed(chunk)) =
-                    stream.try_send(Chunk::of(&message))
+                    stream.try_send(EncodedMessage::of(&message))
                 {
                     drop(chunk);
                     self.push_to_stream(message);
@@ -206,7 +206,7 @@ impl ClientSession {
             Route::Nowhere => {
                 // A call in flight whose stream has not started yet will carry it.
                 let has_calls = !lock(&self.in_flight).is_empty();
-                if has_calls && self.streams.park(Chunk::of(&message)).is_ok() {
+                if has_calls && self.streams.park(EncodedMessage::of(&message)).is_ok() {
                     return Ok(Delivery::Parked);
                 }
                 Err(message)
@@ -348,7 +348,7 @@ impl ClientSession {
         let mut hold = self.budget.hold();
         let fits =
             self.queued_bytes.fetch_add(size, Ordering::AcqRel) + size <= STREAM_QUEUE_BYTES && hold.grow(size).is_ok();
-        if fits && self.outbox.try_send(Chunk { json, hold }).is_ok() {
+        if fits && self.outbox.try_send(EncodedMessage { json, hold }).is_ok() {
             return;
         }
         self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
@@ -360,12 +360,12 @@ impl ClientSession {
 
     /// The queue the GET stream reads; only one stream holds it at a time. Call
     /// [`ClientSession::dequeued`] for every message taken.
-    pub fn stream_inbox(&self) -> &tokio::sync::Mutex<mpsc::Receiver<Chunk>> {
+    pub fn stream_inbox(&self) -> &tokio::sync::Mutex<mpsc::Receiver<EncodedMessage>> {
         &self.inbox
     }
 
     /// Frees the queue room of a message the GET stream took.
-    pub fn dequeued(&self, message: &Chunk) {
+    pub fn dequeued(&self, message: &EncodedMessage) {
         self.queued_bytes.fetch_sub(message.json.len(), Ordering::AcqRel);
     }
 

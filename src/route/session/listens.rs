@@ -6,6 +6,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+/// Whether a client starts or stops watching a resource (`resources/subscribe` or `unsubscribe`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// Start: updates of the resource reach the client.
+    Start,
+    /// Stop.
+    Stop,
+}
+
 /// URIs one client may watch at one target.
 pub const MAX_WATCHED: usize = 256;
 
@@ -22,14 +31,14 @@ impl ResourceListens {
         &self,
         target: &str,
         uri: &str,
-        watch: bool,
+        watch: Watch,
         parent: &CancellationToken,
     ) -> Option<(Vec<String>, CancellationToken)> {
         let mut by_target = lock(&self.by_target);
         let (uris, listening) = by_target
             .entry(target.to_owned())
             .or_insert_with(|| (BTreeSet::new(), CancellationToken::new()));
-        if watch {
+        if watch == Watch::Start {
             if uris.len() >= MAX_WATCHED && !uris.contains(uri) {
                 return None;
             }

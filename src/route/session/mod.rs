@@ -2,16 +2,16 @@
 //! its calls and for the targets' requests to it, the streams it reads, and the pumps that carry what its
 //! targets send on their own GET streams.
 
-mod chunk;
 mod client;
+mod encoded;
 mod get_stream;
 mod listens;
 mod server_requests;
 mod streams;
 
-pub use chunk::Chunk;
 pub use client::ClientSession;
+pub use encoded::EncodedMessage;
 pub use get_stream::ListsChanged;
-pub use listens::MAX_WATCHED;
+pub use listens::{MAX_WATCHED, Watch};
 pub use server_requests::{PendingServerRequest, TooManyPending, refuse_server_request};
 pub use streams::ClientStreams;

@@ -2,7 +2,7 @@
 //! calls in flight. A request a target sends on its own GET stream, tied to no call, must reach the
 //! client on one of them (TypeScript SDK servers send sampling and elicitation that way).
 
-use crate::route::session::Chunk;
+use crate::route::session::EncodedMessage;
 use crate::sync::lock;
 use crate::upstream::Link;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -18,7 +18,7 @@ pub struct ClientStreams {
     calls: Mutex<Vec<CallStream>>,
     next_call: AtomicU64,
     get_streams: AtomicUsize,
-    parked: Mutex<Vec<Chunk>>,
+    parked: Mutex<Vec<EncodedMessage>>,
     /// Woken when a request is parked.
     parked_signal: Notify,
 }
@@ -26,7 +26,7 @@ pub struct ClientStreams {
 struct CallStream {
     id: u64,
     target: Arc<Link>,
-    sender: mpsc::Sender<Chunk>,
+    sender: mpsc::Sender<EncodedMessage>,
 }
 
 /// Where a message for the client can go now.
@@ -34,14 +34,14 @@ pub enum Route {
     /// The client's GET stream is open: queue it there.
     GetStream,
     /// No GET stream, but this call stream is being read.
-    CallStream(mpsc::Sender<Chunk>),
+    CallStream(mpsc::Sender<EncodedMessage>),
     /// Nothing the client reads now.
     Nowhere,
 }
 
 impl ClientStreams {
     /// Records a call stream to `target` while the guard lives; requests parked for a stream go out on it.
-    pub fn open_call(self: &Arc<Self>, target: &Arc<Link>, sender: &mpsc::Sender<Chunk>) -> CallGuard {
+    pub fn open_call(self: &Arc<Self>, target: &Arc<Link>, sender: &mpsc::Sender<EncodedMessage>) -> CallGuard {
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
         lock(&self.calls).push(CallStream {
             id,
@@ -88,7 +88,7 @@ impl ClientStreams {
 impl ClientStreams {
     /// Keeps a request until a call stream opens (a call is in flight but its stream has not started);
     /// gives it back when [`MAX_PARKED`] already wait.
-    pub fn park(&self, chunk: Chunk) -> Result<(), Chunk> {
+    pub fn park(&self, chunk: EncodedMessage) -> Result<(), EncodedMessage> {
         let mut parked = lock(&self.parked);
         if parked.len() >= MAX_PARKED {
             return Err(chunk);
@@ -100,7 +100,7 @@ impl ClientStreams {
     }
 
     /// Takes what is parked (the session's last call ended before a stream could carry it).
-    pub fn take_parked(&self) -> Vec<Chunk> {
+    pub fn take_parked(&self) -> Vec<EncodedMessage> {
         std::mem::take(&mut *lock(&self.parked))
     }
 

@@ -5,14 +5,14 @@ use bytes::Bytes;
 use serde_json::Value;
 
 /// One encoded message of a stream, with its share of the message budget.
-pub struct Chunk {
+pub struct EncodedMessage {
     /// The message text.
     pub json: Bytes,
     /// Held until the message is written out.
     pub hold: Hold,
 }
 
-impl Chunk {
+impl EncodedMessage {
     /// A message mcplex wrote (small: it holds no budget).
     pub fn of(message: &Value) -> Self {
         Self {
