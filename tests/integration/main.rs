@@ -5,6 +5,7 @@ mod authz;
 mod catalog;
 mod config_live;
 mod contract;
+mod docs;
 mod eras;
 mod faults;
 mod identity;
