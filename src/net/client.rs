@@ -7,7 +7,7 @@ use http_body_util::Full;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
 
 /// How long an idle connection to a target is kept for reuse. Node's HTTP server (the TypeScript SDK) and
@@ -42,8 +42,11 @@ pub fn build_client(tls: Option<&TlsSpec>, https: bool) -> Result<HttpClient, Tl
         None => builder,
     };
     let connector = builder.enable_http1().enable_http2().wrap_connector(tcp);
-    // Answers are read frame by frame into the message budget, so the connection buffer stays small.
+    // Answers are read frame by frame into the message budget, so the connection buffer stays small. The pool
+    // has a timer of its own: without one, an idle connection is only dropped when that pool is used again, so
+    // a target that is listed once and never called would keep its connections open for good.
     Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE)
         .pool_max_idle_per_host(64)
         .http1_max_buf_size(CONNECTION_BUFFER)

@@ -6,6 +6,8 @@ use mcplex_examples::Example;
 use mcplex_examples::everything::Versions;
 use rmcp::model::SubscribeRequestParams;
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -217,4 +219,54 @@ async fn a_subscription_outlives_a_restart_of_its_target() {
     until("three updates on the session", || async { session_updates() >= 3 }).await;
     assert_eq!(session_updates(), 3, "{:?}", client.service().events());
     client.cancel().await.unwrap();
+}
+
+/// A TCP relay in front of `upstream`: the connections accepted so far, and those open now. A connection counts
+/// as open until the sidecar closes it: when the target closes its side (an idle timeout of its own), the relay
+/// keeps the sidecar's side open, so only the sidecar can end it.
+async fn counting_relay(upstream: std::net::SocketAddr) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted, open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let counters = (accepted.clone(), open.clone());
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let (accepted, open) = (counters.0.clone(), counters.1.clone());
+            accepted.fetch_add(1, Ordering::SeqCst);
+            open.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await {
+                    let (mut from_sidecar, mut to_sidecar) = inbound.split();
+                    let (mut from_target, mut to_target) = outbound.into_split();
+                    let answers = async {
+                        let _ = tokio::io::copy(&mut from_target, &mut to_sidecar).await;
+                        std::future::pending::<()>().await
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut from_sidecar, &mut to_target) => {}
+                        () = answers => {}
+                    }
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (format!("http://{addr}/mcp"), accepted, open)
+}
+
+#[tokio::test]
+async fn idle_connections_to_a_target_nobody_calls_are_closed() {
+    let math = example(Example::Math).await;
+    let (url, accepted, open) = counting_relay(math.addr).await;
+    let harness = Harness::start(&config(&[("math", &url, "protocol: modern")])).await;
+    assert_eq!(target_status(&harness.status().await, "math")["up"], true);
+    assert!(
+        accepted.load(Ordering::SeqCst) > 0,
+        "the lists were not fetched through the relay"
+    );
+    // Nothing calls the target again: only the pool's own timer can close what the list fetch left open.
+    until("the idle connections are closed", || async {
+        open.load(Ordering::SeqCst) == 0
+    })
+    .await;
 }
