@@ -9,6 +9,7 @@
 //! - [`message`]: what flows through the router and what the client gets back;
 //! - [`bridge`]: what crosses between eras (input rounds, parked calls, subscriptions);
 //! - [`refresh`]: the targets of the config and the merged catalog, kept fresh;
+//! - [`failure`]: what a client receives when routing fails, decided in one place;
 //! - [`relay`]: one client request to a target and its answer back;
 //! - [`method`]: what each client message does.
 

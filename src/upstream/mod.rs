@@ -1,4 +1,5 @@
-//! Talking to targets: pooled HTTP(S) clients, credentials, era detection and legacy sessions.
+//! Talking to targets: links over the pooled clients of `net`, credentials, era detection, legacy sessions, and
+//! when a stream is reopened.
 //! Knows nothing of the agent side: what to send where is decided in `route`.
 
 pub mod credentials;
