@@ -153,7 +153,7 @@ pub(super) async fn relay_stream(
                 };
                 (object.has("method"), object.value("id"), notice)
             }
-            Err(e) => break StreamEnd::Failed(stream.garbage(format!("an SSE event is not a JSON object: {e}"))),
+            Err(e) => break StreamEnd::Failed(UpstreamError::unreadable(target.name(), e)),
         };
         let is_final = !has_method && id.as_ref() == Some(&upstream_id);
         let outgoing = if is_final && forward.must_bridge(&message) {
