@@ -53,7 +53,7 @@ pub struct Parked {
     /// The call's answer stream, read up to the target's request.
     pub stream: MessageStream,
     /// The session's GET stream, where some targets send requests tied to no call.
-    pub side: Option<CallGetStream>,
+    pub get_stream: Option<CallGetStream>,
     /// The call's id upstream.
     pub upstream_id: Value,
     /// The target's requests waiting for answers: the name used in `inputRequests`, and the target's id.

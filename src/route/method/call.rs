@@ -372,7 +372,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
             (true, Some(context)) => {
                 // Open before the call goes out: TypeScript SDK servers send requests tied to no call only on a
                 // stream that already exists.
-                let side = match channel.legacy_session() {
+                let get_stream = match channel.legacy_session() {
                     Some(session) => Box::pin(session.open_stream(None))
                         .await
                         .ok()
@@ -384,7 +384,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
                     parks: router.parked.clone(),
                     capabilities: context.capabilities.clone(),
                     subject: principal.as_ref().map(|p| p.subject.clone()),
-                    side,
+                    get_stream,
                 }))
             }
             _ => None,
@@ -532,7 +532,7 @@ async fn resume_parked(router: &Arc<Router>, retry: Retry<'_>, mut record: CallR
             parks: router.parked.clone(),
             capabilities,
             subject,
-            side: None,
+            get_stream: None,
         })),
         param_headers: Vec::new(),
         progress_token: parked.progress_token.clone(),

@@ -93,7 +93,7 @@ pub struct Parking {
     /// The caller's subject, bound into the sealed state.
     pub subject: Option<String>,
     /// The GET stream of the session opened for this call: requests tied to no call arrive there.
-    pub side: Option<CallGetStream>,
+    pub get_stream: Option<CallGetStream>,
 }
 
 impl Parking {

@@ -18,7 +18,7 @@ pub(super) async fn park(
     mut forward: Forward,
     request: Value,
     stream: MessageStream,
-    side: Option<CallGetStream>,
+    get_stream: Option<CallGetStream>,
     upstream_id: Value,
     tx: mpsc::Sender<EncodedMessage>,
     exchange: ExchangeGuard,
@@ -30,7 +30,7 @@ pub(super) async fn park(
     let parked = Parked {
         channel: forward.channel.clone(),
         stream,
-        side,
+        get_stream,
         upstream_id,
         asked: vec![(name.to_owned(), request["id"].clone())],
         exchange,

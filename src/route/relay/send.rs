@@ -55,7 +55,7 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
                     }
                 }
             }
-            _ if matches!(&forward.bridging, EraBridge::Parking(parking) if parking.side.is_some()) => {
+            _ if matches!(&forward.bridging, EraBridge::Parking(parking) if parking.get_stream.is_some()) => {
                 // The call's own session has a GET stream, where the target may ask for input while it holds
                 // this call's answer (a target answering in JSON sends nothing of it before): the answer is
                 // read as a stream beside the GET stream from the start, so such a request parks the call.
@@ -89,11 +89,11 @@ pub fn forward(mut forward: Forward) -> impl Future<Output = Outcome> {
             Answered::Stream(stream) => {
                 let (tx, rx) = mpsc::channel(STREAM_BUFFER);
                 let span = forward.span.clone();
-                let side = match &mut forward.bridging {
-                    EraBridge::Parking(parking) => parking.side.take(),
+                let get_stream = match &mut forward.bridging {
+                    EraBridge::Parking(parking) => parking.get_stream.take(),
                     EraBridge::None | EraBridge::InputRounds { .. } => None,
                 };
-                tokio::spawn(relay_stream(forward, stream, side, upstream_id, tx, exchange).instrument(span));
+                tokio::spawn(relay_stream(forward, stream, get_stream, upstream_id, tx, exchange).instrument(span));
                 Outcome::Stream(rx)
             }
         }

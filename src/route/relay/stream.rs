@@ -54,10 +54,10 @@ enum StreamEnd {
     Failed(UpstreamError),
 }
 
-/// The next message on a call's side stream; never, when there is none (or it is gone for good). A side
+/// The next message on a call's own GET stream; never, when there is none (or it is gone for good). A GET
 /// stream that breaks is reopened; while it is closed only requests tied to no call wait, the call goes on.
-async fn next_on(side: &mut Option<CallGetStream>) -> Received {
-    match side.as_mut() {
+async fn next_on(get_stream: &mut Option<CallGetStream>) -> Received {
+    match get_stream.as_mut() {
         Some(stream) => stream.next().await,
         None => std::future::pending().await,
     }
@@ -69,19 +69,19 @@ pub fn resume(forward: Forward, parked: Parked) -> Outcome {
     let span = forward.span.clone();
     let Parked {
         stream,
-        side,
+        get_stream,
         upstream_id,
         exchange,
         ..
     } = parked;
-    tokio::spawn(relay_stream(forward, stream, side, upstream_id, tx, exchange).instrument(span));
+    tokio::spawn(relay_stream(forward, stream, get_stream, upstream_id, tx, exchange).instrument(span));
     Outcome::Stream(rx)
 }
 
 pub(super) async fn relay_stream(
     mut forward: Forward,
     mut stream: MessageStream,
-    mut side: Option<CallGetStream>,
+    mut get_stream: Option<CallGetStream>,
     upstream_id: Value,
     tx: mpsc::Sender<EncodedMessage>,
     exchange: ExchangeGuard,
@@ -96,9 +96,9 @@ pub(super) async fn relay_stream(
             biased;
             _ = tx.closed() => break StreamEnd::ClientGone,
             next = tokio::time::timeout(deadline, stream.next()) => next,
-            aside = next_on(&mut side) => {
+            from_get_stream = next_on(&mut get_stream) => {
                 // The session is this call's own: what arrives on its GET stream belongs to the call.
-                let Ok(request) = aside.message.value() else { continue };
+                let Ok(request) = from_get_stream.message.value() else { continue };
                 let is_request = request.get("method").is_some() && request.get("id").is_some();
                 if is_request && forward.parks_for(&request) {
                     break StreamEnd::Park(request);
@@ -114,7 +114,7 @@ pub(super) async fn relay_stream(
                     Some(method::PROGRESS) if forward.is_stray_progress(progress_token(&request)) => continue,
                     _ => {}
                 }
-                if tx.send(EncodedMessage { json: aside.message.into_bytes(), hold: aside.hold }).await.is_err() {
+                if tx.send(EncodedMessage { json: from_get_stream.message.into_bytes(), hold: from_get_stream.hold }).await.is_err() {
                     break StreamEnd::ClientGone;
                 }
                 continue;
@@ -217,7 +217,7 @@ pub(super) async fn relay_stream(
     forward.finish();
     match end {
         StreamEnd::Answered => forward.close_own_session(),
-        StreamEnd::Park(request) => park(forward, request, stream, side, upstream_id, tx, exchange).await,
+        StreamEnd::Park(request) => park(forward, request, stream, get_stream, upstream_id, tx, exchange).await,
         StreamEnd::ClientGone => {
             forward.close_own_session();
             forward.finish_with(CallOutcome::ClientGone);
