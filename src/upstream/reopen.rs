@@ -177,9 +177,8 @@ mod tests {
         assert_eq!(paused_for(&mut reopen).await, Some(Duration::from_millis(700)));
         // A target asking for no wait at all still gets the least one; one asking for hours, the longest.
         reopen.ended(None, Some(Duration::ZERO));
-        reopen.retry = Some(Duration::ZERO);
         assert_eq!(paused_for(&mut reopen).await, Some(MIN_RESUME_WAIT));
-        reopen.retry = Some(Duration::from_secs(3600));
+        reopen.ended(None, Some(Duration::from_secs(3600)));
         assert_eq!(paused_for(&mut reopen).await, Some(MAX_BACKOFF));
         assert!(reopen.start_afresh());
         assert_eq!(reopen.resume_from(), None);
