@@ -5,6 +5,7 @@
 //! errors, item counts) only to clients on the pod's loopback unless the operator opens it.
 
 use crate::catalog::ItemKind;
+use crate::catalog::pins::{PinBook, Pinning};
 use crate::downstream::Endpoint;
 use crate::downstream::respond::{self, Body};
 use crate::metrics::Scrape;
@@ -85,6 +86,7 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
                 "fetchedSecondsAgo": state.fetched_at.map(|at| at.elapsed().as_secs()),
                 "callsInFlight": slot.target.as_ref().map_or(0, |t| t.exchanges_in_flight()),
                 "eras": slot.target.as_ref().and_then(|t| t.known_dialects()).map(|d| json!({"modern": d.modern, "session": d.legacy})),
+                "pinning": slot.inspect_pins(pinning_status),
             })
         })
         .collect();
@@ -102,6 +104,35 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
         "targets": targets,
         "collisions": collisions,
         "unfriendlyNames": snapshot.catalog.unfriendly_names,
+    })
+}
+
+/// A target's pinning: its mode, where its pins come from, and each definition held back or flagged with
+/// both digests (`null` when pinning is off).
+fn pinning_status(book: &PinBook) -> serde_json::Value {
+    if book.mode() == Pinning::Off {
+        return serde_json::Value::Null;
+    }
+    let drifts = |held: bool| -> Vec<_> {
+        book.drifts()
+            .iter()
+            .filter(|d| d.held == held)
+            .map(|d| {
+                json!({
+                    "kind": d.kind.singular(),
+                    "name": d.name,
+                    "exposed": d.exposed,
+                    "pinnedSha256": d.pinned.map(|p| p.to_string()),
+                    "seenSha256": d.seen.to_string(),
+                })
+            })
+            .collect()
+    };
+    json!({
+        "mode": book.mode().as_str(),
+        "pins": book.source().as_str(),
+        "held": drifts(true),
+        "flagged": drifts(false),
     })
 }
 

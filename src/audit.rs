@@ -100,6 +100,40 @@ pub struct AuditEntry {
     pub arguments_sha256: Option<String>,
 }
 
+/// A change of a pinned definition a target lists: one line when a drift appears and one when it ends,
+/// however many lists show it in between.
+#[derive(Debug, Clone, Serialize)]
+pub struct PinAuditEntry {
+    /// When the list that showed the change was fetched (RFC 3339, UTC).
+    pub time: String,
+    /// Always `mcplex.audit`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Always `pin`, to tell these lines from call lines.
+    pub event: &'static str,
+    /// The pod's profile, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The target.
+    pub target: String,
+    /// `tool` or `prompt`.
+    pub item: &'static str,
+    /// The target's own name for it.
+    pub upstream_name: String,
+    /// The name clients see.
+    pub name: String,
+    /// `held` (left out, `enforce`), `flagged` (served, `warn`), `restored` (matches its pin again) or
+    /// `removed` (the target no longer lists it).
+    pub action: &'static str,
+    /// Where the pins come from: `config` or `first-sight`.
+    pub pins: &'static str,
+    /// The approved digest, absent when the item is not pinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_sha256: Option<String>,
+    /// The digest of the definition that drifted.
+    pub seen_sha256: String,
+}
+
 /// The audit trail of one sidecar.
 pub struct AuditLog {
     queue: Option<SyncSender<Vec<u8>>>,
@@ -164,11 +198,25 @@ impl AuditLog {
         Some(hex::encode(digest))
     }
 
-    /// Queues one line for the writer thread; a full queue drops it (counted, see [`AuditLog::dropped`]).
+    /// Queues one call line for the writer thread; a full queue drops it (counted, see [`AuditLog::dropped`]).
     pub fn write(&self, mut entry: AuditEntry) {
+        if self.queue.is_some() {
+            entry.time = now();
+            self.queue_line(&entry);
+        }
+    }
+
+    /// Queues one pin change line, as [`AuditLog::write`] does a call's.
+    pub fn write_pin(&self, mut entry: PinAuditEntry) {
+        if self.queue.is_some() {
+            entry.time = now();
+            self.queue_line(&entry);
+        }
+    }
+
+    fn queue_line(&self, entry: &impl Serialize) {
         let Some(queue) = &self.queue else { return };
-        entry.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let Ok(mut line) = serde_json::to_vec(&entry) else {
+        let Ok(mut line) = serde_json::to_vec(entry) else {
             return;
         };
         line.push(b'\n');
@@ -181,6 +229,10 @@ impl AuditLog {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 /// How long the writer gathers lines after the first one of a batch: one write and one wake-up per batch

@@ -99,6 +99,19 @@ enum Command {
         #[arg(long)]
         audit_hash_arguments: bool,
     },
+    /// Fetch every target of a config as the sidecar would and print the `pins` block of each (the SHA-256
+    /// of every tool and prompt definition), ready to paste into the config.
+    Pins {
+        /// The config file.
+        path: PathBuf,
+        /// Apply this profile's targets and tool filter (as `mcplex run --profile` would) to the notes.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Compare what the targets list with the config's pins instead; exit with 1 when a listed
+        /// definition differs or is not pinned.
+        #[arg(long)]
+        check: bool,
+    },
     /// Validate a config file and print every problem with its key path.
     Check {
         /// The config file.
@@ -116,7 +129,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(cli.log_format, &cli.log_level, exporter.as_ref());
+    // `mcplex pins` prints what it found; the targets' comings and goings are noise there unless asked for.
+    let quiet = matches!(cli.command, Command::Pins { .. }) && cli.log_level == "info";
+    let level = if quiet { "warn" } else { &cli.log_level };
+    init_logging(cli.log_format, level, exporter.as_ref());
     let code = mcplex::app::run_command(execute(cli.command, exporter.is_some()));
     if let Some(exporter) = exporter {
         exporter.shutdown();
@@ -133,6 +149,12 @@ enum CliError {
     /// The config file is unusable.
     #[error(transparent)]
     Config(#[from] mcplex::config::ConfigError),
+    /// `mcplex pins` could not read every target.
+    #[error("{0} target(s) could not be listed; their pins are missing above")]
+    Unlisted(usize),
+    /// `mcplex pins --check` found definitions that pinning would hold back or flag.
+    #[error("{0} definition(s) differ from the config's pins or are not pinned")]
+    Drifting(usize),
 }
 
 async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
@@ -186,6 +208,24 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             sidecar.stop().await;
             Ok(())
         }
+        Command::Pins { path, profile, check } => {
+            let (config, _) = mcplex::config::load(&path)?;
+            let config = mcplex::config::select_profile(config, profile.as_deref(), &path)?;
+            let scan = mcplex::route::PinScan::run(&config).await;
+            if check {
+                let (report, drifting) = scan.check();
+                print!("{report}");
+                if drifting > 0 {
+                    return Err(CliError::Drifting(drifting));
+                }
+            } else {
+                print!("{}", scan.yaml());
+            }
+            match scan.incomplete() {
+                0 => Ok(()),
+                unlisted => Err(CliError::Unlisted(unlisted)),
+            }
+        }
         Command::Check { path } => {
             let (config, _) = mcplex::config::load(&path)?;
             println!("{}: OK ({} target(s))", path.display(), config.targets.len());
@@ -195,8 +235,18 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
                 } else {
                     target.prefix.clone()
                 };
+                let pinning = match (target.pinning, &target.pins) {
+                    (mcplex::config::schema::Pinning::Off, _) => String::new(),
+                    (mode, Some(pins)) => format!(
+                        "  pinning {} ({} tool(s), {} prompt(s) pinned)",
+                        mode.as_str(),
+                        pins.tools.len(),
+                        pins.prompts.len()
+                    ),
+                    (mode, None) => format!("  pinning {} (pins what it first lists)", mode.as_str()),
+                };
                 println!(
-                    "  {}  {}  prefix {}  timeout {:?}  protocol {:?}",
+                    "  {}  {}  prefix {}  timeout {:?}  protocol {:?}{pinning}",
                     target.name, target.url, prefix, target.timeout, target.protocol
                 );
             }

@@ -92,6 +92,28 @@ impl Listed {
 }
 
 impl Listed {
+    /// The items of one kind with their ids (names or URIs), as the target sent them.
+    pub fn named_items(&self, kind: ItemKind) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, &str)> {
+        self.lists[kind.slot()]
+            .iter()
+            .filter_map(move |item| Some((Fields::of(item)?.id(kind)?, &**item)))
+    }
+
+    /// Keeps the items of one kind whose flag in `keep` (in [`Listed::named_items`] order) is true.
+    pub fn retain_items(&mut self, kind: ItemKind, keep: &[bool]) {
+        let mut flags = keep.iter();
+        let mut dropped = 0;
+        self.lists[kind.slot()].retain(|item| {
+            // Items without an id are never added, so every item has a flag.
+            let kept = flags.next().copied().unwrap_or(true);
+            if !kept {
+                dropped += item.len();
+            }
+            kept
+        });
+        self.held -= dropped;
+    }
+
     /// The ids of the items listed.
     pub fn ids(&self) -> ListedIds {
         let mut ids: ListedIds = Default::default();

@@ -4,6 +4,7 @@
 pub mod cursor;
 pub mod items;
 pub mod naming;
+pub mod pins;
 
 pub use items::{Listed, ListedIds, TargetItems};
 pub use naming::Namer;
@@ -43,6 +44,11 @@ impl ItemKind {
     /// The array key in a list result.
     pub fn result_key(self) -> &'static str {
         ["tools", "prompts", "resources", "resourceTemplates"][self.slot()]
+    }
+
+    /// One item of this kind, as logs and the audit trail name it.
+    pub fn singular(self) -> &'static str {
+        ["tool", "prompt", "resource", "resource template"][self.slot()]
     }
 
     /// The field that identifies an item.

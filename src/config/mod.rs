@@ -182,6 +182,40 @@ mod tests {
     }
 
     #[test]
+    fn pinning_problems_name_their_keys() {
+        let good = "a".repeat(64);
+        let message = errors(&format!(
+            "targets:\n  - name: a\n    url: http://a/mcp\n    pins: {{ tools: {{ add: \"{good}\" }} }}\n  - name: b\n    url: http://b/mcp\n    pinning: enforce\n    pins: {{ tools: {{ add: \"{}\", sub: \"{good}\" }}, prompts: {{ ask: 12 }} }}\n",
+            "A".repeat(64)
+        ));
+        for expected in [
+            "targets[0].pins: pins are only checked with `pinning: warn` or `pinning: enforce`",
+            "targets[1].pins.tools.add: `AAAA",
+            "is not a SHA-256 digest: write 64 lowercase hex digits",
+            "targets[1].pins.prompts.ask: `12` is not a SHA-256 digest",
+        ] {
+            assert!(message.contains(expected), "missing {expected:?} in:\n{message}");
+        }
+        let unknown = errors("targets:\n  - name: a\n    url: http://a/mcp\n    pinning: strict\n");
+        assert!(
+            unknown.contains("targets[0].pinning") && unknown.contains("strict"),
+            "{unknown}"
+        );
+        let config = parse(
+            &format!("targets:\n  - name: a\n    url: http://a/mcp\n    pinning: warn\n    pins: {{ tools: {{ add: \"{good}\" }} }}\n  - name: b\n    url: http://b/mcp\n"),
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        assert_eq!(config.targets[0].pinning, schema::Pinning::Warn);
+        assert_eq!(config.targets[0].pins.as_ref().unwrap().tools["add"].to_string(), good);
+        assert!(config.targets[0].pins.as_ref().unwrap().prompts.is_empty());
+        assert_eq!(
+            (config.targets[1].pinning, &config.targets[1].pins),
+            (schema::Pinning::Off, &None)
+        );
+    }
+
+    #[test]
     fn empty_file_is_an_empty_config() {
         assert!(parse("", Path::new("c.yaml")).unwrap().targets.is_empty());
     }

@@ -1,5 +1,6 @@
 //! The config file as users write it (YAML, camelCase keys, unknown keys rejected).
 
+pub use crate::catalog::pins::Pinning;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -116,6 +117,23 @@ pub struct TargetSpec {
     /// Which protocol era to speak; `auto` probes.
     #[serde(default)]
     pub protocol: ProtocolChoice,
+    /// Whether tool and prompt definitions are checked against `pins`.
+    #[serde(default)]
+    pub pinning: Pinning,
+    /// Approved digests of the target's tools and prompts (`mcplex pins` prints them).
+    pub pins: Option<PinsSpec>,
+}
+
+/// Approved definitions: the target's own item name to the SHA-256 (hex) of its RFC 8785 canonical JSON.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinsSpec {
+    /// Tools by the target's name for them.
+    #[serde(default)]
+    pub tools: BTreeMap<String, String>,
+    /// Prompts by the target's name for them.
+    #[serde(default)]
+    pub prompts: BTreeMap<String, String>,
 }
 
 /// TLS settings: a CA bundle to trust, and optionally a client certificate for mTLS.

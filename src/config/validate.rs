@@ -2,9 +2,10 @@
 
 use super::duration::parse_duration;
 use super::schema::{
-    AuthSpec, ConfigFile, ExposedFilterSpec, FilterSpec, InboundSpec, JwtSpec, PolicySpec, ProtocolChoice, TargetSpec,
-    TlsSpec, TokenExchangeSpec,
+    AuthSpec, ConfigFile, ExposedFilterSpec, FilterSpec, InboundSpec, JwtSpec, PinsSpec, PolicySpec, ProtocolChoice,
+    TargetSpec, TlsSpec, TokenExchangeSpec,
 };
+use crate::catalog::pins::{Digest, PinSet, Pinning};
 use crate::config::inbound::{DEFAULT_LEEWAY, InboundJwt, KeySource};
 use crate::jwks::Keys;
 use crate::policy::Policy;
@@ -63,6 +64,10 @@ pub struct TargetConfig {
     pub protocol: ProtocolChoice,
     /// Filter on exposed tool names, from the pod's profile (empty: every tool).
     pub exposed_tools: ExposedFilterSpec,
+    /// How definitions are checked against `pins`.
+    pub pinning: Pinning,
+    /// Approved digests; `None` pins what the target first lists (when pinning is on).
+    pub pins: Option<PinSet>,
 }
 
 /// One thing wrong with the config, at a key path such as `targets[1].url`.
@@ -193,6 +198,10 @@ fn check_target(spec: TargetSpec, report: &mut impl FnMut(&str, String)) -> Opti
     }
     check_filter("tools", &spec.tools, &mut fail);
     check_filter("prompts", &spec.prompts, &mut fail);
+    let pins = spec
+        .pins
+        .as_ref()
+        .and_then(|pins| check_pins(spec.pinning, pins, &mut fail));
     let timeout = match &spec.timeout {
         None => Some(DEFAULT_TIMEOUT),
         Some(text) => parse_duration(text).map_err(|e| fail("timeout", e.to_string())).ok(),
@@ -211,7 +220,38 @@ fn check_target(spec: TargetSpec, report: &mut impl FnMut(&str, String)) -> Opti
         timeout: timeout?,
         protocol: spec.protocol,
         exposed_tools: ExposedFilterSpec::default(),
+        pinning: spec.pinning,
+        pins,
     })
+}
+
+fn check_pins(mode: Pinning, spec: &PinsSpec, fail: &mut impl FnMut(&str, String)) -> Option<PinSet> {
+    if mode == Pinning::Off {
+        fail(
+            "pins",
+            "pins are only checked with `pinning: warn` or `pinning: enforce`; set one, or remove the pins".into(),
+        );
+        return None;
+    }
+    let mut pins = PinSet::default();
+    let mut ok = true;
+    for (kind, given, parsed) in [
+        ("tools", &spec.tools, &mut pins.tools),
+        ("prompts", &spec.prompts, &mut pins.prompts),
+    ] {
+        for (name, digest) in given {
+            match digest.parse::<Digest>() {
+                Ok(digest) => {
+                    parsed.insert(name.clone(), digest);
+                }
+                Err(error) => {
+                    ok = false;
+                    fail(&format!("pins.{kind}.{name}"), error.to_string());
+                }
+            }
+        }
+    }
+    ok.then_some(pins)
 }
 
 fn check_inbound(spec: InboundSpec, problems: &mut Vec<Problem>) -> Option<InboundJwt> {

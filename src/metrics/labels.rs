@@ -74,7 +74,7 @@ pub enum CallOutcome {
     Unavailable,
     /// The client went away before the answer.
     ClientGone,
-    /// The policy denied the call; it was not sent.
+    /// The policy denied the call, or pinning held the item back; it was not sent.
     Denied,
 }
 
@@ -105,7 +105,7 @@ impl CallOutcome {
         match code {
             crate::protocol::jsonrpc::TARGET_TIMEOUT => Self::Timeout,
             crate::protocol::jsonrpc::TARGET_UNAVAILABLE => Self::Unavailable,
-            crate::protocol::jsonrpc::DENIED_BY_POLICY => Self::Denied,
+            crate::protocol::jsonrpc::DENIED_BY_POLICY | crate::protocol::jsonrpc::HELD_BACK => Self::Denied,
             _ => Self::JsonRpcError,
         }
     }
@@ -115,4 +115,14 @@ impl EncodeLabelValue for CallOutcome {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
         encoder.write_str(self.as_str())
     }
+}
+
+/// The labels of the pinning series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub(super) struct PinLabels {
+    pub target: Name,
+    /// `tool` or `prompt`.
+    pub kind: &'static str,
+    /// `held`, `flagged`, `restored` or `removed`.
+    pub action: &'static str,
 }

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 mod labels;
 
+use labels::PinLabels;
 pub use labels::{CallOutcome, Delivery, Name, OTHER_TOOLS};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -125,6 +126,8 @@ pub struct Metrics {
     streams: Gauge,
     target_up: Family<TargetLabels, Gauge>,
     items: Family<KindLabels, Gauge>,
+    pin_changes: Family<PinLabels, Counter>,
+    pin_drifting: Family<PinLabels, Gauge>,
     collisions: Gauge,
     generation: Gauge,
     budget_used: Gauge,
@@ -158,6 +161,8 @@ impl Metrics {
             streams: Gauge::default(),
             target_up: Family::default(),
             items: Family::default(),
+            pin_changes: Family::default(),
+            pin_drifting: Family::default(),
             collisions: Gauge::default(),
             generation: Gauge::default(),
             budget_used: Gauge::default(),
@@ -223,6 +228,16 @@ impl Metrics {
             m.target_up.clone(),
         );
         registry.register("mcplex_catalog_items", "Items exposed after merging", m.items.clone());
+        registry.register(
+            "mcplex_pin_changes",
+            "Drifts of pinned definitions seen (held, flagged) and ended (restored, removed), by target and kind",
+            m.pin_changes.clone(),
+        );
+        registry.register(
+            "mcplex_pin_drifting",
+            "Definitions that differ from their pins now: held back (enforce) or flagged (warn)",
+            m.pin_drifting.clone(),
+        );
         registry.register(
             "mcplex_name_collisions",
             "Items hidden because an earlier target has the name",
@@ -321,6 +336,23 @@ impl Metrics {
     pub fn upstream_error(&self, target: &str, kind: &'static str) {
         let target = Name(target.into());
         self.upstream_errors.get_or_create(&ErrorLabels { target, kind }).inc();
+    }
+
+    /// Counts one drift of a pinned definition appearing (`held`, `flagged`) or ending (`restored`, `removed`).
+    pub fn pin_change(&self, target: &str, kind: &'static str, action: &'static str) {
+        let target = Name(target.into());
+        self.pin_changes
+            .get_or_create(&PinLabels { target, kind, action })
+            .inc();
+    }
+
+    /// Sets how many of a target's definitions of `kind` drift now, by whether they are held or flagged.
+    pub fn pins_drifting(&self, target: &str, kind: &'static str, action: &'static str, count: usize) {
+        let target = Name(target.into());
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        self.pin_drifting
+            .get_or_create(&PinLabels { target, kind, action })
+            .set(count);
     }
 
     /// Counts a config edit: applied, or refused.

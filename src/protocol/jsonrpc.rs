@@ -22,6 +22,9 @@ pub const TARGET_UNAVAILABLE: i64 = -32030;
 pub const TARGET_TIMEOUT: i64 = -32031;
 /// The policy denied the call (the message names the rule); nothing was sent to the target.
 pub const DENIED_BY_POLICY: i64 = -32032;
+/// The item's definition differs from its pin and `pinning: enforce` holds it back (the message names both
+/// digests); nothing was sent to the target.
+pub const HELD_BACK: i64 = -32033;
 /// Modern era: an `Mcp-*` header disagrees with the body.
 pub const HEADER_MISMATCH: i64 = -32020;
 /// Modern era: answering needs a client capability the request did not declare.

@@ -25,7 +25,7 @@ mod session;
 pub use bridge::NoRandomness;
 pub use message::{Caller, Inbound, Outcome};
 pub use method::{handle, initialize_result};
-pub use refresh::{DEFAULT_STARTUP_DEADLINE, Router};
+pub use refresh::{DEFAULT_STARTUP_DEADLINE, PinScan, Router};
 pub use session::{ClientSession, EncodedMessage};
 
 /// The era adaptation and task ids, for the crate's property tests.

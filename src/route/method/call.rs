@@ -150,6 +150,9 @@ fn down_target_error(snapshot: &Snapshot, wanted: &Wanted<'_>) -> Option<(Arc<st
     })
 }
 
+/// The audit trail's rule for a call refused because pinning holds its item back.
+const HELD_RULE: &str = "pinning";
+
 /// The methods the audit trail records.
 const AUDITED: [&str; 3] = [method::TOOLS_CALL, method::PROMPTS_GET, method::RESOURCES_READ];
 
@@ -243,6 +246,19 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
         };
         let mut snapshot = router.snapshot();
         let mut found = lookup(&snapshot, &wanted);
+        // An item pinning holds back is named in the answer (with both digests), not called unknown.
+        let held = match (&found, &wanted) {
+            (Err(_), &Wanted::Named(kind, ref name)) => snapshot.held(kind, name),
+            _ => None,
+        };
+        if let Some((target, drift, _)) = &held {
+            found = Ok(Destination {
+                target: target.clone(),
+                rewrite: Some(drift.name.clone()),
+                params: None,
+                in_sessions: true,
+            });
+        }
         if found.is_err() {
             if let Some((target, error)) = down_target_error(&snapshot, &wanted) {
                 router
@@ -298,7 +314,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
             (Span::none(), inbound.trace.clone())
         };
         if router.audit.is_on() && AUDITED.contains(&method_label) {
-            let entry = audit_entry(
+            let mut entry = audit_entry(
                 router,
                 &inbound,
                 &wanted,
@@ -307,6 +323,10 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
                 verdict.as_ref(),
                 principal.as_deref(),
             );
+            if held.is_some() && verdict.as_ref().is_none_or(|v| v.allowed) {
+                entry.decision = "deny";
+                entry.rule = HELD_RULE.into();
+            }
             record.audit(router.audit.clone(), entry);
         }
         if let Some(denied) = verdict.filter(|v| !v.allowed) {
@@ -314,6 +334,10 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
             tracing::info!(name, target_name = %destination.target, rule = %denied.rule, "call denied by policy");
             let message = format!("`{name}` is denied by policy (rule `{}`)", denied.rule);
             return failed(&mut record, id, jsonrpc::DENIED_BY_POLICY, message);
+        }
+        if let Some((target, _, why)) = held {
+            tracing::info!(name = wanted.text(), target_name = %target, "call refused: pinning holds the item back");
+            return failed(&mut record, id, jsonrpc::HELD_BACK, why);
         }
         let Some(slot) = snapshot.slot(&destination.target) else {
             let message = format!("target `{}` is not configured any more", destination.target);

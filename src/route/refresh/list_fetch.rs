@@ -1,6 +1,9 @@
 //! Reads every page of one target's four lists, mcplex speaking for itself.
 
+use crate::budget::Budget;
 use crate::catalog::{ItemKind, Listed, ListedIds};
+use crate::config::TargetConfig;
+use crate::metrics::Metrics;
 use crate::protocol::{ClientContext, Era, jsonrpc};
 use crate::route::channel::{Channel, Sharing};
 use crate::upstream::{Target, UpstreamError, final_message};
@@ -46,6 +49,19 @@ pub async fn fetch_target(target: &Arc<Target>) -> Result<Fetched, UpstreamError
         })
         .await?;
     Ok(Fetched { listed, both_eras })
+}
+
+/// Fetches a target's lists once, as the sidecar would, outside any router (`mcplex pins`): the target is
+/// set up, read under its deadline, and retired.
+pub async fn fetch_once(
+    config: &TargetConfig,
+    budget: Arc<Budget>,
+    metrics: Arc<Metrics>,
+) -> Result<Listed, UpstreamError> {
+    let target = Target::new(config.clone(), budget, metrics)?;
+    let fetched = fetch_target(&target).await;
+    target.retire().await;
+    fetched.map(|fetched| fetched.listed)
 }
 
 /// What a target of both eras lists to its sessions (the ids of its items), when it can be read: the eras

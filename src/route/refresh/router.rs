@@ -6,11 +6,13 @@
 
 use crate::audit::AuditLog;
 use crate::budget::Budget;
+use crate::catalog::pins::Drift;
 use crate::catalog::{Catalog, ItemKind};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::route::bridge::{NoRandomness, ParkedCalls};
 use crate::route::refresh::TargetSlot;
+use crate::route::refresh::drift::DriftReporter;
 use crate::route::session::ListsChanged;
 use crate::sync::lock;
 use crate::upstream::Target;
@@ -46,6 +48,15 @@ impl Snapshot {
         self.slots.iter().find(|s| s.name == name)
     }
 
+    /// The item clients know as `exposed` that pinning holds back, with its target and why.
+    pub fn held(&self, kind: ItemKind, exposed: &str) -> Option<(Arc<str>, Drift, String)> {
+        self.slots.iter().find_map(|slot| {
+            let drift = slot.held(kind, exposed)?;
+            let why = slot.inspect_pins(|book| drift.explain(&slot.name, book.source()));
+            Some((Arc::from(slot.name.as_str()), drift, why))
+        })
+    }
+
     /// The live target called `name`.
     pub fn target(&self, name: &str) -> Option<&Arc<Target>> {
         self.slot(name)?.target.as_ref()
@@ -76,6 +87,7 @@ pub struct Router {
     pub profile: Option<String>,
     /// Calls of 2026-07-28 clients parked while a session-era target waits for their input.
     pub parked: Arc<ParkedCalls>,
+    drift_reporter: Arc<DriftReporter>,
 }
 
 impl ListsChanged for Router {
@@ -102,6 +114,11 @@ impl Router {
             generation: 0,
         };
         let parked = Arc::new(ParkedCalls::new()?);
+        let drift_reporter = Arc::new(DriftReporter {
+            metrics: metrics.clone(),
+            audit: audit.0.clone(),
+            profile: audit.1.clone(),
+        });
         Ok(Arc::new_cyclic(|myself| Self {
             snapshot: RwLock::new(Arc::new(empty)),
             publishing: Mutex::new(()),
@@ -117,6 +134,7 @@ impl Router {
             audit: audit.0,
             profile: audit.1,
             parked,
+            drift_reporter,
         }))
     }
 
@@ -148,8 +166,11 @@ impl Router {
                     slots.push((*slot).clone());
                     kept.remove(target_config.name.as_str());
                 }
-                _ => {
-                    let slot = TargetSlot::new(target_config, &self.budget, &self.metrics);
+                replaced => {
+                    let slot = TargetSlot::new(target_config, &self.budget, &self.drift_reporter);
+                    if let Some(old) = replaced {
+                        slot.inherit_pins(old);
+                    }
                     self.spawn_refresher(&slot);
                     fresh.push(slot.clone());
                     slots.push(slot);

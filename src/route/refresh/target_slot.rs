@@ -3,10 +3,11 @@
 
 use crate::budget::Budget;
 use crate::catalog::naming::Rules;
+use crate::catalog::pins::{Drift, PinBook};
 use crate::catalog::{ItemKind, ListedIds, Namer, TargetItems};
 use crate::config::TargetConfig;
 use crate::config::schema::FilterSpec;
-use crate::metrics::Metrics;
+use crate::route::refresh::drift::DriftReporter;
 use crate::route::refresh::list_fetch;
 use crate::sync::lock;
 use crate::upstream::Target;
@@ -56,12 +57,16 @@ pub struct TargetSlot {
     fetching: AtomicBool,
     fetches: watch::Sender<u64>,
     last_miss_refresh: Mutex<Option<Instant>>,
+    pins: Mutex<PinBook>,
+    reporter: Arc<DriftReporter>,
 }
 
 impl TargetSlot {
     /// A slot for a configured target; `Target::new` failures leave it permanently down with the reason.
-    pub fn new(config: &TargetConfig, budget: &Arc<Budget>, metrics: &Arc<Metrics>) -> Arc<Self> {
+    pub fn new(config: &TargetConfig, budget: &Arc<Budget>, reporter: &Arc<DriftReporter>) -> Arc<Self> {
+        let metrics = &reporter.metrics;
         metrics.add_target(&config.name);
+        let (tools, prompts) = namers(config);
         let (target, error) = match Target::new(config.clone(), budget.clone(), metrics.clone()) {
             Ok(target) => (Some(target), None),
             Err(error) => (None, Some(error.to_string())),
@@ -69,15 +74,8 @@ impl TargetSlot {
         Arc::new(Self {
             name: config.name.clone(),
             target,
-            tools: Namer::new(
-                &config.prefix,
-                Rules {
-                    exposed_allow: config.exposed_tools.allow.clone(),
-                    exposed_deny: config.exposed_tools.deny.clone(),
-                    ..rules(&config.tools)
-                },
-            ),
-            prompts: Namer::new(&config.prefix, rules(&config.prompts)),
+            tools,
+            prompts,
             state: Mutex::new(TargetState {
                 error,
                 ..TargetState::default()
@@ -86,7 +84,28 @@ impl TargetSlot {
             fetching: AtomicBool::new(false),
             fetches: watch::Sender::new(0),
             last_miss_refresh: Mutex::new(None),
+            pins: Mutex::new(PinBook::new(config.pinning, config.pins.clone())),
+            reporter: reporter.clone(),
         })
+    }
+
+    /// Takes over the pins `old` learned at first sight (it served the same target before a config edit).
+    pub fn inherit_pins(&self, old: &TargetSlot) {
+        let same_url = old.target.as_ref().map(|t| &t.config.url) == self.target.as_ref().map(|t| &t.config.url);
+        if same_url {
+            let learned = lock(&old.pins).learned().cloned();
+            lock(&self.pins).inherit(learned.as_ref());
+        }
+    }
+
+    /// Looks at the pins and what drifts from them now.
+    pub fn inspect_pins<T>(&self, look: impl FnOnce(&PinBook) -> T) -> T {
+        look(&lock(&self.pins))
+    }
+
+    /// The held item clients know as `exposed`, if the last list held it back.
+    pub fn held(&self, kind: ItemKind, exposed: &str) -> Option<Drift> {
+        lock(&self.pins).held(kind, exposed).cloned()
     }
 
     /// A copy of the current state.
@@ -213,6 +232,13 @@ impl TargetSlot {
     }
 
     fn record(&self, target: &Target, result: Result<crate::catalog::Listed, crate::upstream::UpstreamError>) {
+        // Pins are checked before the items are exposed, so a held item never reaches the catalog.
+        let result = result.map(|mut listed| {
+            let mut book = lock(&self.pins);
+            let review = book.review(&mut listed, &self.tools, &self.prompts);
+            self.reporter.report(&self.name, &book, &review);
+            listed
+        });
         let mut state = lock(&self.state);
         let was_up = state.items.is_some();
         state.fetched_at = Some(Instant::now());
@@ -252,6 +278,19 @@ impl TargetSlot {
             .as_ref()
             .is_some_and(|items| items.entries(kind).iter().any(|e| &*e.exposed == name))
     }
+}
+
+/// The namers of a target's tools and prompts: its filters, renames, prefix and the profile's tool filter.
+pub fn namers(config: &TargetConfig) -> (Namer, Namer) {
+    let tools = Rules {
+        exposed_allow: config.exposed_tools.allow.clone(),
+        exposed_deny: config.exposed_tools.deny.clone(),
+        ..rules(&config.tools)
+    };
+    (
+        Namer::new(&config.prefix, tools),
+        Namer::new(&config.prefix, rules(&config.prompts)),
+    )
 }
 
 /// The catalog's naming rules from the config's filter.
