@@ -107,8 +107,8 @@ enum Command {
         /// Apply this profile's targets and tool filter (as `mcplex run --profile` would) to the notes.
         #[arg(long)]
         profile: Option<String>,
-        /// Compare what the targets list with the config's pins instead; exit with 1 when a listed
-        /// definition differs or is not pinned.
+        /// Compare what the targets list with the config's pins instead, and fail (exit status 2) when a
+        /// listed definition differs from its pin or is not pinned.
         #[arg(long)]
         check: bool,
     },

@@ -2,6 +2,7 @@
 //! Pure data: what a target listed goes in, the merged view comes out; no I/O and no config internals.
 
 pub mod cursor;
+pub mod digest;
 pub mod items;
 pub mod naming;
 pub mod pins;

@@ -172,6 +172,11 @@ pub mod method {
     pub const RESOURCES_LIST_CHANGED: &str = "notifications/resources/list_changed";
     /// The suffix of every list-changed notification.
     pub const LIST_CHANGED_SUFFIX: &str = "/list_changed";
+
+    /// True for a server's notification that one of its lists changed (the client's roots are not its).
+    pub fn is_server_list_changed(name: &str) -> bool {
+        name.ends_with(LIST_CHANGED_SUFFIX) && name != ROOTS_LIST_CHANGED
+    }
     /// Tasks extension: a task's state, with its result inlined once it ended.
     pub const TASKS_GET: &str = "tasks/get";
     /// Tasks extension: answers to the input a task waits for.

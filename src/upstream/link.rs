@@ -98,6 +98,7 @@ pub struct Link {
     drained: Notify,
     retired: CancellationToken,
     unreachable: Notify,
+    lists_changed: Notify,
     budget: Arc<Budget>,
     metrics: Arc<Metrics>,
     detached: AtomicUsize,
@@ -149,6 +150,7 @@ impl Link {
             drained: Notify::new(),
             retired: CancellationToken::new(),
             unreachable: Notify::new(),
+            lists_changed: Notify::new(),
             budget,
             metrics,
             detached: AtomicUsize::new(0),
@@ -219,6 +221,17 @@ impl Link {
     /// Signalled when an exchange found the target unreachable, so whoever keeps its lists can look again.
     pub fn unreachable_seen(&self) -> &Notify {
         &self.unreachable
+    }
+
+    /// Signalled when the target said, on a call's stream, that a list changed (a 2026-07-28 target has no
+    /// other stream to say it on), so whoever keeps its lists fetches them again.
+    pub fn lists_changed_seen(&self) -> &Notify {
+        &self.lists_changed
+    }
+
+    /// Notes a `list_changed` notification the target sent on a call's stream.
+    pub fn note_lists_changed(&self) {
+        self.lists_changed.notify_one();
     }
 
     /// The target's name.

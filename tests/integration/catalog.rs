@@ -58,7 +58,7 @@ async fn merged_lists_are_paginated_with_mcplex_cursors() {
     .await;
     let client = harness.legacy_client().await;
     let all = tool_names(&client).await;
-    assert_eq!(all.len(), 38, "{all:?}");
+    assert_eq!(all.len(), 40, "{all:?}");
     let first_page = client.list_tools(None).await.unwrap();
     assert_eq!(first_page.tools.len(), 5);
     let cursor = first_page.next_cursor.clone().expect("a next cursor");

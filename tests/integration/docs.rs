@@ -149,7 +149,12 @@ fn documented_flags() -> Vec<(String, String)> {
 fn accepted_flags() -> String {
     let sidecar = env!("CARGO_BIN_EXE_mcplex");
     let mut help = String::new();
-    for args in [&["--help"][..], &["run", "--help"], &["check", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["check", "--help"],
+        &["pins", "--help"],
+    ] {
         let out = Command::new(sidecar).args(args).output().unwrap();
         assert!(out.status.success(), "mcplex {args:?}");
         help.push_str(&String::from_utf8_lossy(&out.stdout));

@@ -357,6 +357,7 @@ fn the_layers_import_only_downwards() {
         ("upstream", "downstream"),
         ("route", "downstream"),
         ("catalog", "route"),
+        ("catalog", "config"),
         ("protocol", "route"),
         ("net", "upstream"),
         ("net", "identity"),

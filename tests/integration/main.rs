@@ -15,6 +15,7 @@ mod layout;
 mod manifests;
 mod metrics;
 mod on_behalf;
+mod pins;
 mod process;
 mod profiles;
 mod reference;

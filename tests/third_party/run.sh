@@ -19,9 +19,10 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 # Ready means every target was fetched or missed its start-up deadline; these tests need every target up.
 wait_targets_up() { local s; for _ in $(seq 1 100); do s=$(curl -fsS "$1" 2>/dev/null) && ! grep -q '"up":false' <<<"$s" && return 0; sleep 0.1; done; echo "targets not up: $(curl -sS "$1")" >&2; return 1; }
 
-everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port); se_port=$(free_port); fm_port=$(free_port); ts_port=$(free_port); tasks_port=$(free_port); ps_port=$(free_port)
+everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port); se_port=$(free_port); fm_port=$(free_port); ts_port=$(free_port); tasks_port=$(free_port); ps_port=$(free_port); pin_port=$(free_port)
 "$examples" serve everything --listen "127.0.0.1:$everything_port" >"$work/everything.log" 2>&1 & pids+=($!)
 "$examples" serve math --listen "127.0.0.1:$math_port" >"$work/math.log" 2>&1 & pids+=($!)
+"$examples" serve everything --listen "127.0.0.1:$pin_port" >"$work/pinned.log" 2>&1 & pids+=($!)
 PORT=$se_port node "$tools/se/node_modules/@modelcontextprotocol/server-everything/dist/index.js" streamableHttp >"$work/server-everything.log" 2>&1 & pids+=($!)
 wait_port "$everything_port"
 wait_port "$se_port"
@@ -34,6 +35,7 @@ wait_port "$math_port"
 wait_port "$ts_port"
 wait_port "$tasks_port"
 wait_port "$ps_port"
+wait_port "$pin_port"
 cat >"$work/config.yaml" <<YAML
 targets:
   - name: everything
@@ -83,6 +85,15 @@ targets:
   - name: psnew
     url: http://127.0.0.1:$ps_port/mcp
     protocol: modern
+  # The everything example once more, for tool pinning (its set_drift tool changes its own definitions),
+  # pinned at first sight in each era.
+  - name: pinned
+    url: http://127.0.0.1:$pin_port/mcp
+    pinning: enforce
+  - name: pinnedold
+    url: http://127.0.0.1:$pin_port/mcp
+    protocol: legacy
+    pinning: enforce
 YAML
 "$bin" run --config "$work/config.yaml" --listen "127.0.0.1:$mcp_port" --admin "127.0.0.1:$admin_port" >"$work/mcplex.log" 2>&1 & pids+=($!)
 wait_http "http://127.0.0.1:$admin_port/readyz"

@@ -5,7 +5,8 @@ example again as `old` (pinned to the session era) and `new` (pinned to 2026-07-
 `server-everything` as `se`, a FastMCP server as `fm`, and a server of both eras on v2 of the TypeScript SDK
 as `ts`, again as `tsold` (pinned to its sessions), as `tsnew` (pinned to 2026-07-28) and as `tsjson` (its
 sessions answering in JSON, only its `ask` tool), and a server on
-this SDK whose tool declares `Mcp-Param-*` headers as `ps`, again as `psnew` (pinned to 2026-07-28).
+this SDK whose tool declares `Mcp-Param-*` headers as `ps`, again as `psnew` (pinned to 2026-07-28), and the
+everything example once more as `pinned` and `pinnedold` (the session era), both with `pinning: enforce`.
 """
 
 import asyncio
@@ -17,6 +18,7 @@ import httpx2
 import mcp_types as types
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 URL = os.environ["MCPLEX_URL"]
 
@@ -228,3 +230,63 @@ async def test_a_json_mode_server_asking_on_its_get_stream_reaches_sdk_clients_o
     async with Client(URL, mode=mode, elicitation_callback=answer_username) as client:
         text = await asyncio.wait_for(client.call_tool("tsjson_ask", {}), timeout=5)
     assert text_of(text) == "hello grace (legacy, GET stream)"
+
+
+PINNED = ("pinned", "pinnedold")
+HELD_BACK = -32033
+
+
+async def eventually(what, holds, patience=30.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while not await holds():
+        assert loop.time() < deadline, f"not within {patience}s: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def tool_names(client) -> set:
+    return {tool.name for tool in (await client.list_tools()).tools}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_tool_changed_upstream_is_held_back_until_it_reverts(mode):
+    heard = []
+
+    async def record(message):
+        method = getattr(message, "method", None) or getattr(getattr(message, "root", None), "method", None)
+        if method:
+            heard.append(method)
+
+    # Another party changes the server (through a session, whose target hears of its own change); the
+    # client under test only lists and calls.
+    async with Client(URL, mode="legacy", message_handler=record) as changer, Client(URL, mode=mode) as client:
+        simple = {f"{target}_test_simple_text" for target in PINNED}
+        assert simple <= await tool_names(client)
+        try:
+            for target in PINNED:
+                await changer.call_tool(f"{target}_set_drift", {"kind": "description"})
+
+            async def held_back():
+                return not (simple & await tool_names(client))
+
+            await eventually("the changed tool leaves the lists", held_back)
+            await eventually(
+                "a session hears the lists changed", lambda: asyncio.sleep(0, "notifications/tools/list_changed" in heard)
+            )
+            for name in simple:
+                with pytest.raises(MCPError) as refused:
+                    await client.call_tool(name, {})
+                assert refused.value.code == HELD_BACK
+                assert f"tool `{name}`" in refused.value.message
+                assert "is held back by pinning" in refused.value.message
+        finally:
+            for target in PINNED:
+                await changer.call_tool(f"{target}_set_drift", {"kind": "none"})
+
+        async def restored():
+            return simple <= await tool_names(client)
+
+        await eventually("the reverted tool is listed again", restored)
+        for name in simple:
+            assert text_of(await client.call_tool(name, {})) == "This is a simple text response for testing."

@@ -213,6 +213,7 @@ impl TargetSlot {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = target.unreachable_seen().notified() => {}
+                _ = target.lists_changed_seen().notified() => {}
                 _ = target.retired().cancelled() => return,
             }
         }

@@ -112,6 +112,7 @@ pub(super) async fn relay_stream(
                 match request.get("method").and_then(Value::as_str) {
                     Some(method::CANCELLED) => continue,
                     Some(method::PROGRESS) if forward.is_stray_progress(progress_token(&request)) => continue,
+                    Some(name) if method::is_server_list_changed(name) => target.note_lists_changed(),
                     _ => {}
                 }
                 if tx.send(EncodedMessage { json: from_get_stream.message.into_bytes(), hold: from_get_stream.hold }).await.is_err() {
@@ -149,6 +150,12 @@ pub(super) async fn relay_stream(
                         }
                     }
                     Some(method::CANCELLED) => Notice::Cancellation,
+                    Some(name) if method::is_server_list_changed(name) => {
+                        // Relayed as it is, and the target's lists are fetched again, so the merged lists
+                        // (and pinning) follow at once.
+                        target.note_lists_changed();
+                        Notice::Other
+                    }
                     _ => Notice::Other,
                 };
                 (object.has("method"), object.value("id"), notice)

@@ -147,7 +147,7 @@ pub async fn pump_session_stream(
 
 fn deliver(session: &Arc<ClientSession>, lists: &Weak<dyn ListsChanged>, channel: &Channel, message: Value) {
     let name = message.get("method").and_then(Value::as_str).unwrap_or("");
-    if name.ends_with(method::LIST_CHANGED_SUFFIX) && name != method::ROOTS_LIST_CHANGED {
+    if method::is_server_list_changed(name) {
         // Names differ after merging: refresh, and the router tells every client what changed.
         if let Some(lists) = lists.upgrade() {
             lists.lists_changed(channel.link().name());
