@@ -974,6 +974,31 @@ async fn bench() {
         );
     }
 
+    // What pinning costs a call: nothing on the call path (digests are taken when lists are fetched), so a
+    // sidecar enforcing pins (taken at first sight) is run beside the plain one; then the digests themselves.
+    {
+        let (pinned, _) = start_sidecar_yaml(&targets_yaml(&[upstream], "    pinning: enforce\n"), &[]).await;
+        side_by_side(&[(&sidecar, None), (&pinned, None)], "pinning off / pinning enforce").await;
+        let tools: Vec<Value> = (0..1000)
+            .map(|i| json!({"name": format!("tool_{i:03}"), "description": "a fast tool that answers at once, for benchmarks", "inputSchema": {"type": "object", "properties": {"x": {"type": "integer"}}}}))
+            .collect();
+        let page = json!({"tools": tools}).to_string();
+        let plain = mcplex::catalog::Namer::new("t0", Default::default());
+        let reviews = 20;
+        let begun = Instant::now();
+        for _ in 0..reviews {
+            let mut listed = mcplex::catalog::Listed::default();
+            listed.add_page(mcplex::catalog::ItemKind::Tools, &page).unwrap();
+            let mut book = mcplex::catalog::pins::PinBook::new(mcplex::catalog::pins::Pinning::Enforce, None);
+            book.review(&mut listed, &plain, &plain);
+            std::hint::black_box(book.review(&mut listed, &plain, &plain));
+        }
+        println!(
+            "| pin review when a list is fetched (in process): digest of one ~150-byte tool definition, RFC 8785 + SHA-256 | {:.2} µs |",
+            micros(begun.elapsed()) / (2 * reviews * 1000) as f64
+        );
+    }
+
     // What identity costs a call: the caller's JWT validated (ES256, keys from a file) and a token exchanged
     // for the target (the cache is warm after the first call), then the same with a Cedar policy, beside the
     // plain sidecar; one session, interleaved rounds.
@@ -1088,13 +1113,15 @@ async fn bench() {
     println!("| RSS with 10 targets x 50 tools | {rss:.1} MiB |");
     drop(sidecar);
 
-    // Peak RSS shows what reading every target's lists at once costs on top of holding them.
-    for (count, tools) in [(50usize, 2usize), (50, 100), (50, 1000)] {
+    // Peak RSS shows what reading every target's lists at once costs on top of holding them; the last row
+    // enforces pins (taken at first sight), which adds a digest of every definition to each fetch.
+    for (count, tools, pinning) in [(50usize, 2usize, false), (50, 100, false), (50, 1000, false), (50, 1000, true)] {
         let mut targets = Vec::new();
         for _ in 0..count {
             targets.push(fast_upstream(tools).await);
         }
-        let (sidecar, ready_after) = start_sidecar(&targets).await;
+        let per_target = if pinning { "    pinning: enforce\n" } else { "" };
+        let (sidecar, ready_after) = start_sidecar_yaml(&targets_yaml(&targets, per_target), &[]).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (rss, _) = rss_and_cpu(sidecar.child.id());
         let peak = status_mib(sidecar.child.id(), "VmHWM:");
@@ -1108,7 +1135,8 @@ async fn bench() {
         }
         latencies.sort();
         println!(
-            "| {count} targets x {tools} tools: ready / RSS / peak RSS / tools/list first page (500) p50 | {:.1} ms / {rss:.1} MiB / {peak:.1} MiB / {:.0} µs |",
+            "| {count} targets x {tools} tools{}: ready / RSS / peak RSS / tools/list first page (500) p50 | {:.1} ms / {rss:.1} MiB / {peak:.1} MiB / {:.0} µs |",
+            if pinning { ", pinning enforce" } else { "" },
             ready_after.as_secs_f64() * 1e3,
             micros(percentile(&latencies, 0.5)),
         );
