@@ -990,8 +990,10 @@ async fn bench() {
             let mut listed = mcplex::catalog::Listed::default();
             listed.add_page(mcplex::catalog::ItemKind::Tools, &page).unwrap();
             let mut book = mcplex::catalog::pins::PinBook::new(mcplex::catalog::pins::Pinning::Enforce, None);
-            book.review(&mut listed, &plain, &plain);
-            std::hint::black_box(book.review(&mut listed, &plain, &plain));
+            let digests = mcplex::catalog::pins::ListDigests::of(&listed);
+            book.review(&mut listed, &digests, &plain, &plain);
+            let digests = mcplex::catalog::pins::ListDigests::of(&listed);
+            std::hint::black_box(book.review(&mut listed, &digests, &plain, &plain));
         }
         println!(
             "| pin review when a list is fetched (in process): digest of one ~150-byte tool definition, RFC 8785 + SHA-256 | {:.2} µs |",
@@ -1115,7 +1117,12 @@ async fn bench() {
 
     // Peak RSS shows what reading every target's lists at once costs on top of holding them; the last row
     // enforces pins (taken at first sight), which adds a digest of every definition to each fetch.
-    for (count, tools, pinning) in [(50usize, 2usize, false), (50, 100, false), (50, 1000, false), (50, 1000, true)] {
+    for (count, tools, pinning) in [
+        (50usize, 2usize, false),
+        (50, 100, false),
+        (50, 1000, false),
+        (50, 1000, true),
+    ] {
         let mut targets = Vec::new();
         for _ in 0..count {
             targets.push(fast_upstream(tools).await);

@@ -9,6 +9,7 @@ pub use crate::catalog::digest::{Digest, NotADigest};
 use crate::catalog::items::Listed;
 use crate::catalog::naming::Namer;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -48,14 +49,40 @@ pub struct PinSet {
     pub prompts: BTreeMap<String, Digest>,
 }
 
+/// The digest of every tool and prompt a target listed, in list order. The work grows with the list (a few
+/// microseconds a definition), so the sidecar does it off its event loop, before the review.
+#[derive(Debug, Clone, Default)]
+pub struct ListDigests([Vec<Digest>; 2]);
+
+impl ListDigests {
+    /// Digests every tool and prompt of `listed`.
+    pub fn of(listed: &Listed) -> Self {
+        Self(PINNED_KINDS.map(|kind| {
+            listed
+                .named_items(kind)
+                .map(|(_, text)| Digest::of_item(text))
+                .collect()
+        }))
+    }
+
+    /// The items of one kind with their digests (computed here for any item `of` did not see).
+    fn items<'l>(&'l self, listed: &'l Listed, kind: ItemKind) -> impl Iterator<Item = (Cow<'l, str>, Digest)> {
+        let digests = &self.0[usize::from(kind == ItemKind::Prompts)];
+        listed
+            .named_items(kind)
+            .enumerate()
+            .map(|(i, (name, text))| (name, digests.get(i).copied().unwrap_or_else(|| Digest::of_item(text))))
+    }
+}
+
 impl PinSet {
-    /// The digest of every tool and prompt in `listed`, hidden ones included.
-    pub fn of_listed(listed: &Listed) -> Self {
+    /// The pins of everything in `listed` (hidden items included), from its `digests`.
+    pub fn of_listed(listed: &Listed, digests: &ListDigests) -> Self {
         let mut pins = Self::default();
         for kind in PINNED_KINDS {
             let kind_pins = pins.of_kind_mut(kind);
-            for (name, text) in listed.named_items(kind) {
-                kind_pins.insert(name.into_owned(), Digest::of_item(text));
+            for (name, digest) in digests.items(listed, kind) {
+                kind_pins.insert(name.into_owned(), digest);
             }
         }
         pins
@@ -207,28 +234,26 @@ impl PinBook {
     /// Checks what a target listed against the pins, leaves held items out of `listed` (in `enforce`),
     /// and says what changed since the last review. Items the namers hide are not checked: clients never
     /// see them. With no pins yet, what is listed now becomes the pins.
-    pub fn review(&mut self, listed: &mut Listed, tools: &Namer, prompts: &Namer) -> Review {
+    pub fn review(&mut self, listed: &mut Listed, digests: &ListDigests, tools: &Namer, prompts: &Namer) -> Review {
         if self.mode == Pinning::Off {
             return Review::default();
         }
-        let pins = self.pins.get_or_insert_with(|| PinSet::of_listed(listed));
+        let pins = self.pins.get_or_insert_with(|| PinSet::of_listed(listed, digests));
         let held = self.mode == Pinning::Enforce;
         let mut drifts = Vec::new();
         let mut listed_names: HashSet<(ItemKind, Arc<str>)> = HashSet::new();
         for kind in PINNED_KINDS {
             let namer = if kind == ItemKind::Tools { tools } else { prompts };
-            let kind_pins = pins.of_kind(kind).into_iter().flatten();
-            let kind_pins: HashMap<&str, &Digest> = kind_pins.map(|(k, v)| (k.as_str(), v)).collect();
+            let kind_pins = pins.of_kind(kind);
             let mut keep = Vec::new();
-            for (name, text) in listed.named_items(kind) {
+            for (name, seen) in digests.items(listed, kind) {
                 let name: Arc<str> = name.into();
                 listed_names.insert((kind, name.clone()));
                 let Some(exposed) = namer.expose(&name) else {
                     keep.push(true);
                     continue;
                 };
-                let seen = Digest::of_item(text);
-                let pinned = kind_pins.get(&*name).map(|d| **d);
+                let pinned = kind_pins.and_then(|pins| pins.get(&*name)).copied();
                 let drifted = pinned != Some(seen);
                 keep.push(!(drifted && held));
                 if drifted {
@@ -285,6 +310,16 @@ mod tests {
         listed
     }
 
+    /// A review with the digests computed first, as the sidecar does.
+    fn check(book: &mut PinBook, listed: &mut Listed, tools: &Namer, prompts: &Namer) -> Review {
+        let digests = ListDigests::of(listed);
+        book.review(listed, &digests, tools, prompts)
+    }
+
+    fn pins_of(listed: &Listed) -> PinSet {
+        PinSet::of_listed(listed, &ListDigests::of(listed))
+    }
+
     fn names(listed: &Listed, kind: ItemKind) -> Vec<String> {
         listed.named_items(kind).map(|(n, _)| n.into_owned()).collect()
     }
@@ -306,10 +341,10 @@ mod tests {
     #[test]
     fn enforce_holds_back_changed_and_unpinned_items_and_reports_each_change_once() {
         let (tools, prompts) = namers();
-        let pins = PinSet::of_listed(&listed(&[ADD], &[ASK]));
+        let pins = pins_of(&listed(&[ADD], &[ASK]));
         let mut book = PinBook::new(Pinning::Enforce, Some(pins.clone()));
         let mut now = listed(&[ADD_POISONED, DIVIDE, SECRET], &[ASK]);
-        let review = book.review(&mut now, &tools, &prompts);
+        let review = check(&mut book, &mut now, &tools, &prompts);
         assert_eq!(
             names(&now, ItemKind::Tools),
             ["secret"],
@@ -336,11 +371,16 @@ mod tests {
         );
 
         // The same lists again: nothing new to report.
-        let review = book.review(&mut listed(&[ADD_POISONED, DIVIDE], &[ASK]), &tools, &prompts);
+        let review = check(
+            &mut book,
+            &mut listed(&[ADD_POISONED, DIVIDE], &[ASK]),
+            &tools,
+            &prompts,
+        );
         assert_eq!(review, Review::default());
         // `add` reverts and `divide` goes away: both drifts end, told apart.
         let mut reverted = listed(&[ADD], &[ASK]);
-        let review = book.review(&mut reverted, &tools, &prompts);
+        let review = check(&mut book, &mut reverted, &tools, &prompts);
         assert_eq!(names(&reverted, ItemKind::Tools), ["add"]);
         let ended: Vec<(&str, bool)> = review.ended.iter().map(|(d, listed)| (&*d.name, *listed)).collect();
         assert_eq!(ended, [("add", true), ("divide", false)]);
@@ -350,10 +390,10 @@ mod tests {
     #[test]
     fn a_second_change_to_a_drifting_item_is_reported_again() {
         let (tools, prompts) = namers();
-        let mut book = PinBook::new(Pinning::Enforce, Some(PinSet::of_listed(&listed(&[ADD], &[]))));
-        book.review(&mut listed(&[ADD_POISONED], &[]), &tools, &prompts);
+        let mut book = PinBook::new(Pinning::Enforce, Some(pins_of(&listed(&[ADD], &[]))));
+        check(&mut book, &mut listed(&[ADD_POISONED], &[]), &tools, &prompts);
         let again = r#"{"name":"add","description":"Adds, differently"}"#;
-        let review = book.review(&mut listed(&[again], &[]), &tools, &prompts);
+        let review = check(&mut book, &mut listed(&[again], &[]), &tools, &prompts);
         assert_eq!(review.appeared.len(), 1);
         assert_eq!(review.appeared[0].seen, Digest::of_item(again));
         assert!(review.ended.is_empty());
@@ -362,9 +402,9 @@ mod tests {
     #[test]
     fn warn_serves_what_it_flags_and_off_checks_nothing() {
         let (tools, prompts) = namers();
-        let mut book = PinBook::new(Pinning::Warn, Some(PinSet::of_listed(&listed(&[ADD], &[]))));
+        let mut book = PinBook::new(Pinning::Warn, Some(pins_of(&listed(&[ADD], &[]))));
         let mut now = listed(&[ADD_POISONED], &[ASK]);
-        let review = book.review(&mut now, &tools, &prompts);
+        let review = check(&mut book, &mut now, &tools, &prompts);
         assert_eq!(names(&now, ItemKind::Tools), ["add"]);
         assert_eq!(names(&now, ItemKind::Prompts), ["ask"]);
         assert_eq!(review.appeared.len(), 2, "the changed tool and the unpinned prompt");
@@ -373,7 +413,7 @@ mod tests {
         // Off checks nothing.
         let mut off = PinBook::new(Pinning::Off, Some(PinSet::default()));
         assert_eq!(
-            off.review(&mut listed(&[ADD_POISONED], &[]), &tools, &prompts),
+            check(&mut off, &mut listed(&[ADD_POISONED], &[]), &tools, &prompts),
             Review::default()
         );
     }
@@ -383,10 +423,10 @@ mod tests {
         let (tools, prompts) = namers();
         let mut book = PinBook::new(Pinning::Enforce, None);
         let mut first = listed(&[ADD], &[ASK]);
-        assert_eq!(book.review(&mut first, &tools, &prompts), Review::default());
+        assert_eq!(check(&mut book, &mut first, &tools, &prompts), Review::default());
         assert_eq!(names(&first, ItemKind::Tools), ["add"]);
         let mut later = listed(&[ADD_POISONED, DIVIDE], &[ASK]);
-        let review = book.review(&mut later, &tools, &prompts);
+        let review = check(&mut book, &mut later, &tools, &prompts);
         assert!(names(&later, ItemKind::Tools).is_empty());
         assert_eq!(review.appeared.len(), 2);
         let why = book
@@ -401,7 +441,7 @@ mod tests {
         let mut next = PinBook::new(Pinning::Enforce, None);
         next.inherit(book.learned());
         assert_eq!(
-            next.review(&mut listed(&[ADD_POISONED], &[]), &tools, &prompts)
+            check(&mut next, &mut listed(&[ADD_POISONED], &[]), &tools, &prompts)
                 .appeared
                 .len(),
             1
@@ -415,9 +455,9 @@ mod tests {
     #[test]
     fn a_refused_call_names_the_item_the_target_both_digests_and_the_fix() {
         let (tools, prompts) = namers();
-        let pins = PinSet::of_listed(&listed(&[ADD], &[]));
+        let pins = pins_of(&listed(&[ADD], &[]));
         let mut book = PinBook::new(Pinning::Enforce, Some(pins.clone()));
-        book.review(&mut listed(&[ADD_POISONED], &[]), &tools, &prompts);
+        check(&mut book, &mut listed(&[ADD_POISONED], &[]), &tools, &prompts);
         let why = book
             .held(ItemKind::Tools, "m_add")
             .unwrap()

@@ -255,6 +255,40 @@ async fn pins_from_mcplex_pins_hold_back_every_kind_of_drift_until_it_reverts() 
         refusals, 4,
         "two calls, a prompt get and the unpinned tool's call: {lines:?}"
     );
+
+    // The platform reviews a change and pins it: the config edit brings the tool back as it is now.
+    call_text(&legacy, "ev_set_drift", json!({"kind": "description"})).await;
+    let seen = eventually("the change is held again", || async {
+        let status = harness.status().await;
+        let held = pinning(&status, "ev")["held"].clone();
+        held.as_array()?.iter().find(|d| d["name"] == "test_simple_text")?["seenSha256"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
+    let announced = count_events(&watched, "tools_list_changed");
+    let repinned = yaml.replace(
+        &format!("\"test_simple_text\": \"{pinned}\""),
+        &format!("\"test_simple_text\": \"{seen}\""),
+    );
+    assert_ne!(repinned, yaml);
+    std::fs::write(&harness.config_path, repinned).unwrap();
+    until("the re-pinned tool is back, as it is now", || async {
+        let tools = legacy.list_all_tools().await.unwrap();
+        tools
+            .iter()
+            .any(|t| t.name == "ev_test_simple_text" && t.description.as_deref().unwrap_or("").contains("id_rsa"))
+    })
+    .await;
+    until("an idle client hears it came back", || async {
+        count_events(&watched, "tools_list_changed") > announced
+    })
+    .await;
+    assert_eq!(
+        drifting(&harness.status().await, "ev", "held"),
+        [("prompt".to_string(), "test_simple_prompt".to_string())],
+        "the prompt's pin was not updated"
+    );
     for client in [legacy, modern, watcher] {
         client.cancel().await.unwrap();
     }

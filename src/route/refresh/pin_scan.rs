@@ -3,7 +3,7 @@
 //! compared with the pins the config already has.
 
 use crate::budget::{Budget, DEFAULT_BUDGET_BYTES};
-use crate::catalog::pins::{Digest, PINNED_KINDS, PinSet, Pinning};
+use crate::catalog::pins::{Digest, ListDigests, PINNED_KINDS, PinSet, Pinning};
 use crate::catalog::{Catalog, ItemKind, TargetItems};
 use crate::config::{Config, TargetConfig};
 use crate::metrics::{Metrics, MetricsOptions};
@@ -73,7 +73,7 @@ impl PinScan {
             let (tools, prompts) = namers(target);
             match listed {
                 Ok(listed) => {
-                    pins.push(Ok(PinSet::of_listed(&listed)));
+                    pins.push(Ok(PinSet::of_listed(&listed, &ListDigests::of(&listed))));
                     exposed.push(TargetItems::expose(&target.name, &tools, &prompts, listed));
                 }
                 Err(error) => pins.push(Err(error.to_string())),

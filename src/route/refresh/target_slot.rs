@@ -3,14 +3,14 @@
 
 use crate::budget::Budget;
 use crate::catalog::naming::Rules;
-use crate::catalog::pins::{Drift, PinBook};
-use crate::catalog::{ItemKind, ListedIds, Namer, TargetItems};
+use crate::catalog::pins::{Drift, ListDigests, PinBook, Pinning};
+use crate::catalog::{ItemKind, Listed, ListedIds, Namer, TargetItems};
 use crate::config::TargetConfig;
 use crate::config::schema::FilterSpec;
 use crate::route::refresh::drift::DriftReporter;
 use crate::route::refresh::list_fetch;
 use crate::sync::lock;
-use crate::upstream::Target;
+use crate::upstream::{Target, UpstreamError};
 use futures_util::FutureExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -188,7 +188,11 @@ impl TargetSlot {
                 _ = target.retired().cancelled() => return,
             };
             let both_eras = result.as_ref().is_ok_and(|fetched| fetched.both_eras);
-            self.record(&target, result.map(|fetched| fetched.listed));
+            let result = match result {
+                Ok(fetched) => self.digested(&target, fetched.listed).await,
+                Err(error) => Err(error),
+            };
+            self.record(&target, result);
             // The fetch itself may have signalled "unreachable"; that is already known now.
             let _ = target.unreachable_seen().notified().now_or_never();
             self.fetching.store(false, Ordering::Release);
@@ -232,11 +236,28 @@ impl TargetSlot {
         state.session_ids = Some(Arc::new(ids));
     }
 
-    fn record(&self, target: &Target, result: Result<crate::catalog::Listed, crate::upstream::UpstreamError>) {
+    /// The digests pinning needs of what the target listed (none when pinning is off), computed on the
+    /// blocking pool: a list of thousands of tools takes milliseconds, which must not stall other traffic.
+    async fn digested(&self, target: &Target, listed: Listed) -> Result<(Listed, ListDigests), UpstreamError> {
+        if lock(&self.pins).mode() == Pinning::Off {
+            return Ok((listed, ListDigests::default()));
+        }
+        tokio::task::spawn_blocking(move || {
+            let digests = ListDigests::of(&listed);
+            (listed, digests)
+        })
+        .await
+        .map_err(|_| UpstreamError::Garbage {
+            target: target.name().into(),
+            reason: "its definitions could not be digested for pinning".into(),
+        })
+    }
+
+    fn record(&self, target: &Target, result: Result<(Listed, ListDigests), UpstreamError>) {
         // Pins are checked before the items are exposed, so a held item never reaches the catalog.
-        let result = result.map(|mut listed| {
+        let result = result.map(|(mut listed, digests)| {
             let mut book = lock(&self.pins);
-            let review = book.review(&mut listed, &self.tools, &self.prompts);
+            let review = book.review(&mut listed, &digests, &self.tools, &self.prompts);
             self.reporter.report(&self.name, &book, &review);
             listed
         });
