@@ -172,6 +172,7 @@ impl BenchIdentity {
             client_id: None,
             client_secret_file: None,
             ca: None,
+            without_caller: None,
         })
         .unwrap();
         let subject = || mcplex::identity::exchange::Subject {

@@ -278,7 +278,16 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
                 .filter_map(|t| t.auth.as_ref()?.token_exchange.as_ref())
                 .filter(|exchange| exchange.actor_path.is_none())
                 .filter_map(|exchange| exchange.actor_audience.as_deref());
-            let mut audiences: Vec<&str> = own.chain(actors).collect();
+            // Lists of an exchange target may go with the pod's own token for its audience (withoutCaller).
+            let listing = config.targets.iter().filter_map(|t| {
+                match t.auth.as_ref()?.token_exchange.as_ref()?.without_caller.as_ref()? {
+                    mcplex::config::schema::WithoutCaller::ServiceAccountToken(token) if token.path.is_none() => {
+                        Some(token.audience.as_str())
+                    }
+                    _ => None,
+                }
+            });
+            let mut audiences: Vec<&str> = own.chain(actors).chain(listing).collect();
             audiences.sort_unstable();
             audiences.dedup();
             if !audiences.is_empty() {

@@ -216,6 +216,45 @@ mod tests {
     }
 
     #[test]
+    fn without_caller_takes_a_name_or_a_token_and_checks_what_each_needs() {
+        let inbound = "inbound:\n  jwt: { issuer: https://idp, audiences: [m], jwks: { url: https://idp/jwks } }\n";
+        let target = |without: &str| {
+            format!(
+                "targets:\n  - name: a\n    url: http://a/mcp\n    auth:\n      tokenExchange:\n        tokenEndpoint: http://sts/token\n        audience: a\n        withoutCaller: {without}\n{inbound}"
+            )
+        };
+        let chosen = |without: &str| {
+            let config = parse(&target(without), Path::new("c.yaml")).unwrap();
+            let auth = config.targets[0].auth.clone().unwrap();
+            auth.token_exchange.unwrap().without_caller.unwrap()
+        };
+        assert_eq!(chosen("none"), schema::WithoutCaller::None);
+        assert_eq!(chosen("exchange"), schema::WithoutCaller::Exchange);
+        assert_eq!(
+            chosen("{ serviceAccountToken: { audience: a-mcp } }"),
+            schema::WithoutCaller::ServiceAccountToken(schema::ServiceAccountTokenAuth {
+                audience: "a-mcp".into(),
+                path: None
+            })
+        );
+        let message = errors(&target("clientCredentials"));
+        assert!(
+            message.contains("targets[0].auth.tokenExchange.withoutCaller: clientCredentials needs clientId"),
+            "{message}"
+        );
+        let message = errors(&target("{ serviceAccountToken: { audience: \"a, b\" } }"));
+        assert!(
+            message.contains("withoutCaller.serviceAccountToken.audience: must be non-empty"),
+            "{message}"
+        );
+        let message = errors(&target("sometimes"));
+        assert!(
+            message.contains("targets[0].auth.tokenExchange") && message.contains("`sometimes` is not one of exchange"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn empty_file_is_an_empty_config() {
         assert!(parse("", Path::new("c.yaml")).unwrap().targets.is_empty());
     }

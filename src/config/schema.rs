@@ -197,6 +197,59 @@ pub struct TokenExchangeSpec {
     pub client_secret_file: Option<PathBuf>,
     /// A PEM CA bundle for an https token endpoint (the system roots otherwise).
     pub ca: Option<PathBuf>,
+    /// The credential for work no caller asked for (list fetches, probes); `exchange` when absent.
+    pub without_caller: Option<WithoutCaller>,
+}
+
+/// How a target behind a token exchange is reached when no caller is behind the request (mcplex fetching
+/// its lists or probing its era): there is no caller's token to exchange then.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "WithoutCallerText")]
+pub enum WithoutCaller {
+    /// The pod's own token (the `actorAudience` token) is exchanged as the subject; no credential without
+    /// an actor token. An authorization server that trusts only its own tokens refuses this.
+    Exchange,
+    /// mcplex's own client gets a token with the client credentials grant (RFC 6749 §4.4) at the same
+    /// endpoint, for the same audience, resource and scope: needs `clientId` and `clientSecretFile`.
+    ClientCredentials,
+    /// The pod's projected ServiceAccount token minted for this audience, as `auth.serviceAccountToken` sends it.
+    ServiceAccountToken(ServiceAccountTokenAuth),
+    /// No credential: for a target that lists its tools to anyone.
+    None,
+}
+
+/// `withoutCaller` as written: a name, or a map naming the token. (An enum with a payload would need a YAML
+/// tag such as `!serviceAccountToken`; this keeps the plain map form the other keys use.)
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WithoutCallerText {
+    Name(String),
+    Token(TokenChoice),
+}
+
+/// `{ serviceAccountToken: { audience, path } }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TokenChoice {
+    service_account_token: ServiceAccountTokenAuth,
+}
+
+impl TryFrom<WithoutCallerText> for WithoutCaller {
+    type Error = String;
+
+    fn try_from(text: WithoutCallerText) -> Result<Self, String> {
+        match text {
+            WithoutCallerText::Token(choice) => Ok(Self::ServiceAccountToken(choice.service_account_token)),
+            WithoutCallerText::Name(name) => match name.as_str() {
+                "exchange" => Ok(Self::Exchange),
+                "clientCredentials" => Ok(Self::ClientCredentials),
+                "none" => Ok(Self::None),
+                _ => Err(format!(
+                    "`{name}` is not one of exchange, clientCredentials, none or {{ serviceAccountToken: {{ audience: ... }} }}"
+                )),
+            },
+        }
+    }
 }
 
 /// A header read from a file.

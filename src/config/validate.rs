@@ -3,7 +3,7 @@
 use super::duration::parse_duration;
 use super::schema::{
     AuthSpec, ConfigFile, ExposedFilterSpec, FilterSpec, InboundSpec, JwtSpec, PinsSpec, PolicySpec, ProtocolChoice,
-    TargetSpec, TlsSpec, TokenExchangeSpec,
+    TargetSpec, TlsSpec, TokenExchangeSpec, WithoutCaller,
 };
 use crate::catalog::pins::{Digest, PinSet, Pinning};
 use crate::config::inbound::{DEFAULT_LEEWAY, InboundJwt, KeySource};
@@ -370,6 +370,22 @@ fn check_exchange(exchange: &TokenExchangeSpec, fail: &mut impl FnMut(&str, Stri
             "needs actorAudience (the audience of the pod's token sent as the actor)".into(),
         );
     }
+    match &exchange.without_caller {
+        Some(WithoutCaller::ClientCredentials) if exchange.client_id.is_none() => fail(
+            "auth.tokenExchange.withoutCaller",
+            "clientCredentials needs clientId and clientSecretFile (mcplex's own client at the token endpoint)".into(),
+        ),
+        Some(WithoutCaller::ServiceAccountToken(token)) if !is_audience(&token.audience) => fail(
+            "auth.tokenExchange.withoutCaller.serviceAccountToken.audience",
+            "must be non-empty, without spaces or commas (pods list audiences comma-separated)".into(),
+        ),
+        _ => {}
+    }
+}
+
+/// True for an audience a pod can list in `mcplex.dev/token-audiences`.
+fn is_audience(audience: &str) -> bool {
+    !audience.is_empty() && !audience.contains(|c: char| c.is_whitespace() || c == ',')
 }
 
 /// Why a target's `url` was refused.
@@ -442,7 +458,7 @@ fn check_auth(auth: &AuthSpec, fail: &mut impl FnMut(&str, String)) {
         check_exchange(exchange, fail);
     }
     if let Some(token) = &auth.service_account_token
-        && (token.audience.is_empty() || token.audience.contains(|c: char| c.is_whitespace() || c == ','))
+        && !is_audience(&token.audience)
     {
         fail(
             "auth.serviceAccountToken.audience",

@@ -18,6 +18,11 @@ use tokio::sync::OnceCell;
 
 /// The RFC 8693 grant type.
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The RFC 6749 §4.4 grant type: a token for the client itself.
+pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+/// The cache key of mcplex's own client token. Subjects are keyed by the SHA-256 of their token, which
+/// this value (no token's digest in practice) never collides with.
+const OWN_CLIENT: [u8; 32] = [0xff; 32];
 /// Token type of an OAuth access token.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// Token type of a JWT (the projected ServiceAccount token sent as the actor).
@@ -183,8 +188,26 @@ impl TokenExchanger {
         exchanged.as_ref().map(|e| e.header.clone()).map_err(Arc::clone)
     }
 
+    /// A token for mcplex's own client (the client credentials grant, RFC 6749 §4.4) for the same audience,
+    /// resource and scope, for work no caller asked for; cached like an exchange.
+    pub async fn client_credentials(&self) -> Result<HeaderValue, Arc<ExchangeError>> {
+        self.authorization(
+            Subject {
+                token: "",
+                key: OWN_CLIENT,
+                expires_at: 0,
+            },
+            None,
+        )
+        .await
+    }
+
     async fn exchange(&self, subject: &Subject<'_>, actor_token: Option<&str>) -> Result<Exchanged, ExchangeError> {
-        let body = self.form(subject, actor_token);
+        let body = if subject.key == OWN_CLIENT {
+            self.own_client_form()
+        } else {
+            self.form(subject, actor_token)
+        };
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.endpoint.clone();
@@ -253,12 +276,15 @@ impl TokenExchanger {
     }
 
     /// The form of the exchange request (RFC 8693 §2.1), built before any await: the serializer is not `Send`.
-    fn form(&self, subject: &Subject<'_>, actor_token: Option<&str>) -> String {
+    fn own_client_form(&self) -> String {
         let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", GRANT_TYPE)
-            .append_pair("subject_token", subject.token)
-            .append_pair("subject_token_type", ACCESS_TOKEN_TYPE)
-            .append_pair("requested_token_type", ACCESS_TOKEN_TYPE);
+        form.append_pair("grant_type", CLIENT_CREDENTIALS);
+        self.append_target(&mut form);
+        form.finish()
+    }
+
+    /// The audience, resource and scope asked for, as the config gives them.
+    fn append_target(&self, form: &mut form_urlencoded::Serializer<'_, String>) {
         for (key, value) in [
             ("audience", &self.spec.audience),
             ("resource", &self.spec.resource),
@@ -268,6 +294,15 @@ impl TokenExchanger {
                 form.append_pair(key, value);
             }
         }
+    }
+
+    fn form(&self, subject: &Subject<'_>, actor_token: Option<&str>) -> String {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", GRANT_TYPE)
+            .append_pair("subject_token", subject.token)
+            .append_pair("subject_token_type", ACCESS_TOKEN_TYPE)
+            .append_pair("requested_token_type", ACCESS_TOKEN_TYPE);
+        self.append_target(&mut form);
         if let Some(actor) = actor_token {
             form.append_pair("actor_token", actor)
                 .append_pair("actor_token_type", JWT_TOKEN_TYPE);

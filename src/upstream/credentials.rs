@@ -6,7 +6,7 @@
 //! time the file is read, so a token meant for one target can never be replayed by another.
 
 use crate::clock::unix_now;
-use crate::config::schema::AuthSpec;
+use crate::config::schema::{AuthSpec, WithoutCaller};
 use crate::identity::exchange::Subject;
 use crate::identity::{Acting, ExchangeError, TokenExchanger};
 use crate::sync::lock;
@@ -86,6 +86,31 @@ pub enum CredentialError {
     /// The pod's own token, sent as the actor of an exchange, could not be read.
     #[error("the actor token for the exchange: {0}")]
     Actor(#[source] Box<CredentialError>),
+    /// The credential of work no caller asked for (list fetches, probes) was refused or unreadable: the
+    /// target's items stay unknown although callers' own exchanges may succeed.
+    #[error("the credential for requests no caller makes (lists, probes; withoutCaller: {mode}): {source}{}", no_caller_hint(.mode))]
+    WithoutCaller {
+        /// The `withoutCaller` mode.
+        mode: &'static str,
+        /// What failed.
+        source: Box<CredentialError>,
+    },
+}
+
+fn no_caller(mode: &'static str, source: CredentialError) -> CredentialError {
+    CredentialError::WithoutCaller {
+        mode,
+        source: Box::new(source),
+    }
+}
+
+/// What to do when the pod's own token is refused as an exchange's subject.
+fn no_caller_hint(mode: &str) -> &'static str {
+    if mode == "exchange" {
+        "; an authorization server that accepts only its own tokens as subjects refuses the pod's token: set auth.tokenExchange.withoutCaller to clientCredentials, or to serviceAccountToken if the target accepts the pod's own token"
+    } else {
+        ""
+    }
 }
 
 /// The claims mcplex reads from a token it is about to send (it does not verify the signature: the
@@ -145,10 +170,23 @@ struct Cached {
     renew_at: Instant,
 }
 
-/// A token exchange, and the pod's own token sent as its actor.
+/// A token exchange, the pod's own token sent as its actor, and what is sent when no caller is behind a request.
 struct OnBehalf {
     exchanger: TokenExchanger,
     actor: Option<Credentials>,
+    without_caller: NoCaller,
+}
+
+/// The credential of work no caller asked for (list fetches, probes), as `withoutCaller` says.
+enum NoCaller {
+    /// The pod's own actor token exchanged as the subject (nothing without an actor token).
+    Exchange,
+    /// mcplex's own client token, by the client credentials grant.
+    ClientCredentials,
+    /// A projected ServiceAccount token for the target's audience.
+    Token(Credentials),
+    /// Nothing.
+    Nothing,
 }
 
 /// The credential one target presents.
@@ -196,19 +234,29 @@ impl Credentials {
                 ..AuthSpec::default()
             }))
         });
+        let without_caller = match &spec.without_caller {
+            None | Some(WithoutCaller::Exchange) => NoCaller::Exchange,
+            Some(WithoutCaller::ClientCredentials) => NoCaller::ClientCredentials,
+            Some(WithoutCaller::ServiceAccountToken(token)) => NoCaller::Token(Self::new(Some(&AuthSpec {
+                service_account_token: Some(token.clone()),
+                ..AuthSpec::default()
+            }))),
+            Some(WithoutCaller::None) => NoCaller::Nothing,
+        };
         Ok(Self {
             source: None,
             cached: Mutex::new(None),
             on_behalf: Some(Box::new(OnBehalf {
                 exchanger: TokenExchanger::new(spec.clone())?,
                 actor,
+                without_caller,
             })),
         })
     }
 
     /// The header to add for a request on behalf of `acting`. With a token exchange, the caller's token
-    /// is exchanged (or a cached exchange reused); work of no caller (lists, probes) exchanges the pod's
-    /// own actor token, and goes without a credential when there is none.
+    /// is exchanged (or a cached exchange reused); work of no caller (lists, probes) gets what
+    /// `withoutCaller` names: by default the pod's own actor token exchanged, or nothing when there is none.
     pub async fn header_for(
         &self,
         acting: Option<&Acting>,
@@ -216,6 +264,20 @@ impl Credentials {
         let Some(on_behalf) = &self.on_behalf else {
             return self.header();
         };
+        if acting.is_none() {
+            match &on_behalf.without_caller {
+                NoCaller::Exchange => {}
+                NoCaller::ClientCredentials => {
+                    let value = on_behalf.exchanger.client_credentials().await;
+                    let value = value.map_err(|e| no_caller("clientCredentials", CredentialError::Exchange(e)))?;
+                    return Ok(Some((http::header::AUTHORIZATION, value)));
+                }
+                NoCaller::Token(token) => {
+                    return token.header().map_err(|e| no_caller("serviceAccountToken", e));
+                }
+                NoCaller::Nothing => return Ok(None),
+            }
+        }
         let actor = match &on_behalf.actor {
             Some(actor) => Some(actor.bearer_token().map_err(|e| CredentialError::Actor(Box::new(e)))?),
             None => None,
@@ -236,7 +298,10 @@ impl Credentials {
                     key: crate::identity::Principal::digest(own),
                     expires_at: 0,
                 };
-                on_behalf.exchanger.authorization(subject, None).await
+                let exchanged = on_behalf.exchanger.authorization(subject, None).await;
+                return exchanged
+                    .map(|value| Some((http::header::AUTHORIZATION, value)))
+                    .map_err(|e| no_caller("exchange", CredentialError::Exchange(e)));
             }
             (None, None) => return Ok(None),
         };

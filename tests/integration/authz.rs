@@ -22,10 +22,16 @@ pub struct AuthorizationServer {
 impl AuthorizationServer {
     /// Starts one with these callers (`{name: {claims}}`) and the subjects it refuses to represent.
     pub async fn start(callers: Value, refuse: &[&str]) -> Self {
+        Self::accepting_subjects(callers, refuse, &[MCPLEX_AUDIENCE, ACTOR_AUDIENCE]).await
+    }
+
+    /// Starts one that exchanges only subject tokens minted for these audiences (callers' tokens, say, and
+    /// not the pod's own).
+    pub async fn accepting_subjects(callers: Value, refuse: &[&str], subject_audiences: &[&str]) -> Self {
         let settings = serde_json::json!({
             "callers": callers,
             "exchangers": { EXCHANGER.0: EXCHANGER.1 },
-            "subjectAudience": [MCPLEX_AUDIENCE, ACTOR_AUDIENCE],
+            "subjectAudience": subject_audiences,
             "refuse": refuse,
             "ttl": 300,
         });

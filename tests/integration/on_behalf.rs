@@ -450,3 +450,107 @@ async fn a_parked_call_is_resumed_only_by_the_caller_it_was_parked_for() {
     let done = call(&alice, json!({"requestState": state, "inputResponses": answers})).await;
     assert!(text_of(&done).contains("ada"), "{done}");
 }
+
+#[tokio::test]
+async fn work_no_caller_asked_for_uses_the_credential_without_caller_names() {
+    // An authorization server that exchanges only callers' tokens, as one that trusts its own tokens does:
+    // the pod's token is a fine actor but never a subject.
+    let server =
+        AuthorizationServer::accepting_subjects(json!({"alice": {}, "pod": {}}), &[], &[MCPLEX_AUDIENCE]).await;
+    let (math_url, _) = verifying_target(&server, "math-mcp").await;
+    // The client credentials grant of this server takes the target as an RFC 8707 resource (a URI).
+    let (date_url, date_seen) = verifying_target(&server, "urn:date-mcp").await;
+    let (spare_url, spare_seen) = verifying_target(&server, "urn:spare-mcp").await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    std::fs::write(tokens.join("aud-sts"), server.token("pod", ACTOR_AUDIENCE).await).unwrap();
+    // The pod's projected token for the spare target's own audience.
+    std::fs::write(tokens.join("aud-spare"), server.token("pod", "urn:spare-mcp").await).unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, EXCHANGER.1).unwrap();
+    let exchange = |target: &str, without_caller: &str| {
+        format!(
+            "auth:\n  tokenExchange:\n    tokenEndpoint: {}\n    {target}\n    scope: mcp\n    clientId: {}\n    clientSecretFile: {}\n    actorAudience: \"{ACTOR_AUDIENCE}\"\n    actorPath: {}\n{without_caller}",
+            server.token_endpoint(),
+            EXCHANGER.0,
+            secret.display(),
+            tokens.display()
+        )
+    };
+    let spare_token = format!(
+        "    withoutCaller: {{ serviceAccountToken: {{ audience: \"urn:spare-mcp\", path: {} }} }}\n",
+        tokens.display()
+    );
+    let yaml = format!(
+        "{}{}",
+        config(&[
+            ("math", &math_url, &exchange("audience: math-mcp", "")),
+            (
+                "date",
+                &date_url,
+                &exchange("resource: \"urn:date-mcp\"", "    withoutCaller: clientCredentials\n")
+            ),
+            (
+                "spare",
+                &spare_url,
+                &exchange("resource: \"urn:spare-mcp\"", &spare_token)
+            ),
+        ]),
+        server.inbound_yaml()
+    );
+    let harness = Harness::start(&yaml).await;
+    let status = harness.status().await;
+    // As today: the pod's token exchanged as the subject is refused, and the status says why and what to set.
+    let math = target_status(&status, "math");
+    assert_eq!(math["up"], false, "{math}");
+    let error = math["error"].as_str().unwrap();
+    for part in [
+        "withoutCaller: exchange",
+        "invalid_grant",
+        "set auth.tokenExchange.withoutCaller to clientCredentials",
+    ] {
+        assert!(error.contains(part), "{part} missing from {error}");
+    }
+    for up in ["date", "spare"] {
+        assert_eq!(target_status(&status, up)["up"], true, "{status}");
+    }
+    // Lists went with mcplex's own client token for the date target, and the pod's own token for the spare one.
+    let keys = server.keys().await;
+    let subject_of = |header: &Option<String>, audience: &str| {
+        let token = header
+            .as_deref()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .expect("a bearer token");
+        authz::verify(&keys, token, &server.issuer, audience).expect("a token for the target")["sub"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let listed_with: Vec<String> = date_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|h| subject_of(h, "urn:date-mcp"))
+        .collect();
+    assert!(
+        !listed_with.is_empty() && listed_with.iter().all(|sub| sub == EXCHANGER.0),
+        "{listed_with:?}"
+    );
+    let listed_with: Vec<String> = spare_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|h| subject_of(h, "urn:spare-mcp"))
+        .collect();
+    assert!(
+        !listed_with.is_empty() && listed_with.iter().all(|sub| sub == "pod"),
+        "{listed_with:?}"
+    );
+    // A caller's own call is still exchanged for the caller, with the pod as actor.
+    let alice = server.token("alice", MCPLEX_AUDIENCE).await;
+    let (_, _, answer) = request(&harness.url(), Some(&alice), "tools/call", Some("date_who")).await;
+    assert_eq!(text_of(&answer), "alice/pod", "{answer}");
+    let (_, _, answer) = request(&harness.url(), Some(&alice), "tools/call", Some("spare_who")).await;
+    assert_eq!(text_of(&answer), "alice/pod", "{answer}");
+}
