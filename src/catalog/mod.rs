@@ -6,6 +6,7 @@ pub mod digest;
 pub mod items;
 pub mod naming;
 pub mod pins;
+pub mod search;
 
 pub use items::{Listed, ListedIds, TargetItems};
 pub use naming::Namer;
@@ -206,6 +207,28 @@ impl Catalog {
             .iter()
             .find(|e| template_matches(&e.original, uri))
             .map(|e| &*e.target)
+    }
+
+    /// Takes `names` of a kind for mcplex's own items: an item of a target exposed under one of them is
+    /// hidden and reported as a collision with `owner`, as between two targets.
+    pub fn reserve(&mut self, kind: ItemKind, names: &[&str], owner: &str) {
+        let list = &mut self.lists[kind.slot()];
+        if !list.iter().any(|e| names.contains(&&*e.exposed)) {
+            return;
+        }
+        let (hidden, kept): (Vec<Entry>, Vec<Entry>) = std::mem::take(list)
+            .into_iter()
+            .partition(|e| names.contains(&&*e.exposed));
+        for entry in hidden {
+            self.collisions.push(Collision {
+                kind: kind.result_key(),
+                name: entry.exposed.to_string(),
+                kept_by: owner.to_owned(),
+                hidden_from: entry.target.to_string(),
+            });
+        }
+        self.index[kind.slot()] = kept.iter().enumerate().map(|(i, e)| (e.exposed.clone(), i)).collect();
+        self.lists[kind.slot()] = kept;
     }
 
     /// True when a kind's list differs between two catalogs (drives `list_changed`).

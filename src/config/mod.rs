@@ -6,7 +6,7 @@ pub mod schema;
 pub mod validate;
 pub mod watch;
 
-pub use validate::{Config, Problem, TargetConfig};
+pub use validate::{Config, Problem, TargetConfig, ToolSearch};
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +57,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             profiles: Default::default(),
             inbound: None,
             policy: None,
+            tool_search: None,
         }
     } else {
         yaml_serde::from_str(text).map_err(|e| ConfigError::Parse {
@@ -95,7 +96,13 @@ pub fn select_profile(config: Config, profile: Option<&str>, path: &Path) -> Res
             t
         })
         .collect();
-    Ok(Config { targets, ..config })
+    // The role's own tool search replaces the file's.
+    let tool_search = chosen.tool_search.or(config.tool_search.clone());
+    Ok(Config {
+        targets,
+        tool_search,
+        ..config
+    })
 }
 
 /// Reads, parses and validates the config file at `path`.
@@ -252,6 +259,36 @@ mod tests {
             message.contains("targets[0].auth.tokenExchange") && message.contains("`sometimes` is not one of exchange"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn tool_search_is_checked_and_a_profile_brings_its_own() {
+        let text = "targets:\n  - name: a\n    url: http://a/mcp\ntoolSearch: { visible: [\"a_*\"] }\nprofiles:\n  sre: { targets: [a], toolSearch: { visible: [], results: 12 } }\n  dev: { targets: [a] }\n";
+        let config = parse(text, Path::new("c.yaml")).unwrap();
+        let top = config.tool_search.clone().unwrap();
+        assert_eq!(
+            (top.visible, top.results),
+            (vec!["a_*".to_string()], validate::DEFAULT_SEARCH_RESULTS)
+        );
+        let sre = select_profile(config.clone(), Some("sre"), Path::new("c.yaml")).unwrap();
+        let search = sre.tool_search.unwrap();
+        assert_eq!((search.visible.len(), search.results), (0, 12));
+        let dev = select_profile(config, Some("dev"), Path::new("c.yaml")).unwrap();
+        assert_eq!(
+            dev.tool_search.unwrap().visible,
+            ["a_*"],
+            "without its own, a profile keeps the file's"
+        );
+        let message = errors(
+            "toolSearch: { visible: [\"\"], results: 51 }\nprofiles:\n  p: { targets: [], toolSearch: { results: 0 } }\n",
+        );
+        for expected in [
+            "toolSearch.results: 51 is out of range: a search returns 1 to 50 matches",
+            "toolSearch.visible[0]: an empty pattern matches nothing",
+            "profiles.p.toolSearch.results: 0 is out of range",
+        ] {
+            assert!(message.contains(expected), "missing {expected:?} in:\n{message}");
+        }
     }
 
     #[test]

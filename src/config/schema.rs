@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// The whole config file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConfigFile {
     /// Upstream MCP servers, in priority order (the first one keeps a contested name).
     #[serde(default)]
@@ -19,6 +19,19 @@ pub struct ConfigFile {
     pub inbound: Option<InboundSpec>,
     /// Which caller may use which tool, prompt and resource (everything is allowed when absent).
     pub policy: Option<PolicySpec>,
+    /// Agents find tools with `find_tools` instead of getting every tool listed (absent: every tool is listed).
+    pub tool_search: Option<ToolSearchSpec>,
+}
+
+/// Tool search: `tools/list` holds the `visible` tools and mcplex's `find_tools` and `call_tool`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSearchSpec {
+    /// Globs (`*`, `?`) of exposed tool names that stay listed beside the search tools.
+    #[serde(default)]
+    pub visible: Vec<String>,
+    /// How many matches a search returns when the agent does not say (1 to 50).
+    pub results: Option<usize>,
 }
 
 /// Checks applied to every request from the agent.
@@ -71,13 +84,15 @@ pub struct PolicySpec {
 
 /// One agent role: the targets it may use and, optionally, which of their tools.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProfileSpec {
     /// Names of targets in `targets`.
     pub targets: Vec<String>,
     /// Globs of exposed tool names (as the agent sees them, prefix included) to keep or hide.
     #[serde(default)]
     pub tools: ExposedFilterSpec,
+    /// Tool search for this role; replaces the top-level `toolSearch`.
+    pub tool_search: Option<ToolSearchSpec>,
 }
 
 /// Allow/deny globs on exposed names.

@@ -3,7 +3,7 @@
 use super::duration::parse_duration;
 use super::schema::{
     AuthSpec, ConfigFile, ExposedFilterSpec, FilterSpec, InboundSpec, JwtSpec, PinsSpec, PolicySpec, ProtocolChoice,
-    TargetSpec, TlsSpec, TokenExchangeSpec, WithoutCaller,
+    TargetSpec, TlsSpec, TokenExchangeSpec, ToolSearchSpec, WithoutCaller,
 };
 use crate::catalog::pins::{Digest, PinSet, Pinning};
 use crate::config::inbound::{DEFAULT_LEEWAY, InboundJwt, KeySource};
@@ -30,7 +30,23 @@ pub struct Config {
     pub inbound: Option<InboundJwt>,
     /// Per-call rules, when set.
     pub policy: Option<Arc<Policy>>,
+    /// Tool search, when on (after [`super::select_profile`], the pod's profile's own when it has one).
+    pub tool_search: Option<ToolSearch>,
 }
+
+/// Checked tool search settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSearch {
+    /// Globs of exposed tool names listed beside the search tools.
+    pub visible: Vec<String>,
+    /// Matches a search returns by default.
+    pub results: usize,
+}
+
+/// Matches a search returns when neither the agent nor the config says.
+pub const DEFAULT_SEARCH_RESULTS: usize = 8;
+/// Most matches one search returns.
+pub const MAX_SEARCH_RESULTS: usize = 50;
 
 /// One checked agent role.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +55,8 @@ pub struct Profile {
     pub targets: Vec<String>,
     /// Filter on exposed tool names.
     pub tools: ExposedFilterSpec,
+    /// The role's own tool search, replacing the top-level one.
+    pub tool_search: Option<ToolSearch>,
 }
 
 /// One checked target with its defaults filled in.
@@ -133,14 +151,28 @@ pub fn validate(file: ConfigFile) -> Result<Config, Vec<Problem>> {
                 }
             }
         }
+        let tool_search = spec.tool_search.map(|search| {
+            check_tool_search(search, &mut |key, message| {
+                report(&format!("toolSearch.{key}"), message)
+            })
+        });
         profiles.insert(
             name,
             Profile {
                 targets: spec.targets,
                 tools: spec.tools,
+                tool_search,
             },
         );
     }
+    let tool_search = file.tool_search.map(|search| {
+        check_tool_search(search, &mut |key, message| {
+            problems.push(Problem {
+                path: format!("toolSearch.{key}"),
+                message,
+            })
+        })
+    });
     let inbound = file.inbound.and_then(|spec| check_inbound(spec, &mut problems));
     let policy = file.policy.and_then(|spec| check_policy(&spec, &mut problems));
     if inbound.is_none() {
@@ -159,6 +191,7 @@ pub fn validate(file: ConfigFile) -> Result<Config, Vec<Problem>> {
             profiles,
             inbound,
             policy,
+            tool_search,
         })
     } else {
         Err(problems)
@@ -380,6 +413,26 @@ fn check_exchange(exchange: &TokenExchangeSpec, fail: &mut impl FnMut(&str, Stri
             "must be non-empty, without spaces or commas (pods list audiences comma-separated)".into(),
         ),
         _ => {}
+    }
+}
+
+/// Checks tool search settings; a bad value is reported and replaced by its default.
+fn check_tool_search(spec: ToolSearchSpec, report: &mut impl FnMut(&str, String)) -> ToolSearch {
+    let results = spec.results.unwrap_or(DEFAULT_SEARCH_RESULTS);
+    if !(1..=MAX_SEARCH_RESULTS).contains(&results) {
+        report(
+            "results",
+            format!("{results} is out of range: a search returns 1 to {MAX_SEARCH_RESULTS} matches"),
+        );
+    }
+    for (i, glob) in spec.visible.iter().enumerate() {
+        if glob.is_empty() {
+            report(&format!("visible[{i}]"), "an empty pattern matches nothing".into());
+        }
+    }
+    ToolSearch {
+        visible: spec.visible,
+        results: results.clamp(1, MAX_SEARCH_RESULTS),
     }
 }
 

@@ -16,9 +16,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 mod labels;
+mod search;
 
 use labels::PinLabels;
 pub use labels::{CallOutcome, Delivery, Name, OTHER_TOOLS};
+pub use search::SearchMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -128,6 +130,8 @@ pub struct Metrics {
     items: Family<KindLabels, Gauge>,
     pin_changes: Family<PinLabels, Counter>,
     pin_drifting: Family<PinLabels, Gauge>,
+    /// Tool search counters.
+    pub search: SearchMetrics,
     collisions: Gauge,
     generation: Gauge,
     budget_used: Gauge,
@@ -163,6 +167,7 @@ impl Metrics {
             items: Family::default(),
             pin_changes: Family::default(),
             pin_drifting: Family::default(),
+            search: SearchMetrics::default(),
             collisions: Gauge::default(),
             generation: Gauge::default(),
             budget_used: Gauge::default(),
@@ -258,6 +263,7 @@ impl Metrics {
             "Audit lines lost since start because the audit writer fell behind",
             m.audit_dropped.clone(),
         );
+        m.search.register(&mut registry);
         metrics.registry = registry;
         // Series with a known, fixed label set start at zero, so rate() and alerts see them before the first event.
         for result in ["accepted", "rejected"] {

@@ -195,6 +195,16 @@ pub mod result_type {
     pub const COMPLETE: &str = "complete";
 }
 
+/// Gives a result mcplex wrote itself the shape the client's era expects (`resultType` in 2026-07-28).
+pub fn own_result(era: Era, mut result: serde_json::Value) -> serde_json::Value {
+    if era == Era::Modern
+        && let Some(object) = result.as_object_mut()
+    {
+        object.insert(result_type::KEY.into(), result_type::COMPLETE.into());
+    }
+    result
+}
+
 /// Multi round-trip requests (2026-07-28): a result that asks the client for input, and the retry
 /// that carries the answers.
 pub mod mrtr {

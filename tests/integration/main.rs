@@ -19,6 +19,7 @@ mod pins;
 mod process;
 mod profiles;
 mod reference;
+mod search;
 mod security;
 mod server_requests;
 mod support;

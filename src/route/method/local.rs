@@ -6,7 +6,7 @@ use crate::catalog::{Entry, ItemKind, cursor};
 use crate::identity::Acting;
 use crate::protocol::{self, Era, jsonrpc, meta};
 use crate::route::message::{Inbound, Outcome};
-use crate::route::method::access;
+use crate::route::method::{access, search};
 use crate::route::refresh::{Router, Snapshot};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -63,19 +63,6 @@ pub fn initialize_result(snapshot: &Snapshot, version: &str) -> Value {
     })
 }
 
-/// Gives a result mcplex wrote itself the shape the client's era expects.
-pub fn finish(era: Era, mut result: Value) -> Value {
-    if era == Era::Modern
-        && let Some(object) = result.as_object_mut()
-    {
-        object.insert(
-            protocol::result_type::KEY.into(),
-            protocol::result_type::COMPLETE.into(),
-        );
-    }
-    result
-}
-
 /// Writes a page of a merged list straight from the catalog's pre-serialized items. Targets whose
 /// cache hint ran out are asked to refresh in the background; the page never waits for them.
 pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome {
@@ -88,27 +75,37 @@ pub fn list_page(router: &Router, inbound: &Inbound, kind: ItemKind) -> Outcome 
         Some(Err(invalid)) => return Outcome::error(id, jsonrpc::INVALID_PARAMS, invalid.to_string()),
         None => 0,
     };
+    // With tool search on, the tool list holds mcplex's search tools, the visible tools and those found.
+    let searched = (kind == ItemKind::Tools)
+        .then_some(snapshot.config.tool_search.as_ref())
+        .flatten()
+        .map(|search| search::listed_tools(search, &inbound.caller, entries));
     // With a policy, the caller sees only what they may use; pages are cut from what they see.
-    let visible: Option<Vec<&Entry>> = snapshot
+    let visible: Option<Vec<&Entry>> = match snapshot
         .config
         .policy
         .as_deref()
         .filter(|_| kind != ItemKind::Templates)
-        .map(|policy| {
+    {
+        None => searched,
+        Some(policy) => {
             let principal = inbound.acting.as_deref().map(Acting::current);
-            entries
-                .iter()
-                .filter(|entry| {
-                    let item = access::Item {
-                        kind,
-                        exposed: &entry.exposed,
-                        upstream: &entry.original,
-                        target: &entry.target,
-                    };
-                    access::decide(policy, principal.as_deref(), router.profile.as_deref(), &item).allowed
-                })
-                .collect()
-        });
+            let allowed = |entry: &&Entry| {
+                let item = access::Item {
+                    kind,
+                    exposed: &entry.exposed,
+                    upstream: &entry.original,
+                    target: &entry.target,
+                };
+                search::is_own(entry)
+                    || access::decide(policy, principal.as_deref(), router.profile.as_deref(), &item).allowed
+            };
+            Some(match searched {
+                Some(listed) => listed.into_iter().filter(allowed).collect(),
+                None => entries.iter().filter(allowed).collect(),
+            })
+        }
+    };
     let total = visible.as_ref().map_or(entries.len(), Vec::len);
     let range = cursor::page(offset, router.page_size, total);
     let end = range.end;

@@ -5,11 +5,13 @@ mod access;
 mod call;
 mod listen;
 mod local;
+mod search;
 mod tasks;
 
 pub use local::initialize_result;
 
 use crate::catalog::ItemKind;
+use crate::catalog::search::FIND_TOOLS;
 use crate::protocol::{Era, jsonrpc, method};
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::refresh::Router;
@@ -40,7 +42,8 @@ fn request(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Outco
     async move {
         let era = inbound.caller.era();
         let id = inbound.id();
-        let answer = |result: Value| Outcome::Message(jsonrpc::result(id.clone(), local::finish(era, result)));
+        let answer =
+            |result: Value| Outcome::Message(jsonrpc::result(id.clone(), crate::protocol::own_result(era, result)));
         let name = inbound.message.method();
         if let Some(kind) = ItemKind::from_list_method(name) {
             return local::list_page(router, &inbound, kind);
@@ -61,8 +64,13 @@ fn request(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Outco
             }
             // Rarer than calls and with futures of their own size: kept on the heap so a call's stays small.
             method::LISTEN => Box::pin(listen::listen(router, inbound)).await,
-            method::TOOLS_CALL
-            | method::PROMPTS_GET
+            // With tool search on, mcplex's own tools answer here (one look at the config when it is off).
+            method::TOOLS_CALL => match search::own_tool(&router.snapshot(), &inbound) {
+                Some(FIND_TOOLS) => Box::pin(search::find_tools(router, inbound)).await,
+                Some(_) => Box::pin(search::call_tool(router, inbound)).await,
+                None => call::route(router, inbound).await,
+            },
+            method::PROMPTS_GET
             | method::COMPLETE
             | method::RESOURCES_READ
             | method::RESOURCES_SUBSCRIBE

@@ -7,6 +7,7 @@
 use crate::audit::AuditLog;
 use crate::budget::Budget;
 use crate::catalog::pins::Drift;
+use crate::catalog::search::{self, SearchIndex};
 use crate::catalog::{Catalog, ItemKind};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -21,12 +22,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// How long a new target's first fetch may take before the sidecar is ready without it.
 pub const DEFAULT_STARTUP_DEADLINE: Duration = Duration::from_millis(1500);
 /// A refresh caused by a request for an unknown name happens at most this often per target.
 pub const MISS_REFRESH_EVERY: Duration = Duration::from_secs(5);
+/// How long a search waits for the first index of the tools.
+pub const SEARCH_INDEX_WAIT: Duration = Duration::from_secs(5);
 /// How long a request for an unknown name waits for the refresh it caused.
 pub const MISS_WAIT: Duration = Duration::from_secs(1);
 
@@ -88,6 +91,17 @@ pub struct Router {
     /// Calls of 2026-07-28 clients parked while a session-era target waits for their input.
     pub parked: Arc<ParkedCalls>,
     drift_reporter: Arc<DriftReporter>,
+    /// The lexical index of the catalog's tools, when tool search is on: built off the event loop after
+    /// the tools change, so a search uses the latest index done (and checks its results against the catalog).
+    search: watch::Sender<Option<Arc<IndexedTools>>>,
+}
+
+/// A search index and the catalog generation it was built from.
+pub struct IndexedTools {
+    /// The catalog generation.
+    pub generation: u64,
+    /// The index.
+    pub index: SearchIndex,
 }
 
 impl ListsChanged for Router {
@@ -135,6 +149,7 @@ impl Router {
             profile: audit.1,
             parked,
             drift_reporter,
+            search: watch::Sender::new(None),
         }))
     }
 
@@ -262,7 +277,11 @@ impl Router {
     fn publish(&self, old: &Snapshot, config: Arc<Config>, slots: Vec<Arc<TargetSlot>>) {
         let items: Vec<_> = slots.iter().filter_map(|s| s.items()).collect();
         let inputs: Vec<&_> = items.iter().map(Arc::as_ref).collect();
-        let catalog = Catalog::merge(&inputs, Some(&old.catalog));
+        let mut catalog = Catalog::merge(&inputs, Some(&old.catalog));
+        let searching = config.tool_search.is_some();
+        if searching {
+            catalog.reserve(ItemKind::Tools, &search::OWN_TOOLS, "mcplex (toolSearch)");
+        }
         for collision in catalog
             .collisions
             .iter()
@@ -284,6 +303,12 @@ impl Router {
             .collect();
         changed.dedup();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        if searching && (catalog.differs(&old.catalog, ItemKind::Tools) || self.search.borrow().is_none()) {
+            self.index_tools(generation, catalog.entries(ItemKind::Tools).to_vec());
+        } else if !searching && self.search.borrow().is_some() {
+            // Off: the index goes, so that turning search on again indexes the tools of that moment.
+            self.search.send_replace(None);
+        }
         let snapshot = Arc::new(Snapshot {
             config,
             slots,
@@ -294,6 +319,32 @@ impl Router {
         for method in changed {
             let _ = self.changes.send(json!({ "jsonrpc": "2.0", "method": method }));
         }
+    }
+
+    /// Builds the search index of `tools` on the blocking pool (thousands of tools take milliseconds) and
+    /// publishes it unless a newer one got there first.
+    fn index_tools(&self, generation: u64, tools: Vec<crate::catalog::Entry>) {
+        let search = self.search.clone();
+        tokio::task::spawn_blocking(move || {
+            let indexed = Arc::new(IndexedTools {
+                generation,
+                index: SearchIndex::build(&tools),
+            });
+            search.send_if_modified(|current| {
+                let newer = current.as_ref().is_none_or(|c| c.generation < generation);
+                if newer {
+                    *current = Some(indexed);
+                }
+                newer
+            });
+        });
+    }
+
+    /// The latest search index, waiting (at most [`SEARCH_INDEX_WAIT`]) for the first one to be built.
+    pub async fn search_index(&self) -> Option<Arc<IndexedTools>> {
+        let mut indexes = self.search.subscribe();
+        let ready = tokio::time::timeout(SEARCH_INDEX_WAIT, indexes.wait_for(Option::is_some)).await;
+        ready.ok()?.ok()?.clone()
     }
 
     /// Retires every target (at shutdown, after the listeners drained).

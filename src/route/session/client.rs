@@ -8,6 +8,7 @@ use crate::metrics::{Delivery, Metrics};
 use crate::protocol::ClientContext;
 use crate::route::channel::Channel;
 use crate::route::session::encoded::{EncodedMessage, encode};
+use crate::route::session::found::FoundTools;
 use crate::route::session::listens::ResourceListens;
 use crate::route::session::server_requests::{
     MAX_PENDING_SERVER_REQUESTS, PendingServerRequest, TooManyPending, refuse_server_request,
@@ -61,6 +62,8 @@ pub struct ClientSession {
     pub acting: Option<Arc<Acting>>,
     /// Resources the client watches at 2026-07-28 targets.
     pub listens: ResourceListens,
+    /// Tools the client found with `find_tools` (tool search), listed in its `tools/list`.
+    pub found: Mutex<FoundTools>,
 }
 
 impl ClientSession {
@@ -91,6 +94,7 @@ impl ClientSession {
             streams: Arc::default(),
             acting,
             listens: ResourceListens::default(),
+            found: Mutex::default(),
         })
     }
 

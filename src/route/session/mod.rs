@@ -4,6 +4,7 @@
 
 mod client;
 mod encoded;
+mod found;
 mod get_stream;
 mod listens;
 mod server_requests;
