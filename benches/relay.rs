@@ -1149,4 +1149,114 @@ async fn bench() {
             micros(percentile(&latencies, 0.5)),
         );
     }
+
+    tool_search(&client).await;
+}
+
+/// Words the bench's tool definitions are made of, so that no two tools read alike.
+const WORDS: [&str; 48] = [
+    "create", "list", "delete", "update", "read", "write", "search", "send", "fetch", "query", "issue", "file",
+    "repository", "message", "channel", "calendar", "event", "weather", "forecast", "invoice", "customer", "order",
+    "database", "table", "record", "image", "document", "page", "user", "team", "project", "ticket", "email",
+    "payment", "report", "metric", "alert", "deployment", "cluster", "pod", "branch", "commit", "review", "note",
+    "task", "map", "route", "price",
+];
+
+/// A tool definition of about 300 bytes whose words follow from `seed`.
+fn varied_tool(target: usize, tool: usize) -> mcplex::catalog::Entry {
+    let mut state = (target * 7919 + tool * 104_729 + 17) as u64;
+    let mut word = || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        WORDS[(state >> 33) as usize % WORDS.len()]
+    };
+    let name = format!("{}_{}_{}", word(), word(), tool);
+    let description: Vec<&str> = (0..14).map(|_| word()).collect();
+    let (first, second) = (word(), word());
+    let definition = json!({"name": name, "description": description.join(" "), "inputSchema": {"type": "object",
+        "properties": {first: {"type": "string", "description": format!("the {first} to {second}")}}}});
+    mcplex::catalog::Entry {
+        exposed: format!("t{target}_{name}").into(),
+        target: format!("t{target}").into(),
+        original: name.into(),
+        json: definition.to_string().into(),
+        params: None,
+        in_sessions: true,
+    }
+}
+
+/// Tool search at scale: the lexical index of 10,000 tools built and searched in process, then `find_tools`
+/// through a sidecar with 100 targets x 100 tools beside the same sidecar without tool search.
+async fn tool_search(client: &HttpClient) {
+    let tools: Vec<mcplex::catalog::Entry> = (0..1000).flat_map(|t| (0..10).map(move |i| varied_tool(t, i))).collect();
+    let json_bytes: usize = tools.iter().map(|e| e.json.len()).sum();
+    let begun = Instant::now();
+    let index = mcplex::catalog::search::SearchIndex::build(&tools);
+    let built = begun.elapsed();
+    let queries: Vec<String> = (0..1000)
+        .map(|i| {
+            let t = varied_tool(i, 1000 + i);
+            let value: Value = serde_json::from_str(&t.json).unwrap();
+            value["description"].as_str().unwrap().split(' ').take(5).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = queries
+        .iter()
+        .map(|query| {
+            let begun = Instant::now();
+            std::hint::black_box(index.search(query, 8, |_| true));
+            begun.elapsed()
+        })
+        .collect();
+    latencies.sort();
+    println!(
+        "| tool search in process, 1,000 targets x 10 tools ({:.1} MB of definitions): index built; search p50 / p99 | {:.0} ms; {:.0} / {:.0} µs |",
+        json_bytes as f64 / 1e6,
+        built.as_secs_f64() * 1e3,
+        micros(percentile(&latencies, 0.5)),
+        micros(percentile(&latencies, 0.99)),
+    );
+    drop(index);
+
+    let mut targets = Vec::new();
+    for _ in 0..100 {
+        targets.push(fast_upstream(100).await);
+    }
+    let plain = targets_yaml(&targets, "");
+    let (without, _) = start_sidecar_yaml(&plain, &[]).await;
+    let (with, ready_after) = start_sidecar_yaml(&format!("{plain}toolSearch: {{ visible: [] }}\n"), &[]).await;
+    let find = |id: usize| {
+        let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "find_tools", "arguments": {"query": format!("a fast tool {id}")}, "_meta": meta}});
+        http::Request::post(format!("http://{}/mcp", with.mcp))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "find_tools")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    // The first search waits for the index built in the background.
+    let begun = Instant::now();
+    let first = send(client, with.mcp, find(0)).await;
+    let first_answer = begun.elapsed();
+    assert!(String::from_utf8_lossy(&first).contains("structuredContent"), "find_tools answered");
+    let mut latencies = Vec::new();
+    for id in 1..=1000 {
+        let begun = Instant::now();
+        send(client, with.mcp, find(id)).await;
+        latencies.push(begun.elapsed());
+    }
+    latencies.sort();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (rss_without, _) = rss_and_cpu(without.child.id());
+    let (rss_with, _) = rss_and_cpu(with.child.id());
+    println!(
+        "| find_tools through the sidecar, 100 targets x 100 tools: ready; first answer (index built after ready); p50 / p99 | {:.0} ms; {:.0} ms; {:.0} / {:.0} µs |",
+        ready_after.as_secs_f64() * 1e3,
+        first_answer.as_secs_f64() * 1e3,
+        micros(percentile(&latencies, 0.5)),
+        micros(percentile(&latencies, 0.99)),
+    );
+    println!("| RSS, 100 targets x 100 tools: tool search off / on | {rss_without:.1} / {rss_with:.1} MiB |");
 }

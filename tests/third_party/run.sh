@@ -19,7 +19,7 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 # Ready means every target was fetched or missed its start-up deadline; these tests need every target up.
 wait_targets_up() { local s; for _ in $(seq 1 100); do s=$(curl -fsS "$1" 2>/dev/null) && ! grep -q '"up":false' <<<"$s" && return 0; sleep 0.1; done; echo "targets not up: $(curl -sS "$1")" >&2; return 1; }
 
-everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port); se_port=$(free_port); fm_port=$(free_port); ts_port=$(free_port); tasks_port=$(free_port); ps_port=$(free_port); pin_port=$(free_port)
+everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port); se_port=$(free_port); fm_port=$(free_port); ts_port=$(free_port); tasks_port=$(free_port); ps_port=$(free_port); pin_port=$(free_port); search_port=$(free_port); search_admin=$(free_port)
 "$examples" serve everything --listen "127.0.0.1:$everything_port" >"$work/everything.log" 2>&1 & pids+=($!)
 "$examples" serve math --listen "127.0.0.1:$math_port" >"$work/math.log" 2>&1 & pids+=($!)
 "$examples" serve everything --listen "127.0.0.1:$pin_port" >"$work/pinned.log" 2>&1 & pids+=($!)
@@ -99,6 +99,22 @@ YAML
 wait_http "http://127.0.0.1:$admin_port/readyz"
 wait_targets_up "http://127.0.0.1:$admin_port/status"
 url="http://127.0.0.1:$mcp_port/mcp"
+# A second sidecar in tool search mode over two of the same servers: agents see find_tools, call_tool and
+# math_add, and find the rest.
+cat >"$work/search.yaml" <<YAML
+targets:
+  - name: math
+    url: http://127.0.0.1:$math_port/mcp
+  - name: ev
+    url: http://127.0.0.1:$everything_port/mcp
+toolSearch:
+  visible: ["math_add"]
+  results: 5
+YAML
+"$bin" run --config "$work/search.yaml" --listen "127.0.0.1:$search_port" --admin "127.0.0.1:$search_admin" >"$work/mcplex-search.log" 2>&1 & pids+=($!)
+wait_http "http://127.0.0.1:$search_admin/readyz"
+wait_targets_up "http://127.0.0.1:$search_admin/status"
+search_url="http://127.0.0.1:$search_port/mcp"
 
 passed=0; failed=0
 step() {
@@ -106,7 +122,7 @@ step() {
   if "$@" >"$work/$name.out" 2>&1; then passed=$((passed+1)); echo "ok   $name"; else failed=$((failed+1)); echo "FAIL $name"; tail -40 "$work/$name.out"; fi
 }
 
-step python-sdk env MCPLEX_URL="$url" "$tools/venv/bin/python" -m pytest -q tests/third_party/test_python_sdk.py
+step python-sdk env MCPLEX_URL="$url" MCPLEX_SEARCH_URL="$search_url" "$tools/venv/bin/python" -m pytest -q tests/third_party/test_python_sdk.py
 
 inspector="$tools/npm/node_modules/.bin/mcp-inspector"
 # grep reads all it is given (no -q): an early exit would break tee's pipe and fail the step under pipefail.
@@ -114,6 +130,14 @@ inspector_list() { "$inspector" --cli "$url" --transport http --method tools/lis
 inspector_call() { "$inspector" --cli "$url" --transport http --method tools/call --tool-name math_multiply --tool-arg a=6 --tool-arg b=7 | tee /dev/stderr | grep '"42"' >/dev/null; }
 step inspector-tools-list inspector_list
 step inspector-tools-call inspector_call
+# Tool search through the Inspector: the short list, a search, and a call of what it found (through
+# call_tool: the Inspector calls only tools it was listed).
+inspector_search() {
+  "$inspector" --cli "$search_url" --transport http --method tools/list | tee /dev/stderr | grep '"find_tools"' >/dev/null &&
+  "$inspector" --cli "$search_url" --transport http --method tools/call --tool-name find_tools --tool-arg "query=multiply two numbers" | tee /dev/stderr | grep 'math_multiply' >/dev/null &&
+  "$inspector" --cli "$search_url" --transport http --method tools/call --tool-name call_tool --tool-arg name=math_multiply --tool-arg 'arguments={"a":6,"b":7}' | tee /dev/stderr | grep '"42"' >/dev/null
+}
+step inspector-tool-search inspector_search
 
 conformance() {
   (cd "$work" && node "$OLDPWD/$tools/npm/node_modules/@modelcontextprotocol/conformance/dist/index.js" server --url "$url" --suite active) | tee /dev/stderr | grep -E '^Total: [0-9]+ passed, 0 failed'

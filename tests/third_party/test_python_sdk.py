@@ -21,6 +21,8 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 URL = os.environ["MCPLEX_URL"]
+# A second sidecar in tool search mode (toolSearch: math_add visible) over `math` and the everything example `ev`.
+SEARCH_URL = os.environ["MCPLEX_SEARCH_URL"]
 
 
 def text_of(result) -> str:
@@ -290,3 +292,35 @@ async def test_a_tool_changed_upstream_is_held_back_until_it_reverts(mode):
         await eventually("the reverted tool is listed again", restored)
         for name in simple:
             assert text_of(await client.call_tool(name, {})) == "This is a simple text response for testing."
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_an_agent_finds_and_calls_tools_it_was_not_given(mode):
+    heard = []
+
+    async def record(message):
+        method = getattr(message, "method", None) or getattr(getattr(message, "root", None), "method", None)
+        if method:
+            heard.append(method)
+
+    async with Client(SEARCH_URL, mode=mode, message_handler=record) as client:
+        assert await tool_names(client) == {"find_tools", "call_tool", "math_add"}
+        found = await client.call_tool("find_tools", {"query": "multiply two numbers"})
+        assert not found.is_error
+        tools = found.structured_content["tools"]
+        assert tools[0]["name"] == "math_multiply" and tools[0]["target"] == "math"
+        assert 1 <= len(tools) <= 5
+        assert json.loads(text_of(found)) == found.structured_content
+        called = await client.call_tool("call_tool", {"name": "math_multiply", "arguments": {"a": 6, "b": 7}})
+        assert text_of(called) == "42"
+        # Listed or not, a tool is called by its name.
+        assert text_of(await client.call_tool("math_subtract", {"a": 50, "b": 8})) == "42"
+        if mode == "legacy":
+            # A session gets what it found as tools of its own.
+            await eventually("the session hears its list changed", lambda: asyncio.sleep(0, "notifications/tools/list_changed" in heard))
+
+            async def listed():
+                return "math_multiply" in await tool_names(client)
+
+            await eventually("the found tool is listed", listed)
