@@ -1155,18 +1155,63 @@ async fn bench() {
 
 /// Words the bench's tool definitions are made of, so that no two tools read alike.
 const WORDS: [&str; 48] = [
-    "create", "list", "delete", "update", "read", "write", "search", "send", "fetch", "query", "issue", "file",
-    "repository", "message", "channel", "calendar", "event", "weather", "forecast", "invoice", "customer", "order",
-    "database", "table", "record", "image", "document", "page", "user", "team", "project", "ticket", "email",
-    "payment", "report", "metric", "alert", "deployment", "cluster", "pod", "branch", "commit", "review", "note",
-    "task", "map", "route", "price",
+    "create",
+    "list",
+    "delete",
+    "update",
+    "read",
+    "write",
+    "search",
+    "send",
+    "fetch",
+    "query",
+    "issue",
+    "file",
+    "repository",
+    "message",
+    "channel",
+    "calendar",
+    "event",
+    "weather",
+    "forecast",
+    "invoice",
+    "customer",
+    "order",
+    "database",
+    "table",
+    "record",
+    "image",
+    "document",
+    "page",
+    "user",
+    "team",
+    "project",
+    "ticket",
+    "email",
+    "payment",
+    "report",
+    "metric",
+    "alert",
+    "deployment",
+    "cluster",
+    "pod",
+    "branch",
+    "commit",
+    "review",
+    "note",
+    "task",
+    "map",
+    "route",
+    "price",
 ];
 
 /// A tool definition of about 300 bytes whose words follow from `seed`.
 fn varied_tool(target: usize, tool: usize) -> mcplex::catalog::Entry {
     let mut state = (target * 7919 + tool * 104_729 + 17) as u64;
     let mut word = || {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         WORDS[(state >> 33) as usize % WORDS.len()]
     };
     let name = format!("{}_{}_{}", word(), word(), tool);
@@ -1187,7 +1232,9 @@ fn varied_tool(target: usize, tool: usize) -> mcplex::catalog::Entry {
 /// Tool search at scale: the lexical index of 10,000 tools built and searched in process, then `find_tools`
 /// through a sidecar with 100 targets x 100 tools beside the same sidecar without tool search.
 async fn tool_search(client: &HttpClient) {
-    let tools: Vec<mcplex::catalog::Entry> = (0..1000).flat_map(|t| (0..10).map(move |i| varied_tool(t, i))).collect();
+    let tools: Vec<mcplex::catalog::Entry> = (0..1000)
+        .flat_map(|t| (0..10).map(move |i| varied_tool(t, i)))
+        .collect();
     let json_bytes: usize = tools.iter().map(|e| e.json.len()).sum();
     let begun = Instant::now();
     let index = mcplex::catalog::search::SearchIndex::build(&tools);
@@ -1196,7 +1243,13 @@ async fn tool_search(client: &HttpClient) {
         .map(|i| {
             let t = varied_tool(i, 1000 + i);
             let value: Value = serde_json::from_str(&t.json).unwrap();
-            value["description"].as_str().unwrap().split(' ').take(5).collect::<Vec<_>>().join(" ")
+            value["description"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" ")
         })
         .collect();
     let mut latencies: Vec<Duration> = queries
@@ -1240,7 +1293,10 @@ async fn tool_search(client: &HttpClient) {
     let begun = Instant::now();
     let first = send(client, with.mcp, find(0)).await;
     let first_answer = begun.elapsed();
-    assert!(String::from_utf8_lossy(&first).contains("structuredContent"), "find_tools answered");
+    assert!(
+        String::from_utf8_lossy(&first).contains("structuredContent"),
+        "find_tools answered"
+    );
     let mut latencies = Vec::new();
     for id in 1..=1000 {
         let begun = Instant::now();

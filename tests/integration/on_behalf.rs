@@ -527,26 +527,19 @@ async fn work_no_caller_asked_for_uses_the_credential_without_caller_names() {
             .unwrap()
             .to_owned()
     };
-    let listed_with: Vec<String> = date_seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|h| subject_of(h, "urn:date-mcp"))
-        .collect();
-    assert!(
-        !listed_with.is_empty() && listed_with.iter().all(|sub| sub == EXCHANGER.0),
-        "{listed_with:?}"
-    );
-    let listed_with: Vec<String> = spare_seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|h| subject_of(h, "urn:spare-mcp"))
-        .collect();
-    assert!(
-        !listed_with.is_empty() && listed_with.iter().all(|sub| sub == "pod"),
-        "{listed_with:?}"
-    );
+    let subjects = |seen: &Arc<Mutex<Vec<Option<String>>>>, audience: &str| -> Vec<String> {
+        seen.lock().unwrap().iter().map(|h| subject_of(h, audience)).collect()
+    };
+    for (seen, audience, subject) in [
+        (&date_seen, "urn:date-mcp", EXCHANGER.0),
+        (&spare_seen, "urn:spare-mcp", "pod"),
+    ] {
+        let listed_with = subjects(seen, audience);
+        assert!(
+            !listed_with.is_empty() && listed_with.iter().all(|sub| sub == subject),
+            "{audience}: {listed_with:?}"
+        );
+    }
     // A caller's own call is still exchanged for the caller, with the pod as actor.
     let alice = server.token("alice", MCPLEX_AUDIENCE).await;
     let (_, _, answer) = request(&harness.url(), Some(&alice), "tools/call", Some("date_who")).await;
