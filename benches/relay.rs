@@ -980,6 +980,10 @@ async fn bench() {
     {
         let (pinned, _) = start_sidecar_yaml(&targets_yaml(&[upstream], "    pinning: enforce\n"), &[]).await;
         side_by_side(&[(&sidecar, None), (&pinned, None)], "pinning off / pinning enforce").await;
+        // Tool search on: every tools/call is first looked at for find_tools and call_tool.
+        let searching_yaml = format!("{}toolSearch: {{ visible: [\"*\"] }}\n", targets_yaml(&[upstream], ""));
+        let (searching, _) = start_sidecar_yaml(&searching_yaml, &[]).await;
+        side_by_side(&[(&sidecar, None), (&searching, None)], "tool search off / on").await;
         let tools: Vec<Value> = (0..1000)
             .map(|i| json!({"name": format!("tool_{i:03}"), "description": "a fast tool that answers at once, for benchmarks", "inputSchema": {"type": "object", "properties": {"x": {"type": "integer"}}}}))
             .collect();
