@@ -104,6 +104,15 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
         "targets": targets,
         "collisions": collisions,
         "unfriendlyNames": snapshot.catalog.unfriendly_names,
+        "toolSearch": snapshot.config.tool_search.as_ref().map(|search| {
+            let indexed = endpoint.router.search_indexed();
+            json!({
+                "visible": search.visible,
+                "results": search.results,
+                "indexedTools": indexed.map(|(_, tools)| tools),
+                "indexedGeneration": indexed.map(|(generation, _)| generation),
+            })
+        }),
     })
 }
 

@@ -204,7 +204,14 @@ async fn a_profile_searches_only_its_own_tools_and_the_index_follows_the_targets
         "the profile hides ev_echo: {found}"
     );
     assert!(found_names(&found).iter().all(|n| n != "find_tools"), "{found}");
-    let collisions = harness.status().await["collisions"].clone();
+    let status = harness.status().await;
+    assert_eq!(
+        status["toolSearch"]["visible"],
+        json!(["ev_test_simple_text"]),
+        "{status}"
+    );
+    assert!(status["toolSearch"]["indexedTools"].as_u64().unwrap() > 10, "{status}");
+    let collisions = status["collisions"].clone();
     assert!(
         collisions.as_array().unwrap().contains(
             &json!({"kind": "tools", "name": "find_tools", "keptBy": "mcplex (toolSearch)", "hiddenFrom": "math"})

@@ -340,6 +340,11 @@ impl Router {
         });
     }
 
+    /// The catalog generation and the number of tools of the latest search index, without waiting.
+    pub fn search_indexed(&self) -> Option<(u64, usize)> {
+        self.search.borrow().as_ref().map(|i| (i.generation, i.index.len()))
+    }
+
     /// The latest search index, waiting (at most [`SEARCH_INDEX_WAIT`]) for the first one to be built.
     pub async fn search_index(&self) -> Option<Arc<IndexedTools>> {
         let mut indexes = self.search.subscribe();
