@@ -1281,18 +1281,7 @@ async fn tool_search(client: &HttpClient) {
     let plain = targets_yaml(&targets, "");
     let (without, _) = start_sidecar_yaml(&plain, &[]).await;
     let (with, ready_after) = start_sidecar_yaml(&format!("{plain}toolSearch: {{ visible: [] }}\n"), &[]).await;
-    let find = |id: usize| {
-        let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "find_tools", "arguments": {"query": format!("a fast tool {id}")}, "_meta": meta}});
-        http::Request::post(format!("http://{}/mcp", with.mcp))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "find_tools")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap()
-    };
+    let find = |id: usize| find_request(with.mcp, id);
     // The first search waits for the index built in the background.
     let begun = Instant::now();
     let first = send(client, with.mcp, find(0)).await;
@@ -1319,4 +1308,36 @@ async fn tool_search(client: &HttpClient) {
         micros(percentile(&latencies, 0.99)),
     );
     println!("| RSS, 100 targets x 100 tools: tool search off / on | {rss_without:.1} / {rss_with:.1} MiB |");
+    drop((without, with));
+
+    // The size of the trial: 1,250 targets and 12,500 tools behind one sidecar in search mode.
+    let mut targets = Vec::new();
+    for _ in 0..1250 {
+        targets.push(fast_upstream(10).await);
+    }
+    let yaml = format!("{}toolSearch: {{ visible: [] }}\n", targets_yaml(&targets, ""));
+    let (large, ready_after) = start_sidecar_yaml(&yaml, &[]).await;
+    let first = send(client, large.mcp, find_request(large.mcp, 0)).await;
+    assert!(String::from_utf8_lossy(&first).contains("structuredContent"), "find_tools answered");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (rss, _) = rss_and_cpu(large.child.id());
+    let peak = status_mib(large.child.id(), "VmHWM:");
+    println!(
+        "| 1,250 targets x 10 tools, tool search on: ready; RSS; peak RSS | {:.0} ms; {rss:.1} MiB; {peak:.1} MiB |",
+        ready_after.as_secs_f64() * 1e3
+    );
+}
+
+/// A 2026-07-28 `find_tools` call to the sidecar at `mcp`.
+fn find_request(mcp: SocketAddr, id: usize) -> http::Request<Full<Bytes>> {
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "find_tools", "arguments": {"query": format!("a fast tool {id}")}, "_meta": meta}});
+    http::Request::post(format!("http://{mcp}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "find_tools")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
 }
