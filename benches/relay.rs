@@ -1317,8 +1317,15 @@ async fn tool_search(client: &HttpClient) {
     }
     let yaml = format!("{}toolSearch: {{ visible: [] }}\n", targets_yaml(&targets, ""));
     let (large, ready_after) = start_sidecar_yaml(&yaml, &[]).await;
-    let first = send(client, large.mcp, find_request(large.mcp, 0)).await;
-    assert!(String::from_utf8_lossy(&first).contains("structuredContent"), "find_tools answered");
+    // Targets past the start-up deadline join later; the index follows them.
+    for attempt in 0.. {
+        let answer = send(client, large.mcp, find_request(large.mcp, attempt)).await;
+        if String::from_utf8_lossy(&answer).contains("structuredContent") {
+            break;
+        }
+        assert!(attempt < 300, "find_tools never answered: {}", String::from_utf8_lossy(&answer));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (rss, _) = rss_and_cpu(large.child.id());
     let peak = status_mib(large.child.id(), "VmHWM:");
