@@ -1323,7 +1323,11 @@ async fn tool_search(client: &HttpClient) {
         if String::from_utf8_lossy(&answer).contains("structuredContent") {
             break;
         }
-        assert!(attempt < 300, "find_tools never answered: {}", String::from_utf8_lossy(&answer));
+        assert!(
+            attempt < 300,
+            "find_tools never answered: {}",
+            String::from_utf8_lossy(&answer)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
