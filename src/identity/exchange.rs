@@ -150,10 +150,29 @@ impl TokenExchanger {
         subject: Subject<'_>,
         actor_token: Option<&str>,
     ) -> Result<HeaderValue, Arc<ExchangeError>> {
+        self.obtain(subject.key, subject.expires_at, || self.form(&subject, actor_token))
+            .await
+    }
+
+    /// A token for mcplex's own client (the client credentials grant, RFC 6749 §4.4) for the same audience,
+    /// resource and scope, for work no caller asked for; cached like an exchange.
+    pub async fn client_credentials(&self) -> Result<HeaderValue, Arc<ExchangeError>> {
+        self.obtain(OWN_CLIENT, 0, || self.own_client_form()).await
+    }
+
+    /// The token cached under `key`, or one requested now with the form `body` writes (concurrent askers
+    /// of one key share one request; no lock is held while it runs). `expires_at` (Unix seconds, 0 for
+    /// none) caps how long it is reused.
+    async fn obtain(
+        &self,
+        key: [u8; 32],
+        expires_at: u64,
+        body: impl FnOnce() -> String,
+    ) -> Result<HeaderValue, Arc<ExchangeError>> {
         let round = {
             let mut cache = lock(&self.cache);
             let now = Instant::now();
-            let usable = cache.get(&subject.key).and_then(|entry| match entry.round.get() {
+            let usable = cache.get(&key).and_then(|entry| match entry.round.get() {
                 Some(Ok(token)) if token.valid_until > now => Some(entry.round.clone()),
                 Some(Err(_)) if entry.started.elapsed() < FAILURE_PAUSE => Some(entry.round.clone()),
                 Some(_) => None,
@@ -167,7 +186,7 @@ impl TokenExchanger {
                     }
                     let round = Round::default();
                     cache.insert(
-                        subject.key,
+                        key,
                         Entry {
                             started: now,
                             round: round.clone(),
@@ -182,32 +201,15 @@ impl TokenExchanger {
         }
         // An exchange is rare next to the calls its token serves: its future lives on the heap, so every
         // call to the target stays small.
+        let body = body();
         let exchanged =
-            Box::pin(round.get_or_init(|| async { self.exchange(&subject, actor_token).await.map_err(Arc::new) }))
+            Box::pin(round.get_or_init(|| async { self.request_token(body, expires_at).await.map_err(Arc::new) }))
                 .await;
         exchanged.as_ref().map(|e| e.header.clone()).map_err(Arc::clone)
     }
 
-    /// A token for mcplex's own client (the client credentials grant, RFC 6749 §4.4) for the same audience,
-    /// resource and scope, for work no caller asked for; cached like an exchange.
-    pub async fn client_credentials(&self) -> Result<HeaderValue, Arc<ExchangeError>> {
-        self.authorization(
-            Subject {
-                token: "",
-                key: OWN_CLIENT,
-                expires_at: 0,
-            },
-            None,
-        )
-        .await
-    }
-
-    async fn exchange(&self, subject: &Subject<'_>, actor_token: Option<&str>) -> Result<Exchanged, ExchangeError> {
-        let body = if subject.key == OWN_CLIENT {
-            self.own_client_form()
-        } else {
-            self.form(subject, actor_token)
-        };
+    /// Posts `body` to the token endpoint and reads the token it answers.
+    async fn request_token(&self, body: String, expires_at: u64) -> Result<Exchanged, ExchangeError> {
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.endpoint.clone();
@@ -260,14 +262,14 @@ impl TokenExchanger {
             .min(MAX_LIFETIME);
         // Renewed a little before it expires: a tenth of its life, at most 30 s.
         let margin = (lifetime / 10).min(Duration::from_secs(30));
-        let caller_left = if subject.expires_at == 0 {
+        let caller_left = if expires_at == 0 {
             lifetime
         } else {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs();
-            Duration::from_secs(subject.expires_at.saturating_sub(now))
+            Duration::from_secs(expires_at.saturating_sub(now))
         };
         Ok(Exchanged {
             header,
