@@ -257,8 +257,10 @@ impl TargetSlot {
         // Pins are checked before the items are exposed, so a held item never reaches the catalog.
         let result = result.map(|(mut listed, digests)| {
             let mut book = lock(&self.pins);
-            let review = book.review(&mut listed, &digests, &self.tools, &self.prompts);
-            self.reporter.report(&self.name, &book, &review);
+            if book.mode() != Pinning::Off {
+                let review = book.review(&mut listed, &digests, &self.tools, &self.prompts);
+                self.reporter.report(&self.name, &book, &review);
+            }
             listed
         });
         let mut state = lock(&self.state);
