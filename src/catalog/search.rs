@@ -117,8 +117,9 @@ impl SearchIndex {
         self.names.get(position)
     }
 
-    /// The best matches for `query` that `keep` accepts, best first (ties by exposed name), at most `limit`.
-    pub fn search(&self, query: &str, limit: usize, mut keep: impl FnMut(usize) -> bool) -> Vec<Found> {
+    /// Every tool that matches `query`, best first (ties by exposed name); the caller keeps those the
+    /// asker may see and takes as many as it wants.
+    pub fn search(&self, query: &str) -> Vec<Found> {
         let query: Embedding<u32> = self.embedder.embed(query);
         let mut found: Vec<Found> = self
             .scorer
@@ -139,7 +140,7 @@ impl SearchIndex {
                 .unwrap_or(Ordering::Equal)
                 .then_with(|| self.names[a.position].cmp(&self.names[b.position]))
         });
-        found.into_iter().filter(|f| keep(f.position)).take(limit).collect()
+        found
     }
 }
 
@@ -212,25 +213,31 @@ mod tests {
     #[test]
     fn the_best_match_comes_first_and_ties_go_by_name() {
         let index = SearchIndex::build(&tools());
-        let found = index.search("what is the forecast in Paris", 3, |_| true);
+        let found: Vec<Found> = index
+            .search("what is the forecast in Paris")
+            .into_iter()
+            .take(3)
+            .collect();
         assert_eq!(names(&index, &found)[0], "weather_getForecast");
         assert!(found.windows(2).all(|w| w[0].score >= w[1].score));
-        let found = index.search("open a new issue in my repo", 10, |_| true);
+        let found = index.search("open a new issue in my repo");
         assert_eq!(names(&index, &found)[0], "github_create_issue");
-        let found = index.search("addition of numbers", 10, |_| true);
+        let found = index.search("addition of numbers");
         assert_eq!(names(&index, &found)[..2], ["math_add", "maths_add"]);
         assert_eq!(found[0].score, found[1].score);
     }
 
     #[test]
-    fn what_the_caller_may_not_see_is_skipped_and_the_limit_holds() {
+    fn every_match_comes_back_for_the_caller_to_filter_and_cut() {
         let index = SearchIndex::build(&tools());
-        let found = index.search("issues repository", 10, |p| {
-            index.name(p).unwrap().as_ref() != "github_list_issues"
-        });
+        let found: Vec<Found> = index
+            .search("issues repository")
+            .into_iter()
+            .filter(|f| index.name(f.position).unwrap().as_ref() != "github_list_issues")
+            .collect();
         assert_eq!(names(&index, &found), ["github_create_issue"]);
-        assert_eq!(index.search("issues repository", 1, |_| true).len(), 1);
-        assert!(index.search("zebra", 10, |_| true).is_empty());
-        assert!(SearchIndex::build(&[]).search("anything", 5, |_| true).is_empty());
+        assert!(index.search("issues repository").len() > 1);
+        assert!(index.search("zebra").is_empty());
+        assert!(SearchIndex::build(&[]).search("anything").is_empty());
     }
 }

@@ -185,23 +185,24 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         });
         (wanted_target && allowed).then_some(entry)
     };
-    let found = indexed
+    // Each match is resolved once: kept when the caller may see it, until `limit` are kept.
+    let mut names = Vec::with_capacity(limit);
+    let tools: Vec<Value> = indexed
         .index
-        .search(&query, limit, |position| current(position).is_some());
-    let mut names = Vec::with_capacity(found.len());
-    let tools: Vec<Value> = found
-        .iter()
-        .filter_map(|f| {
-            let entry = current(f.position)?;
+        .search(&query)
+        .into_iter()
+        .filter_map(|f| Some((current(f.position)?, f.score)))
+        .take(limit)
+        .map(|(entry, score)| {
             names.push(entry.exposed.clone());
             let tool: Value = serde_json::from_str(&entry.json).unwrap_or_default();
-            Some(json!({
+            json!({
                 "name": entry.exposed,
                 "target": entry.target,
                 "description": tool.get("description").cloned().unwrap_or(Value::Null),
                 "inputSchema": tool.get("inputSchema").cloned().unwrap_or_else(|| json!({"type": "object"})),
-                "score": (f64::from(f.score) * 1000.0).round() / 1000.0,
-            }))
+                "score": (f64::from(score) * 1000.0).round() / 1000.0,
+            })
         })
         .collect();
     router.metrics.search.searched(tools.len());
