@@ -4,7 +4,7 @@
 
 use crate::budget::{Budget, DEFAULT_BUDGET_BYTES};
 use crate::catalog::pins::{Digest, ListDigests, PINNED_KINDS, PinSet, Pinning};
-use crate::catalog::{Catalog, ItemKind, TargetItems};
+use crate::catalog::{Catalog, ItemKind, Namer, TargetItems};
 use crate::config::{Config, TargetConfig};
 use crate::metrics::{Metrics, MetricsOptions};
 use crate::route::refresh::list_fetch;
@@ -87,7 +87,12 @@ impl PinScan {
             .map(|(target, pins)| TargetScan {
                 config: target.clone(),
                 items: pins.map(|pins| {
-                    PINNED_KINDS.map(|kind| scanned(target, kind, pins.of_kind(kind).into_iter().flatten(), &catalog))
+                    let (tools, prompts) = namers(target);
+                    PINNED_KINDS.map(|kind| {
+                        let namer = if kind == ItemKind::Tools { &tools } else { &prompts };
+                        let pins = pins.of_kind(kind).into_iter().flatten();
+                        scanned(&target.name, namer, kind, pins, &catalog)
+                    })
                 }),
             })
             .collect();
@@ -217,18 +222,17 @@ fn compare(
 
 /// The scanned items of one kind, each with how clients would see it.
 fn scanned<'p>(
-    target: &TargetConfig,
+    target: &str,
+    namer: &Namer,
     kind: ItemKind,
     pins: impl Iterator<Item = (&'p String, &'p Digest)>,
     catalog: &Catalog,
 ) -> Vec<ScannedItem> {
-    let (tools, prompts) = namers(target);
-    let namer = if kind == ItemKind::Tools { tools } else { prompts };
     pins.map(|(name, digest)| {
         let exposure = match namer.expose(name) {
             None => Exposure::Filtered,
             Some(exposed) => match catalog.lookup(kind, &exposed) {
-                Some(entry) if *entry.target != *target.name => Exposure::TakenBy {
+                Some(entry) if *entry.target != *target => Exposure::TakenBy {
                     exposed,
                     target: entry.target.to_string(),
                 },
