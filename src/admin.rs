@@ -111,6 +111,17 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
                 "results": search.results,
                 "indexedTools": indexed.map(|(_, tools)| tools),
                 "indexedGeneration": indexed.map(|(generation, _)| generation),
+                "semantic": search.embeddings.as_ref().map(|settings| {
+                    let vectors = endpoint.router.vectors.latest().filter(|v| v.client.settings() == settings);
+                    json!({
+                        "url": settings.url.to_string(),
+                        "model": settings.model,
+                        "vectors": vectors.as_ref().map_or(0, |v| v.vectors.len()),
+                        "of": vectors.as_ref().map(|v| v.of),
+                        "vectorsGeneration": vectors.as_ref().map(|v| v.generation),
+                        "lastError": endpoint.router.vectors.status().last_error,
+                    })
+                }),
             })
         }),
     })

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod downstream;
+pub mod embeddings;
 pub mod identity;
 pub mod jwks;
 pub mod metrics;

@@ -1,12 +1,15 @@
 //! The config: its YAML schema, validation with key paths, loading, and the live watcher.
 
+mod checks;
 pub mod duration;
 pub mod inbound;
 pub mod schema;
+pub mod search;
 pub mod validate;
 pub mod watch;
 
-pub use validate::{Config, Problem, TargetConfig, ToolSearch};
+pub use search::{Embeddings, ToolSearch};
+pub use validate::{Config, Problem, TargetConfig};
 
 use std::path::{Path, PathBuf};
 
@@ -268,7 +271,7 @@ mod tests {
         let top = config.tool_search.clone().unwrap();
         assert_eq!(
             (top.visible, top.results),
-            (vec!["a_*".to_string()], validate::DEFAULT_SEARCH_RESULTS)
+            (vec!["a_*".to_string()], search::DEFAULT_SEARCH_RESULTS)
         );
         let sre = select_profile(config.clone(), Some("sre"), Path::new("c.yaml")).unwrap();
         let search = sre.tool_search.unwrap();

@@ -32,6 +32,25 @@ pub struct ToolSearchSpec {
     pub visible: Vec<String>,
     /// How many matches a search returns when the agent does not say (1 to 50).
     pub results: Option<usize>,
+    /// A sentence-embedding endpoint whose vectors add a semantic signal to the ranking (absent: lexical only).
+    pub embeddings: Option<EmbeddingsSpec>,
+}
+
+/// An OpenAI-compatible `/v1/embeddings` endpoint the platform runs (text-embeddings-inference, vLLM,
+/// Ollama, Infinity and the like).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EmbeddingsSpec {
+    /// The endpoint's full URL, e.g. `http://embedder.ai.svc:8080/v1/embeddings`.
+    pub url: String,
+    /// The model name sent in each request.
+    pub model: String,
+    /// A file holding an API key, sent as a bearer token (read at every request, so a rotated Secret applies).
+    pub api_key_file: Option<PathBuf>,
+    /// Deadline of one request, e.g. `2s` (the default).
+    pub timeout: Option<String>,
+    /// TLS to the endpoint (a CA bundle, a client certificate).
+    pub tls: Option<TlsSpec>,
 }
 
 /// Checks applied to every request from the agent.

@@ -1,10 +1,12 @@
 //! Turns a parsed [`ConfigFile`] into a checked [`Config`], naming the key path of every problem.
 
+use super::checks::{check_readable, check_tls, check_url};
 use super::duration::parse_duration;
 use super::schema::{
     AuthSpec, ConfigFile, ExposedFilterSpec, FilterSpec, InboundSpec, JwtSpec, PinsSpec, PolicySpec, ProtocolChoice,
-    TargetSpec, TlsSpec, TokenExchangeSpec, ToolSearchSpec, WithoutCaller,
+    TargetSpec, TlsSpec, TokenExchangeSpec, WithoutCaller,
 };
+use super::search::{ToolSearch, check_tool_search};
 use crate::catalog::pins::{Digest, PinSet, Pinning};
 use crate::config::inbound::{DEFAULT_LEEWAY, InboundJwt, KeySource};
 use crate::jwks::Keys;
@@ -12,7 +14,6 @@ use crate::policy::Policy;
 use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,20 +34,6 @@ pub struct Config {
     /// Tool search, when on (after [`super::select_profile`], the pod's profile's own when it has one).
     pub tool_search: Option<ToolSearch>,
 }
-
-/// Checked tool search settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolSearch {
-    /// Globs of exposed tool names listed beside the search tools.
-    pub visible: Vec<String>,
-    /// Matches a search returns by default.
-    pub results: usize,
-}
-
-/// Matches a search returns when neither the agent nor the config says.
-pub const DEFAULT_SEARCH_RESULTS: usize = 8;
-/// Most matches one search returns.
-pub const MAX_SEARCH_RESULTS: usize = 50;
 
 /// One checked agent role.
 #[derive(Debug, Clone, PartialEq)]
@@ -416,79 +403,9 @@ fn check_exchange(exchange: &TokenExchangeSpec, fail: &mut impl FnMut(&str, Stri
     }
 }
 
-/// Checks tool search settings; a bad value is reported and replaced by its default.
-fn check_tool_search(spec: ToolSearchSpec, report: &mut impl FnMut(&str, String)) -> ToolSearch {
-    let results = spec.results.unwrap_or(DEFAULT_SEARCH_RESULTS);
-    if !(1..=MAX_SEARCH_RESULTS).contains(&results) {
-        report(
-            "results",
-            format!("{results} is out of range: a search returns 1 to {MAX_SEARCH_RESULTS} matches"),
-        );
-    }
-    for (i, glob) in spec.visible.iter().enumerate() {
-        if glob.is_empty() {
-            report(&format!("visible[{i}]"), "an empty pattern matches nothing".into());
-        }
-    }
-    ToolSearch {
-        visible: spec.visible,
-        results: results.clamp(1, MAX_SEARCH_RESULTS),
-    }
-}
-
 /// True for an audience a pod can list in `mcplex.dev/token-audiences`.
 fn is_audience(audience: &str) -> bool {
     !audience.is_empty() && !audience.contains(|c: char| c.is_whitespace() || c == ',')
-}
-
-/// Why a target's `url` was refused.
-#[derive(Debug, thiserror::Error)]
-enum UrlError {
-    #[error("`{text}` is not a URL: {source}")]
-    NotAUrl {
-        text: String,
-        source: http::uri::InvalidUri,
-    },
-    #[error("`tls` is set but the URL is not https")]
-    PlainWithTls,
-    #[error("`{0}` has no host")]
-    NoHost(String),
-    #[error("`{0}` must start with http:// or https://")]
-    Scheme(String),
-}
-
-fn check_url(text: &str, has_tls: bool) -> Result<http::Uri, UrlError> {
-    let url: http::Uri = text.parse().map_err(|source| UrlError::NotAUrl {
-        text: text.into(),
-        source,
-    })?;
-    match url.scheme_str() {
-        Some("http") if has_tls => Err(UrlError::PlainWithTls),
-        Some("http") | Some("https") => match url.host() {
-            Some(host) if !host.is_empty() => Ok(url),
-            _ => Err(UrlError::NoHost(text.into())),
-        },
-        _ => Err(UrlError::Scheme(text.into())),
-    }
-}
-
-fn check_tls(tls: &TlsSpec, fail: &mut impl FnMut(&str, String)) {
-    for (key, path) in [("tls.ca", &tls.ca), ("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
-        if let Some(path) = path {
-            check_readable(path).unwrap_or_else(|e| fail(key, e.to_string()));
-        }
-    }
-    if tls.cert.is_some() != tls.key.is_some() {
-        fail(
-            "tls",
-            "`cert` and `key` go together: set both for mTLS, or neither".into(),
-        );
-    }
-    if let Some(name) = &tls.server_name
-        && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
-    {
-        fail("tls.serverName", format!("`{name}` is not a DNS name or IP address"));
-    }
 }
 
 fn check_auth(auth: &AuthSpec, fail: &mut impl FnMut(&str, String)) {
@@ -548,21 +465,6 @@ fn check_filter(kind: &str, filter: &FilterSpec, fail: &mut impl FnMut(&str, Str
             );
         }
     }
-}
-
-/// A file the config names that cannot be opened.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read `{}`: {source}", path.display())]
-struct Unreadable {
-    path: std::path::PathBuf,
-    source: std::io::Error,
-}
-
-fn check_readable(path: &Path) -> Result<(), Unreadable> {
-    std::fs::File::open(path).map(drop).map_err(|source| Unreadable {
-        path: path.into(),
-        source,
-    })
 }
 
 fn is_dns_label(name: &str) -> bool {

@@ -361,6 +361,10 @@ fn the_layers_import_only_downwards() {
         ("protocol", "route"),
         ("net", "upstream"),
         ("net", "identity"),
+        ("embeddings", "route"),
+        ("embeddings", "upstream"),
+        ("embeddings", "identity"),
+        ("catalog", "embeddings"),
     ];
     let mut wrong = Vec::new();
     for (from, targets) in &edges {

@@ -21,6 +21,7 @@ mod profiles;
 mod reference;
 mod search;
 mod security;
+mod semantic;
 mod server_requests;
 mod support;
 mod tasks;

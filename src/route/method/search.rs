@@ -2,18 +2,23 @@
 //! and `call_tool`, and the tools a session found; `find_tools` ranks the tools the caller may use;
 //! `call_tool` is routed exactly as `tools/call` of the tool it names.
 
-use crate::catalog::search::{CALL_TOOL, FIND_TOOLS};
+use crate::catalog::search::{self, CALL_TOOL, FIND_TOOLS};
 use crate::catalog::{Entry, ItemKind, naming};
 use crate::config::ToolSearch;
-use crate::config::validate::MAX_SEARCH_RESULTS;
+use crate::config::search::MAX_SEARCH_RESULTS;
 use crate::identity::Acting;
 use crate::protocol::{jsonrpc, method, params};
 use crate::route::message::{Caller, Inbound, Outcome};
 use crate::route::method::{access, call};
-use crate::route::refresh::{Router, Snapshot};
+use crate::route::refresh::{IndexedVectors, Router, Snapshot};
 use bytes::Bytes;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+
+/// How deep each ranking is read, among the tools the caller may see, before the two are fused: ranks
+/// below it would add less than 1/160 to a tool's fused score.
+const FUSION_DEPTH: usize = 100;
 
 /// Where mcplex's own tools come from, in lists and results.
 const OWN_TARGET: &str = "mcplex";
@@ -167,32 +172,61 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         let text = "the tool index is not built yet; try again in a moment".to_owned();
         return tool_result(&inbound, text, None, true);
     };
+    let semantic = semantic_ranking(router, &search, &query).await;
     let principal = inbound.acting.as_deref().map(Acting::current);
     let policy = snapshot.config.policy.as_deref();
-    // The index may be a little older than the catalog: each match is checked against the catalog now.
-    let current = |position: usize| {
-        let name = indexed.index.name(position)?;
-        let entry = snapshot.catalog.lookup(ItemKind::Tools, name)?;
-        let wanted_target = target.is_none_or(|t| *entry.target == *t);
-        let allowed = policy.is_none_or(|policy| {
-            let item = access::Item {
-                kind: ItemKind::Tools,
-                exposed: &entry.exposed,
-                upstream: &entry.original,
-                target: &entry.target,
-            };
-            access::decide(policy, principal.as_deref(), router.profile.as_deref(), &item).allowed
-        });
-        (wanted_target && allowed).then_some(entry)
+    // The index may be a little older than the catalog: each match is checked against the catalog now,
+    // once, however many rankings hold it.
+    let mut decided: HashMap<Arc<str>, Option<&Entry>> = HashMap::new();
+    let mut current = |name: &Arc<str>| -> Option<&Entry> {
+        *decided.entry(name.clone()).or_insert_with(|| {
+            let entry = snapshot.catalog.lookup(ItemKind::Tools, name)?;
+            let wanted_target = target.is_none_or(|t| *entry.target == *t);
+            let allowed = policy.is_none_or(|policy| {
+                let item = access::Item {
+                    kind: ItemKind::Tools,
+                    exposed: &entry.exposed,
+                    upstream: &entry.original,
+                    target: &entry.target,
+                };
+                access::decide(policy, principal.as_deref(), router.profile.as_deref(), &item).allowed
+            });
+            (wanted_target && allowed).then_some(entry)
+        })
     };
-    // Each match is resolved once: kept when the caller may see it, until `limit` are kept.
+    let lexical = indexed.index.search(&query);
+    let lexical_names = lexical.iter().filter_map(|f| indexed.index.name(f.position));
+    // Each ranking is cut to what the caller may see before it is fused or cut to `limit`.
+    let ranked: Vec<(&Entry, f64)> = match &semantic {
+        None => lexical
+            .iter()
+            .filter_map(|f| Some((current(indexed.index.name(f.position)?)?, f64::from(f.score))))
+            .take(limit)
+            .collect(),
+        Some((vectors, similar)) => {
+            let depth = limit.max(FUSION_DEPTH);
+            let words: Vec<Arc<str>> = lexical_names
+                .filter(|name| current(name).is_some())
+                .take(depth)
+                .cloned()
+                .collect();
+            let meaning: Vec<Arc<str>> = similar
+                .iter()
+                .filter_map(|f| vectors.vectors.name(f.position))
+                .filter(|name| current(name).is_some())
+                .take(depth)
+                .cloned()
+                .collect();
+            search::fuse(&[words, meaning])
+                .into_iter()
+                .filter_map(|(name, score)| Some((current(&name)?, score)))
+                .take(limit)
+                .collect()
+        }
+    };
     let mut names = Vec::with_capacity(limit);
-    let tools: Vec<Value> = indexed
-        .index
-        .search(&query)
+    let tools: Vec<Value> = ranked
         .into_iter()
-        .filter_map(|f| Some((current(f.position)?, f.score)))
-        .take(limit)
         .map(|(entry, score)| {
             names.push(entry.exposed.clone());
             let tool: Value = serde_json::from_str(&entry.json).unwrap_or_default();
@@ -201,7 +235,7 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
                 "target": entry.target,
                 "description": tool.get("description").cloned().unwrap_or(Value::Null),
                 "inputSchema": tool.get("inputSchema").cloned().unwrap_or_else(|| json!({"type": "object"})),
-                "score": (f64::from(score) * 1000.0).round() / 1000.0,
+                "score": (score * 1e5).round() / 1e5,
             })
         })
         .collect();
@@ -214,6 +248,37 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     }
     let structured = json!({ "tools": tools });
     tool_result(&inbound, structured.to_string(), Some(structured), false)
+}
+
+/// The tools ranked by the similarity of their vectors to the query's, when the semantic signal is
+/// configured and available; `None` (and searches rank by words alone) when it is not.
+async fn semantic_ranking(
+    router: &Router,
+    search: &ToolSearch,
+    query: &str,
+) -> Option<(Arc<IndexedVectors>, Vec<search::Found>)> {
+    let settings = search.embeddings.as_ref()?;
+    let vectors = router
+        .vectors
+        .latest()
+        .filter(|v| v.client.settings() == settings && !v.vectors.is_empty());
+    let Some(vectors) = vectors else {
+        router.metrics.search.lexical_only();
+        return None;
+    };
+    match vectors.client.embed(&[query.to_owned()]).await {
+        Ok(mut query) => {
+            let query = query.pop()?;
+            let ranked = vectors.vectors.rank(&query);
+            Some((vectors, ranked))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "toolSearch.embeddings: the query could not be embedded; this search ranks by words only");
+            router.metrics.search.embedding_failed();
+            router.metrics.search.lexical_only();
+            None
+        }
+    }
 }
 
 /// `call_tool`: the named tool's `tools/call`, routed as if the client had sent it.

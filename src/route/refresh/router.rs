@@ -8,12 +8,14 @@ use crate::audit::AuditLog;
 use crate::budget::Budget;
 use crate::catalog::pins::Drift;
 use crate::catalog::search::{self, SearchIndex};
-use crate::catalog::{Catalog, ItemKind};
-use crate::config::Config;
+use crate::catalog::{Catalog, Entry, ItemKind};
+use crate::config::{Config, Embeddings};
 use crate::metrics::Metrics;
 use crate::route::bridge::{NoRandomness, ParkedCalls};
 use crate::route::refresh::TargetSlot;
 use crate::route::refresh::drift::DriftReporter;
+use crate::route::refresh::indexed::IndexedTools;
+use crate::route::refresh::vectorize::Vectorizer;
 use crate::route::session::ListsChanged;
 use crate::sync::lock;
 use crate::upstream::Target;
@@ -94,14 +96,8 @@ pub struct Router {
     /// The lexical index of the catalog's tools, when tool search is on: built off the event loop after
     /// the tools change, so a search uses the latest index done (and checks its results against the catalog).
     search: watch::Sender<Option<Arc<IndexedTools>>>,
-}
-
-/// A search index and the catalog generation it was built from.
-pub struct IndexedTools {
-    /// The catalog generation.
-    pub generation: u64,
-    /// The index.
-    pub index: SearchIndex,
+    /// The tools' vectors for the semantic signal, when `toolSearch.embeddings` is set.
+    pub vectors: Arc<Vectorizer>,
 }
 
 impl ListsChanged for Router {
@@ -150,6 +146,7 @@ impl Router {
             parked,
             drift_reporter,
             search: watch::Sender::new(None),
+            vectors: Arc::default(),
         }))
     }
 
@@ -303,8 +300,17 @@ impl Router {
             .collect();
         changed.dedup();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        if searching && (catalog.differs(&old.catalog, ItemKind::Tools) || self.search.borrow().is_none()) {
-            self.index_tools(generation, catalog.entries(ItemKind::Tools).to_vec());
+        let embeddings = config.tool_search.as_ref().and_then(|s| s.embeddings.clone());
+        let stale = self
+            .search
+            .borrow()
+            .as_ref()
+            .is_none_or(|indexed| indexed.embeddings != embeddings);
+        if searching && (catalog.differs(&old.catalog, ItemKind::Tools) || stale) {
+            if embeddings.is_some() {
+                self.vectors.start(self.search.subscribe(), self.metrics.clone());
+            }
+            self.index_tools(generation, catalog.entries(ItemKind::Tools).into(), embeddings);
         } else if !searching && self.search.borrow().is_some() {
             // Off: the index goes, so that turning search on again indexes the tools of that moment.
             self.search.send_replace(None);
@@ -323,12 +329,14 @@ impl Router {
 
     /// Builds the search index of `tools` on the blocking pool (thousands of tools take milliseconds) and
     /// publishes it unless a newer one got there first.
-    fn index_tools(&self, generation: u64, tools: Vec<crate::catalog::Entry>) {
+    fn index_tools(&self, generation: u64, tools: Arc<[Entry]>, embeddings: Option<Embeddings>) {
         let search = self.search.clone();
         tokio::task::spawn_blocking(move || {
             let indexed = Arc::new(IndexedTools {
                 generation,
                 index: SearchIndex::build(&tools),
+                tools,
+                embeddings,
             });
             search.send_if_modified(|current| {
                 let newer = current.as_ref().is_none_or(|c| c.generation < generation);

@@ -2,6 +2,7 @@
 //! third-party Node fixtures, and waiting for a condition with one deadline.
 
 pub mod common;
+pub mod embedder;
 pub mod node;
 pub mod rogue;
 pub mod wait;

@@ -1,19 +1,12 @@
-//! Finding tools among thousands: BM25 relevance (the `bm25` crate) over the words of each merged tool:
-//! its name split into words, title, description, parameter names and descriptions, and its target's
-//! name. Pure data: built from the catalog's tools, asked with a query, answering positions in that list.
+//! The lexical signal: BM25 relevance (the `bm25` crate) over the words of each merged tool: its name
+//! split into words, title, description, parameter names and descriptions, and its target's name.
 
+use super::Found;
 use crate::catalog::Entry;
 use bm25::{Embedder, EmbedderBuilder, Embedding, Scorer, Tokenizer};
 use serde_json::Value;
 use std::cmp::Ordering;
 use std::sync::Arc;
-
-/// mcplex's own tool that searches the others.
-pub const FIND_TOOLS: &str = "find_tools";
-/// mcplex's own tool that calls a tool by name, as `tools/call` would.
-pub const CALL_TOOL: &str = "call_tool";
-/// The names tool search takes for itself.
-pub const OWN_TOOLS: [&str; 2] = [FIND_TOOLS, CALL_TOOL];
 
 /// Splits text into lowercase words: at every character that is not a letter or digit, and inside
 /// identifiers at camelCase boundaries (`getUserByID` is `get user by id`), so that a tool's name matches
@@ -66,15 +59,6 @@ fn document(entry: &Entry) -> String {
         }
     }
     parts.join(" ")
-}
-
-/// A match: the tool's position in the catalog's tool list, and its relevance.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Found {
-    /// Position in the tool list the index was built from.
-    pub position: usize,
-    /// BM25 relevance; higher is better.
-    pub score: f32,
 }
 
 /// The lexical index of one catalog's tools.
