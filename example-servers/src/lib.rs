@@ -5,6 +5,7 @@
 pub mod date;
 pub mod demo;
 pub mod everything;
+pub mod listing;
 pub mod math;
 pub mod server_tls;
 

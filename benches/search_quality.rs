@@ -1,0 +1,309 @@
+//! Tool search quality on public data: recall@1, @5, @10 and MRR@10 of `find_tools` through a real
+//! sidecar in front of one real MCP server per public listing, lexical alone and fused with a real
+//! sentence-embedding model, beside plain BM25 over each tool's name and description on the same pool.
+//!
+//! The data is built outside the repository by `scripts/search-eval-data` (see BENCHMARKS.md):
+//! `MCPLEX_EVAL_DIR=DIR cargo bench --bench search_quality`. The semantic rows need the embedding server
+//! and model that `scripts/install-test-tools` builds and unpacks.
+
+use bm25::{EmbedderBuilder, Scorer};
+use mcplex::app::{Options, Sidecar};
+use mcplex::catalog::search::ToolWords;
+use mcplex_examples::listing::Listing;
+use rmcp::model::{CallToolRequestParams, ProtocolVersion};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Ranks read per query: recall@10 and MRR@10 need no more.
+const DEPTH: usize = 10;
+
+#[derive(Deserialize)]
+struct Server {
+    server: String,
+    tools: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct Query {
+    source: String,
+    query: String,
+    labels: Vec<String>,
+}
+
+/// Sums of one method's scores over one source's queries.
+#[derive(Default, Clone, Copy)]
+struct Scores {
+    queries: usize,
+    at1: usize,
+    at5: usize,
+    at10: usize,
+    reciprocal: f64,
+}
+
+impl Scores {
+    /// Adds a query whose first correct tool is at `rank` (1-based), if any within [`DEPTH`].
+    fn add(&mut self, rank: Option<usize>) {
+        self.queries += 1;
+        if let Some(rank) = rank {
+            self.at1 += usize::from(rank <= 1);
+            self.at5 += usize::from(rank <= 5);
+            self.at10 += usize::from(rank <= 10);
+            self.reciprocal += 1.0 / rank as f64;
+        }
+    }
+
+    fn row(&self, method: &str, source: &str) -> String {
+        let n = self.queries.max(1) as f64;
+        format!(
+            "| {source} | {method} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            self.queries,
+            self.at1 as f64 / n,
+            self.at5 as f64 / n,
+            self.at10 as f64 / n,
+            self.reciprocal / n
+        )
+    }
+}
+
+/// The 1-based rank of the first tool (by its name on its server) that is one of `labels`.
+fn first_correct(originals: &[String], labels: &[String]) -> Option<usize> {
+    originals.iter().position(|name| labels.contains(name)).map(|i| i + 1)
+}
+
+/// Plain BM25 over `<name words> <description>` of every tool in the pool: the baseline.
+struct Baseline {
+    embedder: bm25::Embedder<u32, ToolWords>,
+    scorer: Scorer<u32, u32>,
+    names: Vec<String>,
+}
+
+impl Baseline {
+    fn new(pool: &[Server]) -> Self {
+        let mut names = Vec::new();
+        let mut documents = Vec::new();
+        for tool in pool.iter().flat_map(|s| &s.tools) {
+            let name = tool["name"].as_str().unwrap_or_default().to_owned();
+            documents.push(format!("{name} {}", tool["description"].as_str().unwrap_or_default()));
+            names.push(name);
+        }
+        let corpus: Vec<&str> = documents.iter().map(String::as_str).collect();
+        let embedder = EmbedderBuilder::<u32, ToolWords>::with_tokenizer_and_fit_to_corpus(ToolWords, &corpus).build();
+        let mut scorer = Scorer::new();
+        for (id, text) in (0u32..).zip(&documents) {
+            scorer.upsert(&id, embedder.embed(text));
+        }
+        Self {
+            embedder,
+            scorer,
+            names,
+        }
+    }
+
+    fn rank(&self, query: &str) -> Vec<String> {
+        let mut matches = self.scorer.matches(&self.embedder.embed(query));
+        matches.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        matches
+            .into_iter()
+            .take(DEPTH)
+            .map(|m| self.names[m.id as usize].clone())
+            .collect()
+    }
+}
+
+/// A sidecar in this process, in front of `targets`, with `tool_search` as its `toolSearch`.
+async fn sidecar(dir: &Path, name: &str, targets: &str, tool_search: &str) -> (Sidecar, String, String) {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, format!("{targets}toolSearch: {tool_search}\n")).unwrap();
+    let mut options = Options::new(path);
+    options.listen = "127.0.0.1:0".parse().unwrap();
+    options.admin = "127.0.0.1:0".parse().unwrap();
+    options.startup_deadline = Duration::from_secs(60);
+    let sidecar = Sidecar::start(options).await.expect("the sidecar starts");
+    let mcp = format!("http://{}/mcp", sidecar.mcp_addr);
+    let status = format!("http://{}/status", sidecar.admin_addr);
+    (sidecar, mcp, status)
+}
+
+async fn client(url: &str) -> RunningService<RoleClient, ()> {
+    let transport =
+        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+    ().serve_with_lifecycle(
+        transport,
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await
+    .expect("the client connects")
+}
+
+/// Waits until `/status` says `ready` holds, for at most `patience`.
+async fn wait_status(status: &str, what: &str, patience: Duration, ready: impl Fn(&Value) -> bool) -> Value {
+    let begun = Instant::now();
+    loop {
+        let body: Value = reqwest::get(status).await.unwrap().json().await.unwrap();
+        if ready(&body) {
+            return body;
+        }
+        assert!(
+            begun.elapsed() < patience,
+            "{what} within {patience:?}: {}",
+            body["toolSearch"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `find_tools` for `query`: each result's name on its server.
+async fn find(client: &RunningService<RoleClient, ()>, query: &str) -> Vec<String> {
+    let arguments = json!({"query": query, "limit": DEPTH});
+    let params = CallToolRequestParams::new("find_tools").with_arguments(arguments.as_object().unwrap().clone());
+    let result = serde_json::to_value(client.call_tool(params).await.expect("find_tools answers")).unwrap();
+    result["structuredContent"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .map(|t| {
+            let (name, target) = (t["name"].as_str().unwrap(), t["target"].as_str().unwrap());
+            name.strip_prefix(&format!("{target}_")).unwrap_or(name).to_owned()
+        })
+        .collect()
+}
+
+/// The embedding server of `tools/embedder` with the model `scripts/install-test-tools` unpacked.
+async fn embedder() -> Option<(tokio::process::Child, String)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let binary = root.join("tools/embedder/target/release/mcplex-embedder");
+    let model = root.join(".ci-tools/models/all-MiniLM-L6-v2");
+    if !binary.is_file() || !model.is_dir() {
+        eprintln!("no embedding server or model: run scripts/install-test-tools for the semantic rows");
+        return None;
+    }
+    let mut child = tokio::process::Command::new(binary)
+        .args(["--listen", "127.0.0.1:0", "--model-dir"])
+        .arg(model)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next_line().await.unwrap().unwrap();
+    let url = format!("{}/v1/embeddings", line.strip_prefix("listening on ").unwrap());
+    Some((child, url))
+}
+
+#[tokio::main]
+async fn main() {
+    let Ok(dir) = std::env::var("MCPLEX_EVAL_DIR") else {
+        eprintln!("set MCPLEX_EVAL_DIR to the output of scripts/search-eval-data (see BENCHMARKS.md)");
+        return;
+    };
+    let pool: Vec<Server> = serde_json::from_slice(&std::fs::read(format!("{dir}/pool.json")).unwrap()).unwrap();
+    let queries: Vec<Query> = serde_json::from_slice(&std::fs::read(format!("{dir}/queries.json")).unwrap()).unwrap();
+
+    // One real MCP server (rmcp, streamable HTTP) per public listing.
+    let stop = CancellationToken::new();
+    let mut targets = String::from("targets:\n");
+    let (mut tools, mut unreadable) = (0, 0);
+    for server in &pool {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (listing, skipped) = Listing::new(&server.tools);
+        tools += server.tools.len() - skipped;
+        unreadable += skipped;
+        tokio::spawn(mcplex_examples::serve_handler(
+            listener,
+            None,
+            move || listing.clone(),
+            stop.clone(),
+        ));
+        targets.push_str(&format!("  - name: {}\n    url: http://{addr}/mcp\n", server.server));
+    }
+    println!(
+        "pool: {} servers, {tools} tools served ({unreadable} definitions rmcp could not read were left out); {} queries",
+        pool.len(),
+        queries.len()
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let (_lexical, lexical_mcp, lexical_status) =
+        sidecar(work.path(), "lexical", &targets, &format!("{{ results: {DEPTH} }}")).await;
+    let indexed = |body: &Value| body["toolSearch"]["indexedTools"].as_u64().unwrap_or(0);
+    let body = wait_status(&lexical_status, "every target indexed", Duration::from_secs(120), |b| {
+        b["targets"]
+            .as_array()
+            .is_some_and(|t| t.iter().all(|t| t["up"] == true))
+            && indexed(b) > 0
+    })
+    .await;
+    println!("sidecar: {} tools indexed", indexed(&body));
+
+    let embedding = embedder().await;
+    let fused = match &embedding {
+        Some((_, url)) => {
+            let search = format!(
+                "{{ results: {DEPTH}, embeddings: {{ url: \"{url}\", model: all-MiniLM-L6-v2, timeout: 30s }} }}"
+            );
+            let (sidecar, mcp, status) = sidecar(work.path(), "fused", &targets, &search).await;
+            let begun = Instant::now();
+            wait_status(&status, "every tool's vector", Duration::from_secs(900), |b| {
+                let semantic = &b["toolSearch"]["semantic"];
+                semantic["vectors"].as_u64().unwrap_or(0) > 0 && semantic["vectors"] == semantic["of"]
+            })
+            .await;
+            println!("vectors of every tool after {:.1} s", begun.elapsed().as_secs_f64());
+            Some((sidecar, mcp))
+        }
+        None => None,
+    };
+
+    let baseline = Baseline::new(&pool);
+    let lexical = client(&lexical_mcp).await;
+    let fused_client = match &fused {
+        Some((_, mcp)) => Some(client(mcp).await),
+        None => None,
+    };
+    let mut table: BTreeMap<(String, &str), Scores> = BTreeMap::new();
+    let mut sources = HashSet::new();
+    for query in &queries {
+        sources.insert(query.source.clone());
+        for source in [query.source.clone(), "all".to_owned()] {
+            table
+                .entry((source.clone(), "BM25 over name and description (baseline)"))
+                .or_default()
+                .add(first_correct(&baseline.rank(&query.query), &query.labels));
+        }
+        let found = find(&lexical, &query.query).await;
+        for source in [query.source.clone(), "all".to_owned()] {
+            table
+                .entry((source, "find_tools, lexical"))
+                .or_default()
+                .add(first_correct(&found, &query.labels));
+        }
+        if let Some(client) = &fused_client {
+            let found = find(client, &query.query).await;
+            for source in [query.source.clone(), "all".to_owned()] {
+                table
+                    .entry((source, "find_tools, lexical + all-MiniLM-L6-v2"))
+                    .or_default()
+                    .add(first_correct(&found, &query.labels));
+            }
+        }
+    }
+    println!("| source | method | queries | R@1 | R@5 | R@10 | MRR@10 |");
+    println!("|---|---|---|---|---|---|---|");
+    for ((source, method), scores) in &table {
+        println!("{}", scores.row(method, source));
+    }
+    stop.cancel();
+}
