@@ -274,6 +274,7 @@ async fn main() {
         None => None,
     };
     let mut table: BTreeMap<(String, &str), Scores> = BTreeMap::new();
+    let (mut lexical_times, mut fused_times) = (Vec::new(), Vec::new());
     let mut sources = HashSet::new();
     for query in &queries {
         sources.insert(query.source.clone());
@@ -283,7 +284,9 @@ async fn main() {
                 .or_default()
                 .add(first_correct(&baseline.rank(&query.query), &query.labels));
         }
+        let begun = Instant::now();
         let found = find(&lexical, &query.query).await;
+        lexical_times.push(begun.elapsed());
         for source in [query.source.clone(), "all".to_owned()] {
             table
                 .entry((source, "find_tools, lexical"))
@@ -291,7 +294,9 @@ async fn main() {
                 .add(first_correct(&found, &query.labels));
         }
         if let Some(client) = &fused_client {
+            let begun = Instant::now();
             let found = find(client, &query.query).await;
+            fused_times.push(begun.elapsed());
             for source in [query.source.clone(), "all".to_owned()] {
                 table
                     .entry((source, "find_tools, lexical + all-MiniLM-L6-v2"))
@@ -304,6 +309,18 @@ async fn main() {
     println!("|---|---|---|---|---|---|---|");
     for ((source, method), scores) in &table {
         println!("{}", scores.row(method, source));
+    }
+    for (method, mut times) in [("lexical", lexical_times), ("lexical + all-MiniLM-L6-v2", fused_times)] {
+        if times.is_empty() {
+            continue;
+        }
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+        println!(
+            "find_tools round trip, {method}: p50 {:.2} ms, p99 {:.2} ms",
+            at(0.5),
+            at(0.99)
+        );
     }
     stop.cancel();
 }

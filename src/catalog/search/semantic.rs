@@ -7,9 +7,10 @@ use crate::catalog::Entry;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// Longest description put in a tool's embedding text, in characters: sentence models read a few hundred
-/// tokens at most, so more would only make requests bigger.
-const MAX_DESCRIPTION: usize = 1000;
+/// Longest description put in a tool's embedding text, in characters (about 75 tokens). A description's
+/// first sentences say what the tool is for; what follows (arguments, return values, examples) adds
+/// little to its meaning, and an encoder's cost grows with every token.
+const MAX_DESCRIPTION: usize = 300;
 
 /// The text a tool's vector is made from: its name as words, its title and its description.
 pub fn embedding_text(entry: &Entry) -> String {
