@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+#[path = "support/embedder.rs"]
+mod support;
+use support::embedder;
+
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 const CALLS: usize = 28_000;
@@ -257,6 +261,7 @@ async fn token_endpoint() -> SocketAddr {
 struct Sidecar {
     child: Child,
     mcp: SocketAddr,
+    admin: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -356,7 +361,15 @@ async fn start_sidecar_yaml(yaml: &str, extra: &[&str]) -> (Sidecar, Duration) {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    (Sidecar { child, mcp, _dir: dir }, started.elapsed())
+    (
+        Sidecar {
+            child,
+            mcp,
+            admin,
+            _dir: dir,
+        },
+        started.elapsed(),
+    )
 }
 
 fn http_client() -> HttpClient {
@@ -1309,6 +1322,7 @@ async fn tool_search(client: &HttpClient) {
     );
     println!("| RSS, 100 targets x 100 tools: tool search off / on | {rss_without:.1} / {rss_with:.1} MiB |");
     drop((without, with));
+    semantic_search(client, &plain).await;
 
     // The size of the trial: 1,250 targets and 12,500 tools behind one sidecar in search mode.
     let mut targets = Vec::new();
@@ -1343,6 +1357,79 @@ async fn tool_search(client: &HttpClient) {
 }
 
 /// A 2026-07-28 `find_tools` call to the sidecar at `mcp`.
+/// The semantic signal at the same size: `find_tools` through a sidecar whose `toolSearch.embeddings` is a
+/// real all-MiniLM-L6-v2 behind an OpenAI-compatible endpoint, beside that endpoint's own time for a query.
+async fn semantic_search(client: &HttpClient, targets: &str) {
+    let Some((_embedder, url)) = embedder().await else {
+        return;
+    };
+    let yaml =
+        format!("{targets}toolSearch: {{ visible: [], embeddings: {{ url: \"{url}\", model: all-MiniLM-L6-v2 }} }}\n");
+    let (sidecar, _) = start_sidecar_yaml(&yaml, &[]).await;
+    let begun = Instant::now();
+    loop {
+        let status: Value = admin_json(client, sidecar.admin, "/status").await;
+        let semantic = &status["toolSearch"]["semantic"];
+        if semantic["vectors"].as_u64().unwrap_or(0) > 0 && semantic["vectors"] == semantic["of"] {
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(300),
+            "vectors within 300 s: {semantic}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let vectors_after = begun.elapsed();
+    let mut searches = Vec::new();
+    for id in 1..=300 {
+        let begun = Instant::now();
+        let answer = send(client, sidecar.mcp, find_request(sidecar.mcp, id)).await;
+        searches.push(begun.elapsed());
+        assert!(String::from_utf8_lossy(&answer).contains("structuredContent"));
+    }
+    searches.sort();
+    // The endpoint alone, asked for the same queries' vectors as the sidecar asks for them.
+    let endpoint: http::Uri = url.parse().unwrap();
+    let mut embeddings = Vec::new();
+    for id in 1..=300 {
+        let body = json!({"input": [format!("a fast tool {id}")], "model": "all-MiniLM-L6-v2"});
+        let request = http::Request::post(endpoint.clone())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let begun = Instant::now();
+        let response = client.request(request).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        embeddings.push(begun.elapsed());
+    }
+    embeddings.sort();
+    let (rss, _) = rss_and_cpu(sidecar.child.id());
+    println!(
+        "| find_tools with the semantic signal, 100 targets x 100 tools (101 distinct tool texts to embed): vectors ready after; p50 / p99; the endpoint's own p50 / p99 for a query; RSS | {:.1} s; {:.1} / {:.1} ms; {:.1} / {:.1} ms; {rss:.1} MiB |",
+        vectors_after.as_secs_f64(),
+        percentile(&searches, 0.5).as_secs_f64() * 1e3,
+        percentile(&searches, 0.99).as_secs_f64() * 1e3,
+        percentile(&embeddings, 0.5).as_secs_f64() * 1e3,
+        percentile(&embeddings, 0.99).as_secs_f64() * 1e3,
+    );
+}
+
+/// A GET of the admin endpoint's JSON.
+async fn admin_json(client: &HttpClient, admin: SocketAddr, path: &str) -> Value {
+    let request = http::Request::get(format!("http://{admin}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let body = client
+        .request(request)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    serde_json::from_slice(&body.to_bytes()).unwrap_or_default()
+}
+
 fn find_request(mcp: SocketAddr, id: usize) -> http::Request<Full<Bytes>> {
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
     let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "find_tools", "arguments": {"query": format!("a fast tool {id}")}, "_meta": meta}});

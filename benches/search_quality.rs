@@ -17,12 +17,14 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+#[path = "support/embedder.rs"]
+mod support;
+use support::embedder;
 
 /// Ranks read per query: recall@10 and MRR@10 need no more.
 const DEPTH: usize = 10;
@@ -178,28 +180,6 @@ async fn find(client: &RunningService<RoleClient, ()>, query: &str) -> Vec<Strin
             name.strip_prefix(&format!("{target}_")).unwrap_or(name).to_owned()
         })
         .collect()
-}
-
-/// The embedding server of `tools/embedder` with the model `scripts/install-test-tools` unpacked.
-async fn embedder() -> Option<(tokio::process::Child, String)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let binary = root.join("tools/embedder/target/release/mcplex-embedder");
-    let model = root.join(".ci-tools/models/all-MiniLM-L6-v2");
-    if !binary.is_file() || !model.is_dir() {
-        eprintln!("no embedding server or model: run scripts/install-test-tools for the semantic rows");
-        return None;
-    }
-    let mut child = tokio::process::Command::new(binary)
-        .args(["--listen", "127.0.0.1:0", "--model-dir"])
-        .arg(model)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next_line().await.unwrap().unwrap();
-    let url = format!("{}/v1/embeddings", line.strip_prefix("listening on ").unwrap());
-    Some((child, url))
 }
 
 #[tokio::main]
