@@ -30,6 +30,9 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
+/// TLS sessions a target's client keeps for resumption (one server name, sometimes a few addresses).
+const TLS_SESSIONS_PER_TARGET: usize = 4;
+
 /// Builds the client config for a target; without a CA file an `https` target trusts the system roots.
 /// A plain `http` target gets an empty trust store: it never handshakes, so loading roots would only cost memory.
 pub fn client_config(tls: Option<&TlsSpec>, https: bool) -> Result<rustls::ClientConfig, TlsError> {
@@ -40,7 +43,7 @@ pub fn client_config(tls: Option<&TlsSpec>, https: bool) -> Result<rustls::Clien
         None => RootCertStore::empty(),
     };
     let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    let config = match tls.and_then(|t| t.cert.as_deref().zip(t.key.as_deref())) {
+    let mut config = match tls.and_then(|t| t.cert.as_deref().zip(t.key.as_deref())) {
         Some((cert, key)) => {
             let chain = read_certs(cert, "client certificate")?;
             let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Pem {
@@ -51,6 +54,13 @@ pub fn client_config(tls: Option<&TlsSpec>, https: bool) -> Result<rustls::Clien
             builder.with_client_auth_cert(chain, key)?
         }
         None => builder.with_no_client_auth(),
+    };
+    // rustls's default keeps sessions for 256 servers, in tables allocated up front, in every config; a
+    // config here reaches one target, so a few entries do, and a plain `http` target needs none.
+    config.resumption = if https {
+        rustls::client::Resumption::in_memory_sessions(TLS_SESSIONS_PER_TARGET)
+    } else {
+        rustls::client::Resumption::disabled()
     };
     Ok(config)
 }
