@@ -184,12 +184,14 @@ impl TargetSlot {
         loop {
             self.fetching.store(true, Ordering::Release);
             let result = tokio::select! {
-                result = list_fetch::fetch_target(&target) => result,
+                // Boxed, as are the other fetches here: inline, the largest of them would size this task's
+                // state for the whole life of the target, idle or not, and a sidecar may have a thousand.
+                result = Box::pin(list_fetch::fetch_target(&target)) => result,
                 _ = target.retired().cancelled() => return,
             };
             let both_eras = result.as_ref().is_ok_and(|fetched| fetched.both_eras);
             let result = match result {
-                Ok(fetched) => self.digested(&target, fetched.listed).await,
+                Ok(fetched) => Box::pin(self.digested(&target, fetched.listed)).await,
                 Err(error) => Err(error),
             };
             let changed = self.record(&target, result);
@@ -208,7 +210,7 @@ impl TargetSlot {
             let mut woken = false;
             if both_eras {
                 tokio::select! {
-                    ids = list_fetch::session_era_ids(&target) => if let Some(ids) = ids {
+                    ids = Box::pin(list_fetch::session_era_ids(&target)) => if let Some(ids) = ids {
                         self.mark_session_items(ids);
                         published();
                     },
