@@ -50,10 +50,17 @@ impl Vector {
         self.values.len()
     }
 
-    /// The dot product with `query` (the cosine similarity, both being of unit length).
-    pub fn dot(&self, query: &[f32]) -> f32 {
-        let sum: f32 = self.values.iter().zip(query).map(|(v, q)| f32::from(*v) * q).sum();
-        sum * self.scale
+    /// The dot product with `other` (the cosine similarity, both being of unit length). In integers, which
+    /// the compiler turns into vector instructions: a sum of floats must keep its order, so it does not, and
+    /// 10,000 tools took 4 ms that way.
+    pub fn dot(&self, other: &Vector) -> f32 {
+        let sum: i32 = self
+            .values
+            .iter()
+            .zip(other.values.iter())
+            .map(|(a, b)| i32::from(*a) * i32::from(*b))
+            .sum();
+        sum as f32 * self.scale * other.scale
     }
 }
 
@@ -89,17 +96,18 @@ impl ToolVectors {
     /// Every tool, most similar to `query` first (ties by name); tools whose vector is of another dimension
     /// (from a model since replaced) are left out.
     pub fn rank(&self, query: &[f32]) -> Vec<Found> {
+        let query = Vector::quantize(query);
         let mut found: Vec<Found> = self
             .vectors
             .iter()
             .enumerate()
-            .filter(|(_, v)| v.dimensions() == query.len())
+            .filter(|(_, v)| v.dimensions() == query.dimensions())
             .map(|(position, v)| Found {
                 position,
-                score: v.dot(query),
+                score: v.dot(&query),
             })
             .collect();
-        found.sort_by(|a, b| {
+        found.sort_unstable_by(|a, b| {
             b.score
                 .total_cmp(&a.score)
                 .then_with(|| self.names[a.position].cmp(&self.names[b.position]))
@@ -123,9 +131,9 @@ mod tests {
         let a = unit(&[0.3, -0.5, 0.1, 0.8]);
         let b = unit(&[0.2, -0.4, 0.3, 0.7]);
         let exact: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        let quantized = Vector::quantize(&a).dot(&b);
+        let quantized = Vector::quantize(&a).dot(&Vector::quantize(&b));
         assert!((exact - quantized).abs() < 0.01, "{exact} vs {quantized}");
-        assert_eq!(Vector::quantize(&[0.0, 0.0]).dot(&[1.0, 0.0]), 0.0);
+        assert_eq!(Vector::quantize(&[0.0, 0.0]).dot(&Vector::quantize(&[1.0, 0.0])), 0.0);
     }
 
     #[test]
