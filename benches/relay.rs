@@ -819,6 +819,11 @@ fn main() {
 }
 
 async fn bench() {
+    // `MCPLEX_BENCH_ONLY=search` runs the tool search rows alone (to compare builds on them quickly).
+    if std::env::var("MCPLEX_BENCH_ONLY").as_deref() == Ok("search") {
+        println!("| measurement | value |\n|---|---|");
+        return tool_search(&http_client()).await;
+    }
     let upstream = fast_upstream(1).await;
     let (mut raw_relay, raw_relay_addr) = start_raw_relay(upstream).await;
     let (sidecar, ready_after) = start_sidecar(&[upstream]).await;
