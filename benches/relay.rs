@@ -1259,7 +1259,7 @@ async fn tool_search(client: &HttpClient) {
         .collect();
     let json_bytes: usize = tools.iter().map(|e| e.json.len()).sum();
     let begun = Instant::now();
-    let index = mcplex::catalog::search::SearchIndex::build(&tools);
+    let index = mcplex::catalog::search::SearchIndex::build(&tools, &Default::default());
     let built = begun.elapsed();
     let queries: Vec<String> = (0..1000)
         .map(|i| {

@@ -170,6 +170,8 @@ pub struct TargetItems {
     pub private: bool,
     /// True when the target listed more than [`MAX_LISTED_BYTES`] and the rest was left out.
     pub truncated: bool,
+    /// The start of the instructions the target announced (tool search reads them with its tools).
+    pub instructions: Option<Arc<str>>,
 }
 
 impl TargetItems {
@@ -202,6 +204,7 @@ impl TargetItems {
             ttl_ms,
             private,
             truncated: full,
+            instructions: None,
         }
     }
 

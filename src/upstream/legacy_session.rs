@@ -187,7 +187,7 @@ async fn initialize(
             message: message.to_owned(),
         });
     }
-    target.set_capabilities(response.pointer("/result/capabilities"));
+    target.set_announced(response.pointer("/result"));
     let protocol_version = response
         .pointer("/result/protocolVersion")
         .and_then(Value::as_str)

@@ -64,6 +64,9 @@ pub struct Outbound<'a> {
     pub params: &'a [(HeaderName, HeaderValue)],
 }
 
+/// Characters of a target's instructions kept (for tool search): what a server is for comes first.
+const MAX_INSTRUCTIONS: usize = 300;
+
 /// A message ready to POST: its text, and the routing headers it needs when it goes out in the 2026-07-28 era.
 #[derive(Debug, Clone)]
 pub struct Payload {
@@ -94,6 +97,7 @@ pub struct Link {
     credentials: Credentials,
     next_id: AtomicU64,
     capabilities: Mutex<Option<Value>>,
+    instructions: Mutex<Option<Arc<str>>>,
     exchanges: AtomicUsize,
     drained: Notify,
     retired: CancellationToken,
@@ -146,6 +150,7 @@ impl Link {
             client: RwLock::new((client, stamps)),
             next_id: AtomicU64::new(1),
             capabilities: Mutex::new(None),
+            instructions: Mutex::new(None),
             exchanges: AtomicUsize::new(0),
             drained: Notify::new(),
             retired: CancellationToken::new(),
@@ -244,11 +249,22 @@ impl Link {
         json!(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Remembers the capabilities the target announced (in `server/discover` or `initialize`).
-    pub fn set_capabilities(&self, capabilities: Option<&Value>) {
-        if let Some(capabilities) = capabilities.filter(|c| c.is_object()) {
+    /// Remembers what the target announced about itself (the result of `server/discover` or `initialize`):
+    /// its capabilities, and its instructions (their start, for tool search).
+    pub fn set_announced(&self, result: Option<&Value>) {
+        let Some(result) = result else { return };
+        if let Some(capabilities) = result.get("capabilities").filter(|c| c.is_object()) {
             *lock(&self.capabilities) = Some(capabilities.clone());
         }
+        if let Some(instructions) = result.get("instructions").and_then(Value::as_str) {
+            let start: String = instructions.trim().chars().take(MAX_INSTRUCTIONS).collect();
+            *lock(&self.instructions) = Some(start.into());
+        }
+    }
+
+    /// The start of the instructions the target announced, if it did.
+    pub fn instructions(&self) -> Option<Arc<str>> {
+        lock(&self.instructions).clone()
     }
 
     /// False only when the target announced capabilities without `capability` (so its list need not be asked for).

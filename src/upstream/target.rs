@@ -152,7 +152,7 @@ impl Target {
         };
         let Some(answer) = answer else { return Ok(legacy_only) };
         if let Some(versions) = answer.pointer("/result/supportedVersions").and_then(Value::as_array) {
-            self.set_capabilities(answer.pointer("/result/capabilities"));
+            self.set_announced(answer.pointer("/result"));
             let versions: Vec<&str> = versions.iter().filter_map(Value::as_str).collect();
             let modern = versions.iter().any(|v| *v >= MODERN_VERSION);
             let mut legacy = versions.iter().any(|v| protocol::LEGACY_VERSIONS.contains(v));

@@ -63,6 +63,15 @@ async fn agents_of_both_eras_find_and_call_what_is_not_listed() {
         assert_eq!(best["inputSchema"]["type"], "object");
         assert!(best["score"].as_f64().unwrap() > 0.0);
         assert!(found["tools"].as_array().unwrap().len() <= 5, "the configured default");
+        // A word only the math server's instructions hold ("Arithmetic on two numbers.") finds its tools.
+        let found = find(client, json!({"query": "arithmetic", "limit": 10})).await;
+        let targets: Vec<&Value> = found["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| &t["target"])
+            .collect();
+        assert!(!targets.is_empty() && targets.iter().all(|t| *t == "math"), "{found}");
         // The policy hides math_divide from lists, and so from searches.
         let found = find(client, json!({"query": "divide a by b", "limit": 50})).await;
         assert!(!found_names(&found).contains(&"math_divide".to_string()), "{found}");
@@ -165,7 +174,7 @@ async fn agents_of_both_eras_find_and_call_what_is_not_listed() {
 
     let page = harness.metrics().await;
     assert!(page.contains("mcplex_call_tool_calls_total 6"), "{page}");
-    assert!(page.contains("mcplex_tool_searches_total 9"), "{page}");
+    assert!(page.contains("mcplex_tool_searches_total 11"), "{page}");
     for client in [legacy, modern] {
         client.cancel().await.unwrap();
     }

@@ -5,7 +5,7 @@ use super::Found;
 use crate::catalog::Entry;
 use bm25::{Embedder, EmbedderBuilder, Tokenizer};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Splits text into lowercase words: at every character that is not a letter or digit, and inside
@@ -42,8 +42,8 @@ pub fn words(text: &str) -> Vec<String> {
     out
 }
 
-/// The text a tool is found by.
-fn document(entry: &Entry) -> String {
+/// The text a tool is found by (with its target's instructions, when it announced some).
+fn document(entry: &Entry, instructions: Option<&Arc<str>>) -> String {
     let tool: Value = serde_json::from_str(&entry.json).unwrap_or_default();
     let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
     let mut parts = vec![
@@ -51,6 +51,7 @@ fn document(entry: &Entry) -> String {
         text(&tool["title"]),
         text(&tool["description"]),
         entry.target.to_string(),
+        instructions.map(ToString::to_string).unwrap_or_default(),
     ];
     if let Some(properties) = tool["inputSchema"]["properties"].as_object() {
         for (name, schema) in properties {
@@ -86,9 +87,12 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    /// Indexes `tools` (the catalog's tool list, in its order).
-    pub fn build(tools: &[Entry]) -> Self {
-        let documents: Vec<String> = tools.iter().map(document).collect();
+    /// Indexes `tools` (the catalog's tool list, in its order), each with its target's `instructions`.
+    pub fn build(tools: &[Entry], instructions: &BTreeMap<Arc<str>, Arc<str>>) -> Self {
+        let documents: Vec<String> = tools
+            .iter()
+            .map(|entry| document(entry, instructions.get(&entry.target)))
+            .collect();
         let corpus: Vec<&str> = documents.iter().map(String::as_str).collect();
         let embedder = EmbedderBuilder::<u32, ToolWords>::with_tokenizer_and_fit_to_corpus(ToolWords, &corpus).build();
         let mut lists: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
@@ -242,7 +246,7 @@ mod tests {
 
     #[test]
     fn the_best_match_comes_first_and_ties_go_by_name() {
-        let index = SearchIndex::build(&tools());
+        let index = SearchIndex::build(&tools(), &BTreeMap::new());
         let found: Vec<Found> = index
             .search("what is the forecast in Paris")
             .into_iter()
@@ -259,7 +263,7 @@ mod tests {
 
     #[test]
     fn every_match_comes_back_for_the_caller_to_filter_and_cut() {
-        let index = SearchIndex::build(&tools());
+        let index = SearchIndex::build(&tools(), &BTreeMap::new());
         let found: Vec<Found> = index
             .search("issues repository")
             .into_iter()
@@ -268,14 +272,14 @@ mod tests {
         assert_eq!(names(&index, &found), ["github_create_issue"]);
         assert!(index.search("issues repository").len() > 1);
         assert!(index.search("zebra").is_empty());
-        assert!(SearchIndex::build(&[]).search("anything").is_empty());
+        assert!(SearchIndex::build(&[], &BTreeMap::new()).search("anything").is_empty());
     }
 
     #[test]
     fn postings_score_as_the_crates_own_scorer_does() {
         let tools = tools();
-        let index = SearchIndex::build(&tools);
-        let documents: Vec<String> = tools.iter().map(document).collect();
+        let index = SearchIndex::build(&tools, &BTreeMap::new());
+        let documents: Vec<String> = tools.iter().map(|e| document(e, None)).collect();
         let mut scorer = bm25::Scorer::<u32, u32>::new();
         for (position, text) in (0u32..).zip(&documents) {
             scorer.upsert(&position, index.embedder.embed(text));

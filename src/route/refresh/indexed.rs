@@ -3,6 +3,7 @@
 use crate::catalog::Entry;
 use crate::catalog::search::SearchIndex;
 use crate::config::Embeddings;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A search index and the catalog generation it was built from.
@@ -15,4 +16,9 @@ pub struct IndexedTools {
     pub tools: Arc<[Entry]>,
     /// The embedding endpoint of the config it was built for, when the semantic signal is on.
     pub embeddings: Option<Embeddings>,
+    /// The instructions of each target that announced some, as indexed with its tools.
+    pub instructions: Instructions,
 }
+
+/// Targets' instructions by target name.
+pub type Instructions = BTreeMap<Arc<str>, Arc<str>>;

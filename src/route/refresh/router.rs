@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::route::bridge::{NoRandomness, ParkedCalls};
 use crate::route::refresh::TargetSlot;
 use crate::route::refresh::drift::DriftReporter;
-use crate::route::refresh::indexed::IndexedTools;
+use crate::route::refresh::indexed::{IndexedTools, Instructions};
 use crate::route::refresh::vectorize::Vectorizer;
 use crate::route::session::ListsChanged;
 use crate::sync::lock;
@@ -301,16 +301,30 @@ impl Router {
         changed.dedup();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let embeddings = config.tool_search.as_ref().and_then(|s| s.embeddings.clone());
+        let instructions: Instructions = items
+            .iter()
+            .filter_map(|items| {
+                Some((
+                    items.entries(ItemKind::Tools).first()?.target.clone(),
+                    items.instructions.clone()?,
+                ))
+            })
+            .collect();
         let stale = self
             .search
             .borrow()
             .as_ref()
-            .is_none_or(|indexed| indexed.embeddings != embeddings);
+            .is_none_or(|indexed| indexed.embeddings != embeddings || indexed.instructions != instructions);
         if searching && (catalog.differs(&old.catalog, ItemKind::Tools) || stale) {
             if embeddings.is_some() {
                 self.vectors.start(self.search.subscribe(), self.metrics.clone());
             }
-            self.index_tools(generation, catalog.entries(ItemKind::Tools).into(), embeddings);
+            self.index_tools(
+                generation,
+                catalog.entries(ItemKind::Tools).into(),
+                embeddings,
+                instructions,
+            );
         } else if !searching && self.search.borrow().is_some() {
             // Off: the index goes, so that turning search on again indexes the tools of that moment.
             self.search.send_replace(None);
@@ -329,14 +343,21 @@ impl Router {
 
     /// Builds the search index of `tools` on the blocking pool (thousands of tools take milliseconds) and
     /// publishes it unless a newer one got there first.
-    fn index_tools(&self, generation: u64, tools: Arc<[Entry]>, embeddings: Option<Embeddings>) {
+    fn index_tools(
+        &self,
+        generation: u64,
+        tools: Arc<[Entry]>,
+        embeddings: Option<Embeddings>,
+        instructions: Instructions,
+    ) {
         let search = self.search.clone();
         tokio::task::spawn_blocking(move || {
             let indexed = Arc::new(IndexedTools {
                 generation,
-                index: SearchIndex::build(&tools),
+                index: SearchIndex::build(&tools, &instructions),
                 tools,
                 embeddings,
+                instructions,
             });
             search.send_if_modified(|current| {
                 let newer = current.as_ref().is_none_or(|c| c.generation < generation);

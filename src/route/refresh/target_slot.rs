@@ -281,6 +281,7 @@ impl TargetSlot {
                     tracing::info!(target_name = %self.name, "target is up");
                 }
                 let mut items = TargetItems::expose(&self.name, &self.tools, &self.prompts, listed);
+                items.instructions = target.instructions();
                 if let Some(ids) = &state.session_ids {
                     items.mark_for_sessions(ids);
                 }
