@@ -2,9 +2,10 @@
 //! `POST /v1/embeddings` the platform runs. Each request is bounded (deadline, answer size, texts per
 //! request) and each answer is checked (one finite vector per text, all of one dimension) before it is used.
 
-use crate::budget::{Hold, ReadError, read_body};
+use crate::budget::ReadError;
 use crate::config::Embeddings;
-use crate::net::{HttpClient, build_client, error_chain};
+use crate::net::exchange::{ExchangeError, exchange};
+use crate::net::{HttpClient, build_client};
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::Full;
@@ -139,30 +140,23 @@ impl EmbeddingClient {
                 url: url.clone(),
                 reason: e.to_string(),
             })?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| EmbedError::Unreachable {
+        let timeout = self.settings.timeout;
+        let (status, body) = exchange(&self.client, request, timeout, MAX_ANSWER)
+            .await
+            .map_err(|e| match e {
+                ExchangeError::Unreachable(reason) => EmbedError::Unreachable {
                     url: url.clone(),
-                    reason: error_chain(&e),
-                })?;
-            let status = response.status();
-            let body = read_body(response.into_body(), MAX_ANSWER, &mut Hold::none(), 1)
-                .await
-                .map_err(|source| EmbedError::Body {
+                    reason,
+                },
+                ExchangeError::Timeout(_) => EmbedError::Timeout {
+                    url: url.clone(),
+                    timeout,
+                },
+                ExchangeError::Body(source) => EmbedError::Body {
                     url: url.clone(),
                     source,
-                })?;
-            Ok::<_, EmbedError>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(self.settings.timeout, exchange)
-            .await
-            .map_err(|_| EmbedError::Timeout {
-                url: url.clone(),
-                timeout: self.settings.timeout,
-            })??;
+                },
+            })?;
         if !status.is_success() {
             let message: String = String::from_utf8_lossy(&body).chars().take(300).collect();
             return Err(EmbedError::Refused { url, status, message });

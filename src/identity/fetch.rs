@@ -1,8 +1,8 @@
 //! One bounded HTTP exchange with an authorization server: a deadline over the whole exchange and a
 //! size limit on the answer.
 
-use crate::budget::{Hold, read_body};
-use crate::net::{HttpClient, error_chain};
+use crate::net::HttpClient;
+use crate::net::exchange::{ExchangeError, exchange};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -43,21 +43,11 @@ pub enum FetchError {
 /// Sends `request` and reads the whole answer.
 pub async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), FetchError> {
     let url = request.uri().to_string();
-    let exchange = async {
-        let response = client.request(request).await.map_err(|e| FetchError::Unreachable {
-            url: url.clone(),
-            reason: error_chain(&e),
-        })?;
-        let status = response.status();
-        let body = read_body(response.into_body(), MAX_ANSWER, &mut Hold::none(), 1)
-            .await
-            .map_err(|source| FetchError::Body {
-                url: url.clone(),
-                source,
-            })?;
-        Ok((status, body))
-    };
-    tokio::time::timeout(DEADLINE, exchange)
+    exchange(client, request, DEADLINE, MAX_ANSWER)
         .await
-        .unwrap_or_else(|_| Err(FetchError::Timeout { url: url.clone() }))
+        .map_err(|e| match e {
+            ExchangeError::Unreachable(reason) => FetchError::Unreachable { url, reason },
+            ExchangeError::Timeout(_) => FetchError::Timeout { url },
+            ExchangeError::Body(source) => FetchError::Body { url, source },
+        })
 }

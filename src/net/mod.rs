@@ -1,11 +1,13 @@
-//! The HTTP/TLS client plumbing that both `upstream/` (targets) and `identity/` (authorization servers)
-//! use, and the error-chain helpers both report with: a leaf that imports nothing of mcplex but the config
-//! schema's TLS settings.
+//! The HTTP/TLS client plumbing that `upstream/` (targets), `identity/` (authorization servers) and
+//! `embeddings` (tool search's endpoint) use, and the error-chain helpers they report with: a leaf that
+//! imports nothing of mcplex but the config schema's TLS settings and the body reader of `budget`.
 
 /// Reading an error's causes.
 pub mod chain;
 /// The pooled HTTP(S) client.
 pub mod client;
+/// One bounded exchange that reads a whole answer.
+pub mod exchange;
 /// rustls client configs and the crypto provider.
 pub mod tls;
 
