@@ -23,8 +23,16 @@ pub const CONNECTION_BUFFER: usize = 64 * 1024;
 /// A pooled client: connections (and TLS sessions) are reused across calls.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// What a pooled client connects with: TCP, and TLS when the URL is `https`.
+pub type Connector = HttpsConnector<HttpConnector>;
+
 /// Builds the client for a target from its TLS settings.
 pub fn build_client(tls: Option<&TlsSpec>, https: bool) -> Result<HttpClient, TlsError> {
+    Ok(pooled(build_connector(tls, https)?))
+}
+
+/// Builds the connector for a target from its TLS settings (the costly part: TLS roots and keys).
+pub fn build_connector(tls: Option<&TlsSpec>, https: bool) -> Result<Connector, TlsError> {
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
@@ -41,16 +49,20 @@ pub fn build_client(tls: Option<&TlsSpec>, https: bool) -> Result<HttpClient, Tl
         Some(name) => builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name)),
         None => builder,
     };
-    let connector = builder.enable_http1().enable_http2().wrap_connector(tcp);
+    Ok(builder.enable_http1().enable_http2().wrap_connector(tcp))
+}
+
+/// A client with a pool of its own over `connector`.
+pub fn pooled(connector: Connector) -> HttpClient {
     // Answers are read frame by frame into the message budget, so the connection buffer stays small. The pool
     // has a timer of its own: without one, an idle connection is only dropped when that pool is used again, so
     // a target that is listed once and never called would keep its connections open for good.
-    Ok(Client::builder(TokioExecutor::new())
+    Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE)
         .pool_max_idle_per_host(64)
         .http1_max_buf_size(CONNECTION_BUFFER)
         .http2_initial_stream_window_size(CONNECTION_BUFFER as u32)
         .http2_initial_connection_window_size(4 * CONNECTION_BUFFER as u32)
-        .build(connector))
+        .build(connector)
 }

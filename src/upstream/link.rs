@@ -6,8 +6,7 @@ use crate::budget::{Budget, ReadError, read_body};
 use crate::config::TargetConfig;
 use crate::identity::Acting;
 use crate::metrics::Metrics;
-use crate::net::tls::FileStamps;
-use crate::net::{HttpClient, build_client, is_tls_failure};
+use crate::net::{HttpClient, is_tls_failure};
 use crate::protocol::header::{LAST_EVENT_ID, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use crate::protocol::raw::RawMessage;
 use crate::protocol::{self, headers as mcp_headers};
@@ -16,6 +15,7 @@ use crate::telemetry::TraceContext;
 use crate::upstream::MAX_MESSAGE_BYTES;
 use crate::upstream::credentials::{CredentialError, Credentials};
 use crate::upstream::error::UpstreamError;
+use crate::upstream::pool::Pool;
 use crate::upstream::reply::{MessageStream, PendingReply, Received, Reply, Resume, is_event_stream, several_messages};
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -93,7 +93,7 @@ pub struct Link {
     pub config: TargetConfig,
     /// `Host` for every request, made once: left to the client, it is formatted anew for each call.
     host: Option<HeaderValue>,
-    client: RwLock<(HttpClient, FileStamps)>,
+    client: RwLock<Pool>,
     credentials: Credentials,
     next_id: AtomicU64,
     capabilities: Mutex<Option<Value>>,
@@ -132,13 +132,10 @@ impl Link {
     /// Creates the link and its connection pool (no connection is opened yet); answers the target sends
     /// take their share of `budget` while mcplex holds them.
     pub fn new(config: TargetConfig, budget: Arc<Budget>, metrics: Arc<Metrics>) -> Result<Arc<Self>, UpstreamError> {
-        let client = build_client(config.tls.as_ref(), config.url.scheme_str() == Some("https")).map_err(|source| {
-            UpstreamError::Tls {
-                target: config.name.clone(),
-                source,
-            }
+        let pool = Pool::build(&config).map_err(|source| UpstreamError::Tls {
+            target: config.name.clone(),
+            source,
         })?;
-        let stamps = FileStamps::read(config.tls.as_ref());
         let host = host_header(&config.url);
         Ok(Arc::new(Self {
             host,
@@ -147,7 +144,7 @@ impl Link {
                 source: CredentialError::Exchange(Arc::new(source)),
             })?,
             config,
-            client: RwLock::new((client, stamps)),
+            client: RwLock::new(pool),
             next_id: AtomicU64::new(1),
             capabilities: Mutex::new(None),
             instructions: Mutex::new(None),
@@ -276,22 +273,26 @@ impl Link {
 
     /// Rebuilds the connection pool when the TLS files changed; old connections finish as they are.
     pub fn reload_tls_if_changed(&self) -> Result<bool, UpstreamError> {
-        let stamps = FileStamps::read(self.config.tls.as_ref());
-        if self.client.read().map(|c| c.1 == stamps).unwrap_or(false) {
+        if self.client.read().map(|c| c.is_current(&self.config)).unwrap_or(false) {
             return Ok(false);
         }
-        let client = build_client(self.config.tls.as_ref(), self.config.url.scheme_str() == Some("https")).map_err(
-            |source| UpstreamError::Tls {
-                target: self.config.name.clone(),
-                source,
-            },
-        )?;
-        *self.client.write().unwrap_or_else(|p| p.into_inner()) = (client, stamps);
+        let pool = Pool::build(&self.config).map_err(|source| UpstreamError::Tls {
+            target: self.config.name.clone(),
+            source,
+        })?;
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = pool;
         Ok(true)
     }
 
+    /// Closes the idle connections to the target by starting a new pool (requests under way finish on
+    /// theirs). After the lists are fetched: a sidecar with a thousand targets would otherwise hold a
+    /// connection to each, about 25 KiB of buffers apiece, until the pool's idle timer closed them.
+    pub fn close_idle_connections(&self) {
+        self.client.write().unwrap_or_else(|p| p.into_inner()).renew();
+    }
+
     fn client(&self) -> HttpClient {
-        self.client.read().unwrap_or_else(|p| p.into_inner()).0.clone()
+        self.client.read().unwrap_or_else(|p| p.into_inner()).client()
     }
 
     /// POSTs one message and classifies the answer.

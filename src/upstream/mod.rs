@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod error;
 pub mod legacy_session;
 pub mod link;
+mod pool;
 pub mod reopen;
 pub mod reply;
 pub mod target;

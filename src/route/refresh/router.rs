@@ -15,6 +15,7 @@ use crate::route::bridge::{NoRandomness, ParkedCalls};
 use crate::route::refresh::TargetSlot;
 use crate::route::refresh::drift::DriftReporter;
 use crate::route::refresh::indexed::{IndexedTools, Instructions};
+use crate::route::refresh::target_slot::FETCHES_AT_ONCE;
 use crate::route::refresh::vectorize::Vectorizer;
 use crate::route::session::ListsChanged;
 use crate::sync::lock;
@@ -24,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Semaphore, broadcast, watch};
 
 /// How long a new target's first fetch may take before the sidecar is ready without it.
 pub const DEFAULT_STARTUP_DEADLINE: Duration = Duration::from_millis(1500);
@@ -98,6 +99,8 @@ pub struct Router {
     search: watch::Sender<Option<Arc<IndexedTools>>>,
     /// The tools' vectors for the semantic signal, when `toolSearch.embeddings` is set.
     pub vectors: Arc<Vectorizer>,
+    /// Places for list fetches starting at once (see [`super::target_slot::FETCHES_AT_ONCE`]).
+    fetch_gate: Arc<Semaphore>,
 }
 
 impl ListsChanged for Router {
@@ -147,6 +150,7 @@ impl Router {
             drift_reporter,
             search: watch::Sender::new(None),
             vectors: Arc::default(),
+            fetch_gate: Arc::new(Semaphore::new(FETCHES_AT_ONCE)),
         }))
     }
 
@@ -216,7 +220,7 @@ impl Router {
 
     fn spawn_refresher(&self, slot: &Arc<TargetSlot>) {
         let router = self.myself.clone();
-        tokio::spawn(slot.clone().run_refresher(move || {
+        tokio::spawn(slot.clone().run_refresher(self.fetch_gate.clone(), move || {
             if let Some(router) = router.upgrade() {
                 router.republish();
             }

@@ -15,7 +15,7 @@ use futures_util::FutureExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 /// What the router knows of a target's lists.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +59,25 @@ pub struct TargetSlot {
     last_miss_refresh: Mutex<Option<Instant>>,
     pins: Mutex<PinBook>,
     reporter: Arc<DriftReporter>,
+}
+
+/// Fetches that may be starting at once, across targets: a thousand targets listed at the same moment
+/// would each hold a connection and its buffers (about 25 KiB) at once.
+pub const FETCHES_AT_ONCE: usize = 128;
+/// How long a fetch holds its place among [`FETCHES_AT_ONCE`]: a slow or hung target then lets the next
+/// fetch start, and never holds up the others' lists for longer than this.
+const FETCH_GATE_HOLD: Duration = Duration::from_secs(1);
+
+/// Runs `fetch`, holding a permit of `gate` for at most [`FETCH_GATE_HOLD`].
+async fn gated<T>(gate: &Semaphore, fetch: impl Future<Output = T>) -> T {
+    let permit = gate.acquire().await.ok();
+    let mut fetch = std::pin::pin!(fetch);
+    tokio::select! {
+        out = &mut fetch => return out,
+        _ = tokio::time::sleep(FETCH_GATE_HOLD) => {}
+    }
+    drop(permit);
+    fetch.await
 }
 
 impl TargetSlot {
@@ -179,14 +198,14 @@ impl TargetSlot {
 
     /// Fetches the target's lists whenever asked, until the target is retired; `published` runs after
     /// every attempt so the router can merge the result.
-    pub async fn run_refresher(self: Arc<Self>, published: impl Fn()) {
+    pub async fn run_refresher(self: Arc<Self>, fetch_gate: Arc<Semaphore>, published: impl Fn()) {
         let Some(target) = self.target.clone() else { return };
         loop {
             self.fetching.store(true, Ordering::Release);
             let result = tokio::select! {
                 // Boxed, as are the other fetches here: inline, the largest of them would size this task's
                 // state for the whole life of the target, idle or not, and a sidecar may have a thousand.
-                result = Box::pin(list_fetch::fetch_target(&target)) => result,
+                result = gated(&fetch_gate, Box::pin(list_fetch::fetch_target(&target))) => result,
                 _ = target.retired().cancelled() => return,
             };
             let both_eras = result.as_ref().is_ok_and(|fetched| fetched.both_eras);
@@ -194,6 +213,8 @@ impl TargetSlot {
                 Ok(fetched) => Box::pin(self.digested(&target, fetched.listed)).await,
                 Err(error) => Err(error),
             };
+            // Lists are fetched rarely; the connection that carried them is not kept for the next time.
+            target.close_idle_connections();
             let changed = self.record(&target, result);
             // The fetch itself may have signalled "unreachable"; that is already known now.
             let _ = target.unreachable_seen().notified().now_or_never();
