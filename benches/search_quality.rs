@@ -241,7 +241,15 @@ async fn main() {
                 semantic["vectors"].as_u64().unwrap_or(0) > 0 && semantic["vectors"] == semantic["of"]
             })
             .await;
-            println!("vectors of every tool after {:.1} s", begun.elapsed().as_secs_f64());
+            let body = wait_status(&status, "the status", Duration::from_secs(5), |_| true).await;
+            let search = &body["toolSearch"];
+            println!(
+                "vectors of every tool after {:.1} s; in memory: index {} bytes, vectors {} bytes; the tools' JSON {} bytes",
+                begun.elapsed().as_secs_f64(),
+                search["indexBytes"],
+                search["semantic"]["vectorBytes"],
+                search["toolsJsonBytes"],
+            );
             Some((sidecar, mcp))
         }
         None => None,

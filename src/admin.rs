@@ -111,6 +111,8 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
                 "results": search.results,
                 "indexedTools": indexed.map(|(_, tools)| tools),
                 "indexedGeneration": indexed.map(|(generation, _)| generation),
+                "indexBytes": endpoint.router.search_index_bytes().map(|(index, _)| index),
+                "toolsJsonBytes": endpoint.router.search_index_bytes().map(|(_, json)| json),
                 "semantic": search.embeddings.as_ref().map(|settings| {
                     let vectors = endpoint.router.vectors.latest().filter(|v| v.client.settings() == settings);
                     json!({
@@ -119,6 +121,7 @@ fn status(endpoint: &Endpoint) -> serde_json::Value {
                         "vectors": vectors.as_ref().map_or(0, |v| v.vectors.len()),
                         "of": vectors.as_ref().map(|v| v.of),
                         "vectorsGeneration": vectors.as_ref().map(|v| v.generation),
+                        "vectorBytes": vectors.as_ref().map(|v| v.vectors.heap_bytes()),
                         "lastError": endpoint.router.vectors.status().last_error,
                     })
                 }),

@@ -82,6 +82,17 @@ async fn a_query_finds_by_meaning_what_shares_no_word_with_it() {
     })
     .await;
     assert!(semantic(&harness.status().await)["lastError"].is_null());
+    // What search keeps in memory is counted and shown beside the tools' JSON (at least 384 bytes per
+    // distinct tool text for this model).
+    let status = harness.status().await;
+    let search = &status["toolSearch"];
+    assert!(search["indexBytes"].as_u64().unwrap() > 0, "{search}");
+    assert!(search["toolsJsonBytes"].as_u64().unwrap() > 0, "{search}");
+    let vectors = search["semantic"]["vectors"].as_u64().unwrap();
+    assert!(
+        search["semantic"]["vectorBytes"].as_u64().unwrap() >= vectors * 384,
+        "{search}"
+    );
     let names = found(&client, NO_SHARED_WORD).await;
     assert_eq!(names[0], "math_multiply", "{names:?}");
     let names = found(&client, "what time is it in Tokyo right now").await;

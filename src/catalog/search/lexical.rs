@@ -129,6 +129,18 @@ impl SearchIndex {
         }
     }
 
+    /// The bytes it holds on the heap, counted from its parts (postings, the word table, names and their
+    /// order), for `/status` to set beside the tools' JSON.
+    pub fn heap_bytes(&self) -> usize {
+        let postings: usize = self
+            .postings
+            .values()
+            .map(|p| p.documents.len() * size_of::<(u32, f32)>())
+            .sum();
+        let table = self.postings.capacity() * (size_of::<u32>() + size_of::<Postings>() + 1);
+        postings + table + self.names.capacity() * size_of::<Arc<str>>() + self.name_order.capacity() * size_of::<u32>()
+    }
+
     /// How many tools it holds.
     pub fn len(&self) -> usize {
         self.names.len()

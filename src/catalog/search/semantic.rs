@@ -78,6 +78,19 @@ impl ToolVectors {
         Self { names, vectors }
     }
 
+    /// The bytes it holds on the heap: each distinct vector (tools with the same text share one) and the
+    /// lists of names and vectors.
+    pub fn heap_bytes(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        let vectors: usize = self
+            .vectors
+            .iter()
+            .filter(|v| seen.insert(Arc::as_ptr(v)))
+            .map(|v| v.values.len() + size_of::<Vector>() + 2 * size_of::<usize>())
+            .sum();
+        vectors + self.names.capacity() * size_of::<Arc<str>>() + self.vectors.capacity() * size_of::<Arc<Vector>>()
+    }
+
     /// How many tools have a vector.
     pub fn len(&self) -> usize {
         self.names.len()

@@ -378,6 +378,14 @@ impl Router {
         self.search.borrow().as_ref().map(|i| (i.generation, i.index.len()))
     }
 
+    /// The latest search index's size on the heap, and the JSON of the tools it holds, in bytes.
+    pub fn search_index_bytes(&self) -> Option<(usize, usize)> {
+        let indexed = self.search.borrow();
+        let indexed = indexed.as_ref()?;
+        let json = indexed.tools.iter().map(|e| e.json.len()).sum();
+        Some((indexed.index.heap_bytes(), json))
+    }
+
     /// The latest search index, waiting (at most [`SEARCH_INDEX_WAIT`]) for the first one to be built.
     pub async fn search_index(&self) -> Option<Arc<IndexedTools>> {
         let mut indexes = self.search.subscribe();
