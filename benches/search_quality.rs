@@ -262,7 +262,8 @@ async fn main() {
         None => None,
     };
     let mut table: BTreeMap<(String, &str), Scores> = BTreeMap::new();
-    let (mut lexical_times, mut fused_times) = (Vec::new(), Vec::new());
+    let (mut lexical_times, mut fused_times, mut endpoint_times) = (Vec::new(), Vec::new(), Vec::new());
+    let http = reqwest::Client::new();
     let mut sources = HashSet::new();
     for query in &queries {
         sources.insert(query.source.clone());
@@ -285,6 +286,14 @@ async fn main() {
             let begun = Instant::now();
             let found = find(client, &query.query).await;
             fused_times.push(begun.elapsed());
+            // The endpoint alone, asked for the query's vector as the sidecar asks for it.
+            if let Some((_, url)) = &embedding {
+                let body = json!({"input": [query.query], "model": "all-MiniLM-L6-v2", "encoding_format": "float"});
+                let begun = Instant::now();
+                let answer = http.post(url).json(&body).send().await.unwrap();
+                answer.bytes().await.unwrap();
+                endpoint_times.push(begun.elapsed());
+            }
             for source in [query.source.clone(), "all".to_owned()] {
                 table
                     .entry((source, "find_tools, lexical + all-MiniLM-L6-v2"))
@@ -298,7 +307,11 @@ async fn main() {
     for ((source, method), scores) in &table {
         println!("{}", scores.row(method, source));
     }
-    for (method, mut times) in [("lexical", lexical_times), ("lexical + all-MiniLM-L6-v2", fused_times)] {
+    for (method, mut times) in [
+        ("lexical", lexical_times),
+        ("lexical + all-MiniLM-L6-v2", fused_times),
+        ("the endpoint alone, embedding the query", endpoint_times),
+    ] {
         if times.is_empty() {
             continue;
         }
