@@ -154,7 +154,13 @@ async fn a_removed_target_finishes_its_call_before_its_sessions_end() {
     holds_for(
         "no request reaches the removed target",
         Duration::from_millis(1500),
-        || async { rogue.log().len() == requests },
+        || async {
+            let log = rogue.log();
+            if log.len() != requests {
+                eprintln!("after the removal: {:?}", &log[requests..]);
+            }
+            log.len() == requests
+        },
     )
     .await;
     assert!(tool_names(&client).await.is_empty());

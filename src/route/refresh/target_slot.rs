@@ -202,11 +202,14 @@ impl TargetSlot {
         let Some(target) = self.target.clone() else { return };
         loop {
             self.fetching.store(true, Ordering::Release);
+            // Retirement is looked at first: a target removed while this task was woken (by the end of its
+            // sessions, say) must not be sent a fetch, not even one dropped at once.
             let result = tokio::select! {
+                biased;
+                _ = target.retired().cancelled() => return,
                 // Boxed, as are the other fetches here: inline, the largest of them would size this task's
                 // state for the whole life of the target, idle or not, and a sidecar may have a thousand.
                 result = gated(&fetch_gate, Box::pin(list_fetch::fetch_target(&target))) => result,
-                _ = target.retired().cancelled() => return,
             };
             let both_eras = result.as_ref().is_ok_and(|fetched| fetched.both_eras);
             let result = match result {
@@ -231,12 +234,13 @@ impl TargetSlot {
             let mut woken = false;
             if both_eras {
                 tokio::select! {
+                    biased;
+                    _ = target.retired().cancelled() => return,
                     ids = Box::pin(list_fetch::session_era_ids(&target)) => if let Some(ids) = ids {
                         self.mark_session_items(ids);
                         published();
                     },
                     _ = self.wake.notified() => woken = true,
-                    _ = target.retired().cancelled() => return,
                 }
             }
             if woken {
