@@ -68,8 +68,15 @@ async fn every_call_leaves_one_line_without_tokens_or_arguments() {
     call_text(&client, "e_test_simple_text", json!({})).await;
     client.cancel().await.unwrap();
 
+    let seen = std::sync::Mutex::new(0);
     let text = eventually("five audit lines", || async {
         let text = std::fs::read_to_string(&audit_path).unwrap_or_default();
+        // What was written so far, for a test that times out.
+        let mut seen = seen.lock().unwrap();
+        if text.lines().count() != *seen {
+            *seen = text.lines().count();
+            eprintln!("audit so far:\n{text}");
+        }
         (text.lines().count() >= 5).then_some(text)
     })
     .await;

@@ -443,6 +443,28 @@ impl Drop for SidecarProcess {
     }
 }
 
+/// The URL path of a recording test upstream: unique to this test process. Tests run in parallel
+/// processes, and a sidecar in another one keeps retrying an upstream its test has stopped; when the
+/// kernel gives that freed port to an upstream here, those retries arrive at it. They carry the other
+/// process's path, so an upstream that answers only its own path records only what this test sent.
+pub fn own_path() -> String {
+    format!("/mcp/{}", std::process::id())
+}
+
+/// Whether `request` was meant for an upstream of this test process (see [`own_path`]); a stray one
+/// is logged so a failing test shows it.
+pub fn is_own<B>(request: &http::Request<B>) -> bool {
+    let own = request.uri().path() == own_path();
+    if !own {
+        eprintln!(
+            "a request for another test process: {} {}",
+            request.method(),
+            request.uri()
+        );
+    }
+    own
+}
+
 /// What a [`scripted_target`] does with a request: answer `tools/call` with this text, or refuse the
 /// request with an HTTP status.
 pub type Script = dyn Fn(&http::HeaderMap, &Value) -> Result<String, http::StatusCode> + Send + Sync;
@@ -458,6 +480,11 @@ pub async fn scripted_target(script: Arc<Script>) -> String {
         move |request: http::Request<hyper::body::Incoming>| {
             let script = script.clone();
             async move {
+                if !is_own(&request) {
+                    let mut stray = http::Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+                    *stray.status_mut() = http::StatusCode::NOT_FOUND;
+                    return stray;
+                }
                 let (parts, body) = request.into_parts();
                 let body = http_body_util::BodyExt::collect(body).await.unwrap().to_bytes();
                 let message: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -491,5 +518,5 @@ pub async fn scripted_target(script: Arc<Script>) -> String {
         CancellationToken::new(),
         Duration::from_secs(1),
     ));
-    format!("http://{addr}/mcp")
+    format!("http://{addr}{}", own_path())
 }

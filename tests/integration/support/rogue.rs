@@ -116,7 +116,7 @@ impl Rogue {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/mcp", self.addr)
+        format!("http://{}{}", self.addr, crate::support::common::own_path())
     }
 
     pub fn set_call(&self, call: Call) {
@@ -151,6 +151,9 @@ type State = (
 );
 
 async fn handle(era: RogueEra, (call, log, stop, sessions): State, request: Request<Incoming>) -> Response<Body> {
+    if !crate::support::common::is_own(&request) {
+        return status(StatusCode::NOT_FOUND);
+    }
     let record = |entry: String| log.lock().unwrap().push((entry, Instant::now()));
     let version_header = request.headers().contains_key("mcp-protocol-version");
     let session_wire = if era == RogueEra::Dual { RogueEra::Legacy } else { era };
