@@ -3,10 +3,12 @@
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::time::Duration;
 
 /// Tool search counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SearchMetrics {
     searches: Counter,
     results: Counter,
@@ -14,6 +16,23 @@ pub struct SearchMetrics {
     lexical_only: Counter,
     embedding_failures: Counter,
     vectors: Gauge,
+    duration: Histogram,
+    query_embedding: Histogram,
+}
+
+impl Default for SearchMetrics {
+    fn default() -> Self {
+        Self {
+            searches: Counter::default(),
+            results: Counter::default(),
+            calls: Counter::default(),
+            lexical_only: Counter::default(),
+            embedding_failures: Counter::default(),
+            vectors: Gauge::default(),
+            duration: super::latency_histogram(),
+            query_embedding: super::latency_histogram(),
+        }
+    }
 }
 
 impl SearchMetrics {
@@ -49,6 +68,26 @@ impl SearchMetrics {
             "Tools that have a vector for the semantic signal",
             self.vectors.clone(),
         );
+        registry.register(
+            "mcplex_tool_search_duration_seconds",
+            "Time find_tools takes inside the sidecar, the query's embedding included",
+            self.duration.clone(),
+        );
+        registry.register(
+            "mcplex_tool_search_query_embedding_seconds",
+            "Time the toolSearch.embeddings endpoint takes to embed a query, as find_tools waits for it",
+            self.query_embedding.clone(),
+        );
+    }
+
+    /// Records how long one `find_tools` took.
+    pub fn search_took(&self, took: Duration) {
+        self.duration.observe(took.as_secs_f64());
+    }
+
+    /// Records how long the endpoint took to embed one query.
+    pub fn query_embedded_in(&self, took: Duration) {
+        self.query_embedding.observe(took.as_secs_f64());
     }
 
     /// Counts one search ranked by words alone although the semantic signal is configured.

@@ -100,6 +100,20 @@ async fn a_query_finds_by_meaning_what_shares_no_word_with_it() {
     let page = harness.metrics().await;
     let tools = semantic(&harness.status().await)["of"].as_u64().unwrap();
     assert!(page.contains(&format!("mcplex_tool_search_vectors {tools}")), "{page}");
+    // Each search's time inside the sidecar and the endpoint's share of it (the two searches above,
+    // plus the one while the key was refused, which had no vectors and embedded no query).
+    let sample = |name: &str| {
+        page.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} in {page}"))
+    };
+    assert_eq!(sample("mcplex_tool_search_query_embedding_seconds_count"), 2.0);
+    assert_eq!(sample("mcplex_tool_search_duration_seconds_count"), 3.0);
+    assert!(
+        sample("mcplex_tool_search_duration_seconds_sum") > sample("mcplex_tool_search_query_embedding_seconds_sum"),
+        "{page}"
+    );
 
     // The vectors follow the catalog: a tool that appears upstream gets one and is found by meaning.
     call_text(&client, "ev_set_drift", json!({"kind": "added"})).await;

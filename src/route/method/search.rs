@@ -135,6 +135,7 @@ fn tool_result(inbound: &Inbound, text: String, structured: Option<Value>, is_er
 
 /// `find_tools`: the tools the caller may use that best match the query.
 pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
+    let begun = std::time::Instant::now();
     let snapshot = router.snapshot();
     let Some(search) = snapshot.config.tool_search.clone() else {
         return Outcome::error(inbound.id(), jsonrpc::INVALID_PARAMS, "tool search is off");
@@ -240,6 +241,7 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         })
         .collect();
     router.metrics.search.searched(tools.len());
+    router.metrics.search.search_took(begun.elapsed());
     // A session-era client gets what it found as tools of its own, and hears that its list changed.
     if let Caller::Session(session) = &inbound.caller
         && crate::sync::lock(&session.found).add(&names)
@@ -266,11 +268,17 @@ async fn semantic_ranking(
         router.metrics.search.lexical_only();
         return None;
     };
-    match vectors.client.embed(&[query.to_owned()]).await {
+    let begun = std::time::Instant::now();
+    let embedded = vectors.client.embed(&[query.to_owned()]).await;
+    router.metrics.search.query_embedded_in(begun.elapsed());
+    match embedded {
         Ok(mut query) => {
-            let query = query.pop()?;
-            let ranked = vectors.vectors.rank(&query);
-            Some((vectors, ranked))
+            let ranked = query.pop().and_then(|query| vectors.vectors.rank(&query));
+            if ranked.is_none() {
+                // The endpoint's model changed; the vectorizer is making the tools' vectors again.
+                router.metrics.search.lexical_only();
+            }
+            Some((vectors, ranked?))
         }
         Err(e) => {
             tracing::warn!(error = %e, "toolSearch.embeddings: the query could not be embedded; this search ranks by words only");
