@@ -820,6 +820,9 @@ fn main() {
 
 async fn bench() {
     // `MCPLEX_BENCH_ONLY=search` runs the tool search rows alone (to compare builds on them quickly).
+    if std::env::var("MCPLEX_BENCH_ONLY").as_deref() == Ok("rank") {
+        return semantic_ranking_in_process(10_000);
+    }
     if std::env::var("MCPLEX_BENCH_ONLY").as_deref() == Ok("search") {
         println!("| measurement | value |\n|---|---|");
         return tool_search(&http_client()).await;
@@ -1251,6 +1254,50 @@ fn varied_tool(target: usize, tool: usize) -> mcplex::catalog::Entry {
     }
 }
 
+/// The semantic ranking alone, in process: `count` tools, each with a vector of its own (as a real
+/// catalog's distinct descriptions have), of all-MiniLM-L6-v2's 384 dimensions. The components are
+/// pseudo-random: this times the ranking, whose cost does not depend on what the vectors mean.
+fn semantic_ranking_in_process(count: usize) {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut unit_vector = || {
+        let raw: Vec<f32> = (0..384)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
+        raw.into_iter().map(|x| x / norm).collect::<Vec<f32>>()
+    };
+    let mut store = mcplex::catalog::search::VectorRows::default();
+    let tools = (0..count)
+        .map(|i| {
+            let name: std::sync::Arc<str> = format!("t{i}_tool").into();
+            (name, store.push(&unit_vector()).unwrap())
+        })
+        .collect();
+    store.shrink_to_fit();
+    let vectors = mcplex::catalog::search::ToolVectors::new(tools, std::sync::Arc::new(store));
+    let queries: Vec<Vec<f32>> = (0..300).map(|_| unit_vector()).collect();
+    let mut latencies: Vec<Duration> = queries
+        .iter()
+        .map(|query| {
+            let begun = Instant::now();
+            std::hint::black_box(vectors.rank(query).unwrap_or_default().into_iter().take(100).count());
+            begun.elapsed()
+        })
+        .collect();
+    latencies.sort();
+    println!(
+        "| semantic ranking in process, {count} distinct 384-dimension vectors: p50 / p99; held | {:.0} / {:.0} µs; {:.2} MB |",
+        micros(percentile(&latencies, 0.5)),
+        micros(percentile(&latencies, 0.99)),
+        vectors.heap_bytes() as f64 / 1e6,
+    );
+}
+
 /// Tool search at scale: the lexical index of 10,000 tools built and searched in process, then `find_tools`
 /// through a sidecar with 100 targets x 100 tools beside the same sidecar without tool search.
 async fn tool_search(client: &HttpClient) {
@@ -1291,6 +1338,7 @@ async fn tool_search(client: &HttpClient) {
         micros(percentile(&latencies, 0.99)),
     );
     drop(index);
+    semantic_ranking_in_process(tools.len());
 
     let mut targets = Vec::new();
     for _ in 0..100 {

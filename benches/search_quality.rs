@@ -250,7 +250,7 @@ async fn main() {
                 search["semantic"]["vectorBytes"],
                 search["toolsJsonBytes"],
             );
-            Some((sidecar, mcp))
+            Some((sidecar, mcp, status))
         }
         None => None,
     };
@@ -258,7 +258,7 @@ async fn main() {
     let baseline = Baseline::new(&pool);
     let lexical = client(&lexical_mcp).await;
     let fused_client = match &fused {
-        Some((_, mcp)) => Some(client(mcp).await),
+        Some((_, mcp, _)) => Some(client(mcp).await),
         None => None,
     };
     let mut table: BTreeMap<(String, &str), Scores> = BTreeMap::new();
@@ -317,10 +317,39 @@ async fn main() {
         }
         times.sort();
         let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+        let mean = times.iter().map(Duration::as_secs_f64).sum::<f64>() / times.len() as f64 * 1e3;
         println!(
-            "find_tools round trip, {method}: p50 {:.2} ms, p99 {:.2} ms",
+            "find_tools round trip, {method}: p50 {:.2} ms, p99 {:.2} ms, mean {mean:.2} ms",
             at(0.5),
             at(0.99)
+        );
+    }
+    // Each sidecar's own account: the whole search, and the endpoint's share of it, as seen from inside.
+    let mut accounts = vec![("lexical", lexical_status.clone())];
+    if let Some((_, _, status)) = &fused {
+        accounts.push(("lexical + all-MiniLM-L6-v2", status.clone()));
+    }
+    for (method, status) in accounts {
+        let page = reqwest::get(status.replace("/status", "/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let sample = |name: &str| {
+            page.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|n| n.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let mean = |histogram: &str| {
+            sample(&format!("{histogram}_sum")) / sample(&format!("{histogram}_count")).max(1.0) * 1e3
+        };
+        let search = mean("mcplex_tool_search_duration_seconds");
+        let embedding = mean("mcplex_tool_search_query_embedding_seconds");
+        println!(
+            "inside the sidecar, {method}: mean per find_tools {search:.2} ms, of which the query's embedding {embedding:.2} ms; the rest {:.2} ms",
+            search - embedding
         );
     }
     stop.cancel();

@@ -7,7 +7,7 @@ pub mod lexical;
 pub mod semantic;
 
 pub use lexical::{SearchIndex, ToolWords, words};
-pub use semantic::{ToolVectors, Vector, embedding_text};
+pub use semantic::{DimensionMismatch, ToolVectors, VectorRows, embedding_text};
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -25,70 +25,155 @@ pub fn embedding_text(entry: &Entry) -> String {
     text
 }
 
-/// A unit vector quantized to 8 bits: component `i` is `values[i] * scale`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Vector {
-    scale: f32,
-    values: Box<[i8]>,
+/// Why a vector was not added to [`VectorRows`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a vector of {got} dimensions among vectors of {held}")]
+pub struct DimensionMismatch {
+    /// The dimension of the rows held.
+    pub held: usize,
+    /// The dimension of the vector offered.
+    pub got: usize,
 }
 
-impl Vector {
-    /// Quantizes `vector` (of unit length, as the embedding client delivers them).
-    pub fn quantize(vector: &[f32]) -> Self {
-        let largest = vector.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let scale = if largest > 0.0 { largest / 127.0 } else { 1.0 };
-        let values = vector
-            .iter()
-            // In range by construction: |x / scale| <= 127.
-            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
-            .collect();
-        Self { scale, values }
+/// Unit vectors of one dimension, quantized to 8 bits (component `i` of row `r` is
+/// `values[r * dimensions + i] * scales[r]`), all in one allocation: a ranking reads them front to back
+/// instead of chasing one allocation per vector.
+#[derive(Debug, Clone, Default)]
+pub struct VectorRows {
+    dimensions: usize,
+    scales: Vec<f32>,
+    values: Vec<i8>,
+}
+
+impl VectorRows {
+    /// Adds `vector` (of unit length, as the embedding client delivers them) and returns its row. The
+    /// first vector sets the dimension; one of another dimension (a model replaced behind the same
+    /// endpoint) is refused, for its similarities to the others would mean nothing.
+    pub fn push(&mut self, vector: &[f32]) -> Result<u32, DimensionMismatch> {
+        if self.scales.is_empty() {
+            self.dimensions = vector.len();
+        }
+        if vector.len() != self.dimensions || vector.is_empty() {
+            return Err(DimensionMismatch {
+                held: self.dimensions,
+                got: vector.len(),
+            });
+        }
+        let row = u32::try_from(self.scales.len()).map_err(|_| DimensionMismatch {
+            held: self.dimensions,
+            got: vector.len(),
+        })?;
+        let scale = quantize_into(vector, &mut self.values);
+        self.scales.push(scale);
+        Ok(row)
     }
 
-    /// Its dimension.
+    /// How many rows it holds.
+    pub fn len(&self) -> usize {
+        self.scales.len()
+    }
+
+    /// Gives back what growing left unused.
+    pub fn shrink_to_fit(&mut self) {
+        self.values.shrink_to_fit();
+        self.scales.shrink_to_fit();
+    }
+
+    /// True when growing left room unused (see [`VectorRows::shrink_to_fit`]).
+    pub fn has_slack(&self) -> bool {
+        self.values.capacity() > self.values.len() || self.scales.capacity() > self.scales.len()
+    }
+
+    /// True when it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.scales.is_empty()
+    }
+
+    /// The dimension of its rows (0 while it holds none).
     pub fn dimensions(&self) -> usize {
-        self.values.len()
+        self.dimensions
     }
 
-    /// The dot product with `other` (the cosine similarity, both being of unit length). In integers, which
-    /// the compiler turns into vector instructions: a sum of floats must keep its order, so it does not, and
-    /// 10,000 tools took 4 ms that way.
-    pub fn dot(&self, other: &Vector) -> f32 {
-        let sum: i32 = self
-            .values
-            .iter()
-            .zip(other.values.iter())
-            .map(|(a, b)| i32::from(*a) * i32::from(*b))
-            .sum();
-        sum as f32 * self.scale * other.scale
+    /// The bytes it holds on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.values.capacity() + self.scales.capacity() * size_of::<f32>()
+    }
+
+    /// Only the rows in `keep`, in that order (row `i` of the result is row `keep[i]` of this).
+    pub fn select(&self, keep: &[u32]) -> Self {
+        let mut selected = Self {
+            dimensions: self.dimensions,
+            scales: Vec::with_capacity(keep.len()),
+            values: Vec::with_capacity(keep.len() * self.dimensions),
+        };
+        for &row in keep {
+            let row = row as usize;
+            if let (Some(scale), Some(values)) = (self.scales.get(row), self.row(row)) {
+                selected.scales.push(*scale);
+                selected.values.extend_from_slice(values);
+            }
+        }
+        selected
+    }
+
+    fn row(&self, row: usize) -> Option<&[i8]> {
+        self.values.get(row * self.dimensions..(row + 1) * self.dimensions)
+    }
+
+    /// The cosine similarity of each row to `query` (a unit vector of the same dimension), in row order.
+    /// The dot products are summed in integers, which the compiler turns into vector instructions: a sum
+    /// of floats must keep its order, so it does not, and 10,000 tools took 4 ms that way.
+    fn similarities(&self, query: &[f32]) -> Vec<f32> {
+        let mut quantized = Vec::with_capacity(query.len());
+        let query_scale = quantize_into(query, &mut quantized);
+        self.values
+            .chunks_exact(self.dimensions.max(1))
+            .zip(&self.scales)
+            .map(|(row, scale)| {
+                let sum: i32 = row
+                    .iter()
+                    .zip(&quantized)
+                    .map(|(a, b)| i32::from(*a) * i32::from(*b))
+                    .sum();
+                sum as f32 * scale * query_scale
+            })
+            .collect()
     }
 }
 
-/// The vectors of one catalog's tools, by exposed name.
+/// Appends `vector` quantized to 8 bits to `out` and returns its scale.
+fn quantize_into(vector: &[f32], out: &mut Vec<i8>) -> f32 {
+    let largest = vector.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let scale = if largest > 0.0 { largest / 127.0 } else { 1.0 };
+    // In range by construction: |x / scale| <= 127.
+    out.extend(vector.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8));
+    scale
+}
+
+/// The vectors of one catalog's tools, by exposed name: each tool's row in a [`VectorRows`] that tools
+/// with the same text share.
 #[derive(Debug, Default)]
 pub struct ToolVectors {
     names: Vec<Arc<str>>,
-    vectors: Vec<Arc<Vector>>,
+    rows: Vec<u32>,
+    store: Arc<VectorRows>,
 }
 
 impl ToolVectors {
-    /// Holds `tools`: each tool's exposed name and vector.
-    pub fn new(tools: Vec<(Arc<str>, Arc<Vector>)>) -> Self {
-        let (names, vectors) = tools.into_iter().unzip();
-        Self { names, vectors }
+    /// Holds `tools`, each tool's exposed name and its row in `store`; a row `store` lacks is left out.
+    pub fn new(tools: Vec<(Arc<str>, u32)>, store: Arc<VectorRows>) -> Self {
+        let (names, rows) = tools
+            .into_iter()
+            .filter(|(_, row)| (*row as usize) < store.len())
+            .unzip();
+        Self { names, rows, store }
     }
 
-    /// The bytes it holds on the heap: each distinct vector (tools with the same text share one) and the
-    /// lists of names and vectors.
+    /// The bytes it holds on the heap: the rows and the lists of names and rows.
     pub fn heap_bytes(&self) -> usize {
-        let mut seen = std::collections::HashSet::new();
-        let vectors: usize = self
-            .vectors
-            .iter()
-            .filter(|v| seen.insert(Arc::as_ptr(v)))
-            .map(|v| v.values.len() + size_of::<Vector>() + 2 * size_of::<usize>())
-            .sum();
-        vectors + self.names.capacity() * size_of::<Arc<str>>() + self.vectors.capacity() * size_of::<Arc<Vector>>()
+        self.store.heap_bytes()
+            + self.names.capacity() * size_of::<Arc<str>>()
+            + self.rows.capacity() * size_of::<u32>()
     }
 
     /// How many tools have a vector.
@@ -106,18 +191,20 @@ impl ToolVectors {
         self.names.get(position)
     }
 
-    /// Every tool, most similar to `query` first (ties by name); tools whose vector is of another dimension
-    /// (from a model since replaced) are left out.
-    pub fn rank(&self, query: &[f32]) -> Vec<Found> {
-        let query = Vector::quantize(query);
+    /// Every tool, most similar to `query` first (ties by name); `None` when `query` is of another
+    /// dimension than the tools' vectors (the endpoint's model changed since they were made).
+    pub fn rank(&self, query: &[f32]) -> Option<Vec<Found>> {
+        if query.len() != self.store.dimensions() {
+            return None;
+        }
+        let similarities = self.store.similarities(query);
         let mut found: Vec<Found> = self
-            .vectors
+            .rows
             .iter()
             .enumerate()
-            .filter(|(_, v)| v.dimensions() == query.dimensions())
-            .map(|(position, v)| Found {
+            .map(|(position, row)| Found {
                 position,
-                score: v.dot(&query),
+                score: similarities[*row as usize],
             })
             .collect();
         found.sort_unstable_by(|a, b| {
@@ -125,7 +212,7 @@ impl ToolVectors {
                 .total_cmp(&a.score)
                 .then_with(|| self.names[a.position].cmp(&self.names[b.position]))
         });
-        found
+        Some(found)
     }
 }
 
@@ -139,30 +226,64 @@ mod tests {
         v.iter().map(|x| x / norm).collect()
     }
 
+    fn rows(vectors: &[&[f32]]) -> VectorRows {
+        let mut rows = VectorRows::default();
+        for v in vectors {
+            rows.push(&unit(v)).unwrap();
+        }
+        rows
+    }
+
     #[test]
     fn quantized_vectors_keep_their_cosines() {
         let a = unit(&[0.3, -0.5, 0.1, 0.8]);
         let b = unit(&[0.2, -0.4, 0.3, 0.7]);
         let exact: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        let quantized = Vector::quantize(&a).dot(&Vector::quantize(&b));
+        let mut store = VectorRows::default();
+        store.push(&a).unwrap();
+        let quantized = store.similarities(&b)[0];
         assert!((exact - quantized).abs() < 0.01, "{exact} vs {quantized}");
-        assert_eq!(Vector::quantize(&[0.0, 0.0]).dot(&Vector::quantize(&[1.0, 0.0])), 0.0);
+        let mut zero = VectorRows::default();
+        zero.push(&[0.0, 0.0]).unwrap();
+        assert_eq!(zero.similarities(&[1.0, 0.0]), [0.0]);
     }
 
     #[test]
-    fn the_most_similar_comes_first_and_other_dimensions_are_left_out() {
-        let vectors = ToolVectors::new(vec![
-            ("b_far".into(), Arc::new(Vector::quantize(&unit(&[-1.0, 0.2])))),
-            ("a_near".into(), Arc::new(Vector::quantize(&unit(&[1.0, 0.1])))),
-            ("c_near".into(), Arc::new(Vector::quantize(&unit(&[1.0, 0.1])))),
-            ("old_model".into(), Arc::new(Vector::quantize(&unit(&[1.0, 0.0, 0.0])))),
-        ]);
+    fn the_most_similar_comes_first_and_ties_go_by_name() {
+        let store = Arc::new(rows(&[&[-1.0, 0.2], &[1.0, 0.1]]));
+        let vectors = ToolVectors::new(
+            vec![
+                ("b_far".into(), 0),
+                ("c_near".into(), 1),
+                ("a_near".into(), 1),
+                ("gone".into(), 2),
+            ],
+            store,
+        );
+        assert_eq!(vectors.len(), 3, "a row the store lacks is left out");
         let ranked: Vec<&str> = vectors
             .rank(&unit(&[1.0, 0.0]))
+            .unwrap()
             .iter()
             .map(|f| vectors.name(f.position).unwrap().as_ref())
             .collect();
         assert_eq!(ranked, ["a_near", "c_near", "b_far"]);
+        assert!(
+            vectors.rank(&unit(&[1.0, 0.0, 0.0])).is_none(),
+            "a query from another model"
+        );
+    }
+
+    #[test]
+    fn rows_keep_one_dimension_and_select_keeps_the_rows_asked_for() {
+        let mut store = rows(&[&[1.0, 0.0], &[0.0, 1.0], &[1.0, 1.0]]);
+        assert_eq!(store.push(&[1.0, 0.0, 0.0]), Err(DimensionMismatch { held: 2, got: 3 }));
+        assert_eq!(store.len(), 3);
+        let selected = store.select(&[2, 0]);
+        assert_eq!(selected.len(), 2);
+        assert_eq!(selected.row(0), store.row(2));
+        assert_eq!(selected.row(1), store.row(0));
+        assert!(selected.heap_bytes() >= 2 * 2 + 2 * 4);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! it by its words alone. Vectors are kept by the digest of the text they were made from, so a refresh
 //! asks only for tools that are new or changed, and a config edit that renames tools asks for none.
 
-use crate::catalog::search::{ToolVectors, Vector, embedding_text};
+use crate::catalog::search::{ToolVectors, VectorRows, embedding_text};
 use crate::embeddings::{BATCH, EmbedError, EmbeddingClient};
 use crate::metrics::Metrics;
 use crate::sync::lock;
@@ -21,6 +21,33 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MOST_BACKOFF: Duration = Duration::from_secs(60);
 /// Vectors become searchable after this many batches, not only at the end of a long first pass.
 const PUBLISH_EVERY: usize = 16;
+
+/// The vectors made so far, by the digest of the text each was made from.
+#[derive(Default)]
+struct Rows {
+    by_text: HashMap<[u8; 32], u32>,
+    store: Arc<VectorRows>,
+}
+
+impl Rows {
+    /// Drops the rows no text uses any more (tools removed or changed), when there are any.
+    fn compact(&mut self) {
+        if self.by_text.len() == self.store.len() {
+            return;
+        }
+        let mut kept: Vec<u32> = self.by_text.values().copied().collect();
+        kept.sort_unstable();
+        self.store = Arc::new(self.store.select(&kept));
+        for row in self.by_text.values_mut() {
+            // Every row in use is in `kept`; a missing one would be left out of the published vectors.
+            *row = kept
+                .binary_search(row)
+                .ok()
+                .and_then(|i| u32::try_from(i).ok())
+                .unwrap_or(u32::MAX);
+        }
+    }
+}
 
 /// Tool vectors and the endpoint they came from (a query is embedded by the same model).
 pub struct IndexedVectors {
@@ -73,7 +100,7 @@ impl Vectorizer {
     }
 
     async fn follow(&self, mut indexes: watch::Receiver<Option<Arc<IndexedTools>>>, metrics: Arc<Metrics>) {
-        let mut cache: HashMap<[u8; 32], Arc<Vector>> = HashMap::new();
+        let mut cache = Rows::default();
         let mut client: Option<Arc<EmbeddingClient>> = None;
         indexes.mark_changed();
         while indexes.changed().await.is_ok() {
@@ -82,14 +109,14 @@ impl Vectorizer {
             };
             let Some(settings) = indexed.embeddings.clone() else {
                 // Off: nothing is kept, so turning it on again asks for every vector of that moment.
-                (cache, client) = (HashMap::new(), None);
+                (cache, client) = (Rows::default(), None);
                 self.published.send_replace(None);
                 self.note(Ok(()));
                 continue;
             };
             if client.as_ref().is_none_or(|c| *c.settings() != settings) {
                 // Another endpoint or model: its vectors are not comparable with the old ones.
-                cache.clear();
+                cache = Rows::default();
                 self.published.send_replace(None);
                 match EmbeddingClient::new(&settings) {
                     Ok(built) => client = Some(Arc::new(built)),
@@ -112,7 +139,7 @@ impl Vectorizer {
         &self,
         indexed: &Arc<IndexedTools>,
         client: &Arc<EmbeddingClient>,
-        cache: &mut HashMap<[u8; 32], Arc<Vector>>,
+        cache: &mut Rows,
         indexes: &mut watch::Receiver<Option<Arc<IndexedTools>>>,
         metrics: &Metrics,
     ) {
@@ -136,20 +163,20 @@ impl Vectorizer {
         let mut missing: Vec<(&[u8; 32], &String)> = Vec::new();
         let mut asked = std::collections::HashSet::new();
         for (_, key, text) in &texts {
-            if !cache.contains_key(key) && asked.insert(key) {
+            if !cache.by_text.contains_key(key) && asked.insert(key) {
                 missing.push((key, text));
             }
         }
-        let publish = |cache: &HashMap<[u8; 32], Arc<Vector>>| {
+        let publish = |cache: &Rows| {
             let vectors: Vec<_> = texts
                 .iter()
-                .filter_map(|(name, key, _)| Some((name.clone(), cache.get(key)?.clone())))
+                .filter_map(|(name, key, _)| Some((name.clone(), *cache.by_text.get(key)?)))
                 .collect();
             metrics.search.vectors(vectors.len());
             self.published.send_replace(Some(Arc::new(IndexedVectors {
                 generation: indexed.generation,
                 client: client.clone(),
-                vectors: ToolVectors::new(vectors),
+                vectors: ToolVectors::new(vectors, cache.store.clone()),
                 of: texts.len(),
             })));
         };
@@ -162,8 +189,23 @@ impl Vectorizer {
             let inputs: Vec<String> = batch.iter().map(|(_, text)| (*text).clone()).collect();
             match client.embed(&inputs).await {
                 Ok(vectors) => {
+                    // The published store is shared with searches: the first batch after a publish copies it.
+                    let store = Arc::make_mut(&mut cache.store);
                     for ((key, _), vector) in batch.iter().zip(vectors) {
-                        cache.insert(**key, Arc::new(Vector::quantize(&vector)));
+                        match store.push(&vector) {
+                            Ok(row) => {
+                                cache.by_text.insert(**key, row);
+                            }
+                            Err(mismatch) => {
+                                // The model behind the endpoint changed: no old vector compares with the
+                                // new ones, so all are asked for again.
+                                tracing::warn!(error = %mismatch, "toolSearch.embeddings: the endpoint's vectors changed dimension; every tool is embedded again");
+                                *cache = Rows::default();
+                                self.published.send_replace(None);
+                                indexes.mark_changed();
+                                return;
+                            }
+                        }
                     }
                     self.note(Ok(()));
                     backoff = FIRST_BACKOFF;
@@ -190,7 +232,39 @@ impl Vectorizer {
         }
         // Only what the current tools use is kept.
         let used: std::collections::HashSet<&[u8; 32]> = texts.iter().map(|(_, key, _)| key).collect();
-        cache.retain(|key, _| used.contains(key));
+        cache.by_text.retain(|key, _| used.contains(key));
+        cache.compact();
+        if cache.store.has_slack() {
+            Arc::make_mut(&mut cache.store).shrink_to_fit();
+        }
         publish(cache);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compaction_keeps_each_texts_vector_and_drops_the_rest() {
+        let mut rows = Rows::default();
+        let vectors = [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]];
+        for (key, vector) in vectors.iter().enumerate() {
+            let row = Arc::make_mut(&mut rows.store).push(vector).unwrap();
+            rows.by_text.insert([key as u8; 32], row);
+        }
+        rows.by_text.remove(&[1; 32]);
+        rows.compact();
+        assert_eq!(rows.store.len(), 2);
+        let names: Vec<(Arc<str>, u32)> = [0u8, 2]
+            .iter()
+            .map(|key| (format!("t{key}").into(), rows.by_text[&[*key; 32]]))
+            .collect();
+        let tools = ToolVectors::new(names, rows.store.clone());
+        // Each text's own vector is the one most similar to itself.
+        for (key, name) in [(0, "t0"), (2, "t2")] {
+            let ranked = tools.rank(&vectors[key]).unwrap();
+            assert_eq!(tools.name(ranked[0].position).unwrap().as_ref(), name);
+        }
     }
 }
