@@ -24,7 +24,7 @@ pub const CONNECTION_BUFFER: usize = 64 * 1024;
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// What a pooled client connects with: TCP, and TLS when the URL is `https`.
-type Connector = HttpsConnector<HttpConnector>;
+pub type Connector = HttpsConnector<HttpConnector>;
 
 /// Builds the client for a target from its TLS settings.
 pub fn build_client(tls: Option<&TlsSpec>, https: bool) -> Result<HttpClient, TlsError> {
@@ -32,7 +32,7 @@ pub fn build_client(tls: Option<&TlsSpec>, https: bool) -> Result<HttpClient, Tl
 }
 
 /// Builds the connector for a target from its TLS settings (the costly part: TLS roots and keys).
-fn build_connector(tls: Option<&TlsSpec>, https: bool) -> Result<Connector, TlsError> {
+pub fn build_connector(tls: Option<&TlsSpec>, https: bool) -> Result<Connector, TlsError> {
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
@@ -53,7 +53,7 @@ fn build_connector(tls: Option<&TlsSpec>, https: bool) -> Result<Connector, TlsE
 }
 
 /// A client with a pool of its own over `connector`.
-fn pooled(connector: Connector) -> HttpClient {
+pub fn pooled(connector: Connector) -> HttpClient {
     // Answers are read frame by frame into the message budget, so the connection buffer stays small. The pool
     // has a timer of its own: without one, an idle connection is only dropped when that pool is used again, so
     // a target that is listed once and never called would keep its connections open for good.

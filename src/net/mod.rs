@@ -12,4 +12,4 @@ pub mod exchange;
 pub mod tls;
 
 pub use chain::{error_chain, is_tls_failure};
-pub use client::{CONNECTION_BUFFER, HttpClient, build_client};
+pub use client::{CONNECTION_BUFFER, Connector, HttpClient, build_client, build_connector, pooled};

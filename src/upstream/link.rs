@@ -284,6 +284,13 @@ impl Link {
         Ok(true)
     }
 
+    /// Closes the idle connections to the target by starting a new pool (requests under way finish on
+    /// theirs). After the lists are fetched: a sidecar with a thousand targets would otherwise hold a
+    /// connection to each, about 25 KiB of buffers apiece, until the pool's idle timer closed them.
+    pub fn close_idle_connections(&self) {
+        self.client.write().unwrap_or_else(|p| p.into_inner()).renew();
+    }
+
     fn client(&self) -> HttpClient {
         self.client.read().unwrap_or_else(|p| p.into_inner()).client()
     }

@@ -216,6 +216,8 @@ impl TargetSlot {
                 Ok(fetched) => Box::pin(self.digested(&target, fetched.listed)).await,
                 Err(error) => Err(error),
             };
+            // Lists are fetched rarely; the connection that carried them is not kept for the next time.
+            target.close_idle_connections();
             let changed = self.record(&target, result);
             // The fetch itself may have signalled "unreachable"; that is already known now.
             let _ = target.unreachable_seen().notified().now_or_never();
