@@ -6,6 +6,7 @@ pub mod app;
 pub mod audit;
 pub mod budget;
 pub mod catalog;
+pub mod child;
 pub mod clock;
 pub mod config;
 pub mod downstream;

@@ -112,6 +112,26 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Serve a stdio MCP server over Streamable HTTP (session era), one server process per client
+    /// session: `mcplex serve --listen 127.0.0.1:PORT -- COMMAND [ARGS...]`. It checks no caller yet, so it
+    /// listens on loopback only (for a sidecar or an agent in the same pod).
+    Serve {
+        /// Address to listen on (loopback only).
+        #[arg(long, default_value = "127.0.0.1:15310")]
+        listen: SocketAddr,
+        /// Client sessions (so server processes) at once.
+        #[arg(long, default_value_t = 64)]
+        max_sessions: usize,
+        /// Longest wait for a server process's answer to a request (`initialize` included).
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        call_timeout: Duration,
+        /// A session its client has not used this long ends, and its process with it.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        idle: Duration,
+        /// The stdio server: a program and its arguments.
+        #[arg(last = true, required = true, num_args = 1..)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Validate a config file and print every problem with its key path.
     Check {
         /// The config file.
@@ -152,6 +172,17 @@ enum CliError {
     /// `mcplex pins` could not read every target.
     #[error("{0} target(s) could not be listed; their pins are missing above")]
     Unlisted(usize),
+    /// `mcplex serve` was asked to listen beyond loopback.
+    #[error("mcplex serve checks no caller yet, so it listens on loopback only, not {0}")]
+    ServeNotLoopback(SocketAddr),
+    /// `mcplex serve` could not listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// `mcplex pins --check` found definitions that pinning would hold back or flag.
     #[error("{0} definition(s) differ from the config's pins or are not pinned")]
     Drifting(usize),
@@ -206,6 +237,36 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             let sidecar = Sidecar::start(options).await?;
             mcplex::app::wait_for_signal().await;
             sidecar.stop().await;
+            Ok(())
+        }
+        Command::Serve {
+            listen,
+            max_sessions,
+            call_timeout,
+            idle,
+            mut command,
+        } => {
+            if !listen.ip().is_loopback() {
+                return Err(CliError::ServeNotLoopback(listen));
+            }
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|source| CliError::Listen { addr: listen, source })?;
+            let program = command.remove(0);
+            let server = mcplex::child::ServerCommand { program, args: command };
+            let limits = mcplex::child::FrontLimits {
+                max_sessions,
+                call_timeout,
+                idle,
+                ..Default::default()
+            };
+            let stop = tokio_util::sync::CancellationToken::new();
+            let front = mcplex::child::StdioFront::new(server, limits, stop.clone());
+            tracing::info!(%listen, "mcplex serve: listening");
+            let serving = tokio::spawn(mcplex::child::serve(listener, front, stop.clone()));
+            mcplex::app::wait_for_signal().await;
+            stop.cancel();
+            let _ = serving.await;
             Ok(())
         }
         Command::Pins { path, profile, check } => {

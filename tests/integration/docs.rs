@@ -154,6 +154,7 @@ fn accepted_flags() -> String {
         &["run", "--help"],
         &["check", "--help"],
         &["pins", "--help"],
+        &["serve", "--help"],
     ] {
         let out = Command::new(sidecar).args(args).output().unwrap();
         assert!(out.status.success(), "mcplex {args:?}");

@@ -1,0 +1,320 @@
+//! The HTTP side of `mcplex serve -- COMMAND`: the session era of Streamable HTTP over server processes.
+//! `initialize` starts a process for a new session; POSTs of that session go to it (a request's answer is
+//! the POST's JSON answer); what the process sends on its own goes to the session's GET stream; DELETE, an
+//! idle timeout or mcplex stopping ends the process.
+
+use super::process::ServerCommand;
+use super::session::{Session, SessionError};
+use crate::protocol::header::MCP_SESSION_ID;
+use crate::protocol::{ENDPOINT_PATH, JSON_MEDIA_TYPE, SSE_MEDIA_TYPE, jsonrpc};
+use crate::sync::lock;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What an answer's body is.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Why no session was started.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// As many sessions run as allowed.
+    #[error("mcplex serve runs at most {max} sessions at once (--max-sessions)")]
+    Full {
+        /// The limit.
+        max: usize,
+    },
+    /// The server process could not be started.
+    #[error(transparent)]
+    Spawn(#[from] super::process::SpawnError),
+}
+
+/// The bounds of the front.
+#[derive(Debug, Clone)]
+pub struct FrontLimits {
+    /// Sessions (so server processes) at once; `initialize` beyond that is refused.
+    pub max_sessions: usize,
+    /// Longest wait for the answer to a client's request (the answer to `initialize` included).
+    pub call_timeout: Duration,
+    /// A session the client has not used this long is ended, unless a request of it is under way.
+    pub idle: Duration,
+    /// Largest request body, in bytes.
+    pub max_body: usize,
+}
+
+impl Default for FrontLimits {
+    fn default() -> Self {
+        Self {
+            max_sessions: 64,
+            call_timeout: Duration::from_secs(300),
+            idle: Duration::from_secs(600),
+            max_body: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The sessions of one served command.
+pub struct StdioFront {
+    command: ServerCommand,
+    limits: FrontLimits,
+    sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
+}
+
+impl StdioFront {
+    /// A front for `command`; sessions end by themselves after `limits.idle`, and all of them when `stop`
+    /// is cancelled.
+    pub fn new(command: ServerCommand, limits: FrontLimits, stop: CancellationToken) -> Arc<Self> {
+        let front = Arc::new(Self {
+            command,
+            limits,
+            sessions: Arc::default(),
+        });
+        tokio::spawn(front.clone().reap(stop));
+        front
+    }
+
+    /// The process ids of the sessions' server processes.
+    pub fn pids(&self) -> Vec<u32> {
+        lock(&self.sessions).values().map(|s| s.pid()).collect()
+    }
+
+    /// Answers one HTTP request.
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        if request.uri().path() != ENDPOINT_PATH {
+            return empty(StatusCode::NOT_FOUND);
+        }
+        let session_id = request
+            .headers()
+            .get(MCP_SESSION_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let session = session_id.as_deref().map(|id| lock(&self.sessions).get(id).cloned());
+        match (request.method().clone(), session) {
+            (_, Some(None)) => error(
+                StatusCode::NOT_FOUND,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "no such session",
+            ),
+            (Method::GET, Some(Some(session))) => stream(&session),
+            (Method::GET, None) => error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                jsonrpc::INVALID_REQUEST,
+                "a GET stream needs an Mcp-Session-Id",
+            ),
+            (Method::DELETE, Some(Some(session))) => {
+                self.end(&session, "its client ended the session");
+                empty(StatusCode::OK)
+            }
+            (Method::POST, session) => self.post(request, session.flatten()).await,
+            _ => empty(StatusCode::METHOD_NOT_ALLOWED),
+        }
+    }
+
+    async fn post(self: Arc<Self>, request: Request<Incoming>, session: Option<Arc<Session>>) -> Response<Body> {
+        let body = match Limited::new(request.into_body(), self.limits.max_body).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => {
+                let text = format!(
+                    "the request is larger than {} bytes, or was cut off",
+                    self.limits.max_body
+                );
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Value::Null,
+                    jsonrpc::INVALID_REQUEST,
+                    &text,
+                );
+            }
+        };
+        let message: Value = match serde_json::from_slice(&body) {
+            Ok(message @ Value::Object(_)) => message,
+            Ok(_) => {
+                let text = "the body must be one JSON-RPC message (an object)";
+                return error(StatusCode::BAD_REQUEST, Value::Null, jsonrpc::INVALID_REQUEST, text);
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    Value::Null,
+                    jsonrpc::PARSE_ERROR,
+                    &e.to_string(),
+                );
+            }
+        };
+        let is_request = message.get("method").is_some() && message.get("id").is_some();
+        let session = match session {
+            Some(session) => session,
+            None if message["method"] == "initialize" && is_request => match self.start() {
+                Ok(session) => session,
+                Err(refused) => {
+                    let status = match refused {
+                        Refused::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                        Refused::Spawn(_) => StatusCode::OK,
+                    };
+                    return error(
+                        status,
+                        message["id"].clone(),
+                        jsonrpc::TARGET_UNAVAILABLE,
+                        &refused.to_string(),
+                    );
+                }
+            },
+            None => {
+                let text = "no Mcp-Session-Id: a session starts with initialize";
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    message["id"].clone(),
+                    jsonrpc::INVALID_REQUEST,
+                    text,
+                );
+            }
+        };
+        if !is_request {
+            return match session.send(&message).await {
+                Ok(()) => empty(StatusCode::ACCEPTED),
+                Err(e) => error(StatusCode::OK, Value::Null, jsonrpc::TARGET_UNAVAILABLE, &e.to_string()),
+            };
+        }
+        let answer = session.request(&message, self.limits.call_timeout).await;
+        if message["method"] == "initialize" && answer.is_err() {
+            // A process that cannot even be initialised is no session to keep.
+            self.end(&session, "it did not answer initialize");
+        }
+        let mut response = match answer {
+            Ok(answer) => json_response(StatusCode::OK, &answer),
+            Err(e @ SessionError::Timeout(_)) => error(
+                StatusCode::OK,
+                message["id"].clone(),
+                jsonrpc::TARGET_TIMEOUT,
+                &e.to_string(),
+            ),
+            Err(e @ SessionError::DuplicateId(_)) => error(
+                StatusCode::OK,
+                message["id"].clone(),
+                jsonrpc::INVALID_REQUEST,
+                &e.to_string(),
+            ),
+            Err(e @ SessionError::Ended(_)) => error(
+                StatusCode::OK,
+                message["id"].clone(),
+                jsonrpc::TARGET_UNAVAILABLE,
+                &e.to_string(),
+            ),
+        };
+        if let Ok(id) = http::HeaderValue::from_str(&session.id) {
+            response.headers_mut().insert(MCP_SESSION_ID, id);
+        }
+        response
+    }
+
+    /// Starts a session and its process, unless as many run as the limit allows.
+    fn start(&self) -> Result<Arc<Session>, Refused> {
+        let mut sessions = lock(&self.sessions);
+        if sessions.len() >= self.limits.max_sessions {
+            return Err(Refused::Full {
+                max: self.limits.max_sessions,
+            });
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let session = Session::start(id.clone(), &self.command)?;
+        sessions.insert(id, session.clone());
+        drop(sessions);
+        // A session whose process ends is forgotten: the client's next request gets 404 and starts afresh.
+        let (sessions, ended) = (self.sessions.clone(), session.clone());
+        tokio::spawn(async move {
+            ended.gone().cancelled().await;
+            let mut sessions = lock(&sessions);
+            if sessions.get(&ended.id).is_some_and(|s| Arc::ptr_eq(s, &ended)) {
+                sessions.remove(&ended.id);
+            }
+        });
+        Ok(session)
+    }
+
+    fn end(&self, session: &Session, why: &'static str) {
+        lock(&self.sessions).remove(&session.id);
+        session.stop(why);
+    }
+
+    /// Ends sessions idle past the limit, until `stop` is cancelled.
+    async fn reap(self: Arc<Self>, stop: CancellationToken) {
+        let period = (self.limits.idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let idle: Vec<Arc<Session>> = lock(&self.sessions)
+                .values()
+                .filter(|s| !s.busy() && s.idle_for() >= self.limits.idle)
+                .cloned()
+                .collect();
+            for session in idle {
+                self.end(&session, "its session was idle too long");
+            }
+        }
+    }
+
+    /// Ends every session once its calls under way are answered (or `drain` has passed) and waits until
+    /// their processes are gone (each gets SIGTERM, then SIGKILL after the grace period).
+    pub async fn shutdown(&self, drain: Duration) {
+        let deadline = tokio::time::Instant::now() + drain;
+        while lock(&self.sessions).values().any(|s| s.busy()) && tokio::time::Instant::now() < deadline {
+            // Answers arrive on their own tasks; a short look now and then is all this needs.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let all: Vec<Arc<Session>> = lock(&self.sessions).drain().map(|(_, s)| s).collect();
+        for session in &all {
+            session.stop("mcplex is stopping");
+        }
+        let wait = futures_util::future::join_all(all.iter().map(|s| s.gone().cancelled()));
+        let _ = tokio::time::timeout(super::limits::STOP_GRACE * 2, wait).await;
+    }
+}
+
+/// The session's GET stream: an SSE body fed by what its process sends on its own.
+fn stream(session: &Session) -> Response<Body> {
+    let events = tokio_stream_of(session.open_stream());
+    let body = StreamBody::new(events.map(|event| Ok::<_, Infallible>(Frame::data(event))));
+    let mut response = Response::new(BodyExt::boxed_unsync(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static(SSE_MEDIA_TYPE));
+    response
+}
+
+/// The receiver as a stream of its items.
+fn tokio_stream_of(mut receiver: tokio::sync::mpsc::Receiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> {
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+fn json_response(status: StatusCode, message: &Value) -> Response<Body> {
+    let mut response = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::from(message.to_string()))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static(JSON_MEDIA_TYPE));
+    response
+}
+
+fn error(status: StatusCode, id: Value, code: i64, message: &str) -> Response<Body> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    json_response(status, &body)
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::new())));
+    *response.status_mut() = status;
+    response
+}

@@ -1,0 +1,68 @@
+//! The server end's child-process transport (`mcplex serve -- COMMAND`): a stdio MCP server served as a
+//! session-era Streamable HTTP endpoint, one process per client session. A process that exits, hangs,
+//! writes something that is not JSON-RPC on stdout or floods stderr costs only its own session: its
+//! client gets a JSON-RPC error naming what happened, the log gets its exit status and last stderr lines,
+//! and the next session gets a fresh process.
+
+pub mod front;
+pub mod process;
+pub mod session;
+
+pub use front::{FrontLimits, StdioFront};
+pub use process::ServerCommand;
+
+/// The bounds of one server process.
+pub mod limits {
+    use std::time::Duration;
+
+    /// Longest message a process may write on stdout, in bytes (as the sidecar takes from a target).
+    pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+    /// Messages queued for a process's stdin (and from its stdout) before the sender waits.
+    pub const INPUT_QUEUE: usize = 64;
+    /// Longest a write to a process's stdin may wait before the process counts as no longer reading.
+    pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
+    /// Longest stderr line logged whole, in bytes.
+    pub const MAX_STDERR_LINE: usize = 8 * 1024;
+    /// Stderr lines of one process logged per second at most.
+    pub const STDERR_LINES_PER_SECOND: u32 = 50;
+    /// Last stderr lines kept for the report when a process ends.
+    pub const STDERR_TAIL: usize = 5;
+    /// How long a process has to exit after SIGTERM before it gets SIGKILL.
+    pub const STOP_GRACE: Duration = Duration::from_secs(5);
+    /// Messages for a session's GET stream kept while no stream is open.
+    pub const STREAM_BACKLOG: usize = 256;
+}
+
+/// Serves `front` on `listener` until `stop` is cancelled; then calls under way get [`DRAIN`] to finish,
+/// every session's process is ended, and this returns once they are gone.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    front: std::sync::Arc<StdioFront>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let handler = {
+        let front = front.clone();
+        move |request| front.clone().handle(request)
+    };
+    // Sessions end while the HTTP side drains: their GET streams close with their processes.
+    let ending = {
+        let (front, stop) = (front.clone(), stop.clone());
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            front.shutdown(DRAIN).await;
+        })
+    };
+    crate::serve::serve(
+        listener,
+        None,
+        handler,
+        crate::serve::ServeLimits::default(),
+        stop,
+        DRAIN,
+    )
+    .await;
+    let _ = ending.await;
+}
+
+/// How long calls under way may take to finish when `mcplex serve` stops.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);

