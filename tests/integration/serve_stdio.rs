@@ -226,3 +226,57 @@ async fn the_official_stdio_server_serves_rmcp_clients_directly_and_through_a_si
     direct.cancel().await.unwrap();
     served.stop().await;
 }
+
+#[tokio::test]
+async fn the_binary_logs_each_stderr_line_with_its_session_and_leaves_no_process_behind() {
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let command = fastmcp();
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_mcplex"))
+        .args(["--log-format", "json", "serve", "--listen", &listen, "--"])
+        .arg(&command.program)
+        .args(&command.args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{listen}/mcp");
+    until("mcplex serve listens", || async {
+        tokio::net::TcpStream::connect(&listen).await.is_ok()
+    })
+    .await;
+    let first = legacy_client(&url, Recorder::default()).await;
+    let second = legacy_client(&url, Recorder::default()).await;
+    assert_eq!(call_text(&first, "shout", json!({"lines": 3})).await, "done");
+    let pids: Vec<u32> = [
+        call_text(&first, "pid", json!({})).await,
+        call_text(&second, "pid", json!({})).await,
+    ]
+    .iter()
+    .map(|p| p.parse().unwrap())
+    .collect();
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (exit, mut serve) = tokio::task::spawn_blocking(move || (serve.wait(), serve))
+        .await
+        .unwrap();
+    assert!(exit.unwrap().success());
+    for pid in &pids {
+        assert!(!alive(*pid), "server process {pid} outlived mcplex serve");
+    }
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut logs).unwrap();
+    let lines: Vec<Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let shouted = lines
+        .iter()
+        .find(|l| l["message"].as_str().is_some_and(|m| m.ends_with("fixture: line 2")))
+        .unwrap_or_else(|| panic!("the server's stderr in the log: {logs}"));
+    assert!(shouted["session"].as_str().is_some_and(|s| s.len() == 32), "{shouted}");
+    drop((first, second));
+}
