@@ -8,6 +8,7 @@ use mcplex::telemetry::Exporter;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
@@ -113,12 +114,21 @@ enum Command {
         check: bool,
     },
     /// Serve a stdio MCP server over Streamable HTTP (session era), one server process per client
-    /// session: `mcplex serve --listen 127.0.0.1:PORT -- COMMAND [ARGS...]`. It checks no caller yet, so it
-    /// listens on loopback only (for a sidecar or an agent in the same pod).
+    /// session: `mcplex serve --listen ADDR [--tls-cert F --tls-key F [--client-ca F]] -- COMMAND [ARGS...]`.
+    /// Without `--client-ca` it checks no caller, so it listens on loopback only.
     Serve {
-        /// Address to listen on (loopback only).
+        /// Address to listen on (beyond loopback only with `--client-ca`).
         #[arg(long, default_value = "127.0.0.1:15310")]
         listen: SocketAddr,
+        /// Serve over TLS with this certificate chain (PEM).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of `--tls-cert` (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Accept only clients with a certificate this CA signed (mTLS).
+        #[arg(long, requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
         /// Client sessions (so server processes) at once.
         #[arg(long, default_value_t = 64)]
         max_sessions: usize,
@@ -172,9 +182,14 @@ enum CliError {
     /// `mcplex pins` could not read every target.
     #[error("{0} target(s) could not be listed; their pins are missing above")]
     Unlisted(usize),
-    /// `mcplex serve` was asked to listen beyond loopback.
-    #[error("mcplex serve checks no caller yet, so it listens on loopback only, not {0}")]
+    /// `mcplex serve` was asked to listen beyond loopback without checking its callers.
+    #[error(
+        "mcplex serve listens beyond loopback ({0}) only when it checks its callers: give --client-ca (with --tls-cert and --tls-key)"
+    )]
     ServeNotLoopback(SocketAddr),
+    /// `mcplex serve`'s TLS files are unusable.
+    #[error(transparent)]
+    Tls(#[from] mcplex::net::tls::TlsError),
     /// `mcplex serve` could not listen.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -241,14 +256,25 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
         }
         Command::Serve {
             listen,
+            tls_cert,
+            tls_key,
+            client_ca,
             max_sessions,
             call_timeout,
             idle,
             mut command,
         } => {
-            if !listen.ip().is_loopback() {
+            if !listen.ip().is_loopback() && client_ca.is_none() {
                 return Err(CliError::ServeNotLoopback(listen));
             }
+            let tls = match tls_cert.as_deref().zip(tls_key.as_deref()) {
+                Some((cert, key)) => Some(Arc::new(mcplex::net::tls::server_config(
+                    cert,
+                    key,
+                    client_ca.as_deref(),
+                )?)),
+                None => None,
+            };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|source| CliError::Listen { addr: listen, source })?;
@@ -263,7 +289,7 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             let stop = tokio_util::sync::CancellationToken::new();
             let front = mcplex::child::StdioFront::new(server, limits, stop.clone());
             tracing::info!(%listen, "mcplex serve: listening");
-            let serving = tokio::spawn(mcplex::child::serve(listener, front, stop.clone()));
+            let serving = tokio::spawn(mcplex::child::serve(listener, tls, front, stop.clone()));
             mcplex::app::wait_for_signal().await;
             stop.cancel();
             let _ = serving.await;

@@ -33,10 +33,12 @@ pub mod limits {
     pub const STREAM_BACKLOG: usize = 256;
 }
 
-/// Serves `front` on `listener` until `stop` is cancelled; then calls under way get [`DRAIN`] to finish,
+/// Serves `front` on `listener` (over TLS with `tls`, which may require client certificates) until `stop`
+/// is cancelled; then calls under way get [`DRAIN`] to finish,
 /// every session's process is ended, and this returns once they are gone.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     front: std::sync::Arc<StdioFront>,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -54,7 +56,7 @@ pub async fn serve(
     };
     crate::serve::serve(
         listener,
-        None,
+        tls,
         handler,
         crate::serve::ServeLimits::default(),
         stop,

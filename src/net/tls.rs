@@ -65,6 +65,35 @@ pub fn client_config(tls: Option<&TlsSpec>, https: bool) -> Result<rustls::Clien
     Ok(config)
 }
 
+/// Builds a server config from a certificate chain and key; with `client_ca`, every client must present a
+/// certificate that CA signed (mTLS), which is how `mcplex serve` checks its callers at the TLS layer.
+pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<rustls::ServerConfig, TlsError> {
+    install_crypto_provider();
+    let chain = read_certs(cert, "certificate")?;
+    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Pem {
+        what: "private key",
+        path: key.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let builder = rustls::ServerConfig::builder();
+    let builder = match client_ca {
+        Some(ca) => {
+            let verifier = rustls::server::WebPkiClientVerifier::builder(std::sync::Arc::new(roots_from_file(ca)?))
+                .build()
+                .map_err(|e| TlsError::Pem {
+                    what: "client CA",
+                    path: ca.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, private_key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 fn roots_from_file(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in read_certs(path, "CA bundle")? {

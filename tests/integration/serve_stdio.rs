@@ -21,11 +21,16 @@ struct Served {
 
 impl Served {
     async fn start(command: ServerCommand, limits: FrontLimits) -> Self {
+        Self::start_tls(command, limits, None).await
+    }
+
+    async fn start_tls(command: ServerCommand, limits: FrontLimits, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}/mcp", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
         let front = StdioFront::new(command, limits, stop.clone());
-        let serving = tokio::spawn(mcplex::child::serve(listener, front.clone(), stop.clone()));
+        let serving = tokio::spawn(mcplex::child::serve(listener, tls, front.clone(), stop.clone()));
         Self {
             url,
             front,
@@ -279,4 +284,67 @@ async fn the_binary_logs_each_stderr_line_with_its_session_and_leaves_no_process
         .unwrap_or_else(|| panic!("the server's stderr in the log: {logs}"));
     assert!(shouted["session"].as_str().is_some_and(|s| s.len() == 32), "{shouted}");
     drop((first, second));
+}
+
+#[tokio::test]
+async fn over_mtls_only_a_sidecar_with_a_certificate_the_server_trusts_gets_through() {
+    use crate::support::pki::Pki;
+    use rcgen::ExtendedKeyUsagePurpose;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = Pki::new();
+    pki.leaf(
+        d,
+        "server",
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    pki.leaf(d, "client", &["agent"], ExtendedKeyUsagePurpose::ClientAuth);
+    pki.write_ca(&d.join("ca.crt"));
+    Pki::new().leaf(d, "stranger", &["agent"], ExtendedKeyUsagePurpose::ClientAuth);
+    let tls =
+        mcplex::net::tls::server_config(&d.join("server.crt"), &d.join("server.key"), Some(&d.join("ca.crt"))).unwrap();
+    let served = Served::start_tls(fastmcp(), FrontLimits::default(), Some(Arc::new(tls))).await;
+    let dd = d.display();
+    let harness = Harness::start(&config(&[
+        (
+            "trusted",
+            &served.url,
+            &format!("tls: {{ ca: {dd}/ca.crt, cert: {dd}/client.crt, key: {dd}/client.key }}"),
+        ),
+        (
+            "stranger",
+            &served.url,
+            &format!("tls: {{ ca: {dd}/ca.crt, cert: {dd}/stranger.crt, key: {dd}/stranger.key }}"),
+        ),
+        ("anonymous", &served.url, &format!("tls: {{ ca: {dd}/ca.crt }}")),
+    ]))
+    .await;
+    let agent = harness.modern_client().await;
+    let pid: u32 = call_text(&agent, "trusted_pid", json!({})).await.parse().unwrap();
+    assert!(pid > 0 && !served.front.pids().is_empty());
+    let status = harness.status().await;
+    for refused in ["stranger", "anonymous"] {
+        let target = target_status(&status, refused);
+        assert_eq!(target["up"], false, "{target}");
+    }
+    // Only the trusted sidecar's sessions reached a process.
+    let names = tool_names(&agent).await;
+    assert!(names.iter().all(|n| n.starts_with("trusted_")), "{names:?}");
+    agent.cancel().await.unwrap();
+    served.stop().await;
+}
+
+#[test]
+fn the_binary_refuses_to_listen_beyond_loopback_without_checking_callers() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcplex"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("0.0.0.0:0") && stderr.contains("--client-ca"),
+        "{stderr}"
+    );
 }

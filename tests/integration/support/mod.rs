@@ -4,5 +4,6 @@
 pub mod common;
 pub mod embedder;
 pub mod node;
+pub mod pki;
 pub mod rogue;
 pub mod wait;
