@@ -19,6 +19,7 @@ pub mod policy;
 pub mod protocol;
 pub mod route;
 pub mod serve;
+pub mod server_end;
 pub mod sync;
 pub mod telemetry;
 pub mod upstream;

@@ -115,9 +115,10 @@ enum Command {
     },
     /// Serve a stdio MCP server over Streamable HTTP (session era), one server process per client
     /// session: `mcplex serve --listen ADDR [--tls-cert F --tls-key F [--client-ca F]] -- COMMAND [ARGS...]`.
-    /// Without `--client-ca` it checks no caller, so it listens on loopback only.
+    /// Without `--client-ca` or a `--config` with `inbound.jwt` it checks no caller, so it listens on
+    /// loopback only.
     Serve {
-        /// Address to listen on (beyond loopback only with `--client-ca`).
+        /// Address to listen on (beyond loopback only when callers are checked).
         #[arg(long, default_value = "127.0.0.1:15310")]
         listen: SocketAddr,
         /// Serve over TLS with this certificate chain (PEM).
@@ -129,6 +130,10 @@ enum Command {
         /// Accept only clients with a certificate this CA signed (mTLS).
         #[arg(long, requires = "tls_cert")]
         client_ca: Option<PathBuf>,
+        /// A config file whose `inbound.jwt` says which bearer tokens callers must present (issuer, this
+        /// server's audience, the issuer's keys), as for the sidecar.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Client sessions (so server processes) at once.
         #[arg(long, default_value_t = 64)]
         max_sessions: usize,
@@ -259,12 +264,17 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             tls_cert,
             tls_key,
             client_ca,
+            config,
             max_sessions,
             call_timeout,
             idle,
             mut command,
         } => {
-            if !listen.ip().is_loopback() && client_ca.is_none() {
+            let inbound = match &config {
+                Some(path) => mcplex::config::load(path)?.0.inbound,
+                None => None,
+            };
+            if !listen.ip().is_loopback() && client_ca.is_none() && inbound.is_none() {
                 return Err(CliError::ServeNotLoopback(listen));
             }
             let tls = match tls_cert.as_deref().zip(tls_key.as_deref()) {
@@ -289,7 +299,8 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             let stop = tokio_util::sync::CancellationToken::new();
             let front = mcplex::child::StdioFront::new(server, limits, stop.clone());
             tracing::info!(%listen, "mcplex serve: listening");
-            let serving = tokio::spawn(mcplex::child::serve(listener, tls, front, stop.clone()));
+            let end = mcplex::server_end::ServerEnd::new(front, inbound);
+            let serving = tokio::spawn(mcplex::server_end::serve(listener, tls, end, stop.clone()));
             mcplex::app::wait_for_signal().await;
             stop.cancel();
             let _ = serving.await;

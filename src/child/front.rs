@@ -38,6 +38,18 @@ enum Refused {
     Spawn(#[from] super::process::SpawnError),
 }
 
+/// Who sends a request, as the checks in front of this transport established it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// What binds a session to its caller (a session is served only to the caller that opened it).
+    pub key: String,
+    /// Put in each request's `params._meta` under [`CALLER_META`], for the server to know who calls.
+    pub meta: Value,
+}
+
+/// The `_meta` key under which a server learns who calls (never the caller's token).
+pub const CALLER_META: &str = "dev.mcplex/caller";
+
 /// The bounds of the front.
 #[derive(Debug, Clone)]
 pub struct FrontLimits {
@@ -87,8 +99,8 @@ impl StdioFront {
         lock(&self.sessions).values().map(|s| s.pid()).collect()
     }
 
-    /// Answers one HTTP request.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    /// Answers one HTTP request of `caller` (`None` when nothing checks callers).
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, caller: Option<Caller>) -> Response<Body> {
         if request.uri().path() != ENDPOINT_PATH {
             return empty(StatusCode::NOT_FOUND);
         }
@@ -98,6 +110,12 @@ impl StdioFront {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let session = session_id.as_deref().map(|id| lock(&self.sessions).get(id).cloned());
+        if let Some(Some(session)) = &session
+            && session.owner() != caller.as_ref().map(|c| c.key.as_str())
+        {
+            let text = "the session belongs to another caller; open a session of your own";
+            return error(StatusCode::FORBIDDEN, Value::Null, jsonrpc::INVALID_REQUEST, text);
+        }
         match (request.method().clone(), session) {
             (_, Some(None)) => error(
                 StatusCode::NOT_FOUND,
@@ -116,12 +134,17 @@ impl StdioFront {
                 self.end(&session, "its client ended the session");
                 empty(StatusCode::OK)
             }
-            (Method::POST, session) => self.post(request, session.flatten()).await,
+            (Method::POST, session) => self.post(request, session.flatten(), caller).await,
             _ => empty(StatusCode::METHOD_NOT_ALLOWED),
         }
     }
 
-    async fn post(self: Arc<Self>, request: Request<Incoming>, session: Option<Arc<Session>>) -> Response<Body> {
+    async fn post(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        session: Option<Arc<Session>>,
+        caller: Option<Caller>,
+    ) -> Response<Body> {
         let body = match Limited::new(request.into_body(), self.limits.max_body).collect().await {
             Ok(body) => body.to_bytes(),
             Err(_) => {
@@ -137,7 +160,7 @@ impl StdioFront {
                 );
             }
         };
-        let message: Value = match serde_json::from_slice(&body) {
+        let mut message: Value = match serde_json::from_slice(&body) {
             Ok(message @ Value::Object(_)) => message,
             Ok(_) => {
                 let text = "the body must be one JSON-RPC message (an object)";
@@ -153,9 +176,21 @@ impl StdioFront {
             }
         };
         let is_request = message.get("method").is_some() && message.get("id").is_some();
+        if let Some(caller) = &caller
+            && message.get("method").is_some()
+        {
+            // What the client put under this key is replaced: only the checks here say who calls.
+            if !message["params"].is_object() {
+                message["params"] = json!({});
+            }
+            if !message["params"]["_meta"].is_object() {
+                message["params"]["_meta"] = json!({});
+            }
+            message["params"]["_meta"][CALLER_META] = caller.meta.clone();
+        }
         let session = match session {
             Some(session) => session,
-            None if message["method"] == "initialize" && is_request => match self.start() {
+            None if message["method"] == "initialize" && is_request => match self.start(caller.as_ref()) {
                 Ok(session) => session,
                 Err(refused) => {
                     let status = match refused {
@@ -219,7 +254,7 @@ impl StdioFront {
     }
 
     /// Starts a session and its process, unless as many run as the limit allows.
-    fn start(&self) -> Result<Arc<Session>, Refused> {
+    fn start(&self, caller: Option<&Caller>) -> Result<Arc<Session>, Refused> {
         let mut sessions = lock(&self.sessions);
         if sessions.len() >= self.limits.max_sessions {
             return Err(Refused::Full {
@@ -227,7 +262,7 @@ impl StdioFront {
             });
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let session = Session::start(id.clone(), &self.command)?;
+        let session = Session::start(id.clone(), &self.command, caller.map(|c| c.key.clone()))?;
         sessions.insert(id, session.clone());
         drop(sessions);
         // A session whose process ends is forgotten: the client's next request gets 404 and starts afresh.

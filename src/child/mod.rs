@@ -8,7 +8,7 @@ pub mod front;
 pub mod process;
 pub mod session;
 
-pub use front::{FrontLimits, StdioFront};
+pub use front::{CALLER_META, Caller, FrontLimits, StdioFront};
 pub use process::ServerCommand;
 
 /// The bounds of one server process.
@@ -32,39 +32,3 @@ pub mod limits {
     /// Messages for a session's GET stream kept while no stream is open.
     pub const STREAM_BACKLOG: usize = 256;
 }
-
-/// Serves `front` on `listener` (over TLS with `tls`, which may require client certificates) until `stop`
-/// is cancelled; then calls under way get [`DRAIN`] to finish,
-/// every session's process is ended, and this returns once they are gone.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-    front: std::sync::Arc<StdioFront>,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let handler = {
-        let front = front.clone();
-        move |request| front.clone().handle(request)
-    };
-    // Sessions end while the HTTP side drains: their GET streams close with their processes.
-    let ending = {
-        let (front, stop) = (front.clone(), stop.clone());
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            front.shutdown(DRAIN).await;
-        })
-    };
-    crate::serve::serve(
-        listener,
-        tls,
-        handler,
-        crate::serve::ServeLimits::default(),
-        stop,
-        DRAIN,
-    )
-    .await;
-    let _ = ending.await;
-}
-
-/// How long calls under way may take to finish when `mcplex serve` stops.
-pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);

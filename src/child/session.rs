@@ -39,6 +39,7 @@ struct Stream {
 pub struct Session {
     /// The `Mcp-Session-Id` the client sends.
     pub id: String,
+    owner: Option<String>,
     process: ServerProcess,
     waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     stream: Mutex<Stream>,
@@ -48,11 +49,12 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts a process for a new session.
-    pub fn start(id: String, command: &ServerCommand) -> Result<Arc<Self>, SpawnError> {
+    /// Starts a process for a new session, bound to the caller `owner` (when callers are checked).
+    pub fn start(id: String, command: &ServerCommand, owner: Option<String>) -> Result<Arc<Self>, SpawnError> {
         let (process, from_server) = ServerProcess::spawn(command, &id)?;
         let session = Arc::new(Self {
             id,
+            owner,
             process,
             waiting: Mutex::new(HashMap::new()),
             stream: Mutex::new(Stream::default()),
@@ -62,6 +64,11 @@ impl Session {
         });
         tokio::spawn(session.clone().dispatch(from_server));
         Ok(session)
+    }
+
+    /// The caller the session is bound to.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 
     /// The process's id.

@@ -21,16 +21,27 @@ struct Served {
 
 impl Served {
     async fn start(command: ServerCommand, limits: FrontLimits) -> Self {
-        Self::start_tls(command, limits, None).await
+        Self::start_checked(command, limits, None, None).await
     }
 
-    async fn start_tls(command: ServerCommand, limits: FrontLimits, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+    /// Served over `tls` (when given), checking bearer tokens per `inbound` (when given).
+    async fn start_checked(
+        command: ServerCommand,
+        limits: FrontLimits,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        inbound: Option<mcplex::config::inbound::InboundJwt>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{}/mcp", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
         let front = StdioFront::new(command, limits, stop.clone());
-        let serving = tokio::spawn(mcplex::child::serve(listener, tls, front.clone(), stop.clone()));
+        let serving = tokio::spawn(mcplex::server_end::serve(
+            listener,
+            tls,
+            mcplex::server_end::ServerEnd::new(front.clone(), inbound),
+            stop.clone(),
+        ));
         Self {
             url,
             front,
@@ -304,7 +315,7 @@ async fn over_mtls_only_a_sidecar_with_a_certificate_the_server_trusts_gets_thro
     Pki::new().leaf(d, "stranger", &["agent"], ExtendedKeyUsagePurpose::ClientAuth);
     let tls =
         mcplex::net::tls::server_config(&d.join("server.crt"), &d.join("server.key"), Some(&d.join("ca.crt"))).unwrap();
-    let served = Served::start_tls(fastmcp(), FrontLimits::default(), Some(Arc::new(tls))).await;
+    let served = Served::start_checked(fastmcp(), FrontLimits::default(), Some(Arc::new(tls)), None).await;
     let dd = d.display();
     let harness = Harness::start(&config(&[
         (
@@ -347,4 +358,82 @@ fn the_binary_refuses_to_listen_beyond_loopback_without_checking_callers() {
         stderr.contains("0.0.0.0:0") && stderr.contains("--client-ca"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn bearer_tokens_are_checked_and_the_server_learns_who_calls_never_the_token() {
+    use crate::authz::{AuthorizationServer, MCPLEX_AUDIENCE};
+    const AUDIENCE: &str = "urn:serve";
+    let server = AuthorizationServer::start(json!({"alice": {}, "bob": {}, "pod": {}}), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let serve_config = dir.path().join("serve.yaml");
+    std::fs::write(
+        &serve_config,
+        format!(
+            "inbound:\n  jwt:\n    issuer: {}\n    audiences: [\"{AUDIENCE}\"]\n    jwks: {{ url: {} }}\n",
+            server.issuer,
+            server.jwks_url()
+        ),
+    )
+    .unwrap();
+    let inbound = mcplex::config::load(&serve_config).unwrap().0.inbound;
+    let served = Served::start_checked(fastmcp(), FrontLimits::default(), None, inbound).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+
+    // No token, or a token for another audience (the caller's own, meant for the sidecar): 401, with the
+    // challenge that points at the protected resource metadata; no process is started.
+    let (status, headers, _) = post(&served.url, &[], &initialize).await;
+    assert_eq!(status, 401);
+    let challenge = headers["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
+    let own = format!("Bearer {}", server.token("alice", MCPLEX_AUDIENCE).await);
+    let (status, headers, _) = post(&served.url, &[("authorization", &own)], &initialize).await;
+    assert_eq!(status, 401);
+    assert!(headers["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert!(served.front.pids().is_empty());
+
+    // A token for this server: the session is alice's, and the server learns so from `_meta`.
+    let alice = format!("Bearer {}", server.token("alice", AUDIENCE).await);
+    let (status, headers, text) = post(&served.url, &[("authorization", &alice)], &initialize).await;
+    assert_eq!(status, 200, "{text}");
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let as_alice = [("authorization", alice.as_str()), ("mcp-session-id", session.as_str())];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    assert_eq!(post(&served.url, &as_alice, &initialized).await.0, 202);
+    let who = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "caller", "arguments": {},
+        "_meta": {"dev.mcplex/caller": {"sub": "forged"}}}})
+    .to_string();
+    let (status, _, text) = post(&served.url, &as_alice, &who).await;
+    assert_eq!(status, 200, "{text}");
+    let said: Value =
+        serde_json::from_str(message_of(&text)["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(said, json!({"sub": "alice"}), "{text}");
+    assert!(!text.contains(alice.trim_start_matches("Bearer ")));
+
+    // Bob's valid token does not open alice's session.
+    let bob = format!("Bearer {}", server.token("bob", AUDIENCE).await);
+    let (status, _, _) = post(
+        &served.url,
+        &[("authorization", &bob), ("mcp-session-id", &session)],
+        &who,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // A sidecar presenting the pod's audience-bound token: its agent's calls arrive as the pod's.
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    std::fs::write(tokens.join("aud-serve"), server.token("pod", AUDIENCE).await).unwrap();
+    let auth = format!(
+        "auth:\n  serviceAccountToken:\n    audience: \"{AUDIENCE}\"\n    path: {}\n",
+        tokens.display()
+    );
+    let harness = Harness::start(&config(&[("tools", &served.url, &auth)])).await;
+    let agent = harness.modern_client().await;
+    let said: Value = serde_json::from_str(&call_text(&agent, "tools_caller", json!({})).await).unwrap();
+    assert_eq!(said, json!({"sub": "pod"}));
+    agent.cancel().await.unwrap();
+    served.stop().await;
 }
