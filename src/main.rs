@@ -131,9 +131,17 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         client_ca: Option<PathBuf>,
         /// A config file whose `inbound.jwt` says which bearer tokens callers must present (issuer, this
-        /// server's audience, the issuer's keys), as for the sidecar.
+        /// server's audience, the issuer's keys) and whose `policy` says who may call what, as for the
+        /// sidecar (the served server is the target `server`).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Write one JSON line per tool call, prompt get and resource read, with its caller, to PATH
+        /// (`-`: standard output).
+        #[arg(long, value_name = "PATH")]
+        audit_log: Option<PathBuf>,
+        /// Add the SHA-256 of each call's arguments to its audit line (arguments are never written).
+        #[arg(long)]
+        audit_hash_arguments: bool,
         /// Client sessions (so server processes) at once.
         #[arg(long, default_value_t = 64)]
         max_sessions: usize,
@@ -192,6 +200,9 @@ enum CliError {
         "mcplex serve listens beyond loopback ({0}) only when it checks its callers: give --client-ca (with --tls-cert and --tls-key)"
     )]
     ServeNotLoopback(SocketAddr),
+    /// The audit log cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] mcplex::audit::AuditError),
     /// `mcplex serve`'s TLS files are unusable.
     #[error(transparent)]
     Tls(#[from] mcplex::net::tls::TlsError),
@@ -265,14 +276,30 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             tls_key,
             client_ca,
             config,
+            audit_log,
+            audit_hash_arguments,
             max_sessions,
             call_timeout,
             idle,
             mut command,
         } => {
-            let inbound = match &config {
-                Some(path) => mcplex::config::load(path)?.0.inbound,
-                None => None,
+            let (inbound, policy) = match &config {
+                Some(path) => {
+                    let config = mcplex::config::load(path)?.0;
+                    (config.inbound, config.policy)
+                }
+                None => (None, None),
+            };
+            let audit = mcplex::audit::AuditLog::open(&AuditOptions {
+                sink: audit_log.map(|path| match path.to_str() {
+                    Some("-") => AuditSink::Stdout,
+                    _ => AuditSink::File(path),
+                }),
+                hash_arguments: audit_hash_arguments,
+            })?;
+            let checks = mcplex::server_end::PolicyAndAudit {
+                policy,
+                audit: Arc::new(audit),
             };
             if !listen.ip().is_loopback() && client_ca.is_none() && inbound.is_none() {
                 return Err(CliError::ServeNotLoopback(listen));
@@ -297,7 +324,7 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
                 ..Default::default()
             };
             let stop = tokio_util::sync::CancellationToken::new();
-            let front = mcplex::child::StdioFront::new(server, limits, stop.clone());
+            let front = mcplex::child::StdioFront::new(server, limits, Some(Arc::new(checks)), stop.clone());
             tracing::info!(%listen, "mcplex serve: listening");
             let end = mcplex::server_end::ServerEnd::new(front, inbound);
             let serving = tokio::spawn(mcplex::server_end::serve(listener, tls, end, stop.clone()));

@@ -3,11 +3,15 @@
 //! endpoint; TLS client certificates are checked below, by the TLS config) before a request reaches the
 //! process transport (`child/`), which learns who calls but never sees the token.
 
-use crate::child::{Caller, StdioFront};
+use crate::audit::{AuditCaller, AuditEntry, AuditLog};
+use crate::catalog::ItemKind;
+use crate::child::{Caller, Checks, StdioFront};
 use crate::config::inbound::InboundJwt;
 use crate::downstream::authn::{Authenticator, is_metadata_path, metadata_response, refusal_response};
 use crate::downstream::respond::Body;
 use crate::identity::Principal;
+use crate::policy::{self, Action, Policy, Query};
+use crate::protocol::method;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
@@ -49,6 +53,97 @@ impl ServerEnd {
     }
 }
 
+/// The name the served server goes by in policy (`resource.target`) and in audit lines (`target`).
+pub const SERVED_TARGET: &str = "server";
+
+/// The server end's policy (Cedar, as in the sidecar: per tool, prompt or resource, by caller) and audit
+/// trail (one line per call, with the caller).
+pub struct PolicyAndAudit {
+    /// The policy, when the config has one.
+    pub policy: Option<Arc<Policy>>,
+    /// Where call lines go (off when it has no sink).
+    pub audit: Arc<AuditLog>,
+}
+
+/// The method of a call the checks look at (`tools/call`, `prompts/get`, `resources/read`), its item kind
+/// and the item's name; `None` for every other message.
+fn call_of(message: &Value) -> Option<(&'static str, ItemKind, String)> {
+    let (name, kind, key) = match message["method"].as_str()? {
+        method::TOOLS_CALL => (method::TOOLS_CALL, ItemKind::Tools, "name"),
+        method::PROMPTS_GET => (method::PROMPTS_GET, ItemKind::Prompts, "name"),
+        method::RESOURCES_READ => (method::RESOURCES_READ, ItemKind::Resources, "uri"),
+        _ => return None,
+    };
+    Some((
+        name,
+        kind,
+        message["params"][key].as_str().unwrap_or_default().to_owned(),
+    ))
+}
+
+impl PolicyAndAudit {
+    fn verdict(&self, caller: Option<&Caller>, kind: ItemKind, item: &str) -> Option<policy::Verdict> {
+        let policy = self.policy.as_deref()?;
+        Some(policy.decide(&Query {
+            caller_key: caller.map_or([0; 32], |c| c.digest),
+            subject: caller.map(|c| c.subject.as_str()),
+            claims: caller.map(|c| &c.claims),
+            action: Action::for_kind(kind),
+            exposed: item,
+            upstream: item,
+            target: SERVED_TARGET,
+            profile: None,
+        }))
+    }
+}
+
+impl Checks for PolicyAndAudit {
+    fn allow(&self, caller: Option<&Caller>, message: &Value) -> Result<(), String> {
+        let Some((_, kind, item)) = call_of(message) else {
+            return Ok(());
+        };
+        match self.verdict(caller, kind, &item) {
+            Some(verdict) if !verdict.allowed => Err(format!("`{item}` is denied by policy ({})", verdict.rule)),
+            _ => Ok(()),
+        }
+    }
+
+    fn record(&self, caller: Option<&Caller>, session: &str, message: &Value, outcome: &'static str, took: Duration) {
+        if !self.audit.is_on() {
+            return;
+        }
+        let Some((method, kind, item)) = call_of(message) else {
+            return;
+        };
+        let verdict = self.verdict(caller, kind, &item);
+        self.audit.write(AuditEntry {
+            time: String::new(),
+            kind: "mcplex.audit",
+            caller: AuditCaller {
+                subject: caller.map(|c| c.subject.clone()),
+                actor: caller.and_then(|c| c.actor.clone()),
+                session: Some(session.to_owned()),
+                client: None,
+            },
+            profile: None,
+            method,
+            name: item,
+            upstream_name: None,
+            target: SERVED_TARGET.to_owned(),
+            decision: if verdict.as_ref().is_none_or(|v| v.allowed) {
+                "allow"
+            } else {
+                "deny"
+            },
+            rule: verdict.map_or_else(|| policy::NO_POLICY.to_owned(), |v| v.rule.to_string()),
+            outcome,
+            latency_ms: took.as_secs_f64() * 1e3,
+            trace_id: None,
+            arguments_sha256: self.audit.arguments_hash(message["params"].get("arguments")),
+        });
+    }
+}
+
 /// What the server learns of a caller: `sub`, `act` when someone acts for the subject, and for a
 /// Kubernetes ServiceAccount token its name and namespace. A session is bound to the subject and actor,
 /// not the token, which is renewed.
@@ -69,6 +164,10 @@ fn caller_of(principal: &Principal) -> Caller {
     Caller {
         key: format!("{}\u{0}{}", principal.subject, principal.actor.as_deref().unwrap_or("")),
         meta: Value::Object(meta),
+        subject: principal.subject.clone(),
+        actor: principal.actor.clone(),
+        claims: principal.claims.clone(),
+        digest: principal.token_key(),
     }
 }
 

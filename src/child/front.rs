@@ -14,7 +14,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -45,6 +45,24 @@ pub struct Caller {
     pub key: String,
     /// Put in each request's `params._meta` under [`CALLER_META`], for the server to know who calls.
     pub meta: Value,
+    /// The subject.
+    pub subject: String,
+    /// Who acts for the subject, when someone does.
+    pub actor: Option<String>,
+    /// Every claim of the caller's token (for policy), never the token.
+    pub claims: Map<String, Value>,
+    /// A digest of the caller's token, under which decisions about it may be remembered.
+    pub digest: [u8; 32],
+}
+
+/// What the server end decides and records about each request of a client: its policy and its audit
+/// trail. The transport calls these; it knows neither.
+pub trait Checks: Send + Sync {
+    /// Whether `caller` may send `message`; `Err` holds why not, for the client.
+    fn allow(&self, caller: Option<&Caller>, message: &Value) -> Result<(), String>;
+    /// One request ended: `outcome` is `ok`, `error` (the server answered with an error), `denied`,
+    /// `timeout` or `unavailable` (the process ended).
+    fn record(&self, caller: Option<&Caller>, session: &str, message: &Value, outcome: &'static str, took: Duration);
 }
 
 /// The `_meta` key under which a server learns who calls (never the caller's token).
@@ -78,16 +96,23 @@ impl Default for FrontLimits {
 pub struct StdioFront {
     command: ServerCommand,
     limits: FrontLimits,
+    checks: Option<Arc<dyn Checks>>,
     sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
 }
 
 impl StdioFront {
     /// A front for `command`; sessions end by themselves after `limits.idle`, and all of them when `stop`
     /// is cancelled.
-    pub fn new(command: ServerCommand, limits: FrontLimits, stop: CancellationToken) -> Arc<Self> {
+    pub fn new(
+        command: ServerCommand,
+        limits: FrontLimits,
+        checks: Option<Arc<dyn Checks>>,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
         let front = Arc::new(Self {
             command,
             limits,
+            checks,
             sessions: Arc::default(),
         });
         tokio::spawn(front.clone().reap(stop));
@@ -221,7 +246,33 @@ impl StdioFront {
                 Err(e) => error(StatusCode::OK, Value::Null, jsonrpc::TARGET_UNAVAILABLE, &e.to_string()),
             };
         }
+        if let Some(checks) = &self.checks
+            && let Err(reason) = checks.allow(caller.as_ref(), &message)
+        {
+            checks.record(caller.as_ref(), &session.id, &message, "denied", Duration::ZERO);
+            let mut response = error(
+                StatusCode::OK,
+                message["id"].clone(),
+                jsonrpc::DENIED_BY_POLICY,
+                &reason,
+            );
+            if let Ok(id) = http::HeaderValue::from_str(&session.id) {
+                response.headers_mut().insert(MCP_SESSION_ID, id);
+            }
+            return response;
+        }
+        let begun = std::time::Instant::now();
         let answer = session.request(&message, self.limits.call_timeout).await;
+        if let Some(checks) = &self.checks {
+            let outcome = match &answer {
+                Ok(answer) if answer.get("error").is_some() => "error",
+                Ok(_) => "ok",
+                Err(SessionError::Timeout(_)) => "timeout",
+                Err(SessionError::DuplicateId(_)) => "error",
+                Err(SessionError::Ended(_)) => "unavailable",
+            };
+            checks.record(caller.as_ref(), &session.id, &message, outcome, begun.elapsed());
+        }
         if message["method"] == "initialize" && answer.is_err() {
             // A process that cannot even be initialised is no session to keep.
             self.end(&session, "it did not answer initialize");

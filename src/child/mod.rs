@@ -8,7 +8,7 @@ pub mod front;
 pub mod process;
 pub mod session;
 
-pub use front::{CALLER_META, Caller, FrontLimits, StdioFront};
+pub use front::{CALLER_META, Caller, Checks, FrontLimits, StdioFront};
 pub use process::ServerCommand;
 
 /// The bounds of one server process.

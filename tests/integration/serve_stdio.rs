@@ -21,7 +21,7 @@ struct Served {
 
 impl Served {
     async fn start(command: ServerCommand, limits: FrontLimits) -> Self {
-        Self::start_checked(command, limits, None, None).await
+        Self::start_checked(command, limits, None, None, None).await
     }
 
     /// Served over `tls` (when given), checking bearer tokens per `inbound` (when given).
@@ -30,12 +30,13 @@ impl Served {
         limits: FrontLimits,
         tls: Option<Arc<rustls::ServerConfig>>,
         inbound: Option<mcplex::config::inbound::InboundJwt>,
+        checks: Option<Arc<dyn mcplex::child::Checks>>,
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{}/mcp", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
-        let front = StdioFront::new(command, limits, stop.clone());
+        let front = StdioFront::new(command, limits, checks, stop.clone());
         let serving = tokio::spawn(mcplex::server_end::serve(
             listener,
             tls,
@@ -315,7 +316,7 @@ async fn over_mtls_only_a_sidecar_with_a_certificate_the_server_trusts_gets_thro
     Pki::new().leaf(d, "stranger", &["agent"], ExtendedKeyUsagePurpose::ClientAuth);
     let tls =
         mcplex::net::tls::server_config(&d.join("server.crt"), &d.join("server.key"), Some(&d.join("ca.crt"))).unwrap();
-    let served = Served::start_checked(fastmcp(), FrontLimits::default(), Some(Arc::new(tls)), None).await;
+    let served = Served::start_checked(fastmcp(), FrontLimits::default(), Some(Arc::new(tls)), None, None).await;
     let dd = d.display();
     let harness = Harness::start(&config(&[
         (
@@ -370,14 +371,31 @@ async fn bearer_tokens_are_checked_and_the_server_learns_who_calls_never_the_tok
     std::fs::write(
         &serve_config,
         format!(
-            "inbound:\n  jwt:\n    issuer: {}\n    audiences: [\"{AUDIENCE}\"]\n    jwks: {{ url: {} }}\n",
+            "inbound:\n  jwt:\n    issuer: {}\n    audiences: [\"{AUDIENCE}\"]\n    jwks: {{ url: {} }}\npolicy:\n  cedar: |\n    permit(principal, action == Action::\"tools/call\", resource);\n    @id(\"no-pid-for-alice\")\n    forbid(principal == Caller::\"alice\", action, resource == Tool::\"pid\") when {{ context.target == \"server\" }};\n",
             server.issuer,
             server.jwks_url()
         ),
     )
     .unwrap();
-    let inbound = mcplex::config::load(&serve_config).unwrap().0.inbound;
-    let served = Served::start_checked(fastmcp(), FrontLimits::default(), None, inbound).await;
+    let loaded = mcplex::config::load(&serve_config).unwrap().0;
+    let audit_path = dir.path().join("audit.jsonl");
+    let audit = mcplex::audit::AuditLog::open(&mcplex::audit::AuditOptions {
+        sink: Some(mcplex::audit::AuditSink::File(audit_path.clone())),
+        hash_arguments: false,
+    })
+    .unwrap();
+    let checks = mcplex::server_end::PolicyAndAudit {
+        policy: loaded.policy,
+        audit: Arc::new(audit),
+    };
+    let served = Served::start_checked(
+        fastmcp(),
+        FrontLimits::default(),
+        None,
+        loaded.inbound,
+        Some(Arc::new(checks)),
+    )
+    .await;
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
     .to_string();
@@ -411,6 +429,48 @@ async fn bearer_tokens_are_checked_and_the_server_learns_who_calls_never_the_tok
         serde_json::from_str(message_of(&text)["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
     assert_eq!(said, json!({"sub": "alice"}), "{text}");
     assert!(!text.contains(alice.trim_start_matches("Bearer ")));
+
+    // The policy is the sidecar's: alice may not call `pid` here; the error names the rule.
+    let pid = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "pid", "arguments": {}}})
+        .to_string();
+    let (_, _, text) = post(&served.url, &as_alice, &pid).await;
+    let answer = message_of(&text);
+    assert_eq!(answer["error"]["code"], -32032, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-pid-for-alice"),
+        "{answer}"
+    );
+    // One audit line per call, with the caller.
+    let lines = eventually("two audit lines", || async {
+        let text = std::fs::read_to_string(&audit_path).unwrap_or_default();
+        let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        (lines.len() >= 2).then_some(lines)
+    })
+    .await;
+    assert_eq!(
+        (
+            lines[0]["name"].as_str(),
+            lines[0]["decision"].as_str(),
+            lines[0]["outcome"].as_str()
+        ),
+        (Some("caller"), Some("allow"), Some("ok"))
+    );
+    assert_eq!(
+        (
+            lines[1]["name"].as_str(),
+            lines[1]["decision"].as_str(),
+            lines[1]["outcome"].as_str()
+        ),
+        (Some("pid"), Some("deny"), Some("denied"))
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["caller"]["subject"] == "alice" && l["target"] == "server")
+    );
 
     // Bob's valid token does not open alice's session.
     let bob = format!("Bearer {}", server.token("bob", AUDIENCE).await);
