@@ -155,6 +155,12 @@ enum Command {
         #[arg(last = true, required = true, num_args = 1..)]
         command: Vec<std::ffi::OsString>,
     },
+    /// Copy this binary into DIR (as `DIR/mcplex`): how the webhook's init container brings
+    /// `mcplex serve` into a pod whose image is the MCP server's own.
+    Install {
+        /// The directory (a volume shared with the server's container).
+        dir: PathBuf,
+    },
     /// Validate a config file and print every problem with its key path.
     Check {
         /// The config file.
@@ -195,6 +201,14 @@ enum CliError {
     /// `mcplex pins` could not read every target.
     #[error("{0} target(s) could not be listed; their pins are missing above")]
     Unlisted(usize),
+    /// `mcplex install` could not copy the binary.
+    #[error("cannot install mcplex into {dir}: {source}")]
+    Install {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// `mcplex serve` was asked to listen beyond loopback without checking its callers.
     #[error(
         "mcplex serve listens beyond loopback ({0}) only when it checks its callers: give --client-ca (with --tls-cert and --tls-key)"
@@ -331,6 +345,18 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             mcplex::app::wait_for_signal().await;
             stop.cancel();
             let _ = serving.await;
+            Ok(())
+        }
+        Command::Install { dir } => {
+            use std::os::unix::fs::PermissionsExt;
+            let fail = |source| CliError::Install {
+                dir: dir.clone(),
+                source,
+            };
+            let target = dir.join("mcplex");
+            std::fs::copy(std::env::current_exe().map_err(fail)?, &target).map_err(fail)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).map_err(fail)?;
+            println!("installed {}", target.display());
             Ok(())
         }
         Command::Pins { path, profile, check } => {

@@ -155,6 +155,7 @@ fn accepted_flags() -> String {
         &["check", "--help"],
         &["pins", "--help"],
         &["serve", "--help"],
+        &["install", "--help"],
     ] {
         let out = Command::new(sidecar).args(args).output().unwrap();
         assert!(out.status.success(), "mcplex {args:?}");

@@ -497,3 +497,19 @@ async fn bearer_tokens_are_checked_and_the_server_learns_who_calls_never_the_tok
     agent.cancel().await.unwrap();
     served.stop().await;
 }
+
+#[test]
+fn install_copies_a_binary_that_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcplex"))
+        .args(["install", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let installed = std::process::Command::new(dir.path().join("mcplex"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(installed.status.success());
+    assert!(String::from_utf8_lossy(&installed.stdout).starts_with("mcplex "));
+}

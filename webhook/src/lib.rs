@@ -5,6 +5,7 @@ pub mod inject;
 pub mod metrics;
 pub mod mutate;
 pub mod review;
+pub mod serve_end;
 pub mod server;
 pub mod settings;
 

@@ -67,6 +67,9 @@ pub enum MutateError {
         "spec.{0} already has a container named `mcplex` but the pod has no mcplex.dev/status marker, so it is not mcplex's sidecar; rename that container"
     )]
     ContainerNameTaken(&'static str),
+    /// The server end (`mcplex.dev/serve`) cannot be added.
+    #[error(transparent)]
+    Serve(#[from] crate::serve_end::ServeError),
     /// `mcplex.dev/config` names a ConfigMap outside the names the platform allows.
     #[error(
         "annotation mcplex.dev/config={name:?} is not allowed: the webhook accepts only ConfigMaps named `{prefix}` or `{prefix}-*` (set by the platform with --config-map-prefix)"
@@ -91,6 +94,7 @@ impl MutateError {
             Self::VolumeTaken(_) => "volume_taken",
             Self::ContainerNameTaken(_) => "container_name_taken",
             Self::ConfigMapNotAllowed { .. } => "config_map_not_allowed",
+            Self::Serve(_) => "serve_unsafe",
         }
     }
 }
@@ -102,7 +106,14 @@ pub fn mutate(pod: &Value, defaults: &Defaults) -> Result<Outcome, MutateError> 
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
-    if annotations.get(INJECT).and_then(Value::as_str) != Some("true") {
+    let agent = annotations.get(INJECT).and_then(Value::as_str) == Some("true");
+    if annotations.contains_key(crate::serve_end::SERVE) {
+        if agent {
+            return Err(crate::serve_end::ServeError::BothRoles.into());
+        }
+        return crate::serve_end::mutate(pod, annotations, defaults);
+    }
+    if !agent {
         return Ok(Outcome::NotRequested);
     }
     let spec = pod.get("spec").and_then(Value::as_object).ok_or(MutateError::NotAPod)?;

@@ -348,3 +348,45 @@ fn inject_refuses_the_same_pods_and_names_the_document() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_served_stdio_server_over_https_gets_mcplex_serve_or_the_reason_it_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = write_cert(dir.path());
+    let url = start(dir.path()).await;
+    let client = client_trusting(&pem);
+    let decide = |request: Value| {
+        let call = client.post(format!("{url}/mutate")).json(&request).send();
+        async move { call.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let serve = json!({ "mcplex.dev/serve": "stdio", "mcplex.dev/serve-tls-secret": "time-tls" });
+    let mut request = review("uid-s", serve);
+    request["request"]["object"]["spec"]["containers"][0]["command"] = json!(["uvx", "mcp-server-time"]);
+    let response = decide(request.clone()).await;
+    assert_eq!(response["response"]["allowed"], true, "{response}");
+    let mut pod = request["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch_of(&response).unwrap()).unwrap();
+    let command = &pod["spec"]["containers"][0]["command"];
+    assert_eq!(command[0], "/mcplex-bin/mcplex");
+    assert_eq!(command[command.as_array().unwrap().len() - 1], "mcp-server-time");
+    assert_eq!(pod["spec"]["initContainers"][0]["name"], "mcplex-install");
+    // Unknown fields of the pod survive.
+    assert_eq!(pod["spec"]["containers"][0]["x-future-field"]["kept"], true);
+
+    // The same pod without a command: denied, with the reason and the fix.
+    let mut request = review(
+        "uid-t",
+        json!({ "mcplex.dev/serve": "stdio", "mcplex.dev/serve-tls-secret": "t" }),
+    );
+    request["request"]["object"]["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("command");
+    let response = decide(request).await;
+    assert_eq!(response["response"]["allowed"], false, "{response}");
+    let message = response["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no command") && message.contains("set command"),
+        "{message}"
+    );
+}
