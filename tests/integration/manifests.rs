@@ -59,7 +59,7 @@ fn the_example_configmap_is_a_valid_sidecar_config() {
     let text = text.replace("/etc/mcplex/tls", tls.path().to_str().unwrap());
     let config = mcplex::config::parse(&text, Path::new("configmap.yaml")).unwrap();
     let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["math", "date"]);
+    assert_eq!(names, ["math", "date", "time"]);
     assert!(
         config
             .targets
@@ -137,5 +137,36 @@ fn the_dockerfile_matches_the_binaries_and_the_injected_container() {
     assert_eq!(
         webhook["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
         user
+    );
+}
+
+#[test]
+fn the_example_stdio_server_is_one_the_webhook_can_serve() {
+    let deployment = documents(&root().join("manifests/examples/time.yaml"))
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .unwrap();
+    let pod = &deployment["spec"]["template"];
+    let outcome = mcplex_webhook::mutate(pod, &mcplex_webhook::Defaults::default()).expect("the webhook serves it");
+    let mcplex_webhook::Outcome::Patch(patch) = outcome else {
+        panic!("a patch, not {outcome:?}")
+    };
+    let mut served = pod.clone();
+    json_patch::patch(&mut served, &patch).unwrap();
+    let command = &served["spec"]["containers"][0]["command"];
+    assert_eq!(command[0], "/mcplex-bin/mcplex");
+    assert!(
+        command.as_array().unwrap().contains(&serde_json::json!("--client-ca")),
+        "{command}"
+    );
+    assert_eq!(command[command.as_array().unwrap().len() - 1], "mcp-server-time");
+    // The Service's port is the one mcplex serve listens on.
+    let service = documents(&root().join("manifests/examples/time.yaml"))
+        .into_iter()
+        .find(|d| d["kind"] == "Service")
+        .unwrap();
+    assert_eq!(
+        served["spec"]["containers"][0]["ports"][0]["containerPort"],
+        service["spec"]["ports"][0]["targetPort"]
     );
 }

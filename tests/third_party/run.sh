@@ -160,7 +160,7 @@ validate_manifests() {
     case $f in *kustomization.yaml|*.injected.yaml) continue ;; esac
     files+=("$f")
   done
-  for f in webhook/tests/golden/*.yaml manifests/examples/agent.yaml; do
+  for f in webhook/tests/golden/*.yaml manifests/examples/agent.yaml manifests/examples/time.yaml; do
     case $f in *.injected.yaml) continue ;; esac
     out="$work/injected-$(basename "$f")"
     target/debug/mcplex-webhook inject -f "$f" >"$out" 2>/dev/null
