@@ -142,6 +142,9 @@ enum Command {
         /// Add the SHA-256 of each call's arguments to its audit line (arguments are never written).
         #[arg(long)]
         audit_hash_arguments: bool,
+        /// Serve `/healthz` and `/metrics` on this address too.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
         /// Client sessions (so server processes) at once.
         #[arg(long, default_value_t = 64)]
         max_sessions: usize,
@@ -292,6 +295,7 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             config,
             audit_log,
             audit_hash_arguments,
+            admin,
             max_sessions,
             call_timeout,
             idle,
@@ -340,6 +344,12 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             let stop = tokio_util::sync::CancellationToken::new();
             let front = mcplex::child::StdioFront::new(server, limits, Some(Arc::new(checks)), stop.clone());
             tracing::info!(%listen, "mcplex serve: listening");
+            if let Some(admin) = admin {
+                let listener = tokio::net::TcpListener::bind(admin)
+                    .await
+                    .map_err(|source| CliError::Listen { addr: admin, source })?;
+                tokio::spawn(mcplex::server_end::admin(listener, front.clone(), stop.clone()));
+            }
             let end = mcplex::server_end::ServerEnd::new(front, inbound);
             let serving = tokio::spawn(mcplex::server_end::serve(listener, tls, end, stop.clone()));
             mcplex::app::wait_for_signal().await;

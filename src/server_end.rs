@@ -201,3 +201,30 @@ pub async fn serve(
     .await;
     let _ = ending.await;
 }
+
+/// Serves `/healthz` and `/metrics` (OpenMetrics) of `front` on `listener` until `stop` is cancelled.
+pub async fn admin(listener: tokio::net::TcpListener, front: Arc<StdioFront>, stop: CancellationToken) {
+    let handler = move |request: Request<Incoming>| {
+        let front = front.clone();
+        async move {
+            match request.uri().path() {
+                "/healthz" => crate::downstream::respond::plain(http::StatusCode::OK, "ok"),
+                "/metrics" => crate::downstream::respond::with_type(
+                    http::StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    front.metrics().encode(),
+                ),
+                _ => crate::downstream::respond::plain(http::StatusCode::NOT_FOUND, "not found: /healthz, /metrics"),
+            }
+        }
+    };
+    crate::serve::serve(
+        listener,
+        None,
+        handler,
+        crate::serve::ServeLimits::ADMIN,
+        stop,
+        Duration::from_secs(1),
+    )
+    .await;
+}

@@ -3,6 +3,7 @@
 //! the POST's JSON answer); what the process sends on its own goes to the session's GET stream; DELETE, an
 //! idle timeout or mcplex stopping ends the process.
 
+use super::metrics::ServeMetrics;
 use super::process::ServerCommand;
 use super::session::{Session, SessionError};
 use crate::protocol::header::MCP_SESSION_ID;
@@ -97,6 +98,7 @@ pub struct StdioFront {
     command: ServerCommand,
     limits: FrontLimits,
     checks: Option<Arc<dyn Checks>>,
+    metrics: Arc<ServeMetrics>,
     sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
 }
 
@@ -113,10 +115,16 @@ impl StdioFront {
             command,
             limits,
             checks,
+            metrics: Arc::default(),
             sessions: Arc::default(),
         });
         tokio::spawn(front.clone().reap(stop));
         front
+    }
+
+    /// Its counters, for `/metrics`.
+    pub fn metrics(&self) -> &ServeMetrics {
+        &self.metrics
     }
 
     /// The process ids of the sessions' server processes.
@@ -250,6 +258,7 @@ impl StdioFront {
             && let Err(reason) = checks.allow(caller.as_ref(), &message)
         {
             checks.record(caller.as_ref(), &session.id, &message, "denied", Duration::ZERO);
+            self.metrics.answered("denied", Duration::ZERO);
             let mut response = error(
                 StatusCode::OK,
                 message["id"].clone(),
@@ -263,14 +272,15 @@ impl StdioFront {
         }
         let begun = std::time::Instant::now();
         let answer = session.request(&message, self.limits.call_timeout).await;
+        let outcome = match &answer {
+            Ok(answer) if answer.get("error").is_some() => "error",
+            Ok(_) => "ok",
+            Err(SessionError::Timeout(_)) => "timeout",
+            Err(SessionError::DuplicateId(_)) => "error",
+            Err(SessionError::Ended(_)) => "unavailable",
+        };
+        self.metrics.answered(outcome, begun.elapsed());
         if let Some(checks) = &self.checks {
-            let outcome = match &answer {
-                Ok(answer) if answer.get("error").is_some() => "error",
-                Ok(_) => "ok",
-                Err(SessionError::Timeout(_)) => "timeout",
-                Err(SessionError::DuplicateId(_)) => "error",
-                Err(SessionError::Ended(_)) => "unavailable",
-            };
             checks.record(caller.as_ref(), &session.id, &message, outcome, begun.elapsed());
         }
         if message["method"] == "initialize" && answer.is_err() {
@@ -317,9 +327,11 @@ impl StdioFront {
         sessions.insert(id, session.clone());
         drop(sessions);
         // A session whose process ends is forgotten: the client's next request gets 404 and starts afresh.
-        let (sessions, ended) = (self.sessions.clone(), session.clone());
+        self.metrics.started();
+        let (sessions, ended, metrics) = (self.sessions.clone(), session.clone(), self.metrics.clone());
         tokio::spawn(async move {
             ended.gone().cancelled().await;
+            metrics.ended(&ended.end_reason());
             let mut sessions = lock(&sessions);
             if sessions.get(&ended.id).is_some_and(|s| Arc::ptr_eq(s, &ended)) {
                 sessions.remove(&ended.id);

@@ -5,6 +5,7 @@
 //! and the next session gets a fresh process.
 
 pub mod front;
+pub mod metrics;
 pub mod process;
 pub mod session;
 

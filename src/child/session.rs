@@ -150,7 +150,8 @@ impl Session {
         receiver
     }
 
-    fn end_reason(&self) -> Ended {
+    /// Why the process ended (or, while it runs, what would be said if it were stopped now).
+    pub fn end_reason(&self) -> Ended {
         lock(&self.ended).clone().unwrap_or(Ended::Stopped {
             why: "the session ended",
         })

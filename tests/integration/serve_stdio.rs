@@ -149,6 +149,15 @@ async fn a_process_that_crashes_hangs_or_floods_stderr_costs_only_its_session() 
     let loud = legacy_client(&served.url, Recorder::default()).await;
     assert_eq!(call_text(&loud, "shout", json!({"lines": 50000})).await, "done");
 
+    let page = served.front.metrics().encode();
+    for line in [
+        "mcplex_serve_processes_ended_total{reason=\"exited\"} 1",
+        "mcplex_serve_requests_total{outcome=\"timeout\"} 1",
+        "mcplex_serve_requests_total{outcome=\"unavailable\"} 1",
+    ] {
+        assert!(page.contains(line), "{line} in {page}");
+    }
+
     // None of it touched the bystander, and a new session gets a fresh process.
     assert_eq!(call_text(&bystander, "pid", json!({})).await, bystander_pid);
     let fresh = legacy_client(&served.url, Recorder::default()).await;
@@ -251,9 +260,23 @@ async fn the_binary_logs_each_stderr_line_with_its_session_and_leaves_no_process
         .local_addr()
         .unwrap()
         .to_string();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
     let command = fastmcp();
     let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_mcplex"))
-        .args(["--log-format", "json", "serve", "--listen", &listen, "--"])
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            &listen,
+            "--admin",
+            &admin,
+            "--",
+        ])
         .arg(&command.program)
         .args(&command.args)
         .stderr(std::process::Stdio::piped())
@@ -275,6 +298,20 @@ async fn the_binary_logs_each_stderr_line_with_its_session_and_leaves_no_process
     .map(|p| p.parse().unwrap())
     .collect();
 
+    // Its metrics: two sessions, two processes, every request answered.
+    let page = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "mcplex_serve_sessions 2",
+        "mcplex_serve_processes_started_total 2",
+        "mcplex_serve_requests_total{outcome=\"ok\"} 5",
+    ] {
+        assert!(page.contains(line), "{line} in {page}");
+    }
     let status = std::process::Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])
         .status()
