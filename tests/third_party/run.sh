@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Third-party peers through a real `mcplex run`: the official Python SDK (both eras), the MCP
+# Third-party peers through a real `mcplex run` (and straight to a real `mcplex serve`): the official Python SDK (both eras), the MCP
 # Inspector CLI, the official conformance suite (server mode, active suite) and its 0.2.0 alpha by revision. Expects the tools
 # that scripts/install-test-tools installs and a built target/debug/mcplex.
 set -euo pipefail
@@ -19,13 +19,16 @@ wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 # Ready means every target was fetched or missed its start-up deadline; these tests need every target up.
 wait_targets_up() { local s; for _ in $(seq 1 100); do s=$(curl -fsS "$1" 2>/dev/null) && ! grep -q '"up":false' <<<"$s" && return 0; sleep 0.1; done; echo "targets not up: $(curl -sS "$1")" >&2; return 1; }
 
-everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port); se_port=$(free_port); fm_port=$(free_port); ts_port=$(free_port); tasks_port=$(free_port); ps_port=$(free_port); pin_port=$(free_port); search_port=$(free_port); search_admin=$(free_port)
+everything_port=$(free_port); math_port=$(free_port); mcp_port=$(free_port); admin_port=$(free_port); se_port=$(free_port); fm_port=$(free_port); ts_port=$(free_port); tasks_port=$(free_port); ps_port=$(free_port); pin_port=$(free_port); search_port=$(free_port); search_admin=$(free_port); serve_port=$(free_port)
 "$examples" serve everything --listen "127.0.0.1:$everything_port" >"$work/everything.log" 2>&1 & pids+=($!)
 "$examples" serve math --listen "127.0.0.1:$math_port" >"$work/math.log" 2>&1 & pids+=($!)
 "$examples" serve everything --listen "127.0.0.1:$pin_port" >"$work/pinned.log" 2>&1 & pids+=($!)
 PORT=$se_port node "$tools/se/node_modules/@modelcontextprotocol/server-everything/dist/index.js" streamableHttp >"$work/server-everything.log" 2>&1 & pids+=($!)
+# The official reference server in stdio mode, served over HTTP by `mcplex serve` (a process per session).
+"$bin" serve --listen "127.0.0.1:$serve_port" -- node "$tools/se/node_modules/@modelcontextprotocol/server-everything/dist/index.js" stdio >"$work/serve.log" 2>&1 & pids+=($!)
 wait_port "$everything_port"
 wait_port "$se_port"
+wait_port "$serve_port"
 "$tools/venv/bin/python" tests/fixtures/fastmcp_server.py "$fm_port" >"$work/fastmcp.log" 2>&1 & pids+=($!)
 wait_port "$fm_port"
 "$tools/venv/bin/python" tests/fixtures/fastmcp_tasks_server.py "$tasks_port" >"$work/fastmcp-tasks.log" 2>&1 & pids+=($!)
@@ -55,6 +58,9 @@ targets:
   # The official reference server (npm @modelcontextprotocol/server-everything).
   - name: se
     url: http://127.0.0.1:$se_port/mcp
+  # The same server in stdio mode behind `mcplex serve`.
+  - name: sestdio
+    url: http://127.0.0.1:$serve_port/mcp
   # A FastMCP server (PyPI fastmcp), tests/fixtures/fastmcp_server.py.
   - name: fm
     url: http://127.0.0.1:$fm_port/mcp
@@ -122,7 +128,8 @@ step() {
   if "$@" >"$work/$name.out" 2>&1; then passed=$((passed+1)); echo "ok   $name"; else failed=$((failed+1)); echo "FAIL $name"; tail -40 "$work/$name.out"; fi
 }
 
-step python-sdk env MCPLEX_URL="$url" MCPLEX_SEARCH_URL="$search_url" "$tools/venv/bin/python" -m pytest -q tests/third_party/test_python_sdk.py
+serve_url="http://127.0.0.1:$serve_port/mcp"
+step python-sdk env MCPLEX_URL="$url" MCPLEX_SEARCH_URL="$search_url" MCPLEX_SERVE_URL="$serve_url" "$tools/venv/bin/python" -m pytest -q tests/third_party/test_python_sdk.py
 
 inspector="$tools/npm/node_modules/.bin/mcp-inspector"
 # grep reads all it is given (no -q): an early exit would break tee's pipe and fail the step under pipefail.
@@ -138,6 +145,9 @@ inspector_search() {
   "$inspector" --cli "$search_url" --transport http --method tools/call --tool-name call_tool --tool-arg name=math_multiply --tool-arg 'arguments={"a":6,"b":7}' | tee /dev/stderr | grep '"42"' >/dev/null
 }
 step inspector-tool-search inspector_search
+# The Inspector straight to `mcplex serve` in front of a stdio server.
+inspector_serve() { "$inspector" --cli "$serve_url" --transport http --method tools/call --tool-name get-sum --tool-arg a=40 --tool-arg b=2 | tee /dev/stderr | grep 'The sum of 40 and 2 is 42' >/dev/null; }
+step inspector-serve inspector_serve
 
 conformance() {
   (cd "$work" && node "$OLDPWD/$tools/npm/node_modules/@modelcontextprotocol/conformance/dist/index.js" server --url "$url" --suite active) | tee /dev/stderr | grep -E '^Total: [0-9]+ passed, 0 failed'

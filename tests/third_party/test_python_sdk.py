@@ -23,6 +23,8 @@ from mcp.shared.exceptions import MCPError
 URL = os.environ["MCPLEX_URL"]
 # A second sidecar in tool search mode (toolSearch: math_add visible) over `math` and the everything example `ev`.
 SEARCH_URL = os.environ["MCPLEX_SEARCH_URL"]
+# `mcplex serve` in front of the official server-everything in stdio mode; the sidecar has it as `sestdio`.
+SERVE_URL = os.environ["MCPLEX_SERVE_URL"]
 
 
 def text_of(result) -> str:
@@ -324,3 +326,30 @@ async def test_an_agent_finds_and_calls_tools_it_was_not_given(mode):
                 return "math_multiply" in await tool_names(client)
 
             await eventually("the found tool is listed", listed)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "url, mode, prefix",
+    [(SERVE_URL, "legacy", ""), (URL, "legacy", "sestdio_"), (URL, "2026-07-28", "sestdio_")],
+    ids=["straight-to-serve", "through-the-sidecar-legacy", "through-the-sidecar-2026"],
+)
+async def test_a_stdio_server_behind_mcplex_serve_asks_reports_and_answers(url, mode, prefix):
+    # server-everything in stdio mode, one process per session: its sampling request, elicitation and
+    # progress reach this client, straight or through a sidecar, in both eras.
+    async with Client(
+        url, mode=mode, sampling_callback=answer_sampling, elicitation_callback=answer_elicitation
+    ) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {f"{prefix}echo", f"{prefix}trigger-sampling-request"} <= names, names
+        sampled = await client.call_tool(f"{prefix}trigger-sampling-request", {"prompt": "ping", "maxTokens": 10})
+        assert "pytest-model" in text_of(sampled), sampled
+        assert "hello" in text_of(await client.call_tool(f"{prefix}echo", {"message": "hello"}))
+        seen = []
+        done = await client.call_tool(
+            f"{prefix}trigger-long-running-operation",
+            {"duration": 1, "steps": 2},
+            progress_callback=lambda p, t, m: record_progress(seen, p, t, m),
+        )
+        assert "completed" in text_of(done)
+        assert len(seen) >= 1, "progress notifications reach the client"
