@@ -618,3 +618,67 @@ async fn the_official_memory_and_filesystem_servers_work_under_mcplex_serve() {
     client.cancel().await.unwrap();
     filesystem.stop().await;
 }
+
+#[tokio::test]
+async fn a_hundred_sessions_at_once_each_get_a_process_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory_file = dir.path().join("memory.jsonl");
+    let limits = FrontLimits {
+        max_sessions: 100,
+        ..FrontLimits::default()
+    };
+    let served = Served::start(
+        official(
+            "server-memory",
+            &[format!("MEMORY_FILE_PATH={}", memory_file.display())],
+            &[],
+        ),
+        limits,
+    )
+    .await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+    // One pooled client, as a sidecar has: 100 sessions over at most 100 connections.
+    let client = reqwest::Client::new();
+    let sessions = (0..100).map(|_| {
+        let (client, url, initialize, list) = (client.clone(), served.url.clone(), initialize.clone(), list.clone());
+        tokio::spawn(async move {
+            let send = |body: String, session: Option<String>| {
+                let mut request = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .body(body);
+                if let Some(session) = session {
+                    request = request.header("mcp-session-id", session);
+                }
+                request.send()
+            };
+            let response = send(initialize, None).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+            let text = send(list, Some(session.clone())).await.unwrap().text().await.unwrap();
+            assert!(text.contains("create_entities"), "{text}");
+            session
+        })
+    });
+    let mut ids = Vec::new();
+    for session in sessions.collect::<Vec<_>>() {
+        ids.push(within("a session opens and lists", session).await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 100);
+    let pids = served.front.pids();
+    let mut distinct = pids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 100, "a process per session");
+    // The 101st is refused with the limit named.
+    let (status, _, text) = post(&served.url, &[], &initialize).await;
+    assert_eq!(status, 503, "{text}");
+    served.stop().await;
+    assert!(pids.iter().all(|pid| !alive(*pid)), "no process left behind");
+}
