@@ -116,14 +116,9 @@ pub fn mutate(pod: &Value, defaults: &Defaults) -> Result<Outcome, MutateError> 
     if !agent {
         return Ok(Outcome::NotRequested);
     }
-    let spec = pod.get("spec").and_then(Value::as_object).ok_or(MutateError::NotAPod)?;
-    let containers = spec
-        .get("containers")
-        .and_then(Value::as_array)
-        .ok_or(MutateError::NotAPod)?;
-    if annotations.contains_key(STATUS) {
+    let Some((spec, containers)) = pod_parts(pod, annotations)? else {
         return Ok(Outcome::AlreadyInjected);
-    }
+    };
     let settings = Settings::from_annotations(annotations, defaults)?;
     refuse_unsafe(spec, &settings, defaults)?;
     let endpoint = format!("http://127.0.0.1:{}/mcp", settings.port);
@@ -183,6 +178,23 @@ pub fn mutate(pod: &Value, defaults: &Defaults) -> Result<Outcome, MutateError> 
     }
     let patch = serde_json::from_value(Value::Array(ops)).expect("operations are built from valid JSON Patch shapes");
     Ok(Outcome::Patch(patch))
+}
+
+/// A pod's spec and its containers.
+pub(crate) type PodParts<'p> = (&'p serde_json::Map<String, Value>, &'p Vec<Value>);
+
+/// The pod's spec and containers, or `None` when the pod already carries mcplex's marker (mutating twice
+/// equals mutating once).
+pub(crate) fn pod_parts<'p>(
+    pod: &'p Value,
+    annotations: &serde_json::Map<String, Value>,
+) -> Result<Option<PodParts<'p>>, MutateError> {
+    let spec = pod.get("spec").and_then(Value::as_object).ok_or(MutateError::NotAPod)?;
+    let containers = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .ok_or(MutateError::NotAPod)?;
+    Ok((!annotations.contains_key(STATUS)).then_some((spec, containers)))
 }
 
 /// Refuses what the sidecar cannot be added to safely, naming the reason and the fix.

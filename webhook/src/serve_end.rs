@@ -73,14 +73,9 @@ pub fn mutate(pod: &Value, annotations: &Map<String, Value>, defaults: &Defaults
         Some(other) => return Err(ServeError::Mode(other.to_owned()).into()),
         None => return Ok(Outcome::NotRequested),
     }
-    let spec = pod.get("spec").and_then(Value::as_object).ok_or(MutateError::NotAPod)?;
-    let containers = spec
-        .get("containers")
-        .and_then(Value::as_array)
-        .ok_or(MutateError::NotAPod)?;
-    if annotations.contains_key(STATUS) {
+    let Some((spec, containers)) = crate::mutate::pod_parts(pod, annotations)? else {
         return Ok(Outcome::AlreadyInjected);
-    }
+    };
     if spec.get("hostNetwork").and_then(Value::as_bool) == Some(true) {
         return Err(MutateError::HostNetwork);
     }
