@@ -148,9 +148,12 @@ enum Command {
         /// Client sessions (so server processes) at once.
         #[arg(long, default_value_t = 64)]
         max_sessions: usize,
-        /// Longest wait for a server process's answer to a request (`initialize` included).
+        /// Longest wait for a server process's answer to a request.
         #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
         call_timeout: Duration,
+        /// Longest wait for a new server process to start and answer `initialize`.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        start_timeout: Duration,
         /// A session its client has not used this long ends, and its process with it.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         idle: Duration,
@@ -298,6 +301,7 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             admin,
             max_sessions,
             call_timeout,
+            start_timeout,
             idle,
             mut command,
         } => {
@@ -338,6 +342,7 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             let limits = mcplex::child::FrontLimits {
                 max_sessions,
                 call_timeout,
+                start_timeout,
                 idle,
                 ..Default::default()
             };

@@ -74,8 +74,11 @@ pub const CALLER_META: &str = "dev.mcplex/caller";
 pub struct FrontLimits {
     /// Sessions (so server processes) at once; `initialize` beyond that is refused.
     pub max_sessions: usize,
-    /// Longest wait for the answer to a client's request (the answer to `initialize` included).
+    /// Longest wait for the answer to a client's request.
     pub call_timeout: Duration,
+    /// Longest wait for a new process to answer `initialize` (its start included: a Python or Node server
+    /// may take seconds on a busy node).
+    pub start_timeout: Duration,
     /// A session the client has not used this long is ended, unless a request of it is under way.
     pub idle: Duration,
     /// Largest request body, in bytes.
@@ -87,6 +90,7 @@ impl Default for FrontLimits {
         Self {
             max_sessions: 64,
             call_timeout: Duration::from_secs(300),
+            start_timeout: Duration::from_secs(30),
             idle: Duration::from_secs(600),
             max_body: 4 * 1024 * 1024,
         }
@@ -271,7 +275,12 @@ impl StdioFront {
             return response;
         }
         let begun = std::time::Instant::now();
-        let answer = session.request(&message, self.limits.call_timeout).await;
+        let timeout = if message["method"] == "initialize" {
+            self.limits.start_timeout
+        } else {
+            self.limits.call_timeout
+        };
+        let answer = session.request(&message, timeout).await;
         let outcome = match &answer {
             Ok(answer) if answer.get("error").is_some() => "error",
             Ok(_) => "ok",
