@@ -21,6 +21,8 @@ pub const SERVE_TLS_SECRET: &str = "mcplex.dev/serve-tls-secret";
 pub const SERVE_CONFIG: &str = "mcplex.dev/serve-config";
 /// The port `mcplex serve` listens on by default.
 pub const DEFAULT_SERVE_PORT: u16 = 15310;
+/// The port of `mcplex serve`'s `/healthz` and `/metrics` (fixed, like the sidecar's admin port).
+pub const SERVE_ADMIN_PORT: u16 = 15311;
 /// Where the init container puts the binary.
 pub const BIN_DIR: &str = "/mcplex-bin";
 /// Where the serving Secret is mounted.
@@ -111,6 +113,14 @@ pub fn mutate(pod: &Value, annotations: &Map<String, Value>, defaults: &Defaults
     if tls_secret.is_none() && config_map.is_none() {
         return Err(ServeError::Unchecked.into());
     }
+    if port == SERVE_ADMIN_PORT {
+        return Err(AnnotationError {
+            annotation: SERVE_PORT,
+            value: port.to_string(),
+            allowed: "a port other than 15311, which mcplex serve's /healthz and /metrics use",
+        }
+        .into());
+    }
     refuse_taken(spec, port)?;
 
     let mut run = vec![
@@ -118,6 +128,8 @@ pub fn mutate(pod: &Value, annotations: &Map<String, Value>, defaults: &Defaults
         json!("serve"),
         json!("--listen"),
         json!(format!("0.0.0.0:{port}")),
+        json!("--admin"),
+        json!(format!("0.0.0.0:{SERVE_ADMIN_PORT}")),
     ];
     let mut mounts = vec![json!({"name": "mcplex-bin", "mountPath": BIN_DIR, "readOnly": true})];
     let mut volumes = vec![json!({"name": "mcplex-bin", "emptyDir": {"sizeLimit": "64Mi"}})];
@@ -159,10 +171,13 @@ pub fn mutate(pod: &Value, annotations: &Map<String, Value>, defaults: &Defaults
         Some(_) => ops.extend(mounts.into_iter().map(|m| add(&format!("{at}/volumeMounts/-"), m))),
         None => ops.push(add(&format!("{at}/volumeMounts"), Value::Array(mounts))),
     }
-    let port_entry = json!({"name": "mcp", "containerPort": port, "protocol": "TCP"});
+    let port_entries = [
+        json!({"name": "mcp", "containerPort": port, "protocol": "TCP"}),
+        json!({"name": "mcplex-admin", "containerPort": SERVE_ADMIN_PORT, "protocol": "TCP"}),
+    ];
     match server.get("ports").and_then(Value::as_array) {
-        Some(_) => ops.push(add(&format!("{at}/ports/-"), port_entry)),
-        None => ops.push(add(&format!("{at}/ports"), json!([port_entry]))),
+        Some(_) => ops.extend(port_entries.into_iter().map(|p| add(&format!("{at}/ports/-"), p))),
+        None => ops.push(add(&format!("{at}/ports"), Value::Array(port_entries.to_vec()))),
     }
     match spec.get("volumes").and_then(Value::as_array) {
         Some(_) => ops.extend(volumes.iter().cloned().map(|v| add("/spec/volumes/-", v))),
@@ -189,16 +204,23 @@ fn refuse_taken(spec: &Map<String, Value>, port: u16) -> Result<(), MutateError>
                 return Err(MutateError::ContainerNameTaken("initContainers"));
             }
             let declared = container.get("ports").and_then(Value::as_array).into_iter().flatten();
-            if declared
-                .into_iter()
-                .any(|p| p["containerPort"].as_u64() == Some(u64::from(port)))
-            {
-                return Err(MutateError::PortTaken {
-                    container: name.to_owned(),
-                    port,
-                    purpose: "mcplex serve's MCP endpoint",
-                    fix: "pick another port for it with mcplex.dev/serve-port",
-                });
+            for taken in declared.filter_map(|p| p["containerPort"].as_u64()) {
+                if taken == u64::from(port) {
+                    return Err(MutateError::PortTaken {
+                        container: name.to_owned(),
+                        port,
+                        purpose: "mcplex serve's MCP endpoint",
+                        fix: "pick another port for it with mcplex.dev/serve-port",
+                    });
+                }
+                if taken == u64::from(SERVE_ADMIN_PORT) {
+                    return Err(MutateError::PortTaken {
+                        container: name.to_owned(),
+                        port: SERVE_ADMIN_PORT,
+                        purpose: "mcplex serve's /healthz and /metrics",
+                        fix: "the admin port is fixed; move that container off it",
+                    });
+                }
             }
         }
     }
@@ -274,6 +296,8 @@ mod tests {
                 "serve",
                 "--listen",
                 "0.0.0.0:15310",
+                "--admin",
+                "0.0.0.0:15311",
                 "--tls-cert",
                 "/etc/mcplex/serve-tls/tls.crt",
                 "--tls-key",
@@ -289,6 +313,7 @@ mod tests {
         );
         assert_eq!(container["args"], json!([]));
         assert_eq!(container["ports"][0]["containerPort"], 15310);
+        assert_eq!(container["ports"][1]["containerPort"], 15311);
         assert_eq!(out["spec"]["initContainers"][0]["name"], INSTALL_CONTAINER);
         assert_eq!(out["spec"]["initContainers"][0]["args"], json!(["install", BIN_DIR]));
         let volumes: Vec<&str> = out["spec"]["volumes"]
@@ -333,5 +358,8 @@ mod tests {
         let taken = json!([{"name": "a", "command": ["x"], "ports": [{"containerPort": 15310}]}]);
         assert!(refused(checked(json!({})), taken).contains("mcplex.dev/serve-port"));
         assert!(refused(checked(json!({SERVE_PORT: "0"})), server()).contains("1 to 65535"));
+        assert!(refused(checked(json!({SERVE_PORT: "15311"})), server()).contains("/metrics"));
+        let admin_taken = json!([{"name": "a", "command": ["x"], "ports": [{"containerPort": 15311}]}]);
+        assert!(refused(checked(json!({})), admin_taken).contains("admin port is fixed"));
     }
 }
