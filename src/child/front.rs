@@ -6,14 +6,14 @@
 use super::metrics::ServeMetrics;
 use super::process::ServerCommand;
 use super::session::{Session, SessionError};
+use crate::downstream::respond::{self, Body};
 use crate::protocol::header::MCP_SESSION_ID;
-use crate::protocol::{ENDPOINT_PATH, JSON_MEDIA_TYPE, SSE_MEDIA_TYPE, jsonrpc};
+use crate::protocol::{ENDPOINT_PATH, SSE_MEDIA_TYPE, jsonrpc};
 use crate::sync::lock;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use http_body_util::{BodyExt, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -21,9 +21,6 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// What an answer's body is.
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Why no session was started.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +136,7 @@ impl StdioFront {
     /// Answers one HTTP request of `caller` (`None` when nothing checks callers).
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>, caller: Option<Caller>) -> Response<Body> {
         if request.uri().path() != ENDPOINT_PATH {
-            return empty(StatusCode::NOT_FOUND);
+            return respond::empty(StatusCode::NOT_FOUND);
         }
         let session_id = request
             .headers()
@@ -151,28 +148,25 @@ impl StdioFront {
             && session.owner() != caller.as_ref().map(|c| c.key.as_str())
         {
             let text = "the session belongs to another caller; open a session of your own";
-            return error(StatusCode::FORBIDDEN, Value::Null, jsonrpc::INVALID_REQUEST, text);
+            return respond::error_with_status(StatusCode::FORBIDDEN, None, jsonrpc::INVALID_REQUEST, text);
         }
         match (request.method().clone(), session) {
-            (_, Some(None)) => error(
-                StatusCode::NOT_FOUND,
-                Value::Null,
-                jsonrpc::INVALID_REQUEST,
-                "no such session",
-            ),
+            (_, Some(None)) => {
+                respond::error_with_status(StatusCode::NOT_FOUND, None, jsonrpc::INVALID_REQUEST, "no such session")
+            }
             (Method::GET, Some(Some(session))) => stream(&session),
-            (Method::GET, None) => error(
+            (Method::GET, None) => respond::error_with_status(
                 StatusCode::BAD_REQUEST,
-                Value::Null,
+                None,
                 jsonrpc::INVALID_REQUEST,
                 "a GET stream needs an Mcp-Session-Id",
             ),
             (Method::DELETE, Some(Some(session))) => {
                 self.end(&session, "its client ended the session");
-                empty(StatusCode::OK)
+                respond::empty(StatusCode::OK)
             }
             (Method::POST, session) => self.post(request, session.flatten(), caller).await,
-            _ => empty(StatusCode::METHOD_NOT_ALLOWED),
+            _ => respond::empty(StatusCode::METHOD_NOT_ALLOWED),
         }
     }
 
@@ -189,9 +183,9 @@ impl StdioFront {
                     "the request is larger than {} bytes, or was cut off",
                     self.limits.max_body
                 );
-                return error(
+                return respond::error_with_status(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    Value::Null,
+                    None,
                     jsonrpc::INVALID_REQUEST,
                     &text,
                 );
@@ -201,15 +195,10 @@ impl StdioFront {
             Ok(message @ Value::Object(_)) => message,
             Ok(_) => {
                 let text = "the body must be one JSON-RPC message (an object)";
-                return error(StatusCode::BAD_REQUEST, Value::Null, jsonrpc::INVALID_REQUEST, text);
+                return respond::error_with_status(StatusCode::BAD_REQUEST, None, jsonrpc::INVALID_REQUEST, text);
             }
             Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    Value::Null,
-                    jsonrpc::PARSE_ERROR,
-                    &e.to_string(),
-                );
+                return respond::error_with_status(StatusCode::BAD_REQUEST, None, jsonrpc::PARSE_ERROR, &e.to_string());
             }
         };
         let is_request = message.get("method").is_some() && message.get("id").is_some();
@@ -234,9 +223,9 @@ impl StdioFront {
                         Refused::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
                         Refused::Spawn(_) => StatusCode::OK,
                     };
-                    return error(
+                    return respond::error_with_status(
                         status,
-                        message["id"].clone(),
+                        Some(message["id"].clone()),
                         jsonrpc::TARGET_UNAVAILABLE,
                         &refused.to_string(),
                     );
@@ -244,9 +233,9 @@ impl StdioFront {
             },
             None => {
                 let text = "no Mcp-Session-Id: a session starts with initialize";
-                return error(
+                return respond::error_with_status(
                     StatusCode::BAD_REQUEST,
-                    message["id"].clone(),
+                    Some(message["id"].clone()),
                     jsonrpc::INVALID_REQUEST,
                     text,
                 );
@@ -254,8 +243,8 @@ impl StdioFront {
         };
         if !is_request {
             return match session.send(&message).await {
-                Ok(()) => empty(StatusCode::ACCEPTED),
-                Err(e) => error(StatusCode::OK, Value::Null, jsonrpc::TARGET_UNAVAILABLE, &e.to_string()),
+                Ok(()) => respond::empty(StatusCode::ACCEPTED),
+                Err(e) => respond::error_with_status(StatusCode::OK, None, jsonrpc::TARGET_UNAVAILABLE, &e.to_string()),
             };
         }
         if let Some(checks) = &self.checks
@@ -263,9 +252,9 @@ impl StdioFront {
         {
             checks.record(caller.as_ref(), &session.id, &message, "denied", Duration::ZERO);
             self.metrics.answered("denied", Duration::ZERO);
-            let mut response = error(
+            let mut response = respond::error_with_status(
                 StatusCode::OK,
-                message["id"].clone(),
+                Some(message["id"].clone()),
                 jsonrpc::DENIED_BY_POLICY,
                 &reason,
             );
@@ -297,22 +286,22 @@ impl StdioFront {
             self.end(&session, "it did not answer initialize");
         }
         let mut response = match answer {
-            Ok(answer) => json_response(StatusCode::OK, &answer),
-            Err(e @ SessionError::Timeout(_)) => error(
+            Ok(answer) => respond::json_with_status(StatusCode::OK, &answer),
+            Err(e @ SessionError::Timeout(_)) => respond::error_with_status(
                 StatusCode::OK,
-                message["id"].clone(),
+                Some(message["id"].clone()),
                 jsonrpc::TARGET_TIMEOUT,
                 &e.to_string(),
             ),
-            Err(e @ SessionError::DuplicateId(_)) => error(
+            Err(e @ SessionError::DuplicateId(_)) => respond::error_with_status(
                 StatusCode::OK,
-                message["id"].clone(),
+                Some(message["id"].clone()),
                 jsonrpc::INVALID_REQUEST,
                 &e.to_string(),
             ),
-            Err(e @ SessionError::Ended(_)) => error(
+            Err(e @ SessionError::Ended(_)) => respond::error_with_status(
                 StatusCode::OK,
-                message["id"].clone(),
+                Some(message["id"].clone()),
                 jsonrpc::TARGET_UNAVAILABLE,
                 &e.to_string(),
             ),
@@ -404,24 +393,4 @@ fn stream(session: &Session) -> Response<Body> {
 /// The receiver as a stream of its items.
 fn tokio_stream_of(mut receiver: tokio::sync::mpsc::Receiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> {
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
-}
-
-fn json_response(status: StatusCode, message: &Value) -> Response<Body> {
-    let mut response = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::from(message.to_string()))));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static(JSON_MEDIA_TYPE));
-    response
-}
-
-fn error(status: StatusCode, id: Value, code: i64, message: &str) -> Response<Body> {
-    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
-    json_response(status, &body)
-}
-
-fn empty(status: StatusCode) -> Response<Body> {
-    let mut response = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::new())));
-    *response.status_mut() = status;
-    response
 }

@@ -180,6 +180,20 @@ pub fn mutate(pod: &Value, defaults: &Defaults) -> Result<Outcome, MutateError> 
     Ok(Outcome::Patch(patch))
 }
 
+/// The security context of every container mcplex adds: the image's non-root user, nothing to escalate
+/// to, a read-only root, no capabilities (the Kubernetes "restricted" profile).
+pub(crate) fn restricted_security_context() -> Value {
+    json!({
+        "runAsNonRoot": true,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "capabilities": { "drop": ["ALL"] },
+        "seccompProfile": { "type": "RuntimeDefault" },
+    })
+}
+
 /// A pod's spec and its containers.
 pub(crate) type PodParts<'p> = (&'p serde_json::Map<String, Value>, &'p Vec<Value>);
 
@@ -315,15 +329,7 @@ fn container(settings: &Settings) -> Value {
             "requests": { "cpu": settings.cpu, "memory": settings.memory },
             "limits": { "memory": settings.memory },
         },
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "allowPrivilegeEscalation": false,
-            "readOnlyRootFilesystem": true,
-            "capabilities": { "drop": ["ALL"] },
-            "seccompProfile": { "type": "RuntimeDefault" },
-        },
+        "securityContext": restricted_security_context(),
         "volumeMounts": mounts,
         // The agent starts only once MCP is up: kubelet waits for a native sidecar's startup probe.
         "startupProbe": probe("/readyz", 1, 120),

@@ -5,7 +5,7 @@
 //! because the server now listens on the pod's network.
 
 use crate::mutate::{MutateError, Outcome, annotation_path};
-use crate::settings::{AnnotationError, Defaults, RUN_AS_USER, STATUS};
+use crate::settings::{AnnotationError, Defaults, STATUS};
 use serde_json::{Map, Value, json};
 
 /// The annotation that asks for the server end.
@@ -241,14 +241,7 @@ fn install_container(image: &str) -> Value {
         "args": ["install", BIN_DIR],
         "volumeMounts": [{"name": "mcplex-bin", "mountPath": BIN_DIR}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": RUN_AS_USER,
-            "allowPrivilegeEscalation": false,
-            "readOnlyRootFilesystem": true,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"}
-        }
+        "securityContext": crate::mutate::restricted_security_context(),
     })
 }
 
