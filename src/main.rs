@@ -217,7 +217,7 @@ enum CliError {
     },
     /// `mcplex serve` was asked to listen beyond loopback without checking its callers.
     #[error(
-        "mcplex serve listens beyond loopback ({0}) only when it checks its callers: give --client-ca (with --tls-cert and --tls-key)"
+        "mcplex serve listens beyond loopback ({0}) only when it checks its callers: give --client-ca (with --tls-cert and --tls-key) or a --config with inbound.jwt"
     )]
     ServeNotLoopback(SocketAddr),
     /// The audit log cannot be opened.
@@ -237,6 +237,17 @@ enum CliError {
     /// `mcplex pins --check` found definitions that pinning would hold back or flag.
     #[error("{0} definition(s) differ from the config's pins or are not pinned")]
     Drifting(usize),
+}
+
+/// The audit settings of `--audit-log` (`-` for standard output) and `--audit-hash-arguments`.
+fn audit_options(audit_log: Option<PathBuf>, hash_arguments: bool) -> AuditOptions {
+    AuditOptions {
+        sink: audit_log.map(|path| match path.to_str() {
+            Some("-") => AuditSink::Stdout,
+            _ => AuditSink::File(path),
+        }),
+        hash_arguments,
+    }
 }
 
 async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
@@ -278,13 +289,7 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             }
             options.tracing = tracing;
             options.profile = profile;
-            options.audit = AuditOptions {
-                sink: audit_log.map(|path| match path.to_str() {
-                    Some("-") => AuditSink::Stdout,
-                    _ => AuditSink::File(path),
-                }),
-                hash_arguments: audit_hash_arguments,
-            };
+            options.audit = audit_options(audit_log, audit_hash_arguments);
             let sidecar = Sidecar::start(options).await?;
             mcplex::app::wait_for_signal().await;
             sidecar.stop().await;
@@ -312,13 +317,7 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
                 }
                 None => (None, None),
             };
-            let audit = mcplex::audit::AuditLog::open(&AuditOptions {
-                sink: audit_log.map(|path| match path.to_str() {
-                    Some("-") => AuditSink::Stdout,
-                    _ => AuditSink::File(path),
-                }),
-                hash_arguments: audit_hash_arguments,
-            })?;
+            let audit = mcplex::audit::AuditLog::open(&audit_options(audit_log, audit_hash_arguments))?;
             let checks = mcplex::server_end::PolicyAndAudit {
                 policy,
                 audit: Arc::new(audit),
