@@ -15,6 +15,7 @@ pub mod identity;
 pub mod jwks;
 pub mod metrics;
 pub mod net;
+pub mod parking;
 pub mod policy;
 pub mod protocol;
 pub mod route;

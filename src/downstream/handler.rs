@@ -3,11 +3,12 @@
 use crate::budget::{ReadError, read_body};
 use crate::downstream::authn::{self, Authenticator, Refusal};
 use crate::downstream::guard;
+use crate::downstream::modern;
 use crate::downstream::respond::{self, Body};
 use crate::downstream::session_store::{Session, SessionStore};
 use crate::identity::{Acting, Principal};
 use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
-use crate::protocol::{self, ClientContext, Era, jsonrpc, meta, method};
+use crate::protocol::{self, ClientContext, Era, jsonrpc, method};
 use crate::route::EncodedMessage;
 use crate::route::{self, Caller, ClientSession, Inbound, Router};
 use crate::telemetry::TraceContext;
@@ -240,10 +241,7 @@ impl Endpoint {
             session.touch();
             return Ok(Identified::Caller(Caller::Session(session.route.clone())));
         }
-        let meta_version = message.meta_str(meta::PROTOCOL_VERSION);
-        let is_modern =
-            meta_version.is_some() || header_version.as_deref().is_some_and(|v| v >= protocol::MODERN_VERSION);
-        if !is_modern {
+        if !modern::speaks_modern(headers, message) {
             if message.method() == method::INITIALIZE {
                 return Ok(Identified::Initialize);
             }
@@ -252,58 +250,7 @@ impl Endpoint {
         if message.kind != jsonrpc::Kind::Request {
             return Ok(Identified::Caller(Caller::Stateless(modern_context())));
         }
-        // A 2026-07-28 request: its _meta first (-32602), then the version header (-32020), the version
-        // itself (-32022), then the routing headers (-32020), as the revision orders them.
-        let capabilities = message.meta_raw(meta::CLIENT_CAPABILITIES);
-        let missing = if !message.has_meta() {
-            Some("_meta".to_owned())
-        } else if meta_version.is_none() {
-            Some(format!("_meta `{}`", meta::PROTOCOL_VERSION))
-        } else if !capabilities.is_some_and(|raw| raw.starts_with('{')) {
-            Some(format!("_meta `{}`", meta::CLIENT_CAPABILITIES))
-        } else {
-            None
-        };
-        if let Some(missing) = missing {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::INVALID_PARAMS,
-                format!("Invalid params: {missing} is required"),
-            );
-        }
-        let Some(header_version) = header_version else {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::HEADER_MISMATCH,
-                "missing MCP-Protocol-Version header".into(),
-            );
-        };
-        if meta_version.as_deref() != Some(header_version.as_str()) {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                jsonrpc::HEADER_MISMATCH,
-                format!(
-                    "MCP-Protocol-Version header `{header_version}` does not match _meta protocolVersion `{}`",
-                    meta_version.as_deref().unwrap_or("(absent)")
-                ),
-            );
-        }
-        if header_version != protocol::MODERN_VERSION {
-            let error = jsonrpc::error_with_data(
-                id.clone(),
-                jsonrpc::UNSUPPORTED_PROTOCOL_VERSION,
-                format!(
-                    "protocol version `{header_version}` is not supported; use {} or a session-era version with initialize",
-                    protocol::MODERN_VERSION
-                ),
-                json!({ "supported": protocol::supported_versions(), "requested": header_version }),
-            );
-            return Err(Box::new(respond::json_with_status(StatusCode::BAD_REQUEST, &error)));
-        }
-        let name = protocol::headers::name_field(message.method()).and_then(|field| message.param_str(field));
-        if let Err(problem) = protocol::headers::check(headers, message.method(), name.as_deref()) {
-            return fail(StatusCode::BAD_REQUEST, jsonrpc::HEADER_MISMATCH, problem.to_string());
-        }
+        modern::check_request(headers, message)?;
         // The request's own _meta travels with it to modern targets; the shared context only fills gaps.
         Ok(Identified::Caller(Caller::Stateless(modern_context())))
     }

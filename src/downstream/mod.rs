@@ -4,6 +4,7 @@
 pub mod authn;
 pub mod guard;
 pub mod handler;
+pub mod modern;
 pub mod respond;
 pub mod session_store;
 

@@ -6,6 +6,7 @@ use crate::catalog::ItemKind;
 use crate::identity::{Acting, Principal};
 use crate::metrics::CallOutcome;
 use crate::metrics::CallRecord;
+use crate::parking::Waiting;
 use crate::policy::{self, Verdict};
 use crate::protocol::meta;
 use crate::protocol::params::{self, ParamHeader};
