@@ -154,6 +154,9 @@ enum Command {
         /// Longest wait for a new server process to start and answer `initialize`.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         start_timeout: Duration,
+        /// Warm server processes serving 2026-07-28 requests at once (each started once and reused).
+        #[arg(long, default_value = "4")]
+        pool: std::num::NonZeroUsize,
         /// A session its client has not used this long ends, and its process with it.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         idle: Duration,
@@ -223,6 +226,9 @@ enum CliError {
     /// The audit log cannot be opened.
     #[error(transparent)]
     Audit(#[from] mcplex::audit::AuditError),
+    /// No randomness for the key that seals 2026-07-28 `requestState`s.
+    #[error(transparent)]
+    Randomness(#[from] mcplex::parking::NoRandomness),
     /// `mcplex serve`'s TLS files are unusable.
     #[error(transparent)]
     Tls(#[from] mcplex::net::tls::TlsError),
@@ -308,6 +314,7 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             call_timeout,
             start_timeout,
             idle,
+            pool,
             mut command,
         } => {
             let (inbound, policy) = match &config {
@@ -343,10 +350,11 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
                 call_timeout,
                 start_timeout,
                 idle,
+                pool: pool.get(),
                 ..Default::default()
             };
             let stop = tokio_util::sync::CancellationToken::new();
-            let front = mcplex::child::StdioFront::new(server, limits, Some(Arc::new(checks)), stop.clone());
+            let front = mcplex::child::StdioFront::new(server, limits, Some(Arc::new(checks)), stop.clone())?;
             tracing::info!(%listen, "mcplex serve: listening");
             if let Some(admin) = admin {
                 let listener = tokio::net::TcpListener::bind(admin)

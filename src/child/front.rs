@@ -4,9 +4,12 @@
 //! idle timeout or mcplex stopping ends the process.
 
 use super::metrics::ServeMetrics;
+use super::pool::{PoolLimits, WarmPool};
 use super::process::ServerCommand;
 use super::session::{Session, SessionError};
+use crate::downstream::modern;
 use crate::downstream::respond::{self, Body};
+use crate::parking::NoRandomness;
 use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::{ENDPOINT_PATH, SSE_MEDIA_TYPE, jsonrpc};
 use crate::sync::lock;
@@ -80,6 +83,8 @@ pub struct FrontLimits {
     pub idle: Duration,
     /// Largest request body, in bytes.
     pub max_body: usize,
+    /// Warm processes serving 2026-07-28 requests at once.
+    pub pool: usize,
 }
 
 impl Default for FrontLimits {
@@ -90,6 +95,7 @@ impl Default for FrontLimits {
             start_timeout: Duration::from_secs(30),
             idle: Duration::from_secs(600),
             max_body: 4 * 1024 * 1024,
+            pool: 4,
         }
     }
 }
@@ -98,9 +104,10 @@ impl Default for FrontLimits {
 pub struct StdioFront {
     command: ServerCommand,
     limits: FrontLimits,
-    checks: Option<Arc<dyn Checks>>,
-    metrics: Arc<ServeMetrics>,
+    pub(super) checks: Option<Arc<dyn Checks>>,
+    pub(super) metrics: Arc<ServeMetrics>,
     sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
+    pub(super) pool: Arc<WarmPool>,
 }
 
 impl StdioFront {
@@ -111,16 +118,24 @@ impl StdioFront {
         limits: FrontLimits,
         checks: Option<Arc<dyn Checks>>,
         stop: CancellationToken,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, NoRandomness> {
+        let metrics = Arc::new(ServeMetrics::default());
+        let pool_limits = PoolLimits {
+            size: limits.pool,
+            call_timeout: limits.call_timeout,
+            start_timeout: limits.start_timeout,
+        };
+        let pool = WarmPool::new(command.clone(), pool_limits, metrics.clone())?;
         let front = Arc::new(Self {
             command,
             limits,
             checks,
-            metrics: Arc::default(),
+            metrics,
             sessions: Arc::default(),
+            pool,
         });
         tokio::spawn(front.clone().reap(stop));
-        front
+        Ok(front)
     }
 
     /// Its counters, for `/metrics`.
@@ -128,9 +143,16 @@ impl StdioFront {
         &self.metrics
     }
 
-    /// The process ids of the sessions' server processes.
+    /// 2026-07-28 requests being served by the pool now.
+    pub fn pool_in_use(&self) -> usize {
+        self.pool.in_use()
+    }
+
+    /// The process ids of the server processes: the sessions', then the pool's.
     pub fn pids(&self) -> Vec<u32> {
-        lock(&self.sessions).values().map(|s| s.pid()).collect()
+        let mut pids: Vec<u32> = lock(&self.sessions).values().map(|s| s.pid()).collect();
+        pids.extend(self.pool.pids());
+        pids
     }
 
     /// Answers one HTTP request of `caller` (`None` when nothing checks callers).
@@ -176,7 +198,9 @@ impl StdioFront {
         session: Option<Arc<Session>>,
         caller: Option<Caller>,
     ) -> Response<Body> {
-        let body = match Limited::new(request.into_body(), self.limits.max_body).collect().await {
+        let (parts, body) = request.into_parts();
+        let headers = parts.headers;
+        let body = match Limited::new(body, self.limits.max_body).collect().await {
             Ok(body) => body.to_bytes(),
             Err(_) => {
                 let text = format!(
@@ -191,6 +215,11 @@ impl StdioFront {
                 );
             }
         };
+        // The envelope as the sidecar reads it, for the checks a 2026-07-28 request must pass.
+        let raw = (session.is_none())
+            .then(|| jsonrpc::Message::parse(body.clone()).ok())
+            .flatten()
+            .filter(|raw| modern::speaks_modern(&headers, raw));
         let mut message: Value = match serde_json::from_slice(&body) {
             Ok(message @ Value::Object(_)) => message,
             Ok(_) => {
@@ -213,6 +242,9 @@ impl StdioFront {
                 message["params"]["_meta"] = json!({});
             }
             message["params"]["_meta"][CALLER_META] = caller.meta.clone();
+        }
+        if let Some(raw) = raw {
+            return self.stateless(&headers, &raw, message, caller).await;
         }
         let session = match session {
             Some(session) => session,
@@ -375,7 +407,8 @@ impl StdioFront {
             session.stop("mcplex is stopping");
         }
         let wait = futures_util::future::join_all(all.iter().map(|s| s.gone().cancelled()));
-        let _ = tokio::time::timeout(super::limits::STOP_GRACE * 2, wait).await;
+        let sessions_gone = tokio::time::timeout(super::limits::STOP_GRACE * 2, wait);
+        let _ = tokio::join!(sessions_gone, self.pool.shutdown());
     }
 }
 

@@ -1,13 +1,16 @@
 //! The server end's child-process transport (`mcplex serve -- COMMAND`): a stdio MCP server served as a
-//! session-era Streamable HTTP endpoint, one process per client session. A process that exits, hangs,
+//! Streamable HTTP endpoint of both eras: one process per session-era client session, and a pool of warm
+//! processes for 2026-07-28 requests. A process that exits, hangs,
 //! writes something that is not JSON-RPC on stdout or floods stderr costs only its own session: its
 //! client gets a JSON-RPC error naming what happened, the log gets its exit status and last stderr lines,
 //! and the next session gets a fresh process.
 
 pub mod front;
 pub mod metrics;
+pub mod pool;
 pub mod process;
 pub mod session;
+mod stateless;
 
 pub use front::{CALLER_META, Caller, Checks, FrontLimits, StdioFront};
 pub use process::ServerCommand;

@@ -195,6 +195,21 @@ pub mod result_type {
     pub const COMPLETE: &str = "complete";
 }
 
+/// Removes the 2026-07-28 `_meta` keys before a message reaches a session-era server (some refuse
+/// a request that carries them on a session).
+pub fn strip_modern_meta(message: &mut Value) {
+    let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else {
+        return;
+    };
+    meta.retain(|key, _| !key.starts_with(meta::RESERVED_PREFIX));
+    if meta.is_empty() {
+        params.remove("_meta");
+    }
+}
+
 /// Gives a result mcplex wrote itself the shape the client's era expects (`resultType` in 2026-07-28).
 pub fn own_result(era: Era, mut result: serde_json::Value) -> serde_json::Value {
     if era == Era::Modern
@@ -203,6 +218,25 @@ pub fn own_result(era: Era, mut result: serde_json::Value) -> serde_json::Value 
         object.insert(result_type::KEY.into(), result_type::COMPLETE.into());
     }
     result
+}
+
+/// Cache hints of 2026-07-28 results (`ttlMs`, `cacheScope`), which results of some methods must carry.
+pub mod cache {
+    /// How long the result stays fresh, in milliseconds.
+    pub const TTL_MS: &str = "ttlMs";
+    /// Who may share a cached copy (`public` or `private`).
+    pub const SCOPE: &str = "cacheScope";
+    /// The scope of a result cached for its caller alone.
+    pub const PRIVATE: &str = "private";
+    /// The methods whose results carry both.
+    pub const METHODS: [&str; 6] = [
+        super::method::TOOLS_LIST,
+        super::method::PROMPTS_LIST,
+        super::method::RESOURCES_LIST,
+        super::method::RESOURCE_TEMPLATES_LIST,
+        super::method::RESOURCES_READ,
+        super::method::DISCOVER,
+    ];
 }
 
 /// Multi round-trip requests (2026-07-28): a result that asks the client for input, and the retry

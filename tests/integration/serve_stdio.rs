@@ -12,15 +12,15 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// A running `mcplex serve` front, in this process (its server processes are real).
-struct Served {
-    url: String,
-    front: Arc<StdioFront>,
+pub(crate) struct Served {
+    pub(crate) url: String,
+    pub(crate) front: Arc<StdioFront>,
     stop: CancellationToken,
     serving: tokio::task::JoinHandle<()>,
 }
 
 impl Served {
-    async fn start(command: ServerCommand, limits: FrontLimits) -> Self {
+    pub(crate) async fn start(command: ServerCommand, limits: FrontLimits) -> Self {
         Self::start_checked(command, limits, None, None, None).await
     }
 
@@ -36,7 +36,7 @@ impl Served {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{}/mcp", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
-        let front = StdioFront::new(command, limits, checks, stop.clone());
+        let front = StdioFront::new(command, limits, checks, stop.clone()).unwrap();
         let serving = tokio::spawn(mcplex::server_end::serve(
             listener,
             tls,
@@ -52,13 +52,13 @@ impl Served {
     }
 
     /// Stops serving and waits until every server process is gone.
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         within("mcplex serve stops", self.serving).await.unwrap();
     }
 }
 
-fn fastmcp() -> ServerCommand {
+pub(crate) fn fastmcp() -> ServerCommand {
     let python = tools_dir().join("venv/bin/python");
     assert!(
         python.exists(),
@@ -71,7 +71,7 @@ fn fastmcp() -> ServerCommand {
     }
 }
 
-fn server_everything() -> ServerCommand {
+pub(crate) fn server_everything() -> ServerCommand {
     let tools = tools_dir();
     let script = tools.join("se/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
     assert!(
@@ -86,7 +86,7 @@ fn server_everything() -> ServerCommand {
 }
 
 /// True while a process with this id exists (mcplex reaps its children, so an ended one is gone).
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 

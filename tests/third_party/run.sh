@@ -148,6 +148,9 @@ step inspector-tool-search inspector_search
 # The Inspector straight to `mcplex serve` in front of a stdio server.
 inspector_serve() { "$inspector" --cli "$serve_url" --transport http --method tools/call --tool-name get-sum --tool-arg a=40 --tool-arg b=2 | tee /dev/stderr | grep 'The sum of 40 and 2 is 42' >/dev/null; }
 step inspector-serve inspector_serve
+# The same in 2026-07-28: no session, so a warm process of serve's pool answers.
+inspector_serve_2026() { "$inspector" --cli "$serve_url" --transport http --protocol-era modern --method tools/call --tool-name get-sum --tool-arg a=40 --tool-arg b=2 | tee /dev/stderr | grep 'The sum of 40 and 2 is 42' >/dev/null; }
+step inspector-serve-2026 inspector_serve_2026
 
 conformance() {
   (cd "$work" && node "$OLDPWD/$tools/npm/node_modules/@modelcontextprotocol/conformance/dist/index.js" server --url "$url" --suite active) | tee /dev/stderr | grep -E '^Total: [0-9]+ passed, 0 failed'

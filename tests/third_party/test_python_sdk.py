@@ -331,12 +331,18 @@ async def test_an_agent_finds_and_calls_tools_it_was_not_given(mode):
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     "url, mode, prefix",
-    [(SERVE_URL, "legacy", ""), (URL, "legacy", "sestdio_"), (URL, "2026-07-28", "sestdio_")],
-    ids=["straight-to-serve", "through-the-sidecar-legacy", "through-the-sidecar-2026"],
+    [
+        (SERVE_URL, "legacy", ""),
+        (SERVE_URL, "2026-07-28", ""),
+        (URL, "legacy", "sestdio_"),
+        (URL, "2026-07-28", "sestdio_"),
+    ],
+    ids=["straight-to-serve", "straight-to-serve-2026", "through-the-sidecar-legacy", "through-the-sidecar-2026"],
 )
 async def test_a_stdio_server_behind_mcplex_serve_asks_reports_and_answers(url, mode, prefix):
-    # server-everything in stdio mode, one process per session: its sampling request, elicitation and
-    # progress reach this client, straight or through a sidecar, in both eras.
+    # server-everything in stdio mode (a process per session, or the warm pool for 2026-07-28 requests):
+    # its sampling request, elicitation and progress reach this client, straight or through a sidecar, in
+    # both eras.
     async with Client(
         url, mode=mode, sampling_callback=answer_sampling, elicitation_callback=answer_elicitation
     ) as client:

@@ -3,6 +3,7 @@
 
 use crate::protocol::headers::{self, Routing};
 use crate::protocol::raw::{self, ObjectEnd, ObjectWriter, RawObject, Splice};
+pub use crate::protocol::strip_modern_meta;
 use crate::protocol::{ClientContext, MODERN_VERSION, jsonrpc, meta};
 use crate::telemetry::TraceContext;
 use crate::upstream::Payload;
@@ -27,20 +28,6 @@ pub fn add_modern_meta(message: &mut Value, context: &ClientContext) {
         .or_insert_with(|| context.client_info.clone());
     meta.entry(meta::CLIENT_CAPABILITIES)
         .or_insert_with(|| context.capabilities.clone());
-}
-
-/// Removes modern-only `_meta` keys before a message reaches a legacy target.
-pub fn strip_modern_meta(message: &mut Value) {
-    let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else {
-        return;
-    };
-    meta.retain(|key, _| !key.starts_with(meta::RESERVED_PREFIX));
-    if meta.is_empty() {
-        params.remove("_meta");
-    }
 }
 
 /// What changes in a client's request on its way to a target, besides its `_meta`.
