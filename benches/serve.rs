@@ -64,6 +64,26 @@ fn call(id: usize) -> String {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "fast", "arguments": {}}}).to_string()
 }
 
+/// The same call as a 2026-07-28 client sends it: no session, its context in `_meta`, routing headers.
+fn modern_call(id: usize) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "fast", "arguments": {},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"}}}})
+    .to_string()
+}
+
+/// How a round's clients reach the front.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// No session (the raw forwarder has none).
+    Plain,
+    /// Each client in a session of its own.
+    Sessions,
+    /// 2026-07-28 requests, no session.
+    Modern,
+}
+
 fn initialize() -> String {
     json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
         "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
@@ -149,12 +169,20 @@ async fn open(client: &reqwest::Client, url: &str) -> (Option<String>, Duration)
     (session, begun.elapsed())
 }
 
-async fn post_call(client: &reqwest::Client, url: &str, session: Option<&str>, id: usize) {
+async fn post_call(client: &reqwest::Client, url: &str, session: Option<&str>, id: usize, mode: Mode) {
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(call(id));
+        .header("accept", "application/json, text/event-stream");
+    request = if mode == Mode::Modern {
+        request
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "fast")
+            .body(modern_call(id))
+    } else {
+        request.body(call(id))
+    };
     if let Some(session) = session {
         request = request.header("mcp-session-id", session);
     }
@@ -177,11 +205,11 @@ fn rss_mib(pid: u32) -> f64 {
 }
 
 /// `sessions` clients at once, each in its own session, `calls` calls in all: p50, p99 (µs) and calls per second.
-async fn round(url: &str, sessions: usize, calls: usize, with_sessions: bool) -> (f64, f64, f64) {
+async fn round(url: &str, sessions: usize, calls: usize, mode: Mode) -> (f64, f64, f64) {
     let client = reqwest::Client::new();
     let mut ids = Vec::new();
     for _ in 0..sessions {
-        let session = if with_sessions {
+        let session = if mode == Mode::Sessions {
             open(&client, url).await.0
         } else {
             None
@@ -190,7 +218,7 @@ async fn round(url: &str, sessions: usize, calls: usize, with_sessions: bool) ->
     }
     for (i, session) in ids.iter().enumerate().take(1) {
         for n in 0..WARMUP {
-            post_call(&client, url, session.as_deref(), i * 1_000_000 + n).await;
+            post_call(&client, url, session.as_deref(), i * 1_000_000 + n, mode).await;
         }
     }
     let begun = Instant::now();
@@ -203,7 +231,7 @@ async fn round(url: &str, sessions: usize, calls: usize, with_sessions: bool) ->
                 let mut times = Vec::with_capacity(calls / sessions);
                 for n in 0..calls / sessions {
                     let at = Instant::now();
-                    post_call(&client, &url, session.as_deref(), i * 1_000_000 + WARMUP + n).await;
+                    post_call(&client, &url, session.as_deref(), i * 1_000_000 + WARMUP + n, mode).await;
                     times.push(at.elapsed());
                 }
                 times
@@ -265,7 +293,7 @@ async fn bench() {
     );
 
     let raw = raw_forwarder().await;
-    let (p50, p99, rate) = round(&raw, 1, CALLS, false).await;
+    let (p50, p99, rate) = round(&raw, 1, CALLS, Mode::Plain).await;
     println!("| raw HTTP-to-pipes forwarder, 1 client: p50 / p99; calls/s | {p50:.1} / {p99:.1} µs; {rate:.0} |");
 
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
@@ -285,6 +313,8 @@ async fn bench() {
             &listen,
             "--max-sessions",
             "128",
+            "--pool",
+            "16",
             "--",
         ])
         .arg(server.get_program())
@@ -357,11 +387,19 @@ async fn bench() {
         percentile(&starts, 0.99) / 1e3
     );
 
-    let (p50, p99, rate) = round(&url, 1, CALLS, true).await;
+    let (p50, p99, rate) = round(&url, 1, CALLS, Mode::Sessions).await;
     println!("| `mcplex serve`, 1 session: p50 / p99; calls/s | {p50:.1} / {p99:.1} µs; {rate:.0} |");
-    let (p50, p99, rate) = round(&url, SESSIONS, CALLS * 4, true).await;
+    let (p50, p99, rate) = round(&url, SESSIONS, CALLS * 4, Mode::Sessions).await;
     println!(
         "| `mcplex serve`, {SESSIONS} sessions (one process each): p50 / p99; calls/s | {p50:.1} / {p99:.1} µs; {rate:.0} |"
+    );
+    let (p50, p99, rate) = round(&url, 1, CALLS, Mode::Modern).await;
+    println!(
+        "| `mcplex serve`, 2026-07-28, 1 client (warm pool): p50 / p99; calls/s | {p50:.1} / {p99:.1} µs; {rate:.0} |"
+    );
+    let (p50, p99, rate) = round(&url, SESSIONS, CALLS * 4, Mode::Modern).await;
+    println!(
+        "| `mcplex serve`, 2026-07-28, {SESSIONS} clients (pool of {SESSIONS}): p50 / p99; calls/s | {p50:.1} / {p99:.1} µs; {rate:.0} |"
     );
 
     // Memory per idle session, the processes apart (they are processes of their own).
