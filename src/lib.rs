@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod downstream;
 pub mod embeddings;
+pub mod http_front;
 pub mod identity;
 pub mod jwks;
 pub mod metrics;

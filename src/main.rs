@@ -113,10 +113,11 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Serve a stdio MCP server over Streamable HTTP (session era), one server process per client
-    /// session: `mcplex serve --listen ADDR [--tls-cert F --tls-key F [--client-ca F]] -- COMMAND [ARGS...]`.
-    /// Without `--client-ca` or a `--config` with `inbound.jwt` it checks no caller, so it listens on
-    /// loopback only.
+    /// Serve a stdio MCP server over Streamable HTTP in both eras (a server process per client session, a
+    /// warm pool for 2026-07-28 requests): `mcplex serve --listen ADDR [--tls-cert F --tls-key F
+    /// [--client-ca F]] -- COMMAND [ARGS...]`; or put the same checks in front of an HTTP MCP server in the
+    /// pod with `--upstream URL`. Without `--client-ca` or a `--config` with `inbound.jwt` it checks no
+    /// caller, so it listens on loopback only.
     Serve {
         /// Address to listen on (beyond loopback only when callers are checked).
         #[arg(long, default_value = "127.0.0.1:15310")]
@@ -160,8 +161,15 @@ enum Command {
         /// A session its client has not used this long ends, and its process with it.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         idle: Duration,
+        /// Front this HTTP MCP server (its URL, as `http://127.0.0.1:8080/mcp`) instead of running a command.
+        #[arg(long, conflicts_with = "command")]
+        upstream: Option<http::Uri>,
+        /// With `--upstream`: pass the caller's FIELD (`sub`, `act`, `serviceAccount` or `namespace`) to the
+        /// server in the header NAME (`FIELD=NAME`; repeatable). A client's own header of that name is dropped.
+        #[arg(long, value_name = "FIELD=NAME", requires = "upstream", value_parser = caller_header)]
+        caller_header: Vec<mcplex::http_front::CallerHeader>,
         /// The stdio server: a program and its arguments.
-        #[arg(last = true, required = true, num_args = 1..)]
+        #[arg(last = true, required_unless_present = "upstream", num_args = 1..)]
         command: Vec<std::ffi::OsString>,
     },
     /// Copy this binary into DIR (as `DIR/mcplex`): how the webhook's init container brings
@@ -175,6 +183,25 @@ enum Command {
         /// The config file.
         path: PathBuf,
     },
+}
+
+/// Reads `--caller-header FIELD=NAME`.
+fn caller_header(value: &str) -> Result<mcplex::http_front::CallerHeader, String> {
+    const FIELDS: [&str; 4] = ["sub", "act", "serviceAccount", "namespace"];
+    let (field, name) = value
+        .split_once('=')
+        .ok_or_else(|| format!("`{value}` is not FIELD=NAME"))?;
+    if !FIELDS.contains(&field) {
+        return Err(format!(
+            "`{field}` is not a field of the caller; use one of {}",
+            FIELDS.join(", ")
+        ));
+    }
+    let name = http::HeaderName::try_from(name).map_err(|_| format!("`{name}` is not a header name"))?;
+    Ok(mcplex::http_front::CallerHeader {
+        field: field.to_owned(),
+        name,
+    })
 }
 
 fn main() -> ExitCode {
@@ -226,6 +253,9 @@ enum CliError {
     /// The audit log cannot be opened.
     #[error(transparent)]
     Audit(#[from] mcplex::audit::AuditError),
+    /// `--upstream` is not an absolute http(s) URL.
+    #[error("--upstream `{0}` must be an absolute http:// or https:// URL, as http://127.0.0.1:8080/mcp")]
+    UpstreamUrl(http::Uri),
     /// No randomness for the key that seals 2026-07-28 `requestState`s.
     #[error(transparent)]
     Randomness(#[from] mcplex::parking::NoRandomness),
@@ -315,6 +345,8 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             start_timeout,
             idle,
             pool,
+            upstream,
+            caller_header,
             mut command,
         } => {
             let (inbound, policy) = match &config {
@@ -343,18 +375,35 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|source| CliError::Listen { addr: listen, source })?;
-            let program = command.remove(0);
-            let server = mcplex::child::ServerCommand { program, args: command };
-            let limits = mcplex::child::FrontLimits {
-                max_sessions,
-                call_timeout,
-                start_timeout,
-                idle,
-                pool: pool.get(),
-                ..Default::default()
-            };
             let stop = tokio_util::sync::CancellationToken::new();
-            let front = mcplex::child::StdioFront::new(server, limits, Some(Arc::new(checks)), stop.clone())?;
+            let checks: Arc<dyn mcplex::child::Checks> = Arc::new(checks);
+            let front: mcplex::server_end::Front = match upstream {
+                Some(upstream) => {
+                    let scheme = upstream.scheme_str();
+                    if !matches!(scheme, Some("http" | "https")) || upstream.authority().is_none() {
+                        return Err(CliError::UpstreamUrl(upstream));
+                    }
+                    let limits = mcplex::http_front::HttpFrontLimits {
+                        call_timeout,
+                        max_body: mcplex::child::FrontLimits::default().max_body,
+                        max_sessions,
+                    };
+                    mcplex::http_front::HttpFront::new(upstream, limits, Some(checks), caller_header)?.into()
+                }
+                None => {
+                    let program = command.remove(0);
+                    let server = mcplex::child::ServerCommand { program, args: command };
+                    let limits = mcplex::child::FrontLimits {
+                        max_sessions,
+                        call_timeout,
+                        start_timeout,
+                        idle,
+                        pool: pool.get(),
+                        ..Default::default()
+                    };
+                    mcplex::child::StdioFront::new(server, limits, Some(checks), stop.clone())?.into()
+                }
+            };
             tracing::info!(%listen, "mcplex serve: listening");
             if let Some(admin) = admin {
                 let listener = tokio::net::TcpListener::bind(admin)

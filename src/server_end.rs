@@ -9,6 +9,7 @@ use crate::child::{Caller, Checks, StdioFront};
 use crate::config::inbound::InboundJwt;
 use crate::downstream::authn::{Authenticator, is_metadata_path, metadata_response, refusal_response};
 use crate::downstream::respond::Body;
+use crate::http_front::HttpFront;
 use crate::identity::Principal;
 use crate::policy::{self, Action, Policy, Query};
 use crate::protocol::method;
@@ -22,18 +23,63 @@ use tokio_util::sync::CancellationToken;
 /// How long calls under way may take to finish when `mcplex serve` stops.
 pub const DRAIN: Duration = Duration::from_secs(5);
 
-/// The checks in front of one served command.
+/// What the checks are in front of: a stdio server's processes, or an HTTP server in the same pod.
+#[derive(Clone)]
+pub enum Front {
+    /// `mcplex serve -- COMMAND`.
+    Stdio(Arc<StdioFront>),
+    /// `mcplex serve --upstream URL`.
+    Http(Arc<HttpFront>),
+}
+
+impl From<Arc<StdioFront>> for Front {
+    fn from(front: Arc<StdioFront>) -> Self {
+        Self::Stdio(front)
+    }
+}
+
+impl From<Arc<HttpFront>> for Front {
+    fn from(front: Arc<HttpFront>) -> Self {
+        Self::Http(front)
+    }
+}
+
+impl Front {
+    async fn handle(self, request: Request<Incoming>, caller: Option<Caller>) -> Response<Body> {
+        match self {
+            Self::Stdio(front) => front.handle(request, caller).await,
+            Self::Http(front) => front.handle(request, caller).await,
+        }
+    }
+
+    /// Its counters.
+    pub fn metrics(&self) -> &crate::child::metrics::ServeMetrics {
+        match self {
+            Self::Stdio(front) => front.metrics(),
+            Self::Http(front) => front.metrics(),
+        }
+    }
+
+    async fn shutdown(&self, drain: Duration) {
+        // An HTTP server's sessions are its own; only server processes are mcplex's to end.
+        if let Self::Stdio(front) = self {
+            front.shutdown(drain).await;
+        }
+    }
+}
+
+/// The checks in front of one served server.
 pub struct ServerEnd {
-    front: Arc<StdioFront>,
+    front: Front,
     inbound: Option<InboundJwt>,
     authenticator: Authenticator,
 }
 
 impl ServerEnd {
     /// Checks callers with `inbound` (none when it is `None`) before `front`.
-    pub fn new(front: Arc<StdioFront>, inbound: Option<InboundJwt>) -> Arc<Self> {
+    pub fn new(front: impl Into<Front>, inbound: Option<InboundJwt>) -> Arc<Self> {
         Arc::new(Self {
-            front,
+            front: front.into(),
             inbound,
             authenticator: Authenticator::default(),
         })
@@ -203,7 +249,7 @@ pub async fn serve(
 }
 
 /// Serves `/healthz` and `/metrics` (OpenMetrics) of `front` on `listener` until `stop` is cancelled.
-pub async fn admin(listener: tokio::net::TcpListener, front: Arc<StdioFront>, stop: CancellationToken) {
+pub async fn admin(listener: tokio::net::TcpListener, front: Front, stop: CancellationToken) {
     let handler = move |request: Request<Incoming>| {
         let front = front.clone();
         async move {

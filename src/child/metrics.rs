@@ -24,6 +24,7 @@ struct RequestLabels {
 pub struct ServeMetrics {
     registry: Registry,
     sessions: Gauge,
+    pooled: Gauge,
     started: Counter,
     ended: Family<EndLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
@@ -35,6 +36,7 @@ impl Default for ServeMetrics {
         let mut metrics = Self {
             registry: Registry::default(),
             sessions: Gauge::default(),
+            pooled: Gauge::default(),
             started: Counter::default(),
             ended: Family::default(),
             requests: Family::default(),
@@ -46,6 +48,11 @@ impl Default for ServeMetrics {
             "mcplex_serve_sessions",
             "Client sessions open, each with its server process",
             metrics.sessions.clone(),
+        );
+        registry.register(
+            "mcplex_serve_pool_processes",
+            "Warm server processes of the pool for 2026-07-28 requests (those parked for input included)",
+            metrics.pooled.clone(),
         );
         registry.register(
             "mcplex_serve_processes_started",
@@ -81,6 +88,22 @@ impl ServeMetrics {
     /// A session's process ended.
     pub fn ended(&self, how: &Ended) {
         self.sessions.dec();
+        self.count_end(how);
+    }
+
+    /// A process of the pool started.
+    pub fn pool_started(&self) {
+        self.started.inc();
+        self.pooled.inc();
+    }
+
+    /// A process of the pool ended.
+    pub fn pool_ended(&self, how: &Ended) {
+        self.pooled.dec();
+        self.count_end(how);
+    }
+
+    fn count_end(&self, how: &Ended) {
         let reason = match how {
             Ended::Exited { .. } => "exited",
             Ended::Garbage { .. } => "garbage",

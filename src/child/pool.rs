@@ -444,12 +444,12 @@ impl WarmPool {
             gone: CancellationToken::new(),
             next_id: AtomicU64::new(1),
         });
-        self.metrics.started();
+        self.metrics.pool_started();
         lock(&self.live).insert(label.clone(), warm.clone());
         let (live, metrics, watched) = (self.live.clone(), self.metrics.clone(), warm.clone());
         tokio::spawn(async move {
             watched.gone.cancelled().await;
-            metrics.ended(&watched.end_reason());
+            metrics.pool_ended(&watched.end_reason());
             lock(&live).remove(&watched.label);
         });
         let mut lease = Lease::of(warm.clone(), Some(place));

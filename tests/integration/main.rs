@@ -22,6 +22,7 @@ mod reference;
 mod search;
 mod security;
 mod semantic;
+mod serve_http;
 mod serve_modern;
 mod serve_stdio;
 mod server_requests;
