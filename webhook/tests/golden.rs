@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::path::Path;
 
-const CASES: [&str; 7] = [
+const CASES: [&str; 8] = [
+    "serve-http",
     "token-audiences",
     "deployment",
     "cronjob",
@@ -188,4 +189,31 @@ fn bad_input_is_refused_with_the_document_number() {
         error.contains("document 1 (Deployment d)") && error.contains("not a pod"),
         "{error}"
     );
+}
+
+#[test]
+fn an_http_server_gets_mcplex_serve_in_front_as_a_native_sidecar_and_keeps_its_own_container() {
+    let input =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/serve-http.yaml")).unwrap();
+    let before = documents(&input).remove(0);
+    let after = documents(&inject(&input, &defaults()).unwrap().yaml).remove(0);
+    let spec = &after["spec"]["template"]["spec"];
+    assert_eq!(spec["containers"], before["spec"]["template"]["spec"]["containers"]);
+    let front = &spec["initContainers"][0];
+    assert_eq!(front["name"], "mcplex-serve");
+    assert_eq!(front["restartPolicy"], "Always");
+    let args: Vec<&str> = front["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let upstream = args.iter().position(|a| *a == "--upstream").unwrap();
+    assert_eq!(args[upstream + 1], "http://127.0.0.1:8080/mcp");
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--caller-header", "sub=X-Forwarded-User"])
+    );
+    assert!(args.contains(&"--client-ca") && args.contains(&"--config"));
+    assert_eq!(front["ports"][0]["containerPort"], 15310);
 }

@@ -389,4 +389,33 @@ async fn a_served_stdio_server_over_https_gets_mcplex_serve_or_the_reason_it_can
         message.contains("no command") && message.contains("set command"),
         "{message}"
     );
+
+    // `http`: mcplex serve fronts the container's port as a native sidecar; a pod whose port is unclear
+    // is denied, naming the annotation that settles it.
+    let mut request = review(
+        "uid-h",
+        json!({ "mcplex.dev/serve": "http", "mcplex.dev/serve-config": "c", "mcplex.dev/serve-upstream-port": "8080" }),
+    );
+    let response = decide(request.clone()).await;
+    assert_eq!(response["response"]["allowed"], true, "{response}");
+    let mut pod = request["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch_of(&response).unwrap()).unwrap();
+    let front = &pod["spec"]["initContainers"][0];
+    assert_eq!(front["name"], "mcplex-serve");
+    assert!(
+        front["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("http://127.0.0.1:8080/mcp"))
+    );
+    request["request"]["object"]["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("mcplex.dev/serve-upstream-port");
+    request["request"]["object"]["spec"]["containers"][0]["ports"] =
+        json!([{"containerPort": 8080}, {"containerPort": 9090}]);
+    let response = decide(request).await;
+    assert_eq!(response["response"]["allowed"], false, "{response}");
+    let message = response["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("mcplex.dev/serve-upstream-port"), "{message}");
 }
