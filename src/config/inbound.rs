@@ -35,6 +35,8 @@ pub enum KeySource {
         url: http::Uri,
         /// PEM CA bundle for https.
         ca: Option<PathBuf>,
+        /// A bearer token file presented with each fetch.
+        token_file: Option<PathBuf>,
     },
 }
 

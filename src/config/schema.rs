@@ -91,6 +91,9 @@ pub struct JwksSpec {
     pub url: Option<String>,
     /// A PEM CA bundle for an https `url` (the system roots otherwise).
     pub ca: Option<PathBuf>,
+    /// A bearer token to present when fetching `url`, read again for every fetch (a Kubernetes API server
+    /// serves its ServiceAccount issuer's keys only to callers with a token, such as the pod's own).
+    pub token_file: Option<PathBuf>,
 }
 
 /// Per-call authorization rules.

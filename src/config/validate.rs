@@ -312,6 +312,7 @@ fn check_jwt(jwt: JwtSpec, report: &mut impl FnMut(&str, String)) -> Option<Inbo
             .map(|url| KeySource::Url {
                 url,
                 ca: jwt.jwks.ca.clone(),
+                token_file: jwt.jwks.token_file.clone(),
             })
             .map_err(|e| fail("jwks.url", e.to_string()))
             .ok(),
@@ -322,6 +323,15 @@ fn check_jwt(jwt: JwtSpec, report: &mut impl FnMut(&str, String)) -> Option<Inbo
     };
     if let Some(ca) = &jwt.jwks.ca {
         check_readable(ca).unwrap_or_else(|e| fail("jwks.ca", e.to_string()));
+    }
+    if let Some(token) = &jwt.jwks.token_file {
+        if jwt.jwks.url.is_none() {
+            fail(
+                "jwks.tokenFile",
+                "a token is presented only when fetching a url; set jwks.url".into(),
+            );
+        }
+        check_readable(token).unwrap_or_else(|e| fail("jwks.tokenFile", e.to_string()));
     }
     if let Some(resource) = &jwt.resource {
         check_url(resource, false)

@@ -67,7 +67,7 @@ impl KeyCache {
     /// A cache over `source`; a file is read now (so a bad file is reported at once), a URL at first use.
     pub fn new(source: KeySource) -> Result<Arc<Self>, KeysError> {
         let client = match &source {
-            KeySource::Url { url, ca } => {
+            KeySource::Url { url, ca, .. } => {
                 let tls = crate::config::schema::TlsSpec {
                     ca: ca.clone(),
                     cert: None,
@@ -143,12 +143,26 @@ impl KeyCache {
     async fn load(&self) -> Result<Keys, KeysError> {
         match (&self.source, &self.client) {
             (KeySource::File(path), _) => read_file(path),
-            (KeySource::Url { url, .. }, Some(client)) => {
+            (KeySource::Url { url, token_file, .. }, Some(client)) => {
                 let mut request = Request::new(Full::new(Bytes::new()));
                 *request.uri_mut() = url.clone();
                 request
                     .headers_mut()
                     .insert(header::ACCEPT, http::HeaderValue::from_static("application/json"));
+                if let Some(path) = token_file {
+                    // Read for every fetch: a projected token is renewed on disk.
+                    let token = std::fs::read_to_string(path).map_err(|source| KeysError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let value = http::HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| {
+                        KeysError::Read {
+                            path: path.clone(),
+                            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not a token"),
+                        }
+                    })?;
+                    request.headers_mut().insert(header::AUTHORIZATION, value);
+                }
                 let (status, body) = fetch::send(client, request).await?;
                 if !status.is_success() {
                     return Err(KeysError::Status {

@@ -169,4 +169,36 @@ fn the_example_stdio_server_is_one_the_webhook_can_serve() {
         served["spec"]["containers"][0]["ports"][0]["containerPort"],
         service["spec"]["ports"][0]["targetPort"]
     );
+    assert!(command.as_array().unwrap().contains(&serde_json::json!("--config")));
+
+    // Its config checks tokens for the audience the agent's sidecar sends, with keys fetched with the
+    // server pod's own token; the files live in the pod, so stand-ins make the checks meaningful here.
+    let serve_config = documents(&root().join("manifests/examples/time.yaml"))
+        .into_iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .unwrap();
+    let account = tempfile::tempdir().unwrap();
+    for file in ["ca.crt", "token"] {
+        std::fs::write(account.path().join(file), "stand-in").unwrap();
+    }
+    let text = serve_config["data"]["config.yaml"]
+        .as_str()
+        .unwrap()
+        .replace("/var/run/secrets/kubernetes.io/serviceaccount", account.path().to_str().unwrap());
+    let config = mcplex::config::parse(&text, Path::new("time.yaml")).unwrap();
+    let inbound = config.inbound.expect("inbound.jwt");
+    assert_eq!(inbound.audiences, ["time-mcp"]);
+    assert!(config.policy.is_some());
+    let agent = documents(&root().join("manifests/examples/agent.yaml")).remove(0);
+    let audiences = agent["spec"]["template"]["metadata"]["annotations"]["mcplex.dev/token-audiences"]
+        .as_str()
+        .unwrap();
+    assert!(audiences.split(',').any(|a| a.trim() == "time-mcp"), "{audiences}");
+    let sidecar = documents(&root().join("manifests/examples/configmap.yaml")).remove(0);
+    assert!(
+        sidecar["data"]["config.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("serviceAccountToken: { audience: time-mcp }")
+    );
 }

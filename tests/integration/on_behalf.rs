@@ -547,3 +547,70 @@ async fn work_no_caller_asked_for_uses_the_credential_without_caller_names() {
     let (_, _, answer) = request(&harness.url(), Some(&alice), "tools/call", Some("spare_who")).await;
     assert_eq!(text_of(&answer), "alice/pod", "{answer}");
 }
+
+/// Serves `keys` on loopback only to requests with `Authorization: Bearer <token>`, as a Kubernetes API
+/// server serves its ServiceAccount issuer's keys only to callers with a token.
+async fn jwks_behind_a_token(keys: String, token: &'static str) -> String {
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/openid/v1/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let keys = keys.clone();
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let allowed = request
+                    .headers()
+                    .get("authorization")
+                    .is_some_and(|v| v.as_bytes() == format!("Bearer {token}").as_bytes());
+                let (status, body) = if allowed {
+                    (200, keys.clone())
+                } else {
+                    (401, "Unauthorized".to_owned())
+                };
+                let response = http::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap();
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_jwks_url_that_wants_a_token_gets_the_one_in_token_file() {
+    let server = AuthorizationServer::start(json!({"alice": {}}), &[]).await;
+    let keys = serde_json::to_string(&server.keys().await).unwrap();
+    let jwks = jwks_behind_a_token(keys, "pod-token").await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "pod-token\n").unwrap();
+    let target = everything(mcplex_examples::everything::Versions::LegacyOnly).await;
+    let alice = server.token("alice", MCPLEX_AUDIENCE).await;
+    for (token_line, expected) in [
+        (format!(", tokenFile: {}", token_file.display()), 200),
+        (String::new(), 503),
+    ] {
+        let inbound = format!(
+            "inbound:\n  jwt:\n    issuer: {}\n    audiences: [\"{MCPLEX_AUDIENCE}\"]\n    jwks: {{ url: {jwks}{token_line} }}\n",
+            server.issuer
+        );
+        let harness = Harness::start(&format!("{}{inbound}", config(&[("t", &target.url(), "")]))).await;
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": modern_meta()}});
+        let bearer = format!("Bearer {alice}");
+        let mut headers = modern_headers("tools/list", None);
+        headers.push(("authorization", &bearer));
+        let (status, _, text) = post(&harness.url(), &headers, &body.to_string()).await;
+        assert_eq!(status, expected, "{token_line}: {text}");
+        if expected == 503 {
+            assert!(text.contains("401"), "the refusal is named: {text}");
+        }
+    }
+}
