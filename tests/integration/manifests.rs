@@ -181,10 +181,10 @@ fn the_example_stdio_server_is_one_the_webhook_can_serve() {
     for file in ["ca.crt", "token"] {
         std::fs::write(account.path().join(file), "stand-in").unwrap();
     }
-    let text = serve_config["data"]["config.yaml"]
-        .as_str()
-        .unwrap()
-        .replace("/var/run/secrets/kubernetes.io/serviceaccount", account.path().to_str().unwrap());
+    let text = serve_config["data"]["config.yaml"].as_str().unwrap().replace(
+        "/var/run/secrets/kubernetes.io/serviceaccount",
+        account.path().to_str().unwrap(),
+    );
     let config = mcplex::config::parse(&text, Path::new("time.yaml")).unwrap();
     let inbound = config.inbound.expect("inbound.jwt");
     assert_eq!(inbound.audiences, ["time-mcp"]);

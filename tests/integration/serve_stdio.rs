@@ -254,6 +254,52 @@ async fn the_official_stdio_server_serves_rmcp_clients_directly_and_through_a_si
 }
 
 #[tokio::test]
+async fn what_the_official_stdio_server_sends_by_itself_reaches_its_session() {
+    // server-everything asks for elicitation mid-call, logs every 5 s once asked to, and sends resource
+    // updates for what the session subscribed to: all of it reaches this session's client.
+    let served = Served::start(server_everything(), FrontLimits::default()).await;
+    let recorder = Recorder::default();
+    let client = legacy_client(&served.url, recorder.clone()).await;
+    let asked = call_text(&client, "trigger-elicitation-request", json!({})).await;
+    let elicited = recorder.wait_for("elicitation").await;
+    assert!(
+        elicited["message"].as_str().unwrap().contains("Please provide"),
+        "{elicited}"
+    );
+    assert!(asked.contains("provided the requested information"), "{asked}");
+
+    let resources = client.list_resources(None).await.unwrap().resources;
+    let uri = resources
+        .first()
+        .expect("server-everything lists resources")
+        .uri
+        .clone();
+    // resources/subscribe is how a session-era client subscribes (rmcp marks it legacy-only).
+    #[allow(deprecated)]
+    client
+        .subscribe(rmcp::model::SubscribeRequestParams::new(uri.as_str()))
+        .await
+        .unwrap();
+    call_text(&client, "toggle-subscriber-updates", json!({})).await;
+    let updated = recorder.wait_for("resource_updated").await;
+    assert_eq!(updated["uri"], uri.as_str());
+    call_text(&client, "toggle-simulated-logging", json!({})).await;
+    // Its log of the subscription came at once; the simulated ones come every 5 s.
+    let logged = eventually("a simulated log message", || async {
+        recorder
+            .events()
+            .into_iter()
+            .filter(|e| e["kind"] == "log")
+            .map(|e| e["value"].clone())
+            .find(|v| !v["data"].to_string().contains("Subscribe"))
+    })
+    .await;
+    assert!(logged["level"].is_string(), "{logged}");
+    client.cancel().await.unwrap();
+    served.stop().await;
+}
+
+#[tokio::test]
 async fn the_binary_logs_each_stderr_line_with_its_session_and_leaves_no_process_behind() {
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

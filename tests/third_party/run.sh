@@ -151,6 +151,13 @@ step inspector-serve inspector_serve
 # The same in 2026-07-28: no session, so a warm process of serve's pool answers.
 inspector_serve_2026() { "$inspector" --cli "$serve_url" --transport http --protocol-era modern --method tools/call --tool-name get-sum --tool-arg a=40 --tool-arg b=2 | tee /dev/stderr | grep 'The sum of 40 and 2 is 42' >/dev/null; }
 step inspector-serve-2026 inspector_serve_2026
+# And through the sidecar, which has the served server as its target `sestdio`, in both eras.
+inspector_sidecar_serve() {
+  for era in legacy modern; do
+    "$inspector" --cli "$url" --transport http --protocol-era "$era" --method tools/call --tool-name sestdio_get-sum --tool-arg a=40 --tool-arg b=2 | tee /dev/stderr | grep 'The sum of 40 and 2 is 42' >/dev/null || return 1
+  done
+}
+step inspector-sidecar-serve inspector_sidecar_serve
 
 conformance() {
   (cd "$work" && node "$OLDPWD/$tools/npm/node_modules/@modelcontextprotocol/conformance/dist/index.js" server --url "$url" --suite active) | tee /dev/stderr | grep -E '^Total: [0-9]+ passed, 0 failed'
