@@ -6,7 +6,7 @@
 //! `Authorization`, which is never passed on. A session the server opens belongs to the caller that opened it.
 
 use crate::child::metrics::ServeMetrics;
-use crate::child::{CALLER_META, Caller, Checks};
+use crate::child::{Caller, Checks};
 use crate::downstream::respond::{self, Body};
 use crate::net::chain::error_chain;
 use crate::net::client::{HttpClient, build_client};
@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -173,14 +173,7 @@ impl HttpFront {
         }
         let body = match (&mut message, &caller) {
             (Some(message), Some(caller)) if message.get("method").is_some() => {
-                // What the client put under this key is replaced: only the checks here say who calls.
-                if !message["params"].is_object() {
-                    message["params"] = json!({});
-                }
-                if !message["params"]["_meta"].is_object() {
-                    message["params"]["_meta"] = json!({});
-                }
-                message["params"]["_meta"][CALLER_META] = caller.meta.clone();
+                caller.stamp(message);
                 Bytes::from(message.to_string())
             }
             _ => bytes,

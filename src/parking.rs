@@ -18,7 +18,8 @@ use std::time::Duration;
 pub const MAX_PARKED: usize = 64;
 /// How long a parked call waits for the client's retry.
 pub const PARK_TTL: Duration = Duration::from_secs(300);
-/// How mcplex's own `requestState` begins (a server's own state never does, being passed through).
+/// How every `requestState` mcplex issues begins; each mcplex adds an id of its own after it, so that one
+/// mcplex in front of another (a sidecar before `mcplex serve`) passes on the states it did not issue.
 pub const STATE_PREFIX: &str = "mcplex.parked.";
 
 /// Why a call could not be parked, or a retry could not resume it.
@@ -77,6 +78,7 @@ pub struct NoRandomness;
 pub struct ParkedCalls<T> {
     calls: Mutex<HashMap<String, T>>,
     key: hmac::Key,
+    prefix: String,
 }
 
 impl<T: Waiting> ParkedCalls<T> {
@@ -84,10 +86,18 @@ impl<T: Waiting> ParkedCalls<T> {
     pub fn new() -> Result<Self, NoRandomness> {
         let mut secret = [0u8; 32];
         rand::fill(&mut secret).map_err(|_| NoRandomness)?;
+        let mut instance = [0u8; 6];
+        rand::fill(&mut instance).map_err(|_| NoRandomness)?;
         Ok(Self {
             calls: Mutex::new(HashMap::new()),
             key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            prefix: format!("{STATE_PREFIX}{}.", hex::encode(instance)),
         })
+    }
+
+    /// Whether this mcplex issued `state` (a state another server issued is passed on to it untouched).
+    pub fn issued(&self, state: &str) -> bool {
+        state.starts_with(&self.prefix)
     }
 
     /// Parks a call; returns the sealed `requestState` for the client. A call not resumed within
@@ -116,12 +126,12 @@ impl<T: Waiting> ParkedCalls<T> {
                 expired.expire();
             }
         });
-        Ok(format!("{STATE_PREFIX}{id}.{expires}.{tag}"))
+        Ok(format!("{}{id}.{expires}.{tag}", self.prefix))
     }
 
     /// Takes the call a retry's `requestState` names, after checking its seal, time and caller.
     pub fn take(&self, state: &str, subject: Option<&str>) -> Result<T, ParkError> {
-        let sealed = state.strip_prefix(STATE_PREFIX).ok_or(ParkError::Forged)?;
+        let sealed = state.strip_prefix(&self.prefix).ok_or(ParkError::Forged)?;
         let mut parts = sealed.splitn(3, '.');
         let (Some(id), Some(expires), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(ParkError::Forged);
@@ -153,7 +163,7 @@ impl<T: Waiting> ParkedCalls<T> {
 
     /// Puts back a call whose retry could not be used (the client may retry again).
     pub fn put_back(&self, state: &str, parked: T) {
-        if let Some(id) = state.strip_prefix(STATE_PREFIX).and_then(|s| s.split('.').next()) {
+        if let Some(id) = state.strip_prefix(&self.prefix).and_then(|s| s.split('.').next()) {
             lock(&self.calls).insert(id.to_owned(), parked);
         }
     }
@@ -241,6 +251,10 @@ mod tests {
         let forged = state.replace(&state[state.len() - 4..], "0000");
         assert!(matches!(parks.take(&forged, Some("alice")), Err(ParkError::Forged)));
         assert!(matches!(taken.answers(None), Err(ParkError::MissingResponse(name)) if name == "input"));
+        // Another mcplex's state (one in front of the other) is not taken for this one's.
+        let other = Arc::new(ParkedCalls::<Call>::new().unwrap());
+        assert!(parks.issued(&state) && !other.issued(&state));
+        assert!(state.starts_with(STATE_PREFIX));
     }
 
     #[tokio::test]

@@ -56,6 +56,23 @@ pub struct Caller {
     pub digest: [u8; 32],
 }
 
+impl Caller {
+    /// Puts the caller in a request's or notification's `params._meta` under [`CALLER_META`]; what the
+    /// client put under that key is replaced, for only the checks here say who calls.
+    pub fn stamp(&self, message: &mut Value) {
+        if message.get("method").is_none() {
+            return;
+        }
+        if !message["params"].is_object() {
+            message["params"] = json!({});
+        }
+        if !message["params"]["_meta"].is_object() {
+            message["params"]["_meta"] = json!({});
+        }
+        message["params"]["_meta"][CALLER_META] = self.meta.clone();
+    }
+}
+
 /// What the server end decides and records about each request of a client: its policy and its audit
 /// trail. The transport calls these; it knows neither.
 pub trait Checks: Send + Sync {
@@ -231,17 +248,8 @@ impl StdioFront {
             }
         };
         let is_request = message.get("method").is_some() && message.get("id").is_some();
-        if let Some(caller) = &caller
-            && message.get("method").is_some()
-        {
-            // What the client put under this key is replaced: only the checks here say who calls.
-            if !message["params"].is_object() {
-                message["params"] = json!({});
-            }
-            if !message["params"]["_meta"].is_object() {
-                message["params"]["_meta"] = json!({});
-            }
-            message["params"]["_meta"][CALLER_META] = caller.meta.clone();
+        if let Some(caller) = &caller {
+            caller.stamp(&mut message);
         }
         if let Some(raw) = raw {
             return self.stateless(&headers, &raw, message, caller).await;

@@ -266,7 +266,7 @@ impl WarmPool {
     pub async fn serve(self: &Arc<Self>, call: Call) -> Result<Value, PoolError> {
         let state = call.request["params"][mrtr::REQUEST_STATE]
             .as_str()
-            .filter(|s| s.starts_with(parking::STATE_PREFIX))
+            .filter(|s| self.parked.issued(s))
             .map(str::to_owned);
         if let Some(state) = state {
             return self.resume(&state, call).await;

@@ -84,28 +84,8 @@ async fn an_http_server_behind_serve_learns_who_calls_and_never_sees_a_token() {
     let (_server, upstream) = fastmcp_http().await;
     let authz = AuthorizationServer::start(json!({"alice": {}, "bob": {}, "pod": {}}), &[]).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("serve.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "inbound:\n  jwt:\n    issuer: {}\n    audiences: [\"{AUDIENCE}\"]\n    jwks: {{ url: {} }}\npolicy:\n  cedar: |\n    permit(principal, action == Action::\"tools/call\", resource);\n    @id(\"no-add-for-alice\")\n    forbid(principal == Caller::\"alice\", action, resource == Tool::\"add\") when {{ context.target == \"server\" }};\n",
-            authz.issuer,
-            authz.jwks_url()
-        ),
-    )
-    .unwrap();
-    let loaded = mcplex::config::load(&config).unwrap().0;
-    let audit_path = dir.path().join("audit.jsonl");
-    let audit = mcplex::audit::AuditLog::open(&mcplex::audit::AuditOptions {
-        sink: Some(mcplex::audit::AuditSink::File(audit_path.clone())),
-        hash_arguments: false,
-    })
-    .unwrap();
-    let checks = mcplex::server_end::PolicyAndAudit {
-        policy: loaded.policy,
-        audit: Arc::new(audit),
-    };
-    let (url, stop) = front(&upstream, loaded.inbound, Some(Arc::new(checks))).await;
+    let (inbound, checks, audit_path) = crate::serve_stdio::checked_by(&authz, AUDIENCE, "add", dir.path());
+    let (url, stop) = front(&upstream, Some(inbound), Some(checks)).await;
 
     // No token: 401 with the challenge, and nothing reaches the server.
     let (status, headers, _) = post(&url, &[], &initialize()).await;

@@ -125,6 +125,21 @@ async fn a_process_asking_for_input_is_parked_and_the_retry_answers_that_same_pr
     // A client that cannot answer is not asked: the server hears the refusal and answers by itself.
     let (_, unasked) = modern_call(&url, "ask", json!({}), json!({}), json!({})).await;
     assert_ne!(unasked["result"]["resultType"], "input_required", "{unasked}");
+
+    // Through a sidecar that reaches serve in 2026-07-28: serve's state passes through the sidecar (which
+    // did not issue it) both ways, and the retry reaches the process that asked.
+    let harness = Harness::start(&config(&[("fm", &url, "")])).await;
+    let sidecar = harness.url();
+    let (status, first) = modern_call(&sidecar, "fm_ask", json!({}), json!({"elicitation": {}}), json!({})).await;
+    assert_eq!(status, 200, "{first}");
+    let state = first["result"]["requestState"]
+        .as_str()
+        .expect("input_required")
+        .to_owned();
+    let retry =
+        json!({"requestState": state, "inputResponses": {"input": {"action": "accept", "content": {"value": "bo"}}}});
+    let (_, last) = modern_call(&sidecar, "fm_ask", json!({}), json!({"elicitation": {}}), retry).await;
+    assert!(text_of(&last).starts_with("hello bo from "), "{last}");
     served.stop().await;
 }
 

@@ -444,24 +444,31 @@ fn the_binary_refuses_to_listen_beyond_loopback_without_checking_callers() {
     );
 }
 
-#[tokio::test]
-async fn bearer_tokens_are_checked_and_the_server_learns_who_calls_never_the_token() {
-    use crate::authz::{AuthorizationServer, MCPLEX_AUDIENCE};
-    const AUDIENCE: &str = "urn:serve";
-    let server = AuthorizationServer::start(json!({"alice": {}, "bob": {}, "pod": {}}), &[]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let serve_config = dir.path().join("serve.yaml");
+/// The server end's checks as `--config` and `--audit-log` set them up: tokens of `server` for `audience`,
+/// a policy that lets every caller call every tool but alice `forbidden` (rule `no-<forbidden>-for-alice`),
+/// and an audit log in `dir`; the caller check, the policy and audit, and the log's path.
+pub(crate) fn checked_by(
+    server: &crate::authz::AuthorizationServer,
+    audience: &str,
+    forbidden: &str,
+    dir: &std::path::Path,
+) -> (
+    mcplex::config::inbound::InboundJwt,
+    Arc<dyn mcplex::child::Checks>,
+    std::path::PathBuf,
+) {
+    let config = dir.join("serve.yaml");
     std::fs::write(
-        &serve_config,
+        &config,
         format!(
-            "inbound:\n  jwt:\n    issuer: {}\n    audiences: [\"{AUDIENCE}\"]\n    jwks: {{ url: {} }}\npolicy:\n  cedar: |\n    permit(principal, action == Action::\"tools/call\", resource);\n    @id(\"no-pid-for-alice\")\n    forbid(principal == Caller::\"alice\", action, resource == Tool::\"pid\") when {{ context.target == \"server\" }};\n",
+            "inbound:\n  jwt:\n    issuer: {}\n    audiences: [\"{audience}\"]\n    jwks: {{ url: {} }}\npolicy:\n  cedar: |\n    permit(principal, action == Action::\"tools/call\", resource);\n    @id(\"no-{forbidden}-for-alice\")\n    forbid(principal == Caller::\"alice\", action, resource == Tool::\"{forbidden}\") when {{ context.target == \"server\" }};\n",
             server.issuer,
             server.jwks_url()
         ),
     )
     .unwrap();
-    let loaded = mcplex::config::load(&serve_config).unwrap().0;
-    let audit_path = dir.path().join("audit.jsonl");
+    let loaded = mcplex::config::load(&config).unwrap().0;
+    let audit_path = dir.join("audit.jsonl");
     let audit = mcplex::audit::AuditLog::open(&mcplex::audit::AuditOptions {
         sink: Some(mcplex::audit::AuditSink::File(audit_path.clone())),
         hash_arguments: false,
@@ -471,14 +478,17 @@ async fn bearer_tokens_are_checked_and_the_server_learns_who_calls_never_the_tok
         policy: loaded.policy,
         audit: Arc::new(audit),
     };
-    let served = Served::start_checked(
-        fastmcp(),
-        FrontLimits::default(),
-        None,
-        loaded.inbound,
-        Some(Arc::new(checks)),
-    )
-    .await;
+    (loaded.inbound.expect("inbound.jwt"), Arc::new(checks), audit_path)
+}
+
+#[tokio::test]
+async fn bearer_tokens_are_checked_and_the_server_learns_who_calls_never_the_token() {
+    use crate::authz::{AuthorizationServer, MCPLEX_AUDIENCE};
+    const AUDIENCE: &str = "urn:serve";
+    let server = AuthorizationServer::start(json!({"alice": {}, "bob": {}, "pod": {}}), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (inbound, checks, audit_path) = checked_by(&server, AUDIENCE, "pid", dir.path());
+    let served = Served::start_checked(fastmcp(), FrontLimits::default(), None, Some(inbound), Some(checks)).await;
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
     .to_string();

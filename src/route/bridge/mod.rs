@@ -11,5 +11,5 @@ mod park;
 mod subscribe;
 
 pub use input::{Bridge, BridgeError, asks_for_input};
-pub use park::{NoRandomness, ParkError, Parked, ParkedCalls, STATE_PREFIX, close_own_session, input_required};
+pub use park::{NoRandomness, ParkError, Parked, ParkedCalls, close_own_session, input_required};
 pub use subscribe::{SubscribeError, Updates, change as change_subscription, keep_listening, open_listen};

@@ -11,7 +11,7 @@ use crate::route::channel::Channel;
 use crate::upstream::{ExchangeGuard, MessageStream};
 use serde_json::{Value, json};
 
-pub use crate::parking::{NoRandomness, ParkError, STATE_PREFIX, input_required};
+pub use crate::parking::{NoRandomness, ParkError, input_required};
 
 /// The sidecar's parked calls.
 pub type ParkedCalls = parking::ParkedCalls<Parked>;

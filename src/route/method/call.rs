@@ -12,7 +12,7 @@ use crate::protocol::meta;
 use crate::protocol::params::{self, ParamHeader};
 use crate::protocol::{ClientContext, mrtr};
 use crate::protocol::{Era, jsonrpc, method};
-use crate::route::bridge::{self, STATE_PREFIX};
+use crate::route::bridge;
 use crate::route::channel::CallGetStream;
 use crate::route::channel::{Channel, Sharing};
 use crate::route::channel::{Outgoing, Rewrite};
@@ -352,7 +352,7 @@ pub fn route(router: &Arc<Router>, inbound: Inbound) -> impl Future<Output = Out
         let parked_state = inbound
             .message
             .param_str(mrtr::REQUEST_STATE)
-            .filter(|state| stateless && state.starts_with(STATE_PREFIX))
+            .filter(|state| stateless && router.parked.issued(state))
             .map(Cow::into_owned);
         if let Some(state) = parked_state {
             let retry = Retry {
