@@ -11,9 +11,9 @@ use crate::downstream::modern;
 use crate::downstream::respond::{self, Body};
 use crate::parking::NoRandomness;
 use crate::protocol::header::MCP_SESSION_ID;
+use crate::protocol::sse::encode_event;
 use crate::protocol::{ENDPOINT_PATH, SSE_MEDIA_TYPE, jsonrpc};
 use crate::sync::lock;
-use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited, StreamBody};
@@ -119,12 +119,14 @@ impl Default for FrontLimits {
 
 /// The sessions of one served command.
 pub struct StdioFront {
-    command: ServerCommand,
-    limits: FrontLimits,
+    pub(super) command: ServerCommand,
+    pub(super) limits: FrontLimits,
     pub(super) checks: Option<Arc<dyn Checks>>,
     pub(super) metrics: Arc<ServeMetrics>,
     sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
     pub(super) pool: Arc<WarmPool>,
+    /// The processes serving 2026-07-28 `subscriptions/listen` streams, one each.
+    pub(super) listens: Arc<Mutex<HashMap<String, Arc<Session>>>>,
 }
 
 impl StdioFront {
@@ -150,6 +152,7 @@ impl StdioFront {
             metrics,
             sessions: Arc::default(),
             pool,
+            listens: Arc::default(),
         });
         tokio::spawn(front.clone().reap(stop));
         Ok(front)
@@ -169,6 +172,7 @@ impl StdioFront {
     pub fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = lock(&self.sessions).values().map(|s| s.pid()).collect();
         pids.extend(self.pool.pids());
+        pids.extend(lock(&self.listens).values().map(|s| s.pid()));
         pids
     }
 
@@ -410,7 +414,8 @@ impl StdioFront {
             // Answers arrive on their own tasks; a short look now and then is all this needs.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let all: Vec<Arc<Session>> = lock(&self.sessions).drain().map(|(_, s)| s).collect();
+        let mut all: Vec<Arc<Session>> = lock(&self.sessions).drain().map(|(_, s)| s).collect();
+        all.extend(lock(&self.listens).drain().map(|(_, s)| s));
         for session in &all {
             session.stop("mcplex is stopping");
         }
@@ -422,7 +427,12 @@ impl StdioFront {
 
 /// The session's GET stream: an SSE body fed by what its process sends on its own.
 fn stream(session: &Session) -> Response<Body> {
-    let events = tokio_stream_of(session.open_stream());
+    sse_body(session.open_stream())
+}
+
+/// An SSE response whose events are the messages `receiver` yields, until it ends.
+pub(super) fn sse_body(receiver: tokio::sync::mpsc::Receiver<Value>) -> Response<Body> {
+    let events = tokio_stream_of(receiver).map(|message| encode_event(message.to_string().as_bytes()));
     let body = StreamBody::new(events.map(|event| Ok::<_, Infallible>(Frame::data(event))));
     let mut response = Response::new(BodyExt::boxed_unsync(body));
     response
@@ -432,6 +442,6 @@ fn stream(session: &Session) -> Response<Body> {
 }
 
 /// The receiver as a stream of its items.
-fn tokio_stream_of(mut receiver: tokio::sync::mpsc::Receiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> {
+fn tokio_stream_of<T>(mut receiver: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> {
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }

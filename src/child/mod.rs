@@ -6,6 +6,7 @@
 //! and the next session gets a fresh process.
 
 pub mod front;
+mod listen;
 pub mod metrics;
 pub mod pool;
 pub mod process;

