@@ -5,6 +5,7 @@
 //! the platform names them, in headers; what a client sends under those names is dropped, and so is its
 //! `Authorization`, which is never passed on. A session the server opens belongs to the caller that opened it.
 
+use crate::child::front::read_body;
 use crate::child::metrics::ServeMetrics;
 use crate::child::{Caller, Checks};
 use crate::downstream::respond::{self, Body};
@@ -17,7 +18,7 @@ use crate::sync::lock;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -119,20 +120,9 @@ impl HttpFront {
                 return respond::error_with_status(status, None, jsonrpc::INVALID_REQUEST, text);
             }
         }
-        let bytes = match Limited::new(body, self.limits.max_body).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(_) => {
-                let text = format!(
-                    "the request is larger than {} bytes, or was cut off",
-                    self.limits.max_body
-                );
-                return respond::error_with_status(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    None,
-                    jsonrpc::INVALID_REQUEST,
-                    &text,
-                );
-            }
+        let bytes = match read_body(body, self.limits.max_body).await {
+            Ok(bytes) => bytes,
+            Err(refusal) => return *refusal,
         };
         let mut message = None;
         if parts.method == Method::POST {

@@ -14,6 +14,7 @@ use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::sse::encode_event;
 use crate::protocol::{ENDPOINT_PATH, SSE_MEDIA_TYPE, jsonrpc};
 use crate::sync::lock;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited, StreamBody};
@@ -221,20 +222,9 @@ impl StdioFront {
     ) -> Response<Body> {
         let (parts, body) = request.into_parts();
         let headers = parts.headers;
-        let body = match Limited::new(body, self.limits.max_body).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(_) => {
-                let text = format!(
-                    "the request is larger than {} bytes, or was cut off",
-                    self.limits.max_body
-                );
-                return respond::error_with_status(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    None,
-                    jsonrpc::INVALID_REQUEST,
-                    &text,
-                );
-            }
+        let body = match read_body(body, self.limits.max_body).await {
+            Ok(body) => body,
+            Err(refusal) => return *refusal,
         };
         // The envelope as the sidecar reads it, for the checks a 2026-07-28 request must pass.
         let raw = (session.is_none())
@@ -422,6 +412,22 @@ impl StdioFront {
         let wait = futures_util::future::join_all(all.iter().map(|s| s.gone().cancelled()));
         let sessions_gone = tokio::time::timeout(super::limits::STOP_GRACE * 2, wait);
         let _ = tokio::join!(sessions_gone, self.pool.shutdown());
+    }
+}
+
+/// A request's whole body, at most `max` bytes; the answer for the client when it is larger or cut off.
+pub async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Box<Response<Body>>> {
+    match Limited::new(body, max).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(_) => {
+            let text = format!("the request is larger than {max} bytes, or was cut off");
+            Err(Box::new(respond::error_with_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                jsonrpc::INVALID_REQUEST,
+                &text,
+            )))
+        }
     }
 }
 
