@@ -399,11 +399,9 @@ impl StdioFront {
     /// Ends every session once its calls under way are answered (or `drain` has passed) and waits until
     /// their processes are gone (each gets SIGTERM, then SIGKILL after the grace period).
     pub async fn shutdown(&self, drain: Duration) {
-        let deadline = tokio::time::Instant::now() + drain;
-        while lock(&self.sessions).values().any(|s| s.busy()) && tokio::time::Instant::now() < deadline {
-            // Answers arrive on their own tasks; a short look now and then is all this needs.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let open: Vec<Arc<Session>> = lock(&self.sessions).values().cloned().collect();
+        let answered = futures_util::future::join_all(open.iter().map(|s| s.until_idle()));
+        let _ = tokio::time::timeout(drain, answered).await;
         let mut all: Vec<Arc<Session>> = lock(&self.sessions).drain().map(|(_, s)| s).collect();
         all.extend(lock(&self.listens).drain().map(|(_, s)| s));
         for session in &all {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Why a request of the client got no answer from its server process.
@@ -45,6 +45,7 @@ pub struct Session {
     last_used: Mutex<Instant>,
     ended: Mutex<Option<Ended>>,
     gone: CancellationToken,
+    idle: Notify,
 }
 
 impl Session {
@@ -60,6 +61,7 @@ impl Session {
             last_used: Mutex::new(Instant::now()),
             ended: Mutex::new(None),
             gone: CancellationToken::new(),
+            idle: Notify::new(),
         });
         tokio::spawn(session.clone().dispatch(from_server));
         Ok(session)
@@ -124,8 +126,30 @@ impl Session {
                 Err(SessionError::Timeout(timeout))
             }
         };
-        lock(&self.waiting).remove(&id);
+        let now_idle = {
+            let mut waiting = lock(&self.waiting);
+            waiting.remove(&id);
+            waiting.is_empty()
+        };
+        if now_idle {
+            self.idle.notify_waiters();
+        }
         result
+    }
+
+    /// Returns once no request of the client waits for its answer (or the process has ended).
+    pub async fn until_idle(&self) {
+        loop {
+            // Registered before the check, so an answer between the two is not missed.
+            let answered = self.idle.notified();
+            if !self.busy() || self.gone.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                _ = answered => {}
+                _ = self.gone.cancelled() => return,
+            }
+        }
     }
 
     /// Passes on a notification of the client, or its answer to a request of the process.
