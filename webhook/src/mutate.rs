@@ -136,10 +136,7 @@ pub fn mutate(pod: &Value, defaults: &Defaults) -> Result<Outcome, MutateError> 
 
     let volumes = volumes(&settings);
     let volume_names: Vec<Value> = volumes.iter().map(|v| v["name"].clone()).collect();
-    match spec.get("volumes").and_then(Value::as_array) {
-        Some(_) => ops.extend(volumes.into_iter().map(|v| add("/spec/volumes/-", v))),
-        None => ops.push(add("/spec/volumes", Value::Array(volumes))),
-    }
+    ops.extend(append(spec.get("volumes"), "/spec/volumes", volumes));
 
     // A native sidecar starts before every init container, so they may use it too; a classic one
     // starts after them.
@@ -274,8 +271,17 @@ fn refuse_unsafe(
     Ok(())
 }
 
-fn add(path: &str, value: Value) -> Value {
+pub(crate) fn add(path: &str, value: Value) -> Value {
     json!({ "op": "add", "path": path, "value": value })
+}
+
+/// The operations that append `items` to the list at `path`, where the pod has `existing`: one `add` per
+/// item after what is there, or the whole list when the pod has none.
+pub(crate) fn append(existing: Option<&Value>, path: &str, items: Vec<Value>) -> Vec<Value> {
+    match existing.and_then(Value::as_array) {
+        Some(_) => items.into_iter().map(|item| add(&format!("{path}/-"), item)).collect(),
+        None => vec![add(path, Value::Array(items))],
+    }
 }
 
 /// The JSON Pointer of an annotation, with `~` and `/` escaped (RFC 6901).

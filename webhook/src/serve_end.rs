@@ -5,7 +5,7 @@
 //! native sidecar in front of its container's HTTP port. Either way callers must be checked (mTLS, or
 //! bearer tokens per the config's `inbound.jwt`), because the server end listens on the pod's network.
 
-use crate::mutate::{MutateError, Outcome, annotation_path};
+use crate::mutate::{MutateError, Outcome, add, annotation_path, append};
 use crate::settings::{AnnotationError, Defaults, STATUS};
 use serde_json::{Map, Value, json};
 
@@ -260,19 +260,17 @@ fn stdio_under_serve(
         json!({"op": "add", "path": format!("{at}/command"), "value": run}),
         json!({"op": "add", "path": format!("{at}/args"), "value": []}),
     ];
-    match server.get("volumeMounts").and_then(Value::as_array) {
-        Some(_) => ops.extend(mounts.into_iter().map(|m| add(&format!("{at}/volumeMounts/-"), m))),
-        None => ops.push(add(&format!("{at}/volumeMounts"), Value::Array(mounts))),
-    }
-    let port_entries = port_entries(port);
-    match server.get("ports").and_then(Value::as_array) {
-        Some(_) => ops.extend(port_entries.into_iter().map(|p| add(&format!("{at}/ports/-"), p))),
-        None => ops.push(add(&format!("{at}/ports"), Value::Array(port_entries.to_vec()))),
-    }
-    match spec.get("volumes").and_then(Value::as_array) {
-        Some(_) => ops.extend(volumes.iter().cloned().map(|v| add("/spec/volumes/-", v))),
-        None => ops.push(add("/spec/volumes", Value::Array(volumes.clone()))),
-    }
+    ops.extend(append(
+        server.get("volumeMounts"),
+        &format!("{at}/volumeMounts"),
+        mounts,
+    ));
+    ops.extend(append(
+        server.get("ports"),
+        &format!("{at}/ports"),
+        port_entries(port).to_vec(),
+    ));
+    ops.extend(append(spec.get("volumes"), "/spec/volumes", volumes.clone()));
     let image = annotations.get("mcplex.dev/image").and_then(Value::as_str);
     let install = install_container(image.unwrap_or(&defaults.image));
     match spec.get("initContainers").and_then(Value::as_array) {
@@ -368,15 +366,9 @@ fn http_front(
     });
     let mut ops = Vec::new();
     if !volumes.is_empty() {
-        match spec.get("volumes").and_then(Value::as_array) {
-            Some(_) => ops.extend(volumes.iter().cloned().map(|v| add("/spec/volumes/-", v))),
-            None => ops.push(add("/spec/volumes", Value::Array(volumes.clone()))),
-        }
+        ops.extend(append(spec.get("volumes"), "/spec/volumes", volumes.clone()));
     }
-    match spec.get("initContainers").and_then(Value::as_array) {
-        Some(_) => ops.push(add("/spec/initContainers/-", front)),
-        None => ops.push(add("/spec/initContainers", json!([front]))),
-    }
+    ops.extend(append(spec.get("initContainers"), "/spec/initContainers", vec![front]));
     let volume_names: Vec<Value> = volumes.iter().map(|v| v["name"].clone()).collect();
     let status = json!({"version": env!("CARGO_PKG_VERSION"), "serve": name, "mode": "http", "initContainers": [FRONT_CONTAINER], "volumes": volume_names});
     ops.push(add(&annotation_path(STATUS), Value::String(status.to_string())));
@@ -431,10 +423,6 @@ fn install_container(image: &str) -> Value {
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
         "securityContext": crate::mutate::restricted_security_context(),
     })
-}
-
-fn add(path: &str, value: Value) -> Value {
-    json!({ "op": "add", "path": path, "value": value })
 }
 
 #[cfg(test)]
