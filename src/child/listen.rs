@@ -6,9 +6,10 @@
 //! `serve` opens such a stream for a session-era agent's `resources/subscribe`.
 
 use super::front::{Caller, StdioFront, sse_body};
+use super::own_client;
 use super::session::Session;
 use crate::downstream::respond::{self, Body};
-use crate::protocol::{self, jsonrpc, meta, method};
+use crate::protocol::{jsonrpc, meta, method};
 use crate::sync::lock;
 use http::{Response, StatusCode};
 use serde_json::{Map, Value, json};
@@ -89,9 +90,7 @@ impl StdioFront {
 
     /// Initialises the listen's process and subscribes it to the resources asked for; what was accepted.
     async fn subscribe(&self, session: &Session, requested: &Value) -> Result<Map<String, Value>, String> {
-        let initialize = json!({"jsonrpc": "2.0", "id": "mcplex-listen", "method": method::INITIALIZE, "params": {
-            "protocolVersion": protocol::LATEST_LEGACY_VERSION, "capabilities": {},
-            "clientInfo": protocol::mcplex_identity()}});
+        let initialize = own_client::initialize(json!("mcplex-listen"), json!({}));
         let initialized = session
             .request(&initialize, self.limits.start_timeout)
             .await
@@ -100,7 +99,7 @@ impl StdioFront {
             return Err(format!("the server process refused initialize: {text}"));
         }
         session
-            .send(&json!({"jsonrpc": "2.0", "method": method::INITIALIZED}))
+            .send(&own_client::initialized())
             .await
             .map_err(|e| e.to_string())?;
         let offers = &initialized["result"]["capabilities"];
@@ -148,17 +147,7 @@ async fn relay(session: Arc<Session>, events: mpsc::Sender<Value>, wanted: Vec<&
             },
         };
         let asked = message["method"].as_str().unwrap_or_default().to_owned();
-        if let Some(request_id) = message.get("id").cloned() {
-            // Nobody can answer for a client on a listen stream: a ping is answered, anything else refused.
-            let answer = if asked == method::PING {
-                jsonrpc::result(request_id, json!({}))
-            } else {
-                jsonrpc::error(
-                    Some(request_id),
-                    jsonrpc::METHOD_NOT_FOUND,
-                    "no client answers on a listen stream",
-                )
-            };
+        if let Some(answer) = own_client::unanswerable(&message, "no client answers on a listen stream") {
             if session.send(&answer).await.is_err() {
                 break;
             }

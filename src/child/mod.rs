@@ -16,6 +16,39 @@ mod stateless;
 pub use front::{CALLER_META, Caller, Checks, FrontLimits, StdioFront};
 pub use process::ServerCommand;
 
+/// What mcplex says to a server process when it speaks as the process's client itself (a pool process, a
+/// listen stream's process), not on behalf of one.
+mod own_client {
+    use crate::protocol::{self, jsonrpc, method};
+    use serde_json::{Value, json};
+
+    /// The session-era `initialize` request, with mcplex's identity and `capabilities`.
+    pub fn initialize(id: Value, capabilities: Value) -> Value {
+        json!({"jsonrpc": "2.0", "id": id, "method": method::INITIALIZE, "params": {
+            "protocolVersion": protocol::LATEST_LEGACY_VERSION,
+            "capabilities": capabilities,
+            "clientInfo": protocol::mcplex_identity(),
+        }})
+    }
+
+    /// The notification that completes the handshake.
+    pub fn initialized() -> Value {
+        json!({"jsonrpc": "2.0", "method": method::INITIALIZED})
+    }
+
+    /// The answer to a request of the process that no client can answer now: a ping is answered, anything
+    /// else refused, saying `why`; `None` for what is not a request.
+    pub fn unanswerable(request: &Value, why: &str) -> Option<Value> {
+        request.get("method")?;
+        let id = request.get("id")?.clone();
+        Some(if request["method"] == method::PING {
+            jsonrpc::result(id, json!({}))
+        } else {
+            jsonrpc::error(Some(id), jsonrpc::METHOD_NOT_FOUND, why)
+        })
+    }
+}
+
 /// The bounds of one server process.
 pub mod limits {
     use std::time::Duration;

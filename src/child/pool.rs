@@ -9,6 +9,7 @@
 
 use super::limits::STOP_GRACE;
 use super::metrics::ServeMetrics;
+use super::own_client;
 use super::process::{Ended, FromServer, ServerCommand, ServerProcess, SpawnError};
 use crate::parking::{self, ParkError, ParkedCalls, Waiting};
 use crate::protocol::{self, cache, jsonrpc, meta, method, mrtr};
@@ -227,9 +228,14 @@ impl WarmPool {
         limits: PoolLimits,
         metrics: Arc<ServeMetrics>,
     ) -> Result<Arc<Self>, parking::NoRandomness> {
+        // A pool serves at least one request at a time.
+        let limits = PoolLimits {
+            size: limits.size.max(1),
+            ..limits
+        };
         Ok(Arc::new(Self {
             command,
-            places: Arc::new(Semaphore::new(limits.size.max(1))),
+            places: Arc::new(Semaphore::new(limits.size)),
             limits,
             idle: Mutex::default(),
             live: Arc::default(),
@@ -248,7 +254,7 @@ impl WarmPool {
 
     /// Requests holding a place in the pool now (parked calls hold none).
     pub fn in_use(&self) -> usize {
-        self.limits.size.max(1) - self.places.available_permits()
+        self.limits.size - self.places.available_permits()
     }
 
     /// What the server answered `initialize` (from a process of the pool, started now if none ran yet).
@@ -333,21 +339,17 @@ impl WarmPool {
                     return Ok(answer);
                 }
                 (None, _) => tracing::debug!(process = %lease.warm.label, "an answer to no request under way; dropped"),
-                (Some(method::PING), Some(id)) => {
-                    lease.warm.send(&jsonrpc::result(id.clone(), json!({}))).await?;
-                }
-                (Some(asked), Some(id)) => {
-                    let declared = mrtr::capability_for(asked).filter(|c| call.capabilities.get(*c).is_some());
-                    if declared.is_none() {
-                        let why = match mrtr::capability_for(asked) {
-                            Some(capability) => format!("the client did not declare the `{capability}` capability"),
-                            None => format!("mcplex serve does not pass `{asked}` on to 2026-07-28 clients"),
-                        };
-                        let refusal = jsonrpc::error(Some(id.clone()), jsonrpc::METHOD_NOT_FOUND, why);
-                        lease.warm.send(&refusal).await?;
-                        continue;
+                (Some(asked), Some(_)) => {
+                    let why = match mrtr::capability_for(asked) {
+                        Some(capability) if call.capabilities.get(capability).is_some() => {
+                            return self.park(lease, server_id, &message, client_id, call.subject);
+                        }
+                        Some(capability) => format!("the client did not declare the `{capability}` capability"),
+                        None => format!("mcplex serve does not pass `{asked}` on to 2026-07-28 clients"),
+                    };
+                    if let Some(answer) = own_client::unanswerable(&message, &why) {
+                        lease.warm.send(&answer).await?;
                     }
-                    return self.park(lease, server_id, &message, client_id, call.subject);
                 }
                 (Some(method::PROGRESS), None) => {
                     if let Some(progress) = &call.progress
@@ -362,7 +364,7 @@ impl WarmPool {
                         }
                     }
                 }
-                (Some("notifications/message"), None) => {
+                (Some(method::LOG_MESSAGE), None) => {
                     if let Some(progress) = &call.progress {
                         let _ = progress.try_send(message);
                     }
@@ -406,7 +408,7 @@ impl WarmPool {
         let place = match self.places.clone().try_acquire_owned() {
             Ok(place) => place,
             Err(_) => {
-                let most = self.limits.size.max(1) * WAITING_PER_PROCESS;
+                let most = self.limits.size * WAITING_PER_PROCESS;
                 let waiting = self.waiting.fetch_add(1, Ordering::Relaxed);
                 let _turn = WaitingTurn(&self.waiting);
                 if waiting >= most {
@@ -505,39 +507,26 @@ impl WarmPool {
 /// capabilities a 2026-07-28 client may answer through `input_required`.
 async fn handshake(lease: &mut Lease) -> Result<Value, PoolError> {
     let id = lease.next_id();
-    let initialize = json!({
-        "jsonrpc": "2.0", "id": id, "method": method::INITIALIZE,
-        "params": {
-            "protocolVersion": protocol::LATEST_LEGACY_VERSION,
-            "capabilities": { "elicitation": {}, "sampling": {} },
-            "clientInfo": protocol::mcplex_identity(),
-        },
-    });
-    lease.warm.send(&initialize).await?;
+    let capabilities = json!({ "elicitation": {}, "sampling": {} });
+    lease
+        .warm
+        .send(&own_client::initialize(id.clone(), capabilities))
+        .await?;
     loop {
         let Some(message) = lease.events.recv().await else {
             return Err(PoolError::Ended(lease.warm.end_reason()));
         };
-        if let (Some(_), Some(asked)) = (message.get("method"), message.get("id")) {
-            // Nobody can answer for a client yet: a ping is answered, anything else refused.
-            let answer = if message["method"] == method::PING {
-                jsonrpc::result(asked.clone(), json!({}))
-            } else {
-                jsonrpc::error(
-                    Some(asked.clone()),
-                    jsonrpc::METHOD_NOT_FOUND,
-                    "no client is connected yet",
-                )
-            };
-            lease.warm.send(&answer).await?;
+        if message.get("method").is_some() {
+            if let Some(answer) = own_client::unanswerable(&message, "no client is connected yet") {
+                lease.warm.send(&answer).await?;
+            }
             continue;
         }
-        if message.get("method").is_none() && message.get("id") == Some(&id) {
+        if message.get("id") == Some(&id) {
             if let Some((_, text)) = jsonrpc::error_of(&message) {
                 return Err(PoolError::Refused(text.to_owned()));
             }
-            let initialized = json!({"jsonrpc": "2.0", "method": method::INITIALIZED});
-            lease.warm.send(&initialized).await?;
+            lease.warm.send(&own_client::initialized()).await?;
             return Ok(message["result"].clone());
         }
     }

@@ -152,6 +152,8 @@ pub mod method {
     pub const RESOURCES_UPDATED: &str = "notifications/resources/updated";
     /// A request was cancelled.
     pub const CANCELLED: &str = "notifications/cancelled";
+    /// A log message of the server.
+    pub const LOG_MESSAGE: &str = "notifications/message";
     /// Progress of a request that gave a progress token.
     pub const PROGRESS: &str = "notifications/progress";
     /// The client's roots changed.
