@@ -7,7 +7,7 @@ use crate::downstream::modern;
 use crate::downstream::respond::{self, Body};
 use crate::downstream::session_store::{Session, SessionStore};
 use crate::identity::{Acting, Principal};
-use crate::protocol::header::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use crate::protocol::header::MCP_SESSION_ID;
 use crate::protocol::{self, ClientContext, Era, jsonrpc, method};
 use crate::route::EncodedMessage;
 use crate::route::{self, Caller, ClientSession, Inbound, Router};
@@ -217,9 +217,6 @@ impl Endpoint {
         let fail = |status: StatusCode, code: i64, text: String| {
             Err(Box::new(respond::error_with_status(status, id.clone(), code, &text)))
         };
-        let header_version = headers
-            .get(MCP_PROTOCOL_VERSION)
-            .map(|v| v.to_str().unwrap_or("(not text)").to_owned());
         if let Some(session_id) = headers.get(MCP_SESSION_ID) {
             let found = session_id.to_str().ok().and_then(|id| self.sessions.get(id));
             let Some(session) = found else {
@@ -229,8 +226,8 @@ impl Endpoint {
                     "session not found: it expired or was ended; send initialize again".into(),
                 );
             };
-            if let Some(version) = &header_version
-                && Era::of_version(version) != Some(Era::Legacy)
+            if let Some(version) = modern::version_header(headers)
+                && Era::of_version(&version) != Some(Era::Legacy)
             {
                 return fail(
                     StatusCode::BAD_REQUEST,

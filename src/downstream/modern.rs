@@ -7,6 +7,13 @@ use crate::protocol::{self, jsonrpc, meta};
 use http::{HeaderMap, Response, StatusCode};
 use serde_json::json;
 
+/// The `MCP-Protocol-Version` header as text (`(not text)` when it is not), when the request has one.
+pub fn version_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(MCP_PROTOCOL_VERSION)
+        .map(|v| v.to_str().unwrap_or("(not text)").to_owned())
+}
+
 /// Whether a message without a session speaks 2026-07-28: its `_meta` or its version header says so.
 pub fn speaks_modern(headers: &HeaderMap, message: &jsonrpc::Message) -> bool {
     message.meta_str(meta::PROTOCOL_VERSION).is_some()
@@ -22,9 +29,7 @@ pub fn check_request(headers: &HeaderMap, message: &jsonrpc::Message) -> Result<
     let fail = |status: StatusCode, code: i64, text: String| {
         Err(Box::new(respond::error_with_status(status, id.clone(), code, &text)))
     };
-    let header_version = headers
-        .get(MCP_PROTOCOL_VERSION)
-        .map(|v| v.to_str().unwrap_or("(not text)").to_owned());
+    let header_version = version_header(headers);
     let meta_version = message.meta_str(meta::PROTOCOL_VERSION);
     // A 2026-07-28 request: its _meta first (-32602), then the version header (-32020), the version
     // itself (-32022), then the routing headers (-32020), as the revision orders them.
