@@ -122,15 +122,8 @@ enum Command {
         /// Address to listen on (beyond loopback only when callers are checked).
         #[arg(long, default_value = "127.0.0.1:15310")]
         listen: SocketAddr,
-        /// Serve over TLS with this certificate chain (PEM).
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// The private key of `--tls-cert` (PEM).
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Accept only clients with a certificate this CA signed (mTLS).
-        #[arg(long, requires = "tls_cert")]
-        client_ca: Option<PathBuf>,
+        #[command(flatten)]
+        tls: mcplex::net::tls::ServerTlsFlags,
         /// A config file whose `inbound.jwt` says which bearer tokens callers must present (issuer, this
         /// server's audience, the issuer's keys) and whose `policy` says who may call what, as for the
         /// sidecar (the served server is the target `server`).
@@ -333,9 +326,7 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
         }
         Command::Serve {
             listen,
-            tls_cert,
-            tls_key,
-            client_ca,
+            tls,
             config,
             audit_log,
             audit_hash_arguments,
@@ -361,17 +352,10 @@ async fn execute(command: Command, tracing: bool) -> Result<(), CliError> {
                 policy,
                 audit: Arc::new(audit),
             };
-            if !listen.ip().is_loopback() && client_ca.is_none() && inbound.is_none() {
+            if !listen.ip().is_loopback() && tls.client_ca.is_none() && inbound.is_none() {
                 return Err(CliError::ServeNotLoopback(listen));
             }
-            let tls = match tls_cert.as_deref().zip(tls_key.as_deref()) {
-                Some((cert, key)) => Some(Arc::new(mcplex::net::tls::server_config(
-                    cert,
-                    key,
-                    client_ca.as_deref(),
-                )?)),
-                None => None,
-            };
+            let tls = tls.config()?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|source| CliError::Listen { addr: listen, source })?;

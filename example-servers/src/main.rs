@@ -4,7 +4,6 @@
 use clap::{Parser, Subcommand};
 use mcplex_examples::Example;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -28,15 +27,8 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "0.0.0.0:8080")]
         listen: SocketAddr,
-        /// PEM certificate: serve HTTPS.
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// PEM private key of --tls-cert.
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// PEM CA: require client certificates signed by it (mTLS).
-        #[arg(long, requires = "tls_cert")]
-        client_ca: Option<PathBuf>,
+        #[command(flatten)]
+        tls: mcplex::net::tls::ServerTlsFlags,
     },
     /// Start the math and date example servers and the sidecar in front of them.
     Demo {
@@ -82,21 +74,8 @@ fn main() -> ExitCode {
 async fn execute(command: Command) -> Result<(), CliError> {
     match command {
         Command::Demo { listen, admin } => Ok(mcplex_examples::demo::run(listen, admin).await?),
-        Command::Serve {
-            which,
-            listen,
-            tls_cert,
-            tls_key,
-            client_ca,
-        } => {
-            let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => Some(mcplex_examples::server_tls::server_config(
-                    &cert,
-                    &key,
-                    client_ca.as_deref(),
-                )?),
-                _ => None,
-            };
+        Command::Serve { which, listen, tls } => {
+            let tls = tls.config()?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|source| CliError::Listen { addr: listen, source })?;

@@ -65,6 +65,31 @@ pub fn client_config(tls: Option<&TlsSpec>, https: bool) -> Result<rustls::Clien
     Ok(config)
 }
 
+/// The command-line flags of a server that may speak TLS, and with a client CA mTLS (`mcplex serve` and the
+/// example servers take the same ones).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerTlsFlags {
+    /// Serve over TLS with this certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Accept only clients with a certificate this CA signed (mTLS).
+    #[arg(long, requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl ServerTlsFlags {
+    /// The server config the flags ask for; `None` without `--tls-cert` (plain HTTP).
+    pub fn config(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, TlsError> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        server_config(cert, key, self.client_ca.as_deref()).map(|c| Some(std::sync::Arc::new(c)))
+    }
+}
+
 /// Builds a server config from a certificate chain and key; with `client_ca`, every client must present a
 /// certificate that CA signed (mTLS), which is how `mcplex serve` checks its callers at the TLS layer.
 pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<rustls::ServerConfig, TlsError> {
