@@ -244,16 +244,10 @@ async fn modern_call_with(
     capabilities: serde_json::Value,
     extra: serde_json::Value,
 ) -> serde_json::Value {
-    let mut meta = modern_meta();
-    meta["io.modelcontextprotocol/clientCapabilities"] = capabilities;
-    let mut params = json!({"name": tool, "arguments": {"message": "Who are you?"}, "_meta": meta});
-    for (key, value) in extra.as_object().unwrap() {
-        params[key] = value.clone();
-    }
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}).to_string();
-    let (status, _, text) = post(url, &modern_headers("tools/call", Some(tool)), &body).await;
-    assert_eq!(status, 200, "{text}");
-    message_of(&text)
+    let arguments = json!({"message": "Who are you?"});
+    let (status, message) = modern_tool_call(url, tool, arguments, capabilities, extra).await;
+    assert_eq!(status, 200, "{message}");
+    message
 }
 
 #[tokio::test]

@@ -12,19 +12,6 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// A raw 2026-07-28 `tools/call` declaring `capabilities`, with `extra` params; status and message.
-async fn modern_call(url: &str, tool: &str, arguments: Value, capabilities: Value, extra: Value) -> (u16, Value) {
-    let mut meta = modern_meta();
-    meta["io.modelcontextprotocol/clientCapabilities"] = capabilities;
-    let mut params = json!({"name": tool, "arguments": arguments, "_meta": meta});
-    for (key, value) in extra.as_object().unwrap() {
-        params[key] = value.clone();
-    }
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}).to_string();
-    let (status, _, text) = post(url, &modern_headers("tools/call", Some(tool)), &body).await;
-    (status, message_of(&text))
-}
-
 fn text_of(message: &Value) -> String {
     message["result"]["content"][0]["text"]
         .as_str()
@@ -61,7 +48,7 @@ async fn a_2026_client_is_served_by_warm_processes_reused_up_to_the_pools_size()
     assert_eq!(call_text(&client, "pid", json!({})).await, first);
 
     // Four requests at once share at most two processes, none started twice for them.
-    let naps = (0..4).map(|_| modern_call(&served.url, "nap", json!({"ms": 400}), json!({}), json!({})));
+    let naps = (0..4).map(|_| modern_tool_call(&served.url, "nap", json!({"ms": 400}), json!({}), json!({})));
     let answers = futures_util::future::join_all(naps).await;
     let pids: HashSet<String> = answers
         .iter()
@@ -87,7 +74,7 @@ async fn a_process_asking_for_input_is_parked_and_the_retry_answers_that_same_pr
     let served = Served::start(fastmcp(), pool(1)).await;
     let url = served.url.clone();
     let elicitation = json!({"elicitation": {}});
-    let (status, first) = modern_call(&url, "ask", json!({}), elicitation.clone(), json!({})).await;
+    let (status, first) = modern_tool_call(&url, "ask", json!({}), elicitation.clone(), json!({})).await;
     assert_eq!(status, 200, "{first}");
     let result = &first["result"];
     assert_eq!(result["resultType"], "input_required", "{first}");
@@ -99,23 +86,23 @@ async fn a_process_asking_for_input_is_parked_and_the_retry_answers_that_same_pr
     assert_eq!(asking.len(), 1);
 
     // While the asking process waits for its client, the pool's only place serves other requests.
-    let (_, other) = modern_call(&url, "pid", json!({}), json!({}), json!({})).await;
+    let (_, other) = modern_tool_call(&url, "pid", json!({}), json!({}), json!({})).await;
     let other = text_of(&other);
     assert_ne!(other, asking[0].to_string(), "the parked process is not lent out");
 
     // A state that was altered is refused; the call stays parked for the real retry.
     let forged = format!("{}0", &state[..state.len() - 1]);
     let retry = json!({"requestState": forged, "inputResponses": {}});
-    let (_, refused) = modern_call(&url, "ask", json!({}), elicitation.clone(), retry).await;
+    let (_, refused) = modern_tool_call(&url, "ask", json!({}), elicitation.clone(), retry).await;
     assert_eq!(refused["error"]["code"], -32602, "{refused}");
 
     let answer = json!({ name: {"action": "accept", "content": {"value": "ada"}} });
     let retry = json!({"requestState": state, "inputResponses": answer});
-    let (_, last) = modern_call(&url, "ask", json!({}), elicitation, retry.clone()).await;
+    let (_, last) = modern_tool_call(&url, "ask", json!({}), elicitation, retry.clone()).await;
     assert_eq!(text_of(&last), format!("hello ada from {}", asking[0]), "{last}");
     assert_eq!(last["result"]["resultType"], "complete");
     // The state was used: a second retry with it is told so.
-    let (_, again) = modern_call(&url, "ask", json!({}), json!({"elicitation": {}}), retry).await;
+    let (_, again) = modern_tool_call(&url, "ask", json!({}), json!({"elicitation": {}}), retry).await;
     assert!(
         again["error"]["message"]
             .as_str()
@@ -125,14 +112,14 @@ async fn a_process_asking_for_input_is_parked_and_the_retry_answers_that_same_pr
     );
 
     // A client that cannot answer is not asked: the server hears the refusal and answers by itself.
-    let (_, unasked) = modern_call(&url, "ask", json!({}), json!({}), json!({})).await;
+    let (_, unasked) = modern_tool_call(&url, "ask", json!({}), json!({}), json!({})).await;
     assert_ne!(unasked["result"]["resultType"], "input_required", "{unasked}");
 
     // Through a sidecar that reaches serve in 2026-07-28: serve's state passes through the sidecar (which
     // did not issue it) both ways, and the retry reaches the process that asked.
     let harness = Harness::start(&config(&[("fm", &url, "")])).await;
     let sidecar = harness.url();
-    let (status, first) = modern_call(&sidecar, "fm_ask", json!({}), json!({"elicitation": {}}), json!({})).await;
+    let (status, first) = modern_tool_call(&sidecar, "fm_ask", json!({}), json!({"elicitation": {}}), json!({})).await;
     assert_eq!(status, 200, "{first}");
     let state = first["result"]["requestState"]
         .as_str()
@@ -140,7 +127,7 @@ async fn a_process_asking_for_input_is_parked_and_the_retry_answers_that_same_pr
         .to_owned();
     let retry =
         json!({"requestState": state, "inputResponses": {"input": {"action": "accept", "content": {"value": "bo"}}}});
-    let (_, last) = modern_call(&sidecar, "fm_ask", json!({}), json!({"elicitation": {}}), retry).await;
+    let (_, last) = modern_tool_call(&sidecar, "fm_ask", json!({}), json!({"elicitation": {}}), retry).await;
     assert!(text_of(&last).starts_with("hello bo from "), "{last}");
     served.stop().await;
 }
@@ -154,17 +141,17 @@ async fn in_the_pool_a_crash_or_a_hang_costs_only_its_own_request() {
     };
     let served = Served::start(fastmcp(), limits).await;
     let url = served.url.clone();
-    let (_, crashed) = modern_call(&url, "crash", json!({}), json!({}), json!({})).await;
+    let (_, crashed) = modern_tool_call(&url, "crash", json!({}), json!({}), json!({})).await;
     let text = crashed["error"]["message"].as_str().unwrap_or_default();
     assert!(text.contains("exited") && text.contains("about to crash"), "{crashed}");
     assert_eq!(crashed["error"]["code"], -32030);
 
-    let (_, fresh) = modern_call(&url, "pid", json!({}), json!({}), json!({})).await;
+    let (_, fresh) = modern_tool_call(&url, "pid", json!({}), json!({}), json!({})).await;
     let fresh: u32 = text_of(&fresh).parse().unwrap();
-    let (_, hung) = modern_call(&url, "hang", json!({}), json!({}), json!({})).await;
+    let (_, hung) = modern_tool_call(&url, "hang", json!({}), json!({}), json!({})).await;
     assert_eq!(hung["error"]["code"], -32031, "{hung}");
     until("the hung process is ended", || async { !alive(fresh) }).await;
-    let (_, next) = modern_call(&url, "pid", json!({}), json!({}), json!({})).await;
+    let (_, next) = modern_tool_call(&url, "pid", json!({}), json!({}), json!({})).await;
     assert_ne!(text_of(&next), fresh.to_string());
     served.stop().await;
 }
@@ -179,14 +166,14 @@ async fn a_request_that_finds_every_process_busy_is_told_which_limit_it_met() {
     let served = Served::start(fastmcp(), limits).await;
     let url = served.url.clone();
     // Warm first, so the wait below is for a place, not for a start.
-    let (_, warm) = modern_call(&url, "pid", json!({}), json!({}), json!({})).await;
+    let (_, warm) = modern_tool_call(&url, "pid", json!({}), json!({}), json!({})).await;
     text_of(&warm);
     let hanging = tokio::spawn({
         let url = url.clone();
-        async move { modern_call(&url, "hang", json!({}), json!({}), json!({})).await }
+        async move { modern_tool_call(&url, "hang", json!({}), json!({}), json!({})).await }
     });
     until("the only process is busy", || async { served.front.pool_in_use() == 1 }).await;
-    let (status, busy) = modern_call(&url, "pid", json!({}), json!({}), json!({})).await;
+    let (status, busy) = modern_tool_call(&url, "pid", json!({}), json!({}), json!({})).await;
     assert_eq!(status, 503, "{busy}");
     let text = busy["error"]["message"].as_str().unwrap();
     assert!(text.contains("--pool"), "{busy}");

@@ -300,6 +300,26 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, reqw
     (status, headers, response.text().await.unwrap())
 }
 
+/// A raw 2026-07-28 `tools/call` of `tool` with `arguments`, declaring `capabilities`, with `extra` params;
+/// the status and the message answered.
+pub async fn modern_tool_call(
+    url: &str,
+    tool: &str,
+    arguments: Value,
+    capabilities: Value,
+    extra: Value,
+) -> (u16, Value) {
+    let mut meta = modern_meta();
+    meta["io.modelcontextprotocol/clientCapabilities"] = capabilities;
+    let mut params = json!({"name": tool, "arguments": arguments, "_meta": meta});
+    for (key, value) in extra.as_object().unwrap() {
+        params[key] = value.clone();
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}).to_string();
+    let (status, _, text) = post(url, &modern_headers("tools/call", Some(tool)), &body).await;
+    (status, message_of(&text))
+}
+
 /// Opens a 2026-07-28 `subscriptions/listen` with `notifications` (the listen's params) and `id`; the
 /// response's body is the stream of what mcplex sends on it.
 pub async fn open_modern_listen(url: &str, id: Value, notifications: Value) -> reqwest::Response {
