@@ -269,7 +269,7 @@ impl WarmPool {
 
     /// Serves one request: its answer for the client (with the client's id), `input_required` when the
     /// process asked for input, or why there is none.
-    pub async fn serve(self: &Arc<Self>, call: Call) -> Result<Value, PoolError> {
+    pub async fn serve(self: &Arc<Self>, call: &Call) -> Result<Value, PoolError> {
         let state = call.request["params"][mrtr::REQUEST_STATE]
             .as_str()
             .filter(|s| self.parked.issued(s))
@@ -286,7 +286,7 @@ impl WarmPool {
         self.follow(lease, server_id, call).await
     }
 
-    async fn resume(self: &Arc<Self>, state: &str, call: Call) -> Result<Value, PoolError> {
+    async fn resume(self: &Arc<Self>, state: &str, call: &Call) -> Result<Value, PoolError> {
         let parked = self.parked.take(state, call.subject.as_deref())?;
         let responses = call.request["params"][mrtr::INPUT_RESPONSES].as_object();
         let answers = match parked.answers(responses) {
@@ -303,7 +303,7 @@ impl WarmPool {
     }
 
     /// Reads what the lent process sends until it answers `server_id`, asks for input, fails or is late.
-    async fn follow(self: &Arc<Self>, mut lease: Lease, server_id: Value, call: Call) -> Result<Value, PoolError> {
+    async fn follow(self: &Arc<Self>, mut lease: Lease, server_id: Value, call: &Call) -> Result<Value, PoolError> {
         let deadline = Instant::now() + self.limits.call_timeout;
         let client_id = call.request["id"].clone();
         let token = call.request["params"]["_meta"][meta::PROGRESS_TOKEN].clone();
@@ -342,7 +342,7 @@ impl WarmPool {
                 (Some(asked), Some(_)) => {
                     let why = match mrtr::capability_for(asked) {
                         Some(capability) if call.capabilities.get(capability).is_some() => {
-                            return self.park(lease, server_id, &message, client_id, call.subject);
+                            return self.park(lease, server_id, &message, client_id, call.subject.clone());
                         }
                         Some(capability) => format!("the client did not declare the `{capability}` capability"),
                         None => format!("mcplex serve does not pass `{asked}` on to 2026-07-28 clients"),

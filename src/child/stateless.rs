@@ -76,8 +76,7 @@ impl StdioFront {
         let front = self.clone();
         let served = async move {
             let begun = Instant::now();
-            let request = call.request.clone();
-            let answer = front.pool.serve(call).await;
+            let answer = front.pool.serve(&call).await;
             let outcome = match &answer {
                 Ok(answer) if answer.get("error").is_some() => "error",
                 Ok(_) => "ok",
@@ -85,9 +84,9 @@ impl StdioFront {
             };
             front.metrics.answered(outcome, begun.elapsed());
             if let Some(checks) = &front.checks {
-                checks.record(caller.as_ref(), POOL_SESSION, &request, outcome, begun.elapsed());
+                checks.record(caller.as_ref(), POOL_SESSION, &call.request, outcome, begun.elapsed());
             }
-            answer.map_err(|error| (request["id"].clone(), error))
+            answer.map_err(|error| (call.request["id"].clone(), error))
         };
         if !wants_events {
             return match served.await {
