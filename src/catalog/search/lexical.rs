@@ -2,6 +2,7 @@
 //! split into words, title, description, parameter names and descriptions, and its target's name.
 
 use super::Found;
+use super::ranking::{self, BestFirst};
 use crate::catalog::Entry;
 use bm25::{Embedder, EmbedderBuilder, Tokenizer};
 use serde_json::Value;
@@ -115,17 +116,12 @@ impl SearchIndex {
                 (word, Postings { idf, documents })
             })
             .collect();
-        let mut by_name: Vec<u32> = (0..).take(tools.len()).collect();
-        by_name.sort_unstable_by(|a, b| tools[*a as usize].exposed.cmp(&tools[*b as usize].exposed));
-        let mut name_order = vec![0; tools.len()];
-        for (place, position) in (0u32..).zip(by_name) {
-            name_order[position as usize] = place;
-        }
+        let names: Vec<Arc<str>> = tools.iter().map(|e| e.exposed.clone()).collect();
         Self {
             embedder,
             postings,
-            names: tools.iter().map(|e| e.exposed.clone()).collect(),
-            name_order,
+            name_order: ranking::name_places(&names),
+            names,
         }
     }
 
@@ -158,7 +154,7 @@ impl SearchIndex {
 
     /// Every tool that matches `query`, best first (ties by exposed name); the caller keeps those the
     /// asker may see and takes as many as it wants. A word the query repeats counts as often.
-    pub fn search(&self, query: &str) -> Vec<Found> {
+    pub fn search(&self, query: &str) -> BestFirst<'_> {
         let mut scores = vec![0f32; self.names.len()];
         let mut touched: Vec<u32> = Vec::new();
         for word in self.embedder.embed(query).indices() {
@@ -173,7 +169,7 @@ impl SearchIndex {
                 *score += postings.idf * weight;
             }
         }
-        let mut found: Vec<Found> = touched
+        let found: Vec<Found> = touched
             .into_iter()
             .map(|position| Found {
                 position: position as usize,
@@ -181,12 +177,7 @@ impl SearchIndex {
             })
             .filter(|f| f.score > 0.0)
             .collect();
-        found.sort_unstable_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| self.name_order[a.position].cmp(&self.name_order[b.position]))
-        });
-        found
+        BestFirst::new(found, &self.name_order)
     }
 }
 
@@ -259,16 +250,12 @@ mod tests {
     #[test]
     fn the_best_match_comes_first_and_ties_go_by_name() {
         let index = SearchIndex::build(&tools(), &BTreeMap::new());
-        let found: Vec<Found> = index
-            .search("what is the forecast in Paris")
-            .into_iter()
-            .take(3)
-            .collect();
+        let found: Vec<Found> = index.search("what is the forecast in Paris").take(3).collect();
         assert_eq!(names(&index, &found)[0], "weather_getForecast");
         assert!(found.windows(2).all(|w| w[0].score >= w[1].score));
-        let found = index.search("open a new issue in my repo");
+        let found: Vec<Found> = index.search("open a new issue in my repo").collect();
         assert_eq!(names(&index, &found)[0], "github_create_issue");
-        let found = index.search("addition of numbers");
+        let found: Vec<Found> = index.search("addition of numbers").collect();
         assert_eq!(names(&index, &found)[..2], ["math_add", "maths_add"]);
         assert_eq!(found[0].score, found[1].score);
     }
@@ -278,13 +265,12 @@ mod tests {
         let index = SearchIndex::build(&tools(), &BTreeMap::new());
         let found: Vec<Found> = index
             .search("issues repository")
-            .into_iter()
             .filter(|f| index.name(f.position).unwrap().as_ref() != "github_list_issues")
             .collect();
         assert_eq!(names(&index, &found), ["github_create_issue"]);
         assert!(index.search("issues repository").len() > 1);
-        assert!(index.search("zebra").is_empty());
-        assert!(SearchIndex::build(&[], &BTreeMap::new()).search("anything").is_empty());
+        assert_eq!(index.search("zebra").len(), 0);
+        assert_eq!(SearchIndex::build(&[], &BTreeMap::new()).search("anything").len(), 0);
     }
 
     #[test]
@@ -302,7 +288,7 @@ mod tests {
             "forecast by city",
             "zebra",
         ] {
-            let ours = index.search(query);
+            let ours: Vec<Found> = index.search(query).collect();
             let theirs = scorer.matches(&index.embedder.embed(query));
             assert_eq!(ours.len(), theirs.iter().filter(|m| m.score > 0.0).count(), "{query}");
             for found in &ours {

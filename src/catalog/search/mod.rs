@@ -4,9 +4,11 @@
 //! rank. Pure data: built from the catalog's tools, asked with a query (or its vector), answering positions.
 
 pub mod lexical;
+pub mod ranking;
 pub mod semantic;
 
 pub use lexical::{SearchIndex, ToolWords, words};
+pub use ranking::BestFirst;
 pub use semantic::{DimensionMismatch, ToolVectors, VectorRows, embedding_text};
 
 use std::collections::HashMap;

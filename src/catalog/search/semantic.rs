@@ -3,6 +3,7 @@
 //! move), and ranked by cosine similarity to the query's vector.
 
 use super::Found;
+use super::ranking::{self, BestFirst};
 use crate::catalog::Entry;
 use serde_json::Value;
 use std::sync::Arc;
@@ -155,6 +156,8 @@ fn quantize_into(vector: &[f32], out: &mut Vec<i8>) -> f32 {
 #[derive(Debug, Default)]
 pub struct ToolVectors {
     names: Vec<Arc<str>>,
+    /// Each tool's place in name order, for ties in similarity.
+    name_places: Vec<u32>,
     rows: Vec<u32>,
     store: Arc<VectorRows>,
 }
@@ -162,18 +165,23 @@ pub struct ToolVectors {
 impl ToolVectors {
     /// Holds `tools`, each tool's exposed name and its row in `store`; a row `store` lacks is left out.
     pub fn new(tools: Vec<(Arc<str>, u32)>, store: Arc<VectorRows>) -> Self {
-        let (names, rows) = tools
+        let (names, rows): (Vec<Arc<str>>, Vec<u32>) = tools
             .into_iter()
             .filter(|(_, row)| (*row as usize) < store.len())
             .unzip();
-        Self { names, rows, store }
+        Self {
+            name_places: ranking::name_places(&names),
+            names,
+            rows,
+            store,
+        }
     }
 
     /// The bytes it holds on the heap: the rows and the lists of names and rows.
     pub fn heap_bytes(&self) -> usize {
         self.store.heap_bytes()
             + self.names.capacity() * size_of::<Arc<str>>()
-            + self.rows.capacity() * size_of::<u32>()
+            + (self.rows.capacity() + self.name_places.capacity()) * size_of::<u32>()
     }
 
     /// How many tools have a vector.
@@ -193,12 +201,12 @@ impl ToolVectors {
 
     /// Every tool, most similar to `query` first (ties by name); `None` when `query` is of another
     /// dimension than the tools' vectors (the endpoint's model changed since they were made).
-    pub fn rank(&self, query: &[f32]) -> Option<Vec<Found>> {
+    pub fn rank(&self, query: &[f32]) -> Option<BestFirst<'_>> {
         if query.len() != self.store.dimensions() {
             return None;
         }
         let similarities = self.store.similarities(query);
-        let mut found: Vec<Found> = self
+        let found: Vec<Found> = self
             .rows
             .iter()
             .enumerate()
@@ -207,12 +215,7 @@ impl ToolVectors {
                 score: similarities[*row as usize],
             })
             .collect();
-        found.sort_unstable_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| self.names[a.position].cmp(&self.names[b.position]))
-        });
-        Some(found)
+        Some(BestFirst::new(found, &self.name_places))
     }
 }
 
@@ -264,7 +267,6 @@ mod tests {
         let ranked: Vec<&str> = vectors
             .rank(&unit(&[1.0, 0.0]))
             .unwrap()
-            .iter()
             .map(|f| vectors.name(f.position).unwrap().as_ref())
             .collect();
         assert_eq!(ranked, ["a_near", "c_near", "b_far"]);

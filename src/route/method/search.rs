@@ -173,7 +173,12 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         let text = "the tool index is not built yet; try again in a moment".to_owned();
         return tool_result(&inbound, text, None, true);
     };
-    let semantic = semantic_ranking(router, &search, &query).await;
+    // The words are matched while the endpoint embeds the query: the yield lets the connection's task
+    // send the embedding request (this runtime has one thread) before the lexical search takes it.
+    let (query_vector, lexical) = tokio::join!(query_vector(router, &search, &query), async {
+        tokio::task::yield_now().await;
+        indexed.index.search(&query)
+    });
     let principal = inbound.acting.as_deref().map(Acting::current);
     let policy = snapshot.config.policy.as_deref();
     // The index may be a little older than the catalog: each match is checked against the catalog now,
@@ -195,24 +200,29 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             (wanted_target && allowed).then_some(entry)
         })
     };
-    let lexical = indexed.index.search(&query);
-    let lexical_names = lexical.iter().filter_map(|f| indexed.index.name(f.position));
+    let semantic = query_vector.as_ref().and_then(|(vectors, query)| {
+        let similar = vectors.vectors.rank(query);
+        if similar.is_none() {
+            // The endpoint's model changed; the vectorizer is making the tools' vectors again.
+            router.metrics.search.lexical_only();
+        }
+        Some((vectors, similar?))
+    });
     // Each ranking is cut to what the caller may see before it is fused or cut to `limit`.
-    let ranked: Vec<(&Entry, f64)> = match &semantic {
+    let ranked: Vec<(&Entry, f64)> = match semantic {
         None => lexical
-            .iter()
             .filter_map(|f| Some((current(indexed.index.name(f.position)?)?, f64::from(f.score))))
             .take(limit)
             .collect(),
         Some((vectors, similar)) => {
             let depth = limit.max(FUSION_DEPTH);
-            let words: Vec<Arc<str>> = lexical_names
+            let words: Vec<Arc<str>> = lexical
+                .filter_map(|f| indexed.index.name(f.position))
                 .filter(|name| current(name).is_some())
                 .take(depth)
                 .cloned()
                 .collect();
             let meaning: Vec<Arc<str>> = similar
-                .iter()
                 .filter_map(|f| vectors.vectors.name(f.position))
                 .filter(|name| current(name).is_some())
                 .take(depth)
@@ -252,13 +262,9 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     tool_result(&inbound, structured.to_string(), Some(structured), false)
 }
 
-/// The tools ranked by the similarity of their vectors to the query's, when the semantic signal is
-/// configured and available; `None` (and searches rank by words alone) when it is not.
-async fn semantic_ranking(
-    router: &Router,
-    search: &ToolSearch,
-    query: &str,
-) -> Option<(Arc<IndexedVectors>, Vec<search::Found>)> {
+/// The tools' vectors and the query's, when the semantic signal is configured and its vectors are
+/// made; `None` (and searches rank by words alone) when it is not or the query cannot be embedded.
+async fn query_vector(router: &Router, search: &ToolSearch, query: &str) -> Option<(Arc<IndexedVectors>, Vec<f32>)> {
     let settings = search.embeddings.as_ref()?;
     let vectors = router
         .vectors
@@ -272,14 +278,7 @@ async fn semantic_ranking(
     let embedded = vectors.client.embed(&[query.to_owned()]).await;
     router.metrics.search.query_embedded_in(begun.elapsed());
     match embedded {
-        Ok(mut query) => {
-            let ranked = query.pop().and_then(|query| vectors.vectors.rank(&query));
-            if ranked.is_none() {
-                // The endpoint's model changed; the vectorizer is making the tools' vectors again.
-                router.metrics.search.lexical_only();
-            }
-            Some((vectors, ranked?))
-        }
+        Ok(mut query) => Some((vectors, query.pop()?)),
         Err(e) => {
             tracing::warn!(error = %e, "toolSearch.embeddings: the query could not be embedded; this search ranks by words only");
             router.metrics.search.embedding_failed();

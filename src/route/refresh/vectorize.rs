@@ -263,8 +263,8 @@ mod tests {
         let tools = ToolVectors::new(names, rows.store.clone());
         // Each text's own vector is the one most similar to itself.
         for (key, name) in [(0, "t0"), (2, "t2")] {
-            let ranked = tools.rank(&vectors[key]).unwrap();
-            assert_eq!(tools.name(ranked[0].position).unwrap().as_ref(), name);
+            let best = tools.rank(&vectors[key]).unwrap().next().unwrap();
+            assert_eq!(tools.name(best.position).unwrap().as_ref(), name);
         }
     }
 }
