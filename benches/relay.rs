@@ -31,14 +31,27 @@ const WARMUP: usize = 2_000;
 /// A modern MCP target that answers at once: discover, tools/list (with `tools` tools) and tools/call
 /// (the tool `big` answers with a 10 MiB text block).
 async fn fast_upstream(tools: usize) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     // About 150 bytes of JSON a tool, plus `big`.
     let list: Vec<Value> = (0..tools)
         .map(|i| format!("tool_{i:03}"))
         .chain(["big".to_string()])
         .map(|name| json!({"name": name, "description": "a fast tool that answers at once, for benchmarks", "inputSchema": {"type": "object", "properties": {"x": {"type": "integer"}}}}))
         .collect();
+    upstream_listing(list).await
+}
+
+/// A 2026-07-28 upstream that lists the 10 tools [`varied_tool`] makes for `target`.
+async fn varied_upstream(target: usize) -> SocketAddr {
+    let list: Vec<Value> = (0..10)
+        .map(|tool| serde_json::from_str(&varied_tool(target, tool).json).unwrap())
+        .collect();
+    upstream_listing(list).await
+}
+
+/// A 2026-07-28 upstream that lists `list` and answers every call at once.
+async fn upstream_listing(list: Vec<Value>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let list = Bytes::from(
         json!({"resultType": "complete", "tools": list, "ttlMs": 3_600_000, "cacheScope": "public"}).to_string(),
     );
@@ -1299,7 +1312,7 @@ fn semantic_ranking_in_process(count: usize) {
 }
 
 /// Tool search at scale: the lexical index of 10,000 tools built and searched in process, then `find_tools`
-/// through a sidecar with 100 targets x 100 tools beside the same sidecar without tool search.
+/// through a sidecar in front of the same tools on 1,000 targets, beside the same sidecar without tool search.
 async fn tool_search(client: &HttpClient) {
     let tools: Vec<mcplex::catalog::Entry> = (0..1000)
         .flat_map(|t| (0..10).map(move |i| varied_tool(t, i)))
@@ -1308,6 +1321,7 @@ async fn tool_search(client: &HttpClient) {
     let begun = Instant::now();
     let index = mcplex::catalog::search::SearchIndex::build(&tools, &Default::default());
     let built = begun.elapsed();
+    // Five words of a description no tool has (its seed is past every tool's).
     let queries: Vec<String> = (0..1000)
         .map(|i| {
             let t = varied_tool(i, 1000 + i);
@@ -1341,41 +1355,45 @@ async fn tool_search(client: &HttpClient) {
     semantic_ranking_in_process(tools.len());
 
     let mut targets = Vec::new();
-    for _ in 0..100 {
-        targets.push(fast_upstream(100).await);
+    for target in 0..1000 {
+        targets.push(varied_upstream(target).await);
     }
     let plain = targets_yaml(&targets, "");
     let (without, _) = start_sidecar_yaml(&plain, &[]).await;
     let (with, ready_after) = start_sidecar_yaml(&format!("{plain}toolSearch: {{ visible: [] }}\n"), &[]).await;
-    let find = |id: usize| find_request(with.mcp, id);
     // The first search waits for the index built in the background.
     let begun = Instant::now();
-    let first = send(client, with.mcp, find(0)).await;
+    let first = send(client, with.mcp, find_request(with.mcp, 0, &queries[0])).await;
     let first_answer = begun.elapsed();
     assert!(
         String::from_utf8_lossy(&first).contains("structuredContent"),
         "find_tools answered"
     );
+    // Every target joins the index before the searches are timed.
+    wait_for_indexed(client, with.admin, tools.len()).await;
+    let before = search_times(client, with.admin).await;
     let mut latencies = Vec::new();
-    for id in 1..=1000 {
+    for (id, query) in (1..).zip(&queries) {
         let begun = Instant::now();
-        send(client, with.mcp, find(id)).await;
+        send(client, with.mcp, find_request(with.mcp, id, query)).await;
         latencies.push(begun.elapsed());
     }
+    let inside = search_times(client, with.admin).await.since(&before);
     latencies.sort();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (rss_without, _) = rss_and_cpu(without.child.id());
     let (rss_with, _) = rss_and_cpu(with.child.id());
     println!(
-        "| find_tools through the sidecar, 100 targets x 100 tools: ready; first answer (index built after ready); p50 / p99 | {:.0} ms; {:.0} ms; {:.0} / {:.0} µs |",
+        "| find_tools through the sidecar, 1,000 targets x 10 tools: ready; first answer (index built after ready); p50 / p99; mean inside the sidecar | {:.0} ms; {:.0} ms; {:.0} / {:.0} µs; {:.0} µs |",
         ready_after.as_secs_f64() * 1e3,
         first_answer.as_secs_f64() * 1e3,
         micros(percentile(&latencies, 0.5)),
         micros(percentile(&latencies, 0.99)),
+        inside.search_mean() * 1e6,
     );
-    println!("| RSS, 100 targets x 100 tools: tool search off / on | {rss_without:.1} / {rss_with:.1} MiB |");
+    println!("| RSS, 1,000 targets x 10 tools: tool search off / on | {rss_without:.1} / {rss_with:.1} MiB |");
     drop((without, with));
-    semantic_search(client, &plain).await;
+    semantic_search(client, &plain, tools.len(), &queries[..300]).await;
 
     // The size of the trial: 1,250 targets and 12,500 tools behind one sidecar in search mode.
     let mut targets = Vec::new();
@@ -1386,7 +1404,7 @@ async fn tool_search(client: &HttpClient) {
     let (large, ready_after) = start_sidecar_yaml(&yaml, &[]).await;
     // Targets past the start-up deadline join later; the index follows them.
     for attempt in 0.. {
-        let answer = send(client, large.mcp, find_request(large.mcp, attempt)).await;
+        let answer = send(client, large.mcp, find_request(large.mcp, attempt, "a fast tool")).await;
         if String::from_utf8_lossy(&answer).contains("structuredContent") {
             break;
         }
@@ -1409,10 +1427,76 @@ async fn tool_search(client: &HttpClient) {
     );
 }
 
-/// A 2026-07-28 `find_tools` call to the sidecar at `mcp`.
+/// Waits (at most 60 s) until the sidecar's latest tool index holds `tools` tools.
+async fn wait_for_indexed(client: &HttpClient, admin: SocketAddr, tools: usize) {
+    let begun = Instant::now();
+    loop {
+        let status: Value = admin_json(client, admin, "/status").await;
+        if status["toolSearch"]["indexedTools"].as_u64() == Some(tools as u64) {
+            return;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(60),
+            "all {tools} tools indexed within 60 s: {}",
+            status["toolSearch"]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The sidecar's own account of its searches, from `/metrics`: how many, and the seconds they took in
+/// all, whole and waiting for the query's embedding.
+#[derive(Default)]
+struct SearchTimes {
+    searches: f64,
+    seconds: f64,
+    embedding_seconds: f64,
+}
+
+impl SearchTimes {
+    /// What was added since `earlier`.
+    fn since(&self, earlier: &SearchTimes) -> SearchTimes {
+        SearchTimes {
+            searches: self.searches - earlier.searches,
+            seconds: self.seconds - earlier.seconds,
+            embedding_seconds: self.embedding_seconds - earlier.embedding_seconds,
+        }
+    }
+
+    fn search_mean(&self) -> f64 {
+        self.seconds / self.searches.max(1.0)
+    }
+
+    fn embedding_mean(&self) -> f64 {
+        self.embedding_seconds / self.searches.max(1.0)
+    }
+}
+
+async fn search_times(client: &HttpClient, admin: SocketAddr) -> SearchTimes {
+    let request = http::Request::get(format!("http://{admin}/metrics"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let body = client.request(request).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+    let mut times = SearchTimes::default();
+    for line in String::from_utf8_lossy(&body).lines() {
+        let Some((name, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let value: f64 = value.trim().parse().unwrap_or(0.0);
+        match name {
+            "mcplex_tool_search_duration_seconds_count" => times.searches = value,
+            "mcplex_tool_search_duration_seconds_sum" => times.seconds = value,
+            "mcplex_tool_search_query_embedding_seconds_sum" => times.embedding_seconds = value,
+            _ => {}
+        }
+    }
+    times
+}
+
 /// The semantic signal at the same size: `find_tools` through a sidecar whose `toolSearch.embeddings` is a
-/// real all-MiniLM-L6-v2 behind an OpenAI-compatible endpoint, beside that endpoint's own time for a query.
-async fn semantic_search(client: &HttpClient, targets: &str) {
+/// real all-MiniLM-L6-v2 behind an OpenAI-compatible endpoint, beside that endpoint's own time for the same
+/// queries.
+async fn semantic_search(client: &HttpClient, targets: &str, tools: usize, queries: &[String]) {
     let Some((_embedder, url)) = embedder().await else {
         return;
     };
@@ -1423,29 +1507,31 @@ async fn semantic_search(client: &HttpClient, targets: &str) {
     loop {
         let status: Value = admin_json(client, sidecar.admin, "/status").await;
         let semantic = &status["toolSearch"]["semantic"];
-        if semantic["vectors"].as_u64().unwrap_or(0) > 0 && semantic["vectors"] == semantic["of"] {
+        if semantic["vectors"].as_u64() == Some(tools as u64) && semantic["vectors"] == semantic["of"] {
             break;
         }
         assert!(
-            begun.elapsed() < Duration::from_secs(300),
-            "vectors within 300 s: {semantic}"
+            begun.elapsed() < Duration::from_secs(900),
+            "vectors within 900 s: {semantic}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let vectors_after = begun.elapsed();
+    let before = search_times(client, sidecar.admin).await;
     let mut searches = Vec::new();
-    for id in 1..=300 {
+    for (id, query) in (1..).zip(queries) {
         let begun = Instant::now();
-        let answer = send(client, sidecar.mcp, find_request(sidecar.mcp, id)).await;
+        let answer = send(client, sidecar.mcp, find_request(sidecar.mcp, id, query)).await;
         searches.push(begun.elapsed());
         assert!(String::from_utf8_lossy(&answer).contains("structuredContent"));
     }
+    let inside = search_times(client, sidecar.admin).await.since(&before);
     searches.sort();
     // The endpoint alone, asked for the same queries' vectors as the sidecar asks for them.
     let endpoint: http::Uri = url.parse().unwrap();
     let mut embeddings = Vec::new();
-    for id in 1..=300 {
-        let body = json!({"input": [format!("a fast tool {id}")], "model": "all-MiniLM-L6-v2"});
+    for query in queries {
+        let body = json!({"input": [query], "model": "all-MiniLM-L6-v2"});
         let request = http::Request::post(endpoint.clone())
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.to_string())))
@@ -1458,10 +1544,12 @@ async fn semantic_search(client: &HttpClient, targets: &str) {
     embeddings.sort();
     let (rss, _) = rss_and_cpu(sidecar.child.id());
     println!(
-        "| find_tools with the semantic signal, 100 targets x 100 tools (101 distinct tool texts to embed): vectors ready after; p50 / p99; the endpoint's own p50 / p99 for a query; RSS | {:.1} s; {:.1} / {:.1} ms; {:.1} / {:.1} ms; {rss:.1} MiB |",
+        "| find_tools with the semantic signal, 1,000 targets x 10 tools ({tools} distinct tool texts embedded): vectors ready after; p50 / p99; mean inside the sidecar, of which the query's embedding; the endpoint's own p50 / p99 for the same queries; RSS | {:.1} s; {:.1} / {:.1} ms; {:.2} ms, {:.2} ms; {:.1} / {:.1} ms; {rss:.1} MiB |",
         vectors_after.as_secs_f64(),
         percentile(&searches, 0.5).as_secs_f64() * 1e3,
         percentile(&searches, 0.99).as_secs_f64() * 1e3,
+        inside.search_mean() * 1e3,
+        inside.embedding_mean() * 1e3,
         percentile(&embeddings, 0.5).as_secs_f64() * 1e3,
         percentile(&embeddings, 0.99).as_secs_f64() * 1e3,
     );
@@ -1483,9 +1571,10 @@ async fn admin_json(client: &HttpClient, admin: SocketAddr, path: &str) -> Value
     serde_json::from_slice(&body.to_bytes()).unwrap_or_default()
 }
 
-fn find_request(mcp: SocketAddr, id: usize) -> http::Request<Full<Bytes>> {
+/// A 2026-07-28 `find_tools` call to the sidecar at `mcp`.
+fn find_request(mcp: SocketAddr, id: usize, query: &str) -> http::Request<Full<Bytes>> {
     let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}});
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "find_tools", "arguments": {"query": format!("a fast tool {id}")}, "_meta": meta}});
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "find_tools", "arguments": {"query": query}, "_meta": meta}});
     http::Request::post(format!("http://{mcp}/mcp"))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
