@@ -1476,7 +1476,15 @@ async fn search_times(client: &HttpClient, admin: SocketAddr) -> SearchTimes {
     let request = http::Request::get(format!("http://{admin}/metrics"))
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let body = client.request(request).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+    let body = client
+        .request(request)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
     let mut times = SearchTimes::default();
     for line in String::from_utf8_lossy(&body).lines() {
         let Some((name, value)) = line.split_once(' ') else {

@@ -11,6 +11,8 @@ use http::{Request, StatusCode, header};
 use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::json;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Texts sent in one request: endpoints bound their batches (text-embeddings-inference: 32 by default).
 pub const BATCH: usize = 32;
@@ -52,7 +54,7 @@ pub enum EmbedError {
         /// The endpoint.
         url: String,
         /// The deadline that passed.
-        timeout: std::time::Duration,
+        timeout: Duration,
     },
     /// The answer was too long or broke off.
     #[error("the answer of {url} could not be read: {source}")]
@@ -72,6 +74,16 @@ pub enum EmbedError {
         /// The start of its answer.
         message: String,
     },
+    /// A query was not sent: the last one failed, and queries skip the endpoint for a while.
+    #[error("{url} failed a query's embedding {since:?} ago; queries skip it for {rest:?} after a failure")]
+    Resting {
+        /// The endpoint.
+        url: String,
+        /// How long ago the failure was.
+        since: Duration,
+        /// How long queries skip the endpoint after it.
+        rest: Duration,
+    },
     /// The answer is not the vectors asked for.
     #[error("{url} answered something other than {asked} embeddings: {reason}")]
     Malformed {
@@ -84,10 +96,34 @@ pub enum EmbedError {
     },
 }
 
+impl EmbedError {
+    /// True when the endpoint refused what it was sent (400, 413, 422) rather than failing as a whole:
+    /// other queries may still get their vectors.
+    fn is_about_this_text(&self) -> bool {
+        matches!(self, EmbedError::Refused { status, .. }
+            if [StatusCode::BAD_REQUEST, StatusCode::PAYLOAD_TOO_LARGE, StatusCode::UNPROCESSABLE_ENTITY].contains(status))
+    }
+}
+
+/// How long queries skip the endpoint after a query's embedding failed; each failure in a row doubles it.
+const FIRST_REST: Duration = Duration::from_secs(1);
+/// The longest such rest.
+const LONGEST_REST: Duration = Duration::from_secs(30);
+
 /// One embedding endpoint and the pooled connection to it.
 pub struct EmbeddingClient {
     settings: Embeddings,
     client: HttpClient,
+    /// Queries wait for their embedding, so a hung endpoint would cost every search its whole `timeout`;
+    /// after a failure the next queries rank by words at once, and one query a rest later tries again.
+    query_rest: std::sync::Mutex<QueryRest>,
+}
+
+/// When the last query's embedding failed and how long queries skip the endpoint since.
+#[derive(Default)]
+struct QueryRest {
+    failed_at: Option<Instant>,
+    rest: Duration,
 }
 
 #[derive(Deserialize)]
@@ -112,7 +148,49 @@ impl EmbeddingClient {
         Ok(Self {
             settings: settings.clone(),
             client,
+            query_rest: std::sync::Mutex::default(),
         })
+    }
+
+    /// The unit-length vector of one search query. After a failure of the endpoint (not a refusal of one
+    /// query's text), queries fail at once with [`EmbedError::Resting`] for a rest (1 s, doubling with each
+    /// failure in a row up to 30 s); the first query after it is sent, and a success ends the rests.
+    pub async fn embed_query(&self, query: &str) -> Result<Vec<f32>, EmbedError> {
+        {
+            let rest = crate::sync::lock(&self.query_rest);
+            if let Some(failed_at) = rest.failed_at
+                && failed_at.elapsed() < rest.rest
+            {
+                return Err(EmbedError::Resting {
+                    url: self.settings.url.to_string(),
+                    since: failed_at.elapsed(),
+                    rest: rest.rest,
+                });
+            }
+        }
+        let embedded = self.embed(&[query.to_owned()]).await;
+        let mut rest = crate::sync::lock(&self.query_rest);
+        match embedded {
+            Ok(mut vectors) => {
+                *rest = QueryRest::default();
+                // `embed` checked that there is one vector per text.
+                vectors.pop().ok_or_else(|| EmbedError::Malformed {
+                    url: self.settings.url.to_string(),
+                    asked: 1,
+                    reason: "no vector".to_owned(),
+                })
+            }
+            Err(error) if error.is_about_this_text() => Err(error),
+            Err(error) => {
+                rest.rest = if rest.failed_at.is_some() {
+                    (rest.rest * 2).min(LONGEST_REST)
+                } else {
+                    FIRST_REST
+                };
+                rest.failed_at = Some(Instant::now());
+                Err(error)
+            }
+        }
     }
 
     /// The settings it was built from (a config edit that changes them needs a new client and new vectors).

@@ -151,6 +151,64 @@ async fn a_query_finds_by_meaning_what_shares_no_word_with_it() {
     client.cancel().await.unwrap();
 }
 
+/// A counter's value on a `/metrics` page.
+fn counter(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {page}"))
+}
+
+#[tokio::test]
+async fn a_hung_endpoint_costs_a_search_its_timeout_once_not_every_time() {
+    let embedder = EmbeddingServer::start(None).await;
+    let math = example(Example::Math).await;
+    let targets = config(&[("math", &math.url(), "")]);
+    let yaml = format!(
+        "{targets}toolSearch:\n  embeddings:\n    url: {}\n    model: {MODEL}\n    timeout: 1s\n",
+        embedder.url
+    );
+    let harness = Harness::start(&yaml).await;
+    let client = harness.modern_client().await;
+    until("every tool has its vector", || async {
+        let status = semantic(&harness.status().await);
+        status["vectors"].as_u64() > Some(0) && status["vectors"] == status["of"]
+    })
+    .await;
+    assert_eq!(found(&client, NO_SHARED_WORD).await[0], "math_multiply");
+
+    // Hung: the first search waits for the deadline and is ranked by words; the searches right after it do
+    // not ask the endpoint at all. Each failure in a row doubles the rest, so of ten searches in a row at
+    // least one skips the endpoint however slow the machine (one, unless it is very slow).
+    embedder.freeze(true);
+    let before = harness.metrics().await;
+    for _ in 0..10 {
+        assert!(
+            found(&client, "multiply two numbers")
+                .await
+                .contains(&"math_multiply".to_string())
+        );
+    }
+    let after = harness.metrics().await;
+    let failures = counter(&after, "mcplex_tool_search_embedding_failures_total")
+        - counter(&before, "mcplex_tool_search_embedding_failures_total");
+    let lexical = counter(&after, "mcplex_tool_search_lexical_only_total")
+        - counter(&before, "mcplex_tool_search_lexical_only_total");
+    assert_eq!(lexical, 10, "every search ranked by words: {after}");
+    assert!(
+        (1..10).contains(&failures),
+        "{failures} of 10 searches asked the hung endpoint"
+    );
+
+    // Answering again, it is asked again once the rest is over, and meaning finds what words miss.
+    embedder.freeze(false);
+    until("a search is ranked by meaning again", || async {
+        found(&client, NO_SHARED_WORD).await.first().map(String::as_str) == Some("math_multiply")
+    })
+    .await;
+    client.cancel().await.unwrap();
+}
+
 #[test]
 fn a_bad_embeddings_config_is_refused_with_its_keys() {
     let yaml = format!(

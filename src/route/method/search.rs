@@ -6,6 +6,7 @@ use crate::catalog::search::{self, CALL_TOOL, FIND_TOOLS};
 use crate::catalog::{Entry, ItemKind, naming};
 use crate::config::ToolSearch;
 use crate::config::search::MAX_SEARCH_RESULTS;
+use crate::embeddings::EmbedError;
 use crate::identity::Acting;
 use crate::protocol::{jsonrpc, method, params};
 use crate::route::message::{Caller, Inbound, Outcome};
@@ -275,11 +276,18 @@ async fn query_vector(router: &Router, search: &ToolSearch, query: &str) -> Opti
         return None;
     };
     let begun = std::time::Instant::now();
-    let embedded = vectors.client.embed(&[query.to_owned()]).await;
-    router.metrics.search.query_embedded_in(begun.elapsed());
+    let embedded = vectors.client.embed_query(query).await;
     match embedded {
-        Ok(mut query) => Some((vectors, query.pop()?)),
+        Ok(query) => {
+            router.metrics.search.query_embedded_in(begun.elapsed());
+            Some((vectors, query))
+        }
+        Err(EmbedError::Resting { .. }) => {
+            router.metrics.search.lexical_only();
+            None
+        }
         Err(e) => {
+            router.metrics.search.query_embedded_in(begun.elapsed());
             tracing::warn!(error = %e, "toolSearch.embeddings: the query could not be embedded; this search ranks by words only");
             router.metrics.search.embedding_failed();
             router.metrics.search.lexical_only();

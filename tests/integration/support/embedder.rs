@@ -51,4 +51,19 @@ impl EmbeddingServer {
             _child: child,
         }
     }
+
+    /// Stops (`true`) or resumes (`false`) the server's process: stopped, it holds every connection and
+    /// answers nothing, as a hung endpoint does.
+    pub fn freeze(&self, stopped: bool) {
+        let pid = self
+            ._child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32));
+        let signal = if stopped {
+            rustix::process::Signal::STOP
+        } else {
+            rustix::process::Signal::CONT
+        };
+        rustix::process::kill_process(pid.expect("the embedding server runs"), signal).expect("the signal is sent");
+    }
 }
