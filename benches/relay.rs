@@ -1472,19 +1472,9 @@ impl SearchTimes {
     }
 }
 
+/// The sidecar's search times read from its `/metrics` page.
 async fn search_times(client: &HttpClient, admin: SocketAddr) -> SearchTimes {
-    let request = http::Request::get(format!("http://{admin}/metrics"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let body = client
-        .request(request)
-        .await
-        .unwrap()
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes();
+    let body = admin_get(client, admin, "/metrics").await;
     let mut times = SearchTimes::default();
     for line in String::from_utf8_lossy(&body).lines() {
         let Some((name, value)) = line.split_once(' ') else {
@@ -1573,18 +1563,16 @@ async fn semantic_search(client: &HttpClient, targets: &str, tools: usize, queri
 
 /// A GET of the admin endpoint's JSON.
 async fn admin_json(client: &HttpClient, admin: SocketAddr, path: &str) -> Value {
+    serde_json::from_slice(&admin_get(client, admin, path).await).unwrap_or_default()
+}
+
+/// The body of a GET of the admin endpoint.
+async fn admin_get(client: &HttpClient, admin: SocketAddr, path: &str) -> Bytes {
     let request = http::Request::get(format!("http://{admin}{path}"))
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let body = client
-        .request(request)
-        .await
-        .unwrap()
-        .into_body()
-        .collect()
-        .await
-        .unwrap();
-    serde_json::from_slice(&body.to_bytes()).unwrap_or_default()
+    let response = client.request(request).await.unwrap();
+    response.into_body().collect().await.unwrap().to_bytes()
 }
 
 /// A 2026-07-28 `find_tools` call to the sidecar at `mcp`.
