@@ -36,6 +36,10 @@ pub struct Embeddings {
 pub const DEFAULT_SEARCH_RESULTS: usize = 8;
 /// Most matches one search returns.
 pub const MAX_SEARCH_RESULTS: usize = 50;
+/// Longest query `find_tools` takes, in characters. An embedding model reads its first few hundred words
+/// at most (all-MiniLM-L6-v2: 256 tokens), and every word of a query is looked up in the index on the
+/// event loop, so a pasted document is refused with the limit rather than searched for.
+pub const MAX_QUERY_CHARS: usize = 2_000;
 /// Deadline of one embedding request when the config does not say: a query waits for it, so it is short.
 pub const DEFAULT_EMBEDDINGS_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -98,6 +98,10 @@ async fn agents_of_both_eras_find_and_call_what_is_not_listed() {
                 "arguments.limit must be an integer from 1 to 50",
             ),
             (json!({"query": "x", "target": "nope"}), "no server is named `nope`"),
+            (
+                json!({"query": "é".repeat(2_001)}),
+                "arguments.query is 2001 characters long, more than the 2000",
+            ),
         ] {
             let result = call(client, "find_tools", arguments).await.unwrap();
             assert!(tool_error(&result).contains(says), "{result:?}");

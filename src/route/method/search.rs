@@ -5,7 +5,7 @@
 use crate::catalog::search::{self, CALL_TOOL, FIND_TOOLS};
 use crate::catalog::{Entry, ItemKind, naming};
 use crate::config::ToolSearch;
-use crate::config::search::MAX_SEARCH_RESULTS;
+use crate::config::search::{MAX_QUERY_CHARS, MAX_SEARCH_RESULTS};
 use crate::embeddings::EmbedError;
 use crate::identity::Acting;
 use crate::protocol::{jsonrpc, method, params};
@@ -57,7 +57,7 @@ fn own_tools() -> &'static [Entry; 2] {
                     "inputSchema": {
                         "type": "object",
                         "properties": {
-                            "query": {"type": "string", "description": "What you need to do, in natural language"},
+                            "query": {"type": "string", "maxLength": MAX_QUERY_CHARS, "description": "What you need to do, in natural language"},
                             "limit": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_RESULTS, "description": "How many matches to return"},
                             "target": {"type": "string", "description": "Only tools of this server"}
                         },
@@ -149,6 +149,13 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             return tool_result(&inbound, text, None, true);
         }
     };
+    let length = query.chars().count();
+    if length > MAX_QUERY_CHARS {
+        let text = format!(
+            "arguments.query is {length} characters long, more than the {MAX_QUERY_CHARS} a search reads: say in a sentence what the tool should do"
+        );
+        return tool_result(&inbound, text, None, true);
+    }
     let limit = match arguments.get("limit") {
         None | Some(Value::Null) => search.results,
         Some(limit) => match limit.as_u64().and_then(|l| usize::try_from(l).ok()) {
