@@ -99,6 +99,10 @@ async fn agents_of_both_eras_find_and_call_what_is_not_listed() {
             ),
             (json!({"query": "x", "target": "nope"}), "no server is named `nope`"),
             (
+                json!({"query": "x", "target": 7}),
+                "arguments.target must be the name of a server, a string, not 7",
+            ),
+            (
                 json!({"query": "é".repeat(2_001)}),
                 "arguments.query is 2001 characters long, more than the 2000",
             ),

@@ -166,16 +166,18 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
             }
         },
     };
-    let target = arguments.get("target").and_then(Value::as_str);
+    let target = match arguments.get("target") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(target)) => Some(target.as_str()),
+        Some(other) => {
+            let text = format!("arguments.target must be the name of a server, a string, not {other}");
+            return tool_result(&inbound, text, None, true);
+        }
+    };
     if let Some(target) = target
         && snapshot.slot(target).is_none()
     {
-        let known: Vec<&str> = snapshot.slots.iter().map(|s| s.name.as_str()).collect();
-        let text = format!(
-            "arguments.target: no server is named `{target}` (there are: {})",
-            known.join(", ")
-        );
-        return tool_result(&inbound, text, None, true);
+        return tool_result(&inbound, unknown_target(&snapshot, target), None, true);
     }
     let Some(indexed) = router.search_index().await else {
         let text = "the tool index is not built yet; try again in a moment".to_owned();
@@ -268,6 +270,29 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
     }
     let structured = json!({ "tools": tools });
     tool_result(&inbound, structured.to_string(), Some(structured), false)
+}
+
+/// Servers an unknown-target error names, at most: a sidecar may have a thousand.
+const TARGETS_NAMED: usize = 20;
+
+/// The error for a `target` no server has: the servers there are, the first [`TARGETS_NAMED`] of them.
+fn unknown_target(snapshot: &Snapshot, target: &str) -> String {
+    let known: Vec<&str> = snapshot
+        .slots
+        .iter()
+        .map(|s| s.name.as_str())
+        .take(TARGETS_NAMED)
+        .collect();
+    let more = snapshot.slots.len().saturating_sub(TARGETS_NAMED);
+    let others = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "arguments.target: no server is named `{target}` (there are: {}{others})",
+        known.join(", ")
+    )
 }
 
 /// The tools' vectors and the query's, when the semantic signal is configured and its vectors are
