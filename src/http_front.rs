@@ -5,6 +5,8 @@
 //! the platform names them, in headers; what a client sends under those names is dropped, and so is its
 //! `Authorization`, which is never passed on. A session the server opens belongs to the caller that opened it.
 
+mod answer;
+
 use crate::child::front::read_body;
 use crate::child::metrics::ServeMetrics;
 use crate::child::{Caller, Checks};
@@ -25,6 +27,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use answer::AnswerWatch;
 
 /// Headers that belong to one connection (RFC 9110 §7.6.1) or to the client's own credentials, never
 /// passed on in either direction.
@@ -201,17 +205,11 @@ impl HttpFront {
                 )),
             ),
         };
-        if is_request {
-            self.metrics.answered(outcome, begun.elapsed());
-            if let (Some(checks), Some(message)) = (&self.checks, &message) {
-                checks.record(
-                    caller.as_ref(),
-                    session.as_deref().unwrap_or("-"),
-                    message,
-                    outcome,
-                    begun.elapsed(),
-                );
-            }
+        // A request the server accepted is recorded when its answer ends, with what the answer says.
+        let answered = matches!(&response, Ok(r) if r.status().is_success());
+        let session_name = session.as_deref().unwrap_or("-").to_owned();
+        if is_request && !answered {
+            self.record(caller.as_ref(), &session_name, message.as_ref(), outcome, begun);
         }
         let response = match response {
             Ok(response) => response,
@@ -224,7 +222,40 @@ impl HttpFront {
             &response,
             caller.as_ref(),
         );
-        relay(response)
+        let record = match message {
+            Some(message) if is_request && answered => {
+                let content_type = response
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok());
+                Some(AnswerRecord {
+                    watch: AnswerWatch::new(content_type),
+                    front: self.clone(),
+                    caller,
+                    session: session_name,
+                    message,
+                    begun,
+                    ended: None,
+                })
+            }
+            _ => None,
+        };
+        relay(response, record)
+    }
+
+    /// Counts one request's outcome and writes its audit line.
+    fn record(
+        &self,
+        caller: Option<&Caller>,
+        session: &str,
+        message: Option<&Value>,
+        outcome: &'static str,
+        begun: Instant,
+    ) {
+        self.metrics.answered(outcome, begun.elapsed());
+        if let (Some(checks), Some(message)) = (&self.checks, message) {
+            checks.record(caller, session, message, outcome, begun.elapsed());
+        }
     }
 
     /// The client's headers as the server gets them: without its credentials, connection headers and
@@ -274,20 +305,60 @@ impl HttpFront {
     }
 }
 
-/// The server's answer for the client, its body passed on as it arrives (an SSE stream included).
-fn relay(response: Response<Incoming>) -> Response<Body> {
+/// A request whose answer is on its way to the client: recorded, when it is dropped, with how the answer
+/// ended, or with the response a stream carried before the client left (`client_gone` if none had come).
+struct AnswerRecord {
+    front: Arc<HttpFront>,
+    caller: Option<Caller>,
+    session: String,
+    message: Value,
+    begun: Instant,
+    watch: AnswerWatch,
+    ended: Option<&'static str>,
+}
+
+impl Drop for AnswerRecord {
+    fn drop(&mut self) {
+        let outcome = self.ended.or(self.watch.seen()).unwrap_or("client_gone");
+        self.front.record(
+            self.caller.as_ref(),
+            &self.session,
+            Some(&self.message),
+            outcome,
+            self.begun,
+        );
+    }
+}
+
+/// The server's answer for the client, its body passed on as it arrives (an SSE stream included), read
+/// on the way by `record` when the request is to be recorded.
+fn relay(response: Response<Incoming>, record: Option<AnswerRecord>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
     for name in &NOT_PASSED_ON {
         parts.headers.remove(name);
     }
-    let frames = body.into_data_stream().scan((), |_, chunk| {
-        futures_util::future::ready(match chunk {
-            Ok(bytes) => Some(Ok::<_, Infallible>(Frame::data(bytes))),
-            Err(error) => {
+    let frames = futures_util::stream::unfold((body.into_data_stream(), record), |(mut data, mut record)| async move {
+        match data.next().await {
+            Some(Ok(bytes)) => {
+                if let Some(record) = &mut record {
+                    record.watch.feed(&bytes);
+                }
+                Some((Ok::<_, Infallible>(Frame::data(bytes)), (data, record)))
+            }
+            Some(Err(error)) => {
                 tracing::warn!(error = %error_chain(&error), "the server's answer broke off");
+                if let Some(record) = &mut record {
+                    record.ended = Some("unavailable");
+                }
                 None
             }
-        })
+            None => {
+                if let Some(record) = &mut record {
+                    record.ended = Some(record.watch.finish());
+                }
+                None
+            }
+        }
     });
     Response::from_parts(parts, BodyExt::boxed_unsync(StreamBody::new(frames)))
 }

@@ -129,6 +129,13 @@ async fn an_http_server_behind_serve_learns_who_calls_and_never_sees_a_token() {
     );
     assert!(said["headers"].get("authorization").is_none(), "{said}");
 
+    // A JSON-RPC error in the server's answer is the call's outcome in the audit line, not the 200 it came in.
+    let malformed = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "whoami", "arguments": "not an object"}})
+        .to_string();
+    let (status, _, text) = post(&url, &as_alice, &malformed).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(message_of(&text).get("error").is_some(), "{text}");
+
     // The policy holds here too, naming its rule; another caller cannot use alice's session, and a
     // session the front never saw opened is refused.
     let add = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}})
@@ -154,17 +161,17 @@ async fn an_http_server_behind_serve_learns_who_calls_and_never_sees_a_token() {
     assert_eq!(status, 404);
 
     // One audit line per call, with its caller and outcome.
-    let lines = eventually("two audit lines", || async {
+    let lines = eventually("three audit lines", || async {
         let text = std::fs::read_to_string(&audit_path).unwrap_or_default();
         let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        (lines.len() >= 2).then_some(lines)
+        (lines.len() >= 3).then_some(lines)
     })
     .await;
     let summary: Vec<(&str, &str)> = lines
         .iter()
         .map(|l| (l["name"].as_str().unwrap(), l["outcome"].as_str().unwrap()))
         .collect();
-    assert_eq!(summary, [("whoami", "ok"), ("add", "denied")]);
+    assert_eq!(summary, [("whoami", "ok"), ("whoami", "error"), ("add", "denied")]);
     assert!(lines.iter().all(|l| l["caller"]["subject"] == "alice"));
 
     // A sidecar that presents the pod's audience-bound token: its agent's calls arrive as the pod's.
