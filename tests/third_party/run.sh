@@ -58,7 +58,7 @@ targets:
   # The official reference server (npm @modelcontextprotocol/server-everything).
   - name: se
     url: http://127.0.0.1:$se_port/mcp
-  # The same server in stdio mode behind `mcplex serve`.
+  # The same server in stdio mode behind mcplex serve (no backticks: this heredoc expands them).
   - name: sestdio
     url: http://127.0.0.1:$serve_port/mcp
   # A FastMCP server (PyPI fastmcp), tests/fixtures/fastmcp_server.py.
