@@ -9,7 +9,7 @@ mod answer;
 
 use crate::child::front::read_body;
 use crate::child::metrics::ServeMetrics;
-use crate::child::{Caller, Checks};
+use crate::child::{Accounting, Caller, Checks};
 use crate::downstream::respond::{self, Body};
 use crate::net::chain::error_chain;
 use crate::net::client::{HttpClient, build_client};
@@ -69,9 +69,8 @@ pub struct HttpFront {
     upstream: Uri,
     client: HttpClient,
     limits: HttpFrontLimits,
-    checks: Option<Arc<dyn Checks>>,
+    accounting: Accounting,
     caller_headers: Vec<CallerHeader>,
-    metrics: Arc<ServeMetrics>,
     owners: Mutex<HashMap<String, String>>,
 }
 
@@ -88,16 +87,15 @@ impl HttpFront {
             client: build_client(None, https)?,
             upstream,
             limits,
-            checks,
+            accounting: Accounting::new(checks),
             caller_headers,
-            metrics: Arc::default(),
             owners: Mutex::default(),
         }))
     }
 
     /// Its counters, for `/metrics`.
     pub fn metrics(&self) -> &ServeMetrics {
-        &self.metrics
+        self.accounting.metrics()
     }
 
     /// Answers one HTTP request of `caller` (`None` when nothing checks callers).
@@ -152,17 +150,11 @@ impl HttpFront {
         let is_request = message
             .as_ref()
             .is_some_and(|m| m.get("method").is_some() && m.get("id").is_some());
-        if let (Some(checks), Some(message)) = (&self.checks, &message)
-            && let Err(reason) = checks.allow(caller.as_ref(), message)
+        if let Some(message) = &message
+            && let Err(reason) = self
+                .accounting
+                .admit(caller.as_ref(), session.as_deref().unwrap_or("-"), message)
         {
-            checks.record(
-                caller.as_ref(),
-                session.as_deref().unwrap_or("-"),
-                message,
-                "denied",
-                Duration::ZERO,
-            );
-            self.metrics.answered("denied", Duration::ZERO);
             return respond::error_with_status(StatusCode::OK, id, jsonrpc::DENIED_BY_POLICY, &reason);
         }
         let body = match (&mut message, &caller) {
@@ -208,8 +200,9 @@ impl HttpFront {
         // A request the server accepted is recorded when its answer ends, with what the answer says.
         let answered = matches!(&response, Ok(r) if r.status().is_success());
         let session_name = session.as_deref().unwrap_or("-").to_owned();
-        if is_request && !answered {
-            self.record(caller.as_ref(), &session_name, message.as_ref(), outcome, begun);
+        if let Some(message) = message.as_ref().filter(|_| is_request && !answered) {
+            self.accounting
+                .ended(caller.as_ref(), &session_name, message, outcome, begun.elapsed());
         }
         let response = match response {
             Ok(response) => response,
@@ -241,21 +234,6 @@ impl HttpFront {
             _ => None,
         };
         relay(response, record)
-    }
-
-    /// Counts one request's outcome and writes its audit line.
-    fn record(
-        &self,
-        caller: Option<&Caller>,
-        session: &str,
-        message: Option<&Value>,
-        outcome: &'static str,
-        begun: Instant,
-    ) {
-        self.metrics.answered(outcome, begun.elapsed());
-        if let (Some(checks), Some(message)) = (&self.checks, message) {
-            checks.record(caller, session, message, outcome, begun.elapsed());
-        }
     }
 
     /// The client's headers as the server gets them: without its credentials, connection headers and
@@ -320,12 +298,12 @@ struct AnswerRecord {
 impl Drop for AnswerRecord {
     fn drop(&mut self) {
         let outcome = self.ended.or(self.watch.seen()).unwrap_or("client_gone");
-        self.front.record(
+        self.front.accounting.ended(
             self.caller.as_ref(),
             &self.session,
-            Some(&self.message),
+            &self.message,
             outcome,
-            self.begun,
+            self.begun.elapsed(),
         );
     }
 }

@@ -84,6 +84,59 @@ pub trait Checks: Send + Sync {
     fn record(&self, caller: Option<&Caller>, session: &str, message: &Value, outcome: &'static str, took: Duration);
 }
 
+/// What the server end does around each request of a client, whichever front serves it: the policy's
+/// decision before the request goes on, and its metrics and audit line once it has ended.
+pub struct Accounting {
+    checks: Option<Arc<dyn Checks>>,
+    metrics: Arc<ServeMetrics>,
+}
+
+impl Accounting {
+    /// Accounts with `checks` (none: every request is let through, and only counted).
+    pub fn new(checks: Option<Arc<dyn Checks>>) -> Self {
+        Self {
+            checks,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The counters, shared with what else counts the front's processes.
+    pub fn metrics(&self) -> &Arc<ServeMetrics> {
+        &self.metrics
+    }
+
+    /// Whether `caller` may send `message`; a refusal is counted and audited as `denied` here, and its
+    /// reason returned for the client.
+    pub fn admit(&self, caller: Option<&Caller>, session: &str, message: &Value) -> Result<(), String> {
+        let Some(checks) = &self.checks else {
+            return Ok(());
+        };
+        checks
+            .allow(caller, message)
+            .inspect_err(|_| self.ended(caller, session, message, "denied", Duration::ZERO))
+    }
+
+    /// One request ended with `outcome` after `took`: counted, and audited when something checks.
+    pub fn ended(
+        &self,
+        caller: Option<&Caller>,
+        session: &str,
+        message: &Value,
+        outcome: &'static str,
+        took: Duration,
+    ) {
+        self.metrics.answered(outcome, took);
+        if let Some(checks) = &self.checks {
+            checks.record(caller, session, message, outcome, took);
+        }
+    }
+}
+
+/// How a request its server answered ended: `error` for a JSON-RPC error, `ok` for a result.
+pub fn answer_outcome(answer: &Value) -> &'static str {
+    if answer.get("error").is_some() { "error" } else { "ok" }
+}
+
 /// The `_meta` key under which a server learns who calls (never the caller's token).
 pub const CALLER_META: &str = "dev.mcplex/caller";
 
@@ -122,8 +175,7 @@ impl Default for FrontLimits {
 pub struct StdioFront {
     pub(super) command: ServerCommand,
     pub(super) limits: FrontLimits,
-    pub(super) checks: Option<Arc<dyn Checks>>,
-    pub(super) metrics: Arc<ServeMetrics>,
+    pub(super) accounting: Accounting,
     sessions: Arc<Mutex<HashMap<String, Arc<Session>>>>,
     pub(super) pool: Arc<WarmPool>,
     /// The processes serving 2026-07-28 `subscriptions/listen` streams, one each.
@@ -139,18 +191,17 @@ impl StdioFront {
         checks: Option<Arc<dyn Checks>>,
         stop: CancellationToken,
     ) -> Result<Arc<Self>, NoRandomness> {
-        let metrics = Arc::new(ServeMetrics::default());
+        let accounting = Accounting::new(checks);
         let pool_limits = PoolLimits {
             size: limits.pool,
             call_timeout: limits.call_timeout,
             start_timeout: limits.start_timeout,
         };
-        let pool = WarmPool::new(command.clone(), pool_limits, metrics.clone())?;
+        let pool = WarmPool::new(command.clone(), pool_limits, accounting.metrics().clone())?;
         let front = Arc::new(Self {
             command,
             limits,
-            checks,
-            metrics,
+            accounting,
             sessions: Arc::default(),
             pool,
             listens: Arc::default(),
@@ -161,7 +212,7 @@ impl StdioFront {
 
     /// Its counters, for `/metrics`.
     pub fn metrics(&self) -> &ServeMetrics {
-        &self.metrics
+        self.accounting.metrics()
     }
 
     /// 2026-07-28 requests being served by the pool now.
@@ -281,11 +332,7 @@ impl StdioFront {
                 Err(e) => respond::error_with_status(StatusCode::OK, None, jsonrpc::TARGET_UNAVAILABLE, &e.to_string()),
             };
         }
-        if let Some(checks) = &self.checks
-            && let Err(reason) = checks.allow(caller.as_ref(), &message)
-        {
-            checks.record(caller.as_ref(), &session.id, &message, "denied", Duration::ZERO);
-            self.metrics.answered("denied", Duration::ZERO);
+        if let Err(reason) = self.accounting.admit(caller.as_ref(), &session.id, &message) {
             let mut response = respond::error_with_status(
                 StatusCode::OK,
                 Some(message["id"].clone()),
@@ -305,16 +352,13 @@ impl StdioFront {
         };
         let answer = session.request(&message, timeout).await;
         let outcome = match &answer {
-            Ok(answer) if answer.get("error").is_some() => "error",
-            Ok(_) => "ok",
+            Ok(answer) => answer_outcome(answer),
             Err(SessionError::Timeout(_)) => "timeout",
             Err(SessionError::DuplicateId(_)) => "error",
             Err(SessionError::Ended(_)) => "unavailable",
         };
-        self.metrics.answered(outcome, begun.elapsed());
-        if let Some(checks) = &self.checks {
-            checks.record(caller.as_ref(), &session.id, &message, outcome, begun.elapsed());
-        }
+        self.accounting
+            .ended(caller.as_ref(), &session.id, &message, outcome, begun.elapsed());
         if message["method"] == "initialize" && answer.is_err() {
             // A process that cannot even be initialised is no session to keep.
             self.end(&session, "it did not answer initialize");
@@ -359,8 +403,9 @@ impl StdioFront {
         sessions.insert(id, session.clone());
         drop(sessions);
         // A session whose process ends is forgotten: the client's next request gets 404 and starts afresh.
-        self.metrics.started();
-        let (sessions, ended, metrics) = (self.sessions.clone(), session.clone(), self.metrics.clone());
+        let metrics = self.accounting.metrics().clone();
+        metrics.started();
+        let (sessions, ended) = (self.sessions.clone(), session.clone());
         tokio::spawn(async move {
             ended.gone().cancelled().await;
             metrics.ended(&ended.end_reason());

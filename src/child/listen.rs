@@ -53,9 +53,10 @@ impl StdioFront {
             Ok(session) => session,
             Err(error) => return fail(StatusCode::OK, jsonrpc::TARGET_UNAVAILABLE, &error.to_string()),
         };
-        self.metrics.started();
+        let metrics = self.accounting.metrics().clone();
+        metrics.started();
         lock(&self.listens).insert(label.clone(), session.clone());
-        let (listens, metrics, watched) = (self.listens.clone(), self.metrics.clone(), session.clone());
+        let (listens, watched) = (self.listens.clone(), session.clone());
         tokio::spawn(async move {
             watched.gone().cancelled().await;
             metrics.ended(&watched.end_reason());

@@ -13,7 +13,7 @@ pub mod process;
 pub mod session;
 mod stateless;
 
-pub use front::{CALLER_META, Caller, Checks, FrontLimits, StdioFront};
+pub use front::{Accounting, CALLER_META, Caller, Checks, FrontLimits, StdioFront, answer_outcome};
 pub use process::ServerCommand;
 
 /// What mcplex says to a server process when it speaks as the process's client itself (a pool process, a

@@ -4,7 +4,7 @@
 //! `initialize`. A request that gives a progress token gets an SSE answer when
 //! the process reports progress or logs before it answers; otherwise the answer is plain JSON.
 
-use super::front::{Caller, StdioFront};
+use super::front::{Caller, StdioFront, answer_outcome};
 use super::pool::{Call, PoolError};
 use crate::downstream::modern;
 use crate::downstream::respond::{self, Body};
@@ -40,17 +40,7 @@ impl StdioFront {
             return *refusal;
         }
         let id = message["id"].clone();
-        if let Some(checks) = &self.checks
-            && let Err(reason) = checks.allow(caller.as_ref(), &message)
-        {
-            checks.record(
-                caller.as_ref(),
-                POOL_SESSION,
-                &message,
-                "denied",
-                std::time::Duration::ZERO,
-            );
-            self.metrics.answered("denied", std::time::Duration::ZERO);
+        if let Err(reason) = self.accounting.admit(caller.as_ref(), POOL_SESSION, &message) {
             return respond::error_with_status(StatusCode::OK, Some(id), jsonrpc::DENIED_BY_POLICY, &reason);
         }
         match raw.method() {
@@ -78,14 +68,12 @@ impl StdioFront {
             let begun = Instant::now();
             let answer = front.pool.serve(&call).await;
             let outcome = match &answer {
-                Ok(answer) if answer.get("error").is_some() => "error",
-                Ok(_) => "ok",
+                Ok(answer) => answer_outcome(answer),
                 Err(error) => error.outcome(),
             };
-            front.metrics.answered(outcome, begun.elapsed());
-            if let Some(checks) = &front.checks {
-                checks.record(caller.as_ref(), POOL_SESSION, &call.request, outcome, begun.elapsed());
-            }
+            front
+                .accounting
+                .ended(caller.as_ref(), POOL_SESSION, &call.request, outcome, begun.elapsed());
             answer.map_err(|error| (call.request["id"].clone(), error))
         };
         if !wants_events {

@@ -3,6 +3,7 @@
 //! instead of `ok` for any 200. Only the start of a JSON answer and events up to a size are read; a larger
 //! answer is a result (errors are small), and the answer is never held back.
 
+use crate::child::answer_outcome;
 use crate::protocol::sse::{SseDecoder, SseError};
 use serde_json::Value;
 
@@ -72,16 +73,12 @@ impl AnswerWatch {
     }
 }
 
-/// `error` for a JSON-RPC error response, `ok` for a result, `None` for any other message.
+/// The outcome a response says (`error` for a JSON-RPC error, `ok` for a result); `None` for any other
+/// message.
 fn outcome_of(json: &[u8]) -> Option<&'static str> {
     let message: Value = serde_json::from_slice(json).ok()?;
-    if message.get("error").is_some() {
-        Some("error")
-    } else if message.get("result").is_some() {
-        Some("ok")
-    } else {
-        None
-    }
+    let is_response = message.get("error").is_some() || message.get("result").is_some();
+    is_response.then(|| answer_outcome(&message))
 }
 
 #[cfg(test)]
