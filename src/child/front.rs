@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -64,13 +64,9 @@ impl Caller {
         if message.get("method").is_none() {
             return;
         }
-        if !message["params"].is_object() {
-            message["params"] = json!({});
+        if let Some(meta) = crate::protocol::meta_object(message) {
+            meta.insert(CALLER_META.into(), self.meta.clone());
         }
-        if !message["params"]["_meta"].is_object() {
-            message["params"]["_meta"] = json!({});
-        }
-        message["params"]["_meta"][CALLER_META] = self.meta.clone();
     }
 }
 

@@ -9,7 +9,7 @@ use super::front::{Caller, StdioFront, sse_body};
 use super::own_client;
 use super::session::Session;
 use crate::downstream::respond::{self, Body};
-use crate::protocol::{jsonrpc, meta, method};
+use crate::protocol::{self, jsonrpc, meta, method};
 use crate::sync::lock;
 use http::{Response, StatusCode};
 use serde_json::{Map, Value, json};
@@ -173,16 +173,9 @@ async fn relay(session: Arc<Session>, events: mpsc::Sender<Value>, wanted: Vec<&
 /// Writes the stream's subscription id into `params._meta`, whatever the process put there instead of
 /// objects (what a process writes must not be able to stop mcplex).
 fn with_subscription_id(message: &mut Value, id: &Value) {
-    let Some(object) = message.as_object_mut() else { return };
-    let params = object.entry("params").or_insert_with(|| json!({}));
-    if !params.is_object() {
-        *params = json!({});
+    if let Some(meta) = protocol::meta_object(message) {
+        meta.insert(meta::SUBSCRIPTION_ID.into(), id.clone());
     }
-    let slot = &mut params["_meta"];
-    if !slot.is_object() {
-        *slot = json!({});
-    }
-    slot[meta::SUBSCRIPTION_ID] = id.clone();
 }
 
 #[cfg(test)]

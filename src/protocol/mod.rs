@@ -212,6 +212,21 @@ pub fn strip_modern_meta(message: &mut Value) {
     }
 }
 
+/// The `params._meta` object of a message, made where it is missing and put in place of anything that
+/// is not an object (what a peer wrote there must not stop mcplex from writing its own keys); `None` for
+/// a message that is not an object.
+pub fn meta_object(message: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
+    let params = message.as_object_mut()?.entry("params").or_insert_with(|| json!({}));
+    if !params.is_object() {
+        *params = json!({});
+    }
+    let meta = params.as_object_mut()?.entry("_meta").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    meta.as_object_mut()
+}
+
 /// Gives a result mcplex wrote itself the shape the client's era expects (`resultType` in 2026-07-28).
 pub fn own_result(era: Era, mut result: serde_json::Value) -> serde_json::Value {
     if era == Era::Modern

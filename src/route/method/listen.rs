@@ -110,17 +110,7 @@ async fn merge(
 
 /// Writes the subscription id into `params._meta`, replacing whatever non-object a target put there.
 fn set_subscription_id(message: &mut Value, subscription_id: &Value) {
-    let Some(object) = message.as_object_mut() else { return };
-    let params = object.entry("params").or_insert_with(|| json!({}));
-    if !params.is_object() {
-        *params = json!({});
-    }
-    let Some(params) = params.as_object_mut() else { return };
-    let meta = params.entry("_meta").or_insert_with(|| json!({}));
-    if !meta.is_object() {
-        *meta = json!({});
-    }
-    if let Some(meta) = meta.as_object_mut() {
+    if let Some(meta) = crate::protocol::meta_object(message) {
         meta.insert(meta::SUBSCRIPTION_ID.into(), subscription_id.clone());
     }
 }
