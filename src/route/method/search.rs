@@ -183,12 +183,16 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         let text = "the tool index is not built yet; try again in a moment".to_owned();
         return tool_result(&inbound, text, None, true);
     };
-    // The words are matched while the endpoint embeds the query: the yield lets the connection's task
-    // send the embedding request (this runtime has one thread) before the lexical search takes it.
-    let (query_vector, lexical) = tokio::join!(query_vector(router, &search, &query), async {
-        tokio::task::yield_now().await;
-        indexed.index.search(&query)
-    });
+    // With an endpoint, the words are matched while it embeds the query: the yield lets the connection's
+    // task send the embedding request (this runtime has one thread) before the lexical search takes it.
+    let (query_vector, lexical) = if search.embeddings.is_some() {
+        tokio::join!(query_vector(router, &search, &query), async {
+            tokio::task::yield_now().await;
+            indexed.index.search(&query)
+        })
+    } else {
+        (None, indexed.index.search(&query))
+    };
     let principal = inbound.acting.as_deref().map(Acting::current);
     let policy = snapshot.config.policy.as_deref();
     // The index may be a little older than the catalog: each match is checked against the catalog now,
