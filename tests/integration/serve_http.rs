@@ -36,10 +36,7 @@ async fn fastmcp_http() -> (tokio::process::Child, String) {
         .spawn()
         .unwrap();
     let addr = format!("127.0.0.1:{port}");
-    until("the FastMCP server listens", || async {
-        tokio::net::TcpStream::connect(&addr).await.is_ok()
-    })
-    .await;
+    until_listening("the FastMCP server", &addr).await;
     (child, format!("http://{addr}/mcp"))
 }
 

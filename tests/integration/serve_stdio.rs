@@ -329,10 +329,7 @@ async fn the_binary_logs_each_stderr_line_with_its_session_and_leaves_no_process
         .spawn()
         .unwrap();
     let url = format!("http://{listen}/mcp");
-    until("mcplex serve listens", || async {
-        tokio::net::TcpStream::connect(&listen).await.is_ok()
-    })
-    .await;
+    until_listening("mcplex serve", &listen).await;
     let first = legacy_client(&url, Recorder::default()).await;
     let second = legacy_client(&url, Recorder::default()).await;
     assert_eq!(call_text(&first, "shout", json!({"lines": 3})).await, "done");

@@ -2,7 +2,7 @@
 
 #![allow(dead_code, deprecated)]
 
-pub use crate::support::wait::{PATIENCE, eventually, holds_for, until, within};
+pub use crate::support::wait::{PATIENCE, eventually, holds_for, until, until_listening, within};
 use mcplex::app::{Options, Sidecar};
 use mcplex_examples::everything::{Everything, Versions};
 use mcplex_examples::{self as examples, Example};

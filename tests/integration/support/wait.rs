@@ -42,6 +42,14 @@ where
     .await
 }
 
+/// Waits until something accepts connections at `addr` (a server started as a process of its own).
+pub async fn until_listening(what: &str, addr: &str) {
+    until(&format!("{what} listens at {addr}"), || async {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await
+}
+
 /// Awaits `future`, failing the test, naming `what` it waited for, if it takes longer than [`PATIENCE`].
 /// Tests that something does not wait on a hung peer give that peer a deadline far beyond [`PATIENCE`], so
 /// only the condition decides, never the machine's speed.
