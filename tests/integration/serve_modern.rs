@@ -136,7 +136,9 @@ async fn a_process_asking_for_input_is_parked_and_the_retry_answers_that_same_pr
 async fn in_the_pool_a_crash_or_a_hang_costs_only_its_own_request() {
     let limits = FrontLimits {
         pool: 1,
-        call_timeout: Duration::from_secs(3),
+        // Long enough for a Python process just started on a loaded machine to answer `pid`, short
+        // enough that the hang below is ended while the test waits.
+        call_timeout: Duration::from_secs(10),
         ..Default::default()
     };
     let served = Served::start(fastmcp(), limits).await;
