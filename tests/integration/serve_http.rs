@@ -180,6 +180,7 @@ async fn an_http_server_behind_serve_learns_who_calls_and_never_sees_a_token() {
         tokens.display()
     );
     let harness = Harness::start(&config_of(&url, &auth)).await;
+    harness.until_up(&["fm"]).await;
     let agent = harness.legacy_client().await;
     let said: Value = serde_json::from_str(&call_text(&agent, "fm_whoami", json!({})).await).unwrap();
     assert_eq!(said["caller"], json!({"sub": "pod"}), "{said}");

@@ -118,6 +118,7 @@ async fn a_process_asking_for_input_is_parked_and_the_retry_answers_that_same_pr
     // Through a sidecar that reaches serve in 2026-07-28: serve's state passes through the sidecar (which
     // did not issue it) both ways, and the retry reaches the process that asked.
     let harness = Harness::start(&config(&[("fm", &url, "")])).await;
+    harness.until_up(&["fm"]).await;
     let sidecar = harness.url();
     let (status, first) = modern_tool_call(&sidecar, "fm_ask", json!({}), json!({"elicitation": {}}), json!({})).await;
     assert_eq!(status, 200, "{first}");
@@ -195,6 +196,7 @@ async fn a_session_era_agent_behind_a_sidecar_answers_what_a_pooled_process_asks
     // this session-era agent as real requests.
     let served = Served::start(server_everything(), pool(2)).await;
     let harness = Harness::start(&config(&[("ev", &served.url, "")])).await;
+    harness.until_up(&["ev"]).await;
     let recorder = Recorder::default();
     let agent = legacy_client(&harness.url(), recorder.clone()).await;
     let sampled = call_text(
@@ -280,6 +282,7 @@ async fn a_listen_stream_gets_a_process_of_its_own_and_the_changes_it_asked_for(
 
     // A session-era agent behind a sidecar subscribes; the sidecar opens such a stream at serve.
     let harness = Harness::start(&config(&[("w", &served.url, "")])).await;
+    harness.until_up(&["w"]).await;
     let recorder = Recorder::default();
     let agent = legacy_client(&harness.url(), recorder.clone()).await;
     #[allow(deprecated)] // resources/subscribe is how a session-era client subscribes

@@ -245,6 +245,7 @@ async fn the_official_stdio_server_serves_rmcp_clients_directly_and_through_a_si
 
     // A 2026-07-28 agent through a sidecar that has the served server as its target.
     let harness = Harness::start(&config(&[("ev", &served.url, "")])).await;
+    harness.until_up(&["ev"]).await;
     let agent = harness.modern_client().await;
     let echoed = call_text(&agent, "ev_echo", json!({"message": "through the sidecar"})).await;
     assert!(echoed.contains("through the sidecar"), "{echoed}");
@@ -412,6 +413,7 @@ async fn over_mtls_only_a_sidecar_with_a_certificate_the_server_trusts_gets_thro
         ("anonymous", &served.url, &format!("tls: {{ ca: {dd}/ca.crt }}")),
     ]))
     .await;
+    harness.until_up(&["trusted"]).await;
     let agent = harness.modern_client().await;
     let pid: u32 = call_text(&agent, "trusted_pid", json!({})).await.parse().unwrap();
     assert!(pid > 0 && !served.front.pids().is_empty());
@@ -581,6 +583,7 @@ async fn bearer_tokens_are_checked_and_the_server_learns_who_calls_never_the_tok
         tokens.display()
     );
     let harness = Harness::start(&config(&[("tools", &served.url, &auth)])).await;
+    harness.until_up(&["tools"]).await;
     let agent = harness.modern_client().await;
     let said: Value = serde_json::from_str(&call_text(&agent, "tools_caller", json!({})).await).unwrap();
     assert_eq!(said, json!({"sub": "pod"}));

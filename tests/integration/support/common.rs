@@ -125,6 +125,17 @@ impl Harness {
     pub async fn status(&self) -> Value {
         reqwest::get(self.admin("/status")).await.unwrap().json().await.unwrap()
     }
+
+    /// Waits until `/status` shows each of `targets` listed. A target whose server process starts on
+    /// demand (`mcplex serve`) can take longer than the sidecar's start-up wait on a loaded machine.
+    pub async fn until_up(&self, targets: &[&str]) {
+        for name in targets {
+            until(&format!("target `{name}` is listed"), || async {
+                target_status(&self.status().await, name)["up"] == true
+            })
+            .await;
+        }
+    }
 }
 
 /// A config YAML listing `(name, url, extra yaml lines)` targets.
