@@ -16,7 +16,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -87,13 +87,19 @@ struct Baseline {
     embedder: bm25::Embedder<u32, ToolWords>,
     scorer: Scorer<u32, u32>,
     names: Vec<String>,
+    /// Each tool's definition, numbered: copies of one tool on several servers share a number.
+    definitions: Vec<usize>,
 }
 
 impl Baseline {
     fn new(pool: &[Server]) -> Self {
         let mut names = Vec::new();
         let mut documents = Vec::new();
+        let mut numbered: HashMap<String, usize> = HashMap::new();
+        let mut definitions = Vec::new();
         for tool in pool.iter().flat_map(|s| &s.tools) {
+            let next = numbered.len();
+            definitions.push(*numbered.entry(tool.to_string()).or_insert(next));
             let name = tool["name"].as_str().unwrap_or_default().to_owned();
             documents.push(format!("{name} {}", tool["description"].as_str().unwrap_or_default()));
             names.push(name);
@@ -108,14 +114,19 @@ impl Baseline {
             embedder,
             scorer,
             names,
+            definitions,
         }
     }
 
-    fn rank(&self, query: &str) -> Vec<String> {
+    /// The best matches; with `distinct`, each tool once however many servers offer it (as
+    /// `find_tools` returns them), so the table shows what that alone is worth.
+    fn rank(&self, query: &str, distinct: bool) -> Vec<String> {
         let mut matches = self.scorer.matches(&self.embedder.embed(query));
         matches.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        let mut seen = HashSet::new();
         matches
             .into_iter()
+            .filter(|m| !distinct || seen.insert(self.definitions[m.id as usize]))
             .take(DEPTH)
             .map(|m| self.names[m.id as usize].clone())
             .collect()
@@ -276,7 +287,11 @@ async fn main() {
             table
                 .entry((source.clone(), "BM25 over name and description (baseline)"))
                 .or_default()
-                .add(first_correct(&baseline.rank(&query.query), &query.labels));
+                .add(first_correct(&baseline.rank(&query.query, false), &query.labels));
+            table
+                .entry((source.clone(), "BM25 over name and description, each tool once"))
+                .or_default()
+                .add(first_correct(&baseline.rank(&query.query, true), &query.labels));
         }
         let begun = Instant::now();
         let found = find(&lexical, &query.query).await;

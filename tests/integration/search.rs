@@ -247,3 +247,39 @@ async fn a_profile_searches_only_its_own_tools_and_the_index_follows_the_targets
     .await;
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_tool_two_targets_offer_is_found_once_with_its_copy_named() {
+    let math = example(Example::Math).await;
+    // One server behind two targets (as with a credential each): every tool is offered twice.
+    let yaml = format!(
+        "{}toolSearch: {{ results: 4 }}\npolicy:\n  cedar: |\n    permit(principal, action, resource) unless {{ resource == Tool::\"math2_divide\" }};\n",
+        config(&[("math", &math.url(), ""), ("math2", &math.url(), "")])
+    );
+    let harness = Harness::start(&yaml).await;
+    let client = harness.modern_client().await;
+    let found = find(&client, json!({"query": "multiply two numbers"})).await;
+    let best = &found["tools"][0];
+    let (name, copy) = match best["name"].as_str().unwrap() {
+        "math_multiply" => ("math_multiply", json!([{"name": "math2_multiply", "target": "math2"}])),
+        "math2_multiply" => ("math2_multiply", json!([{"name": "math_multiply", "target": "math"}])),
+        other => panic!("{other} is not the best match: {found}"),
+    };
+    assert_eq!(best["copies"], copy, "{name}: {found}");
+    // Each result is another tool: the copies take no place of their own.
+    let tools = found["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 4, "{found}");
+    let originals: std::collections::HashSet<&str> = tools
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().split_once('_').unwrap().1)
+        .collect();
+    assert_eq!(originals.len(), 4, "{found}");
+    // A copy the caller may not call is not named; nor are copies outside the target asked for.
+    let found = find(&client, json!({"query": "divide a by b", "limit": 1})).await;
+    assert_eq!(found["tools"][0]["name"], "math_divide", "{found}");
+    assert!(found["tools"][0].get("copies").is_none(), "{found}");
+    let found = find(&client, json!({"query": "multiply two numbers", "target": "math2"})).await;
+    assert_eq!(found["tools"][0]["name"], "math2_multiply", "{found}");
+    assert!(found["tools"][0].get("copies").is_none(), "{found}");
+    client.cancel().await.unwrap();
+}

@@ -3,10 +3,12 @@
 //! one ([`semantic`], cosine similarity of sentence vectors). [`fuse`] joins their rankings by reciprocal
 //! rank. Pure data: built from the catalog's tools, asked with a query (or its vector), answering positions.
 
+pub mod copies;
 pub mod lexical;
 pub mod ranking;
 pub mod semantic;
 
+pub use copies::{Distinct, distinct, same_tool};
 pub use lexical::{SearchIndex, ToolWords, words};
 pub use ranking::BestFirst;
 pub use semantic::{DimensionMismatch, ToolVectors, VectorRows, embedding_text};

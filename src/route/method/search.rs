@@ -43,7 +43,16 @@ fn own_tools() -> &'static [Entry; 2] {
                 "target": {"type": "string", "description": "The server that provides it"},
                 "description": {"type": "string"},
                 "inputSchema": {"type": "object", "description": "The JSON Schema of its arguments"},
-                "score": {"type": "number", "description": "Relevance to the query; higher is better"}
+                "score": {"type": "number", "description": "Relevance to the query; higher is better"},
+                "copies": {
+                    "type": "array",
+                    "description": "The same tool on other servers (present when there are any): call whichever server the task is for",
+                    "items": {
+                        "type": "object",
+                        "properties": {"name": {"type": "string"}, "target": {"type": "string"}},
+                        "required": ["name", "target"]
+                    }
+                }
             },
             "required": ["name", "target", "inputSchema", "score"]
         });
@@ -223,11 +232,14 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
         Some((vectors, similar?))
     });
     // Each ranking is cut to what the caller may see before it is fused or cut to `limit`.
-    let ranked: Vec<(&Entry, f64)> = match semantic {
-        None => lexical
-            .filter_map(|f| Some((current(indexed.index.name(f.position)?)?, f64::from(f.score))))
-            .take(limit)
-            .collect(),
+    // Copies of one tool on several targets count once: the agent reads `limit` distinct tools.
+    let read_at_most = limit + FUSION_DEPTH;
+    let found: Vec<search::Distinct<'_>> = match semantic {
+        None => search::distinct(
+            lexical.filter_map(|f| Some((current(indexed.index.name(f.position)?)?, f64::from(f.score)))),
+            limit,
+            read_at_most,
+        ),
         Some((vectors, similar)) => {
             let depth = limit.max(FUSION_DEPTH);
             let words: Vec<Arc<str>> = lexical
@@ -242,26 +254,39 @@ pub async fn find_tools(router: &Arc<Router>, inbound: Inbound) -> Outcome {
                 .take(depth)
                 .cloned()
                 .collect();
-            search::fuse(&[words, meaning])
-                .into_iter()
-                .filter_map(|(name, score)| Some((current(&name)?, score)))
-                .take(limit)
-                .collect()
+            let fused = search::fuse(&[words, meaning]);
+            search::distinct(
+                fused
+                    .into_iter()
+                    .filter_map(|(name, score)| Some((current(&name)?, score))),
+                limit,
+                read_at_most,
+            )
         }
     };
     let mut names = Vec::with_capacity(limit);
-    let tools: Vec<Value> = ranked
+    let tools: Vec<Value> = found
         .into_iter()
-        .map(|(entry, score)| {
+        .map(|found| {
+            let entry = found.entry;
             names.push(entry.exposed.clone());
             let tool: Value = serde_json::from_str(&entry.json).unwrap_or_default();
-            json!({
+            let mut result = json!({
                 "name": entry.exposed,
                 "target": entry.target,
                 "description": tool.get("description").cloned().unwrap_or(Value::Null),
                 "inputSchema": tool.get("inputSchema").cloned().unwrap_or_else(|| json!({"type": "object"})),
-                "score": (score * 1e5).round() / 1e5,
-            })
+                "score": (found.score * 1e5).round() / 1e5,
+            });
+            if !found.copies.is_empty() {
+                let copies: Vec<Value> = found
+                    .copies
+                    .iter()
+                    .map(|copy| json!({"name": copy.exposed, "target": copy.target}))
+                    .collect();
+                result["copies"] = copies.into();
+            }
+            result
         })
         .collect();
     router.metrics.search.searched(tools.len());
