@@ -77,6 +77,9 @@ impl Scores {
     }
 }
 
+/// Searches whose time is also left out of a second reading of the percentiles.
+const WARMING: usize = 10;
+
 /// The 1-based rank of the first tool (by its name on its server) that is one of `labels`.
 fn first_correct(originals: &[String], labels: &[String]) -> Option<usize> {
     originals.iter().position(|name| labels.contains(name)).map(|i| i + 1)
@@ -177,17 +180,18 @@ async fn wait_status(status: &str, what: &str, patience: Duration, ready: impl F
     }
 }
 
-/// `find_tools` for `query`: each result's name on its server.
-async fn find(client: &RunningService<RoleClient, ()>, query: &str) -> Vec<String> {
+/// `find_tools` for `query`: each result's name on its server, and the size of the answer's text.
+async fn find(client: &RunningService<RoleClient, ()>, query: &str) -> (Vec<String>, usize) {
     let arguments = json!({"query": query, "limit": DEPTH});
     let params = CallToolRequestParams::new("find_tools").with_arguments(arguments.as_object().unwrap().clone());
     let result = serde_json::to_value(client.call_tool(params).await.expect("find_tools answers")).unwrap();
     if result["isError"] == true {
         // A query find_tools refuses (one longer than it reads) finds nothing; the table counts it a miss.
         eprintln!("find_tools refused a query: {}", result["content"][0]["text"]);
-        return Vec::new();
+        return (Vec::new(), 0);
     }
-    result["structuredContent"]["tools"]
+    let size = result["content"][0]["text"].as_str().map_or(0, str::len);
+    let names = result["structuredContent"]["tools"]
         .as_array()
         .expect("tools")
         .iter()
@@ -195,7 +199,8 @@ async fn find(client: &RunningService<RoleClient, ()>, query: &str) -> Vec<Strin
             let (name, target) = (t["name"].as_str().unwrap(), t["target"].as_str().unwrap());
             name.strip_prefix(&format!("{target}_")).unwrap_or(name).to_owned()
         })
-        .collect()
+        .collect();
+    (names, size)
 }
 
 #[tokio::main]
@@ -279,6 +284,7 @@ async fn main() {
     };
     let mut table: BTreeMap<(String, &str), Scores> = BTreeMap::new();
     let (mut lexical_times, mut fused_times, mut endpoint_times) = (Vec::new(), Vec::new(), Vec::new());
+    let mut lexical_sizes: Vec<(Duration, usize, usize)> = Vec::new();
     let http = reqwest::Client::new();
     let mut sources = HashSet::new();
     for query in &queries {
@@ -294,8 +300,9 @@ async fn main() {
                 .add(first_correct(&baseline.rank(&query.query, true), &query.labels));
         }
         let begun = Instant::now();
-        let found = find(&lexical, &query.query).await;
+        let (found, size) = find(&lexical, &query.query).await;
         lexical_times.push(begun.elapsed());
+        lexical_sizes.push((begun.elapsed(), size, lexical_sizes.len() + 1));
         for source in [query.source.clone(), "all".to_owned()] {
             table
                 .entry((source, "find_tools, lexical"))
@@ -304,7 +311,7 @@ async fn main() {
         }
         if let Some(client) = &fused_client {
             let begun = Instant::now();
-            let found = find(client, &query.query).await;
+            let (found, _) = find(client, &query.query).await;
             fused_times.push(begun.elapsed());
             // The endpoint alone, asked for the query's vector as the sidecar asks for it.
             if let Some((_, url)) = &embedding {
@@ -327,21 +334,49 @@ async fn main() {
     for ((source, method), scores) in &table {
         println!("{}", scores.row(method, source));
     }
+    // What the slowest answers carry: a result holds each tool's whole definition twice (structured and
+    // as text), and a few public definitions are over 100 KB.
+    lexical_sizes.sort_by_key(|(took, _, _)| std::cmp::Reverse(*took));
+    let kb = |sizes: &[(Duration, usize, usize)]| {
+        sizes.iter().map(|(_, size, _)| *size).sum::<usize>() as f64 / sizes.len().max(1) as f64 / 1e3
+    };
+    let slowest = &lexical_sizes[..lexical_sizes.len().min(8)];
+    println!(
+        "find_tools answers, lexical: mean text {:.1} KB; the 8 slowest: {} (mean text {:.1} KB)",
+        kb(&lexical_sizes),
+        slowest
+            .iter()
+            .map(|(took, size, nth)| format!("#{nth} {:.0} ms {:.0} KB", took.as_secs_f64() * 1e3, *size as f64 / 1e3))
+            .collect::<Vec<_>>()
+            .join(", "),
+        kb(slowest)
+    );
     for (method, mut times) in [
         ("lexical", lexical_times),
         ("lexical + all-MiniLM-L6-v2", fused_times),
         ("the endpoint alone, embedding the query", endpoint_times),
     ] {
-        if times.is_empty() {
+        if times.len() <= WARMING {
             continue;
         }
-        times.sort();
-        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+        // The first searches meet a sidecar (and 831 servers in this process) still finishing its start.
+        let first: Vec<String> = times[..3]
+            .iter()
+            .map(|t| format!("{:.1}", t.as_secs_f64() * 1e3))
+            .collect();
+        let mut warm = times[WARMING..].to_vec();
+        for times in [&mut times, &mut warm] {
+            times.sort();
+        }
+        let at = |times: &[Duration], q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
         let mean = times.iter().map(Duration::as_secs_f64).sum::<f64>() / times.len() as f64 * 1e3;
         println!(
-            "find_tools round trip, {method}: p50 {:.2} ms, p99 {:.2} ms, mean {mean:.2} ms",
-            at(0.5),
-            at(0.99)
+            "find_tools round trip, {method}: p50 {:.2} ms, p99 {:.2} ms, mean {mean:.2} ms; after the first {WARMING}: p50 {:.2} ms, p99 {:.2} ms; the first three {} ms",
+            at(&times, 0.5),
+            at(&times, 0.99),
+            at(&warm, 0.5),
+            at(&warm, 0.99),
+            first.join(" / ")
         );
     }
     // Each sidecar's own account: the whole search, and the endpoint's share of it, as seen from inside.

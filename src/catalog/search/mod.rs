@@ -1,7 +1,8 @@
 //! Finding tools among thousands. Two signals rank a catalog's tools for a query: the lexical one
 //! ([`lexical`], BM25 over the tools' words) and, when an embedding endpoint is configured, the semantic
 //! one ([`semantic`], cosine similarity of sentence vectors). [`fuse`] joins their rankings by reciprocal
-//! rank. Pure data: built from the catalog's tools, asked with a query (or its vector), answering positions.
+//! rank, and [`copies`] keeps one tool offered by several targets to one result. Pure data: built from the
+//! catalog's tools, asked with a query (or its vector), answering positions.
 
 pub mod copies;
 pub mod lexical;
