@@ -121,18 +121,20 @@ impl Baseline {
         }
     }
 
-    /// The best matches; with `distinct`, each tool once however many servers offer it (as
+    /// The best matches, and the same with each tool once however many servers offer it (as
     /// `find_tools` returns them), so the table shows what that alone is worth.
-    fn rank(&self, query: &str, distinct: bool) -> Vec<String> {
+    fn rank(&self, query: &str) -> (Vec<String>, Vec<String>) {
         let mut matches = self.scorer.matches(&self.embedder.embed(query));
         matches.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        let ids = || matches.iter().map(|m| m.id as usize);
         let mut seen = HashSet::new();
-        matches
-            .into_iter()
-            .filter(|m| !distinct || seen.insert(self.definitions[m.id as usize]))
-            .take(DEPTH)
-            .map(|m| self.names[m.id as usize].clone())
-            .collect()
+        let distinct = ids().filter(|&id| seen.insert(self.definitions[id]));
+        (self.names_of(ids()), self.names_of(distinct))
+    }
+
+    /// The names of the first [`DEPTH`] of `ids`.
+    fn names_of(&self, ids: impl Iterator<Item = usize>) -> Vec<String> {
+        ids.take(DEPTH).map(|id| self.names[id].clone()).collect()
     }
 }
 
@@ -284,25 +286,26 @@ async fn main() {
     };
     let mut table: BTreeMap<(String, &str), Scores> = BTreeMap::new();
     let (mut lexical_times, mut fused_times, mut endpoint_times) = (Vec::new(), Vec::new(), Vec::new());
-    let mut lexical_sizes: Vec<(Duration, usize, usize)> = Vec::new();
+    let mut lexical_sizes: Vec<usize> = Vec::new();
     let http = reqwest::Client::new();
     let mut sources = HashSet::new();
     for query in &queries {
         sources.insert(query.source.clone());
+        let (every, distinct) = baseline.rank(&query.query);
         for source in [query.source.clone(), "all".to_owned()] {
             table
                 .entry((source.clone(), "BM25 over name and description (baseline)"))
                 .or_default()
-                .add(first_correct(&baseline.rank(&query.query, false), &query.labels));
+                .add(first_correct(&every, &query.labels));
             table
                 .entry((source.clone(), "BM25 over name and description, each tool once"))
                 .or_default()
-                .add(first_correct(&baseline.rank(&query.query, true), &query.labels));
+                .add(first_correct(&distinct, &query.labels));
         }
         let begun = Instant::now();
         let (found, size) = find(&lexical, &query.query).await;
         lexical_times.push(begun.elapsed());
-        lexical_sizes.push((begun.elapsed(), size, lexical_sizes.len() + 1));
+        lexical_sizes.push(size);
         for source in [query.source.clone(), "all".to_owned()] {
             table
                 .entry((source, "find_tools, lexical"))
@@ -336,20 +339,27 @@ async fn main() {
     }
     // What the slowest answers carry: a result holds each tool's whole definition twice (structured and
     // as text), and a few public definitions are over 100 KB.
-    lexical_sizes.sort_by_key(|(took, _, _)| std::cmp::Reverse(*took));
-    let kb = |sizes: &[(Duration, usize, usize)]| {
-        sizes.iter().map(|(_, size, _)| *size).sum::<usize>() as f64 / sizes.len().max(1) as f64 / 1e3
+    let kb = |sizes: &mut dyn Iterator<Item = usize>| {
+        let (total, count) = sizes.fold((0, 0), |(total, count), size| (total + size, count + 1));
+        total as f64 / f64::from(count.max(1)) / 1e3
     };
-    let slowest = &lexical_sizes[..lexical_sizes.len().min(8)];
+    let mut slowest: Vec<usize> = (0..lexical_times.len()).collect();
+    slowest.sort_by_key(|&i| std::cmp::Reverse(lexical_times[i]));
+    slowest.truncate(8);
     println!(
         "find_tools answers, lexical: mean text {:.1} KB; the 8 slowest: {} (mean text {:.1} KB)",
-        kb(&lexical_sizes),
+        kb(&mut lexical_sizes.iter().copied()),
         slowest
             .iter()
-            .map(|(took, size, nth)| format!("#{nth} {:.0} ms {:.0} KB", took.as_secs_f64() * 1e3, *size as f64 / 1e3))
+            .map(|&i| format!(
+                "#{} {:.0} ms {:.0} KB",
+                i + 1,
+                lexical_times[i].as_secs_f64() * 1e3,
+                lexical_sizes[i] as f64 / 1e3
+            ))
             .collect::<Vec<_>>()
             .join(", "),
-        kb(slowest)
+        kb(&mut slowest.iter().map(|&i| lexical_sizes[i]))
     );
     for (method, mut times) in [
         ("lexical", lexical_times),

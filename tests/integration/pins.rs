@@ -47,10 +47,6 @@ fn count_events(recorder: &Recorder, kind: &str) -> usize {
     recorder.events().iter().filter(|e| e["kind"] == kind).count()
 }
 
-fn metric(page: &str, series: &str) -> Option<f64> {
-    page.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
-
 #[tokio::test]
 async fn pins_from_mcplex_pins_hold_back_every_kind_of_drift_until_it_reverts() {
     let upstream = everything(Versions::All).await;

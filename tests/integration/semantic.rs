@@ -102,12 +102,7 @@ async fn a_query_finds_by_meaning_what_shares_no_word_with_it() {
     assert!(page.contains(&format!("mcplex_tool_search_vectors {tools}")), "{page}");
     // Each search's time inside the sidecar and the endpoint's share of it (the two searches above,
     // plus the one while the key was refused, which had no vectors and embedded no query).
-    let sample = |name: &str| {
-        page.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|n| n.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("{name} in {page}"))
-    };
+    let sample = |name: &str| metric(&page, name).unwrap_or_else(|| panic!("{name} in {page}"));
     assert_eq!(sample("mcplex_tool_search_query_embedding_seconds_count"), 2.0);
     assert_eq!(sample("mcplex_tool_search_duration_seconds_count"), 3.0);
     assert!(
@@ -153,10 +148,7 @@ async fn a_query_finds_by_meaning_what_shares_no_word_with_it() {
 
 /// A counter's value on a `/metrics` page.
 fn counter(page: &str, name: &str) -> u64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{name} in {page}"))
+    metric(page, name).unwrap_or_else(|| panic!("{name} in {page}")) as u64
 }
 
 #[tokio::test]

@@ -138,6 +138,12 @@ impl Harness {
     }
 }
 
+/// The value of one series (its name and labels, exactly as written) on a Prometheus `/metrics` page.
+pub fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// A config YAML listing `(name, url, extra yaml lines)` targets.
 pub fn config(targets: &[(&str, &str, &str)]) -> String {
     let mut yaml = String::from("targets:\n");
